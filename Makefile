@@ -1,0 +1,79 @@
+# intact — plain Makefile. `make` builds build/intact; `make check` runs every test;
+# `make check SANITIZE=1` does the same under AddressSanitizer + UBSan (in build-san/).
+CC      ?= cc
+SANITIZE ?= 0
+OPT     ?= -O2
+BUILD   := $(if $(filter 1,$(SANITIZE)),build-san,build)
+SAN_ON   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
+SANFLAGS := $(if $(filter 1,$(SANITIZE)),$(SAN_ON),)
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread $(SANFLAGS)
+LDLIBS  := -lm -pthread
+LDFLAGS += $(SANFLAGS)
+
+# x86 SIMD kernels live in *_avx2.c / *_avx512.c and get their ISA flags per file; the rest of the
+# binary stays baseline x86-64 and picks kernels at run time.
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
+
+LIB_SRC  := $(wildcard src/core/*.c src/io/*.c src/model/*.c src/kernels/*.c src/forward/*.c \
+                       src/kv/*.c src/eval/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB      := $(BUILD)/libintact.a
+BIN      := $(BUILD)/intact
+
+SHARED ?= ../shared
+export INTACT_SHARED := $(abspath $(SHARED))
+
+.PHONY: all check test-bins demo bench clean goldens
+all: $(BIN)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+test-bins: $(TESTS) $(BIN)
+
+# Every test program prints "<name>: N passed, N failed"; tests/run.sh sums them into one line.
+check: test-bins
+	@INTACT_BIN=$(abspath $(BIN)) sh tests/run.sh $(TESTS)
+
+demo: $(BIN)
+	./$(BIN) run -m $(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin \
+	    -p "Once upon a time" -n 200 --temp 0
+
+bench: $(BIN)
+	sh bench/run.sh
+
+# Regenerate tests/goldens with the independent PyTorch reference (needs Debian python3-torch).
+goldens:
+	/usr/bin/python3 tests/ref/llama_ref.py --shared $(SHARED) --out tests/goldens
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

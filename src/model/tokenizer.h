@@ -1,0 +1,31 @@
+// Tokenizers: SentencePiece-style (llama2.c tokenizer.bin, GGUF tokenizer.ggml.model = "llama")
+// and GPT-2 byte-level BPE (GGUF "gpt2": LLaMA-3 / Qwen2 pre-tokenizers).
+#ifndef IT_MODEL_TOKENIZER_H
+#define IT_MODEL_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "intact.h"
+#include "io/gguf.h"
+
+enum tok_kind { TOK_SPM = 0, TOK_GPT2 = 1 };
+
+typedef struct tok_vocab tok_vocab;
+
+tok_vocab *tok_load_llama2c(const char *path, int n_vocab, intact_error *err);
+tok_vocab *tok_parse_llama2c(const void *data, size_t size, int n_vocab, intact_error *err);
+tok_vocab *tok_load_gguf(const gguf_file *f, intact_error *err);
+void tok_free(tok_vocab *v);
+
+int tok_kind(const tok_vocab *v);
+int tok_n_vocab(const tok_vocab *v);
+int tok_bos(const tok_vocab *v);   // -1 if none
+int tok_eos(const tok_vocab *v);
+
+// Same contract as intact_tokenize.
+int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,
+               int32_t *out, int max, intact_error *err);
+// Same contract as intact_token_to_text.
+int tok_decode(const tok_vocab *v, int32_t prev, int32_t id, char *buf, int cap);
+
+#endif
