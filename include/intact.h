@@ -142,6 +142,25 @@ typedef struct intact_kld_result {
 int intact_eval_kld(const intact_model *m, const intact_model *base, const char *text, size_t len,
                     const intact_eval_params *p, intact_kld_result *out, intact_error *err);
 
+// ---------------------------------------------------------------- benchmark
+typedef struct intact_bench_params {
+    int n_prompt;      // prefill length (tokens, one batch)
+    int n_gen;         // tokens decoded one at a time after the prefill
+    int n_threads;
+    uint64_t seed;     // the prompt is random token ids
+} intact_bench_params;
+
+typedef struct intact_bench_result {
+    double prefill_s, decode_s;
+    double prefill_tok_s, decode_tok_s;
+    double decode_bytes_per_token;   // weights + KV read per decoded token (mean over the run)
+    double decode_gb_s;              // decode_bytes_per_token * decode_tok_s
+} intact_bench_result;
+int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
+                 intact_error *err);
+// Streams a buffer much larger than the caches with n_threads readers; GB/s (1e9 bytes).
+double intact_measure_read_bandwidth(int n_threads, size_t bytes);
+
 #ifdef __cplusplus
 }
 #endif

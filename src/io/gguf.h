@@ -45,6 +45,10 @@ int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out, intact_erro
 int gguf_get_f32(const gguf_file *f, const char *key, float *out, intact_error *err); // f32 or f64
 // NUL-terminated copy owned by f; *len (optional) gets the byte length.
 const char *gguf_get_str(const gguf_file *f, const char *key, size_t *len, intact_error *err);
+// Additions: exact signed/double/bool reads (gguf_get_i64 accepts any integer that fits).
+int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out, intact_error *err);
+int gguf_get_f64(const gguf_file *f, const char *key, double *out, intact_error *err); // f32 or f64
+int gguf_get_bool(const gguf_file *f, const char *key, int *out, intact_error *err);
 
 // Arrays: element type (enum gguf_vtype) and count. Numeric elements are read by index with
 // conversion; string elements by index (pointer into the mapping, NOT NUL-terminated).
@@ -52,6 +56,10 @@ int gguf_get_arr(const gguf_file *f, const char *key, int *elem_type, uint64_t *
 int gguf_arr_f32(const gguf_file *f, const char *key, uint64_t i, float *out);    // numeric -> float
 int gguf_arr_i64(const gguf_file *f, const char *key, uint64_t i, int64_t *out);  // integer -> i64
 const char *gguf_arr_str(const gguf_file *f, const char *key, uint64_t i, size_t *len);
+
+// general.alignment (default 32) and the file offset where the tensor data section starts.
+uint32_t gguf_alignment(const gguf_file *f);
+size_t gguf_data_offset(const gguf_file *f);
 
 int64_t gguf_n_tensors(const gguf_file *f);
 const gguf_tensor_info *gguf_tensor(const gguf_file *f, int64_t i);

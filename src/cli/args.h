@@ -1,0 +1,24 @@
+// Strict command-line parsing for the subcommands: each declares its flags in a table; anything
+// not in the table, a missing value or a malformed number is an error with a one-line message.
+#ifndef IT_CLI_ARGS_H
+#define IT_CLI_ARGS_H
+
+#include <stdint.h>
+
+enum arg_kind { ARG_STR, ARG_INT, ARG_FLOAT, ARG_FLAG, ARG_U64 };
+
+typedef struct cli_opt {
+    const char *lng;     // "--temp"
+    const char *shrt;    // "-t" or NULL
+    int kind;            // enum arg_kind
+    void *dst;           // const char **, int *, float *, int * (flag), uint64_t *
+    const char *meta;    // "N", "PATH", ... (NULL for flags)
+    const char *help;
+    double lo, hi;       // accepted range for numbers (inclusive)
+} cli_opt;
+
+// Returns 0 on success, 1 if --help was printed, -1 on error (message printed to stderr).
+int cli_parse(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts, int argc, char **argv);
+void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts, void *stream);
+
+#endif

@@ -1,0 +1,55 @@
+// `intact bench`: prefill and decode speed, decode bytes/token against this machine's measured
+// read bandwidth (same run, same threads), and peak RSS.
+#include <stdio.h>
+
+#include "cli/args.h"
+#include "cli/common.h"
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *tok = NULL;
+    int threads = 1, n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
+    const cli_opt opts[] = {
+        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default 1)", 1, 256},
+        {"--n-prompt", "-p", ARG_INT, &n_prompt, "N", "prefill tokens (default 128)", 1, 1 << 20},
+        {"--n-gen", "-n", ARG_INT, &n_gen, "N", "decoded tokens (default 64)", 0, 1 << 20},
+        {"--no-bandwidth", NULL, ARG_FLAG, &no_bw, NULL, "skip the memory bandwidth measurement", 0, 0},
+        {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
+    };
+    int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, 7, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    intact_model *m = cli_load_model("bench", model, tok);
+    if (!m) return 1;
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    intact_bench_params p = {n_prompt, n_gen, threads, 1};
+    intact_bench_result r;
+    intact_error err = {0, ""};
+    if (intact_bench(m, &p, &r, &err) != 0) {
+        fprintf(stderr, "intact bench: %s\n", err.msg);
+        intact_model_free(m);
+        return 1;
+    }
+    double rss = cli_peak_rss_mb();
+    double bw = no_bw ? 0 : intact_measure_read_bandwidth(threads, (size_t)1 << 30);
+    double frac = bw > 0 ? r.decode_gb_s / bw : 0;
+    if (json) {
+        printf("{\"model\":");
+        cli_json_str(stdout, in.name);
+        printf(",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
+               "\"weight_bytes\":%llu,\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.3f,"
+               "\"mem_bw_gb_s\":%.3f,\"bw_fraction\":%.4f,\"peak_rss_mb\":%.1f}\n",
+               threads, n_prompt, n_gen, r.prefill_tok_s, r.decode_tok_s, (unsigned long long)in.weight_bytes,
+               r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss);
+    } else {
+        printf("model       %s, %.2f GiB of weights, %d threads\n", in.name, in.weight_bytes / 1073741824.0, threads);
+        printf("prefill     %d tokens: %.2f tok/s\n", n_prompt, r.prefill_tok_s);
+        printf("decode      %d tokens: %.2f tok/s, %.1f MB read per token = %.2f GB/s\n", n_gen, r.decode_tok_s,
+               r.decode_bytes_per_token / 1e6, r.decode_gb_s);
+        if (bw > 0) printf("bandwidth   %.2f GB/s measured read bandwidth; decode reaches %.0f%% of it\n", bw, 100 * frac);
+        printf("peak RSS    %.1f MiB (weights are mmapped: pages of the file count once touched)\n", rss);
+    }
+    intact_model_free(m);
+    return 0;
+}

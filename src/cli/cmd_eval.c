@@ -1,0 +1,102 @@
+// `intact ppl` and `intact kld`.
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/args.h"
+#include "cli/common.h"
+
+typedef struct {
+    const char *model, *tok, *file, *base;
+    int n_ctx, chunks, threads, json;
+} eval_flags;
+
+static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, char **argv) {
+    const cli_opt opts[] = {
+        {"--model", "-m", ARG_STR, &f->model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--tokenizer", "-z", ARG_STR, &f->tok, "PATH", "llama2.c tokenizer.bin (used for both models)", 0, 0},
+        {"--file", "-f", ARG_STR, &f->file, "PATH", "text to evaluate", 0, 0},
+        {"--ctx-size", "-c", ARG_INT, &f->n_ctx, "N", "chunk length incl. BOS (default min(512, model ctx))", 2, 1 << 20},
+        {"--chunks", NULL, ARG_INT, &f->chunks, "N", "evaluate at most N chunks (default all)", 0, 1 << 30},
+        {"--threads", "-t", ARG_INT, &f->threads, "N", "threads (default 1)", 1, 256},
+        {"--json", NULL, ARG_FLAG, &f->json, NULL, "print the result as JSON", 0, 0},
+        {"--base", NULL, ARG_STR, &f->base, "PATH", "base (reference) model for KL divergence", 0, 0},
+    };
+    const char *syn = with_base ? "-m MODEL --base BASE_MODEL -f TEXT [-c CTX] [--json]"
+                                : "-m MODEL -f TEXT [-c CTX] [--chunks N] [--json]";
+    int rc = cli_parse(cmd, syn, opts, with_base ? 8 : 7, argc, argv);
+    if (rc) return rc;
+    if (!f->file) {
+        fprintf(stderr, "intact %s: no text given (-f FILE)\n", cmd);
+        return -1;
+    }
+    if (with_base && !f->base) {
+        fprintf(stderr, "intact %s: no base model given (--base BASE_MODEL)\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static int default_ctx(intact_model *m, int n_ctx) {
+    if (n_ctx) return n_ctx;
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    return in.ctx_len < 512 ? in.ctx_len : 512;
+}
+
+int cmd_ppl(int argc, char **argv) {
+    eval_flags f = {0};
+    f.threads = 1;
+    int rc = parse_eval("ppl", 0, &f, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    size_t len;
+    char *text = cli_read_file("ppl", f.file, &len);
+    if (!text) return 1;
+    intact_model *m = cli_load_model("ppl", f.model, f.tok);
+    if (!m) { free(text); return 1; }
+    intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks"};
+    intact_ppl_result r;
+    intact_error err = {0, ""};
+    rc = intact_eval_ppl(m, text, len, &p, &r, &err);
+    if (rc != 0) fprintf(stderr, "intact ppl: %s\n", err.msg);
+    else if (f.json)
+        printf("{\"ppl\":%.6f,\"nll\":%.6f,\"tokens\":%lld,\"chunks\":%d,\"ctx\":%d}\n", r.ppl, r.nll,
+               (long long)r.tokens, r.chunks, p.n_ctx);
+    else
+        printf("perplexity %.4f (nll %.5f nats/token) over %lld tokens in %d chunks of %d\n", r.ppl, r.nll,
+               (long long)r.tokens, r.chunks, p.n_ctx);
+    free(text);
+    intact_model_free(m);
+    return rc ? 1 : 0;
+}
+
+int cmd_kld(int argc, char **argv) {
+    eval_flags f = {0};
+    f.threads = 1;
+    int rc = parse_eval("kld", 1, &f, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    size_t len;
+    char *text = cli_read_file("kld", f.file, &len);
+    if (!text) return 1;
+    intact_model *m = cli_load_model("kld", f.model, f.tok);
+    intact_model *base = m ? cli_load_model("kld", f.base, f.tok) : NULL;
+    rc = 1;
+    if (base) {
+        intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks"};
+        intact_kld_result r;
+        intact_error err = {0, ""};
+        rc = intact_eval_kld(m, base, text, len, &p, &r, &err);
+        if (rc != 0) fprintf(stderr, "intact kld: %s\n", err.msg);
+        else if (f.json)
+            printf("{\"kld_mean\":%.8f,\"kld_p99\":%.8f,\"top1\":%.6f,\"ppl\":%.6f,\"ppl_base\":%.6f,"
+                   "\"tokens\":%lld,\"chunks\":%d}\n", r.kld_mean, r.kld_p99, r.top1, r.ppl, r.ppl_base,
+                   (long long)r.tokens, r.chunks);
+        else
+            printf("KL(base||model) mean %.6f, p99 %.6f, top-1 agreement %.2f%%, ppl %.4f vs base %.4f "
+                   "(%lld tokens)\n", r.kld_mean, r.kld_p99, 100 * r.top1, r.ppl, r.ppl_base, (long long)r.tokens);
+        rc = rc ? 1 : 0;
+    }
+    free(text);
+    intact_model_free(m);
+    intact_model_free(base);
+    return rc;
+}

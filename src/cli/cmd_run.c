@@ -1,0 +1,153 @@
+// `intact run` (generation) and `intact tokenize`.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/common.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Tokenizes with BOS; returns a malloc'd array or NULL (error printed).
+static int32_t *tokenize_all(const char *cmd, intact_model *m, const char *text, size_t len, int bos, int *n) {
+    intact_error err = {0, ""};
+    int k = intact_tokenize(m, text, len, bos, NULL, 0, &err);
+    int32_t *ids = k >= 0 ? malloc(((size_t)k + 1) * sizeof *ids) : NULL;
+    if (ids && intact_tokenize(m, text, len, bos, ids, k, &err) == k) {
+        *n = k;
+        return ids;
+    }
+    fprintf(stderr, "intact %s: %s\n", cmd, k < 0 ? err.msg : "out of memory");
+    free(ids);
+    return NULL;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *model = NULL, *tok = NULL, *prompt = NULL, *prompt_file = NULL;
+    int n_gen = 128, threads = 1, n_ctx = 0, show_stats = 0;
+    float temp = 0.8f, top_p = 0.95f;
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    const cli_opt opts[] = {
+        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
+        {"--prompt", "-p", ARG_STR, &prompt, "TEXT", "prompt (default: empty, BOS only)", 0, 0},
+        {"--file", "-f", ARG_STR, &prompt_file, "PATH", "read the prompt from a file", 0, 0},
+        {"--n-predict", "-n", ARG_INT, &n_gen, "N", "tokens to generate (default 128)", 0, 1 << 24},
+        {"--temp", NULL, ARG_FLOAT, &temp, "T", "temperature; 0 = greedy (default 0.8)", 0, 100},
+        {"--top-p", NULL, ARG_FLOAT, &top_p, "P", "nucleus sampling threshold (default 0.95; 1 = off)", 0, 1},
+        {"--seed", NULL, ARG_U64, &seed, "S", "random seed (default: from the clock)", 0, 0},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default 1)", 1, 256},
+        {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
+        {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
+    };
+    int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, 11, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (prompt && prompt_file) {
+        fprintf(stderr, "intact run: give either -p or -f, not both\n");
+        return 2;
+    }
+    size_t plen = prompt ? strlen(prompt) : 0;
+    char *fbuf = NULL;
+    if (prompt_file && !(fbuf = cli_read_file("run", prompt_file, &plen))) return 1;
+    const char *text = fbuf ? fbuf : prompt ? prompt : "";
+    intact_model *m = cli_load_model("run", model, tok);
+    if (!m) { free(fbuf); return 1; }
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    int n_prompt = 0;
+    int32_t *ids = tokenize_all("run", m, text, plen, 1, &n_prompt);
+    free(fbuf);
+    if (!ids) { intact_model_free(m); return 1; }
+    if (n_ctx == 0) n_ctx = in.ctx_len;
+    intact_error err = {0, ""};
+    intact_ctx_params cp = {n_ctx, threads, 0};
+    intact_ctx *c = intact_ctx_new(m, &cp, &err);
+    rc = 0;
+    if (!c) {
+        fprintf(stderr, "intact run: %s\n", err.msg);
+        rc = 1;
+    } else if (n_prompt > n_ctx) {
+        fprintf(stderr, "intact run: prompt has %d tokens, more than the context size %d\n", n_prompt, n_ctx);
+        rc = 1;
+    }
+    intact_sampler smp;
+    intact_sampler_init(&smp, temp, top_p, seed);
+    double t0 = now_s(), t_prefill = 0;
+    int generated = 0;
+    if (rc == 0 && intact_ctx_eval(c, ids, n_prompt, &err) != 0) {
+        fprintf(stderr, "intact run: %s\n", err.msg);
+        rc = 1;
+    }
+    if (rc == 0) {
+        t_prefill = now_s() - t0;
+        fwrite(text, 1, plen, stdout);
+        int32_t prev = ids[n_prompt - 1];
+        t0 = now_s();
+        while (generated < n_gen && intact_ctx_pos(c) < n_ctx) {
+            int32_t next = intact_sample(&smp, intact_ctx_logits(c, -1), in.n_vocab);
+            if (next == in.eos_id || next == in.bos_id) break;
+            char piece[256];
+            int k = intact_token_to_text(m, prev, next, piece, sizeof piece);
+            if (k > 0) fwrite(piece, 1, (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece), stdout);
+            fflush(stdout);
+            generated++;
+            prev = next;
+            if (generated < n_gen && intact_ctx_eval(c, &next, 1, &err) != 0) {
+                fprintf(stderr, "\nintact run: %s\n", err.msg);
+                rc = 1;
+                break;
+            }
+        }
+        printf("\n");
+        if (generated < n_gen && intact_ctx_pos(c) >= n_ctx)
+            fprintf(stderr, "intact run: stopped at the context size (%d tokens)\n", n_ctx);
+        double t_gen = now_s() - t0;
+        if (show_stats)
+            fprintf(stderr, "prompt %d tokens in %.3f s (%.1f tok/s), generated %d tokens in %.3f s (%.1f tok/s)\n",
+                    n_prompt, t_prefill, n_prompt / t_prefill, generated, t_gen,
+                    generated > 0 ? generated / t_gen : 0.0);
+    }
+    free(ids);
+    intact_ctx_free(c);
+    intact_model_free(m);
+    return rc;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *tok = NULL, *text = NULL, *file = NULL;
+    int no_bos = 0;
+    const cli_opt opts[] = {
+        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin", 0, 0},
+        {"--prompt", "-p", ARG_STR, &text, "TEXT", "text to tokenize", 0, 0},
+        {"--file", "-f", ARG_STR, &file, "PATH", "read the text from a file", 0, 0},
+        {"--no-bos", NULL, ARG_FLAG, &no_bos, NULL, "do not prepend BOS", 0, 0},
+    };
+    int rc = cli_parse("tokenize", "-m MODEL [-z TOKENIZER] -p TEXT", opts, 5, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (!text == !file) {
+        fprintf(stderr, "intact tokenize: give the text with -p TEXT or -f FILE\n");
+        return 2;
+    }
+    size_t len = text ? strlen(text) : 0;
+    char *fbuf = NULL;
+    if (file && !(fbuf = cli_read_file("tokenize", file, &len))) return 1;
+    intact_model *m = cli_load_model("tokenize", model, tok);
+    int n = 0;
+    int32_t *ids = m ? tokenize_all("tokenize", m, fbuf ? fbuf : text, len, !no_bos, &n) : NULL;
+    if (ids) {
+        printf("[");
+        for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("]\n");
+    }
+    free(ids);
+    free(fbuf);
+    intact_model_free(m);
+    return ids ? 0 : 1;
+}

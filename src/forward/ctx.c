@@ -1,0 +1,105 @@
+// Context lifecycle: sizes every buffer once (overflow-checked), so evaluation never allocates
+// except to grow the all-positions logits buffer.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "forward/forward.h"
+
+enum { CTX_UBATCH = 64, CTX_MAX_THREADS = 256 };
+
+intact_ctx_params intact_ctx_default_params(void) {
+    intact_ctx_params p = {0, 1, 0};
+    return p;
+}
+
+static float *alloc_floats(size_t rows, size_t width) {
+    size_t n;
+    if (it_mul_size(rows, width, &n) || it_mul_size(n, sizeof(float), &n)) return NULL;
+    return malloc(n ? n : 1);
+}
+
+intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, intact_error *err) {
+    intact_ctx_params d = intact_ctx_default_params();
+    if (!p) p = &d;
+    const it_hparams *hp = &m->hp;
+    int n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->ctx_len;
+    if (p->n_ctx < 0 || n_ctx > (1 << 20)) {
+        it_fail(err, INTACT_E_LIMIT, "context size %d out of range (1..%d)", p->n_ctx, 1 << 20);
+        return NULL;
+    }
+    int threads = p->n_threads > 0 ? p->n_threads : 1;
+    if (threads > CTX_MAX_THREADS) {
+        it_fail(err, INTACT_E_ARG, "too many threads (%d > %d)", threads, CTX_MAX_THREADS);
+        return NULL;
+    }
+    size_t kv_total;
+    if (it_mul_size((size_t)hp->n_layers * (size_t)n_ctx, (size_t)hp->n_kv_heads * hp->head_dim * 8, &kv_total) ||
+        kv_total > ((size_t)1 << 40)) {
+        it_fail(err, INTACT_E_LIMIT, "KV cache for %d tokens is too large", n_ctx);
+        return NULL;
+    }
+    intact_ctx *c = calloc(1, sizeof *c);
+    if (!c) { it_fail(err, INTACT_E_NOMEM, "out of memory"); return NULL; }
+    c->model = m;
+    c->n_ctx = n_ctx;
+    c->ubatch = CTX_UBATCH;
+    c->logits_all = p->logits_all;
+    size_t ub = (size_t)c->ubatch, dim = (size_t)hp->dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
+    int half = hp->head_dim / 2;
+    c->pool = it_pool_new(threads);
+    c->kv = kv_full_new(hp->n_layers, n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim);
+    c->rope_theta = malloc((size_t)half * sizeof(double));
+    c->rope_cs = alloc_floats(ub, (size_t)half * 2);
+    c->x = alloc_floats(ub, dim);
+    c->xb = alloc_floats(ub, dim);
+    c->q = alloc_floats(ub, dim);
+    c->att = alloc_floats(ub, dim);
+    c->k = alloc_floats(ub, kv_dim);
+    c->v = alloc_floats(ub, kv_dim);
+    c->gate = alloc_floats(ub, (size_t)hp->hidden_dim);
+    c->up = alloc_floats(ub, (size_t)hp->hidden_dim);
+    c->logits_cap = c->logits_all ? 0 : 1;
+    c->logits = c->logits_all ? NULL : alloc_floats(1, (size_t)hp->n_vocab);
+    if (!c->pool || !c->kv || !c->rope_theta || !c->rope_cs || !c->x || !c->xb || !c->q || !c->att ||
+        !c->k || !c->v || !c->gate || !c->up || (!c->logits_all && !c->logits)) {
+        intact_ctx_free(c);
+        it_fail(err, INTACT_E_NOMEM, "out of memory for a context of %d tokens", n_ctx);
+        return NULL;
+    }
+    for (int i = 0; i < half; i++) {
+        double theta = pow((double)hp->rope_base, -2.0 * i / hp->head_dim);
+        if (m->rope_freqs) theta /= m->rope_freqs[i];
+        c->rope_theta[i] = theta;
+    }
+    return c;
+}
+
+void intact_ctx_free(intact_ctx *c) {
+    if (!c) return;
+    if (c->kv) c->kv->ops->free(c->kv);
+    it_pool_free(c->pool);
+    free(c->rope_theta); free(c->rope_cs);
+    free(c->x); free(c->xb); free(c->q); free(c->att); free(c->k); free(c->v);
+    free(c->gate); free(c->up); free(c->logits);
+    free(c);
+}
+
+int ctx_reserve_logits(intact_ctx *c, int n) {
+    if (n <= c->logits_cap) return 0;
+    float *p = alloc_floats((size_t)n, (size_t)c->model->hp.n_vocab);
+    if (!p) return -1;
+    free(c->logits);
+    c->logits = p;
+    c->logits_cap = n;
+    return 0;
+}
+
+void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user) {
+    c->observer = fn;
+    c->observer_user = user;
+}
+
+void intact_ctx_reset(intact_ctx *c) { c->pos = 0; c->n_logits = 0; }
+int intact_ctx_pos(const intact_ctx *c) { return c->pos; }

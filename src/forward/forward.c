@@ -1,0 +1,113 @@
+// The one forward pass. Every run (FP or quantized weights, any KV cache, with or without an
+// observer) goes through ctx_forward_ubatch; differences between runs come only from the pluggable
+// parts, so measured differences are differences of those parts.
+#include "forward/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+
+static void observe(intact_ctx *c, int layer, const char *name, const float *x, int n, int width) {
+    if (c->observer) c->observer(c->observer_user, layer, name, x, n, width);
+}
+
+// Embeds n tokens into x (n, dim), converting rows of whatever type the embedding is stored in.
+static void embed(const intact_model *m, const int32_t *tokens, int n, float *x) {
+    const it_tensor *e = &m->tok_embd;
+    const it_type_traits *t = it_type_get(e->type);
+    size_t row = it_type_row_bytes(e->type, e->ne[0]);
+    for (int i = 0; i < n; i++)
+        t->to_float((const char *)e->data + (size_t)tokens[i] * row, x + (size_t)i * m->hp.dim, e->ne[0]);
+}
+
+static void add_bias(float *x, const float *b, int n, int width) {
+    if (!b) return;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < width; j++) x[(size_t)i * width + j] += b[j];
+}
+
+// One micro-batch of n <= c->ubatch tokens at positions c->pos .. c->pos+n-1. Writes logits for
+// the tokens selected by logits_from (all tokens from that index on).
+static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logits_from, float *logits) {
+    const intact_model *m = c->model;
+    const it_hparams *hp = &m->hp;
+    int dim = hp->dim, hid = hp->hidden_dim, kv_dim = hp->head_dim * hp->n_kv_heads;
+    it_pool *pool = c->pool;
+    float *x = c->x, *xb = c->xb, *q = c->q, *k = c->k, *v = c->v, *att = c->att;
+    float *g = c->gate, *u = c->up;
+
+    embed(m, tokens, n, x);
+    ops_rope_table(c->rope_cs, c->pos, n, c->rope_theta, hp->head_dim / 2, hp->rope_scale);
+    for (int l = 0; l < hp->n_layers; l++) {
+        const it_layer *ly = &m->layers[l];
+        ops_rmsnorm(xb, x, ly->attn_norm, n, dim, hp->norm_eps);
+        observe(c, l, "attn_norm", xb, n, dim);
+        kern_matmul(pool, &ly->wq, xb, n, q);
+        kern_matmul(pool, &ly->wk, xb, n, k);
+        kern_matmul(pool, &ly->wv, xb, n, v);
+        add_bias(q, ly->bq, n, dim);
+        add_bias(k, ly->bk, n, kv_dim);
+        add_bias(v, ly->bv, n, kv_dim);
+        ops_rope(q, n, hp->n_heads, hp->head_dim, c->rope_cs, hp->rope_style);
+        ops_rope(k, n, hp->n_kv_heads, hp->head_dim, c->rope_cs, hp->rope_style);
+        observe(c, l, "q", q, n, dim);
+        observe(c, l, "k", k, n, kv_dim);
+        observe(c, l, "v", v, n, kv_dim);
+        c->kv->ops->store(c->kv, l, c->pos, n, k, v);
+        c->kv->ops->attend(c->kv, pool, l, c->pos, n, q, att);
+        kern_matmul(pool, &ly->wo, att, n, xb);
+        observe(c, l, "attn_out", xb, n, dim);
+        ops_add(x, xb, (size_t)n * dim);
+
+        ops_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
+        kern_matmul(pool, &ly->w_gate, xb, n, g);
+        kern_matmul(pool, &ly->w_up, xb, n, u);
+        ops_swiglu(g, u, (size_t)n * hid);
+        kern_matmul(pool, &ly->w_down, g, n, xb);
+        observe(c, l, "ffn_out", xb, n, dim);
+        ops_add(x, xb, (size_t)n * dim);
+        observe(c, l, "block_out", x, n, dim);
+    }
+    ops_rmsnorm(xb, x, m->output_norm, n, dim, hp->norm_eps);
+    observe(c, hp->n_layers, "final_norm", xb, n, dim);
+    if (logits_from < n) {
+        int nl = n - logits_from;
+        kern_matmul(pool, &m->output, xb + (size_t)logits_from * dim, nl, logits);
+        observe(c, hp->n_layers, "logits", logits, nl, hp->n_vocab);
+    }
+    c->pos += n;
+}
+
+int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err) {
+    const it_hparams *hp = &c->model->hp;
+    if (n <= 0) return it_fail(err, INTACT_E_ARG, "nothing to evaluate");
+    if (n > c->n_ctx - c->pos)
+        return it_fail(err, INTACT_E_LIMIT, "context full: %d cached + %d new tokens > n_ctx %d", c->pos,
+                       n, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return it_fail(err, INTACT_E_ARG, "token id %d out of range [0, %d)", tokens[i], hp->n_vocab);
+    if (c->logits_all && ctx_reserve_logits(c, n) != 0)
+        return it_fail(err, INTACT_E_NOMEM, "out of memory for %d x %d logits", n, hp->n_vocab);
+    c->n_logits = c->logits_all ? n : 1;
+    for (int done = 0; done < n;) {
+        int nb = n - done < c->ubatch ? n - done : c->ubatch;
+        int last = done + nb == n;
+        if (c->logits_all)
+            forward_ubatch(c, tokens + done, nb, 0, c->logits + (size_t)done * hp->n_vocab);
+        else
+            forward_ubatch(c, tokens + done, nb, last ? nb - 1 : nb, c->logits);
+        done += nb;
+    }
+    return 0;
+}
+
+const float *intact_ctx_logits(const intact_ctx *c, int i) {
+    if (i < 0) i = c->n_logits - 1;
+    if (i < 0 || i >= c->n_logits) return NULL;
+    return c->logits + (size_t)i * c->model->hp.n_vocab;
+}

@@ -1,0 +1,224 @@
+// AVX2 + FMA + F16C matmul kernels for F32, F16, BF16 and Q8_0 weights (fp32 activations, fp32
+// FMA accumulation). One generic body per shape, specialised per weight type at compile time: the
+// type is a constant argument of always-inline helpers, so each exported kernel gets its own
+// straight-line code.
+//
+// Decode (nt == 1) is bandwidth bound: 4 rows are streamed together (one X load shared by 4 rows)
+// with 2 independent accumulators per row, so FMA latency never throttles the stream.
+// Prefill (nt > 1) is compute bound: a 3-row x 4-token register tile (12 accumulators + 3 weight
+// vectors + 1 activation vector = all 16 ymm registers) converts each group of 8 weights once and
+// uses it for 4 tokens. Tokens are processed in chunks whose activations fit in L2, so X comes from
+// cache while a tile's weight rows are re-read from L1/L2.
+//
+// All loads are unaligned: weights come straight from mmapped files at arbitrary offsets.
+#include <immintrin.h>
+
+#include "core/fp16.h"
+#include "core/types.h"
+#include "kernels/matmul_simd_impl.h"
+
+#define KI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+enum { TY_F32, TY_F16, TY_BF16, TY_Q8 };
+enum { TILE_R = 3, TILE_T = 4 };
+// Activation bytes per token chunk: well inside the 1 MiB L2 of a Zen 4/5 core.
+enum { X_CHUNK_BYTES = 256 * 1024 };
+
+// Lanes [0, n) set: masks the n_in % 8 tail of fp32 loads.
+KI __m256i tail_mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// 8 weights of a row starting at element i (i a multiple of 8), as fp32.
+KI __m256 ld8(const int ty, const char *row, int64_t i) {
+    switch (ty) {
+    case TY_F32: return _mm256_loadu_ps((const float *)row + i);
+    case TY_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+    case TY_BF16: {
+        // bf16 is the top half of an fp32: widen to 32 bits and shift into place.
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    default: {
+        const it_block_q8_0 *b = (const it_block_q8_0 *)row + (i / IT_QK8_0);
+        __m128i q = _mm_loadl_epi64((const __m128i *)(b->qs + (i % IT_QK8_0)));
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
+        return _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    }
+    }
+}
+
+// The last n (1..7) weights of a float-type row from element i, zero padded to 8. Q8_0 rows are
+// whole blocks (n_in % 32 == 0), so they never get here.
+KI __m256 ld_tail(const int ty, const char *row, int64_t i, int n) {
+    if (ty == TY_F32) return _mm256_maskload_ps((const float *)row + i, tail_mask(n));
+    float buf[8] = {0};
+    const uint16_t *h = (const uint16_t *)row + i;
+    for (int k = 0; k < n; k++) buf[k] = ty == TY_F16 ? _cvtsh_ss(h[k]) : it_bf16_to_f32(h[k]);
+    return _mm256_loadu_ps(buf);
+}
+
+// Horizontal sums of four vectors: lane k of the result is the sum of vector k.
+KI __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+    __m256 s = _mm256_hadd_ps(ab, cd); // [a01+a23 b.. c.. d.. | a45+a67 b.. c.. d..]
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// Stores the sums of acc[0..R) to y[0..R).
+KI void store_sums(const int R, const __m256 *acc, float *y) {
+    __m256 z = _mm256_setzero_ps();
+    __m128 s = hsum4(acc[0], R > 1 ? acc[1] : z, R > 2 ? acc[2] : z, R > 3 ? acc[3] : z);
+    if (R == 4) {
+        _mm_storeu_ps(y, s);
+    } else {
+        float tmp[4];
+        _mm_storeu_ps(tmp, s);
+        UNROLL for (int k = 0; k < R; k++) y[k] = tmp[k];
+    }
+}
+
+// ---- decode: R (1..4) rows x 1 token ----
+
+KI void decode_rows(const int ty, const int R, const char *w, size_t rb, int64_t n, const float *x,
+                    float *y) {
+    const char *row[4];
+    UNROLL for (int k = 0; k < R; k++) row[k] = w + (size_t)k * rb;
+    __m256 a0[4], a1[4];
+    UNROLL for (int k = 0; k < R; k++) a0[k] = a1[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    if (ty == TY_Q8) {
+        // Per block: unscaled dot product of 32 weights, then one FMA with the block scale (saves
+        // a multiply per 8 weights over dequantizing first; this path has no token reuse).
+        for (; i < n; i += IT_QK8_0) {
+            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+            UNROLL for (int k = 0; k < R; k++) {
+                const it_block_q8_0 *b = (const it_block_q8_0 *)row[k] + i / IT_QK8_0;
+#define Q8F(o) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + (o)))))
+                __m256 s = _mm256_mul_ps(Q8F(0), x0);
+                __m256 t = _mm256_mul_ps(Q8F(8), x1);
+                s = _mm256_fmadd_ps(Q8F(16), x2, s);
+                t = _mm256_fmadd_ps(Q8F(24), x3, t);
+#undef Q8F
+                __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
+                a0[k] = _mm256_fmadd_ps(d, _mm256_add_ps(s, t), a0[k]);
+            }
+        }
+    } else {
+        for (; i + 16 <= n; i += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            UNROLL for (int k = 0; k < R; k++) {
+                a0[k] = _mm256_fmadd_ps(ld8(ty, row[k], i), x0, a0[k]);
+                a1[k] = _mm256_fmadd_ps(ld8(ty, row[k], i + 8), x1, a1[k]);
+            }
+        }
+        if (i + 8 <= n) {
+            __m256 x0 = _mm256_loadu_ps(x + i);
+            UNROLL for (int k = 0; k < R; k++) a0[k] = _mm256_fmadd_ps(ld8(ty, row[k], i), x0, a0[k]);
+            i += 8;
+        }
+        if (i < n) {
+            int m = (int)(n - i);
+            __m256 x0 = _mm256_maskload_ps(x + i, tail_mask(m));
+            UNROLL for (int k = 0; k < R; k++)
+                a1[k] = _mm256_fmadd_ps(ld_tail(ty, row[k], i, m), x0, a1[k]);
+        }
+    }
+    UNROLL for (int k = 0; k < R; k++) a0[k] = _mm256_add_ps(a0[k], a1[k]);
+    store_sums(R, a0, y);
+}
+
+KI void decode(const int ty, const char *w, size_t rb, int64_t n, const float *x, float *y,
+               int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) decode_rows(ty, 4, w + (size_t)r * rb, rb, n, x, y + r);
+    switch (r1 - r) {
+    case 3: decode_rows(ty, 3, w + (size_t)r * rb, rb, n, x, y + r); break;
+    case 2: decode_rows(ty, 2, w + (size_t)r * rb, rb, n, x, y + r); break;
+    case 1: decode_rows(ty, 1, w + (size_t)r * rb, rb, n, x, y + r); break;
+    default: break;
+    }
+}
+
+// ---- prefill: R (1..3) rows x T (1..4) tokens register tile ----
+
+KI void tile(const int ty, const int R, const int T, const char *w, size_t rb, int64_t n,
+             const float *x, int64_t ldx, float *y, int64_t ldy) {
+    const char *row[TILE_R];
+    UNROLL for (int k = 0; k < R; k++) row[k] = w + (size_t)k * rb;
+    __m256 acc[TILE_T][TILE_R];
+    UNROLL for (int t = 0; t < T; t++) UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv[TILE_R];
+        UNROLL for (int k = 0; k < R; k++) wv[k] = ld8(ty, row[k], i);
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256 xv = _mm256_loadu_ps(x + t * ldx + i);
+            UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm256_fmadd_ps(wv[k], xv, acc[t][k]);
+        }
+    }
+    if (i < n) {
+        int m = (int)(n - i);
+        __m256i mask = tail_mask(m);
+        __m256 wv[TILE_R];
+        UNROLL for (int k = 0; k < R; k++) wv[k] = ld_tail(ty, row[k], i, m);
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256 xv = _mm256_maskload_ps(x + t * ldx + i, mask);
+            UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm256_fmadd_ps(wv[k], xv, acc[t][k]);
+        }
+    }
+    UNROLL for (int t = 0; t < T; t++) store_sums(R, acc[t], y + t * ldy);
+}
+
+// One non-inlined function per type holding every tile shape, so edge tiles don't bloat the hot
+// loop's caller. Token chunks keep X in L2; inside a chunk, a 3-row strip is swept over all token
+// tiles while its weights are still cache-hot.
+#define TILE_CASE(R, T) \
+    case (R) * 8 + (T): tile(ty, R, T, w, rb, n, x, ldx, y, ldy); break;
+
+typedef void (*tiles_fn)(int, int, const char *, size_t, int64_t, const float *, int64_t, float *,
+                         int64_t);
+
+KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx, int64_t nt,
+                float *y, int64_t ldy, int64_t r0, int64_t r1, tiles_fn tilefn) {
+    int64_t chunk = X_CHUNK_BYTES / (n * (int64_t)sizeof(float));
+    chunk = chunk < TILE_T ? TILE_T : chunk / TILE_T * TILE_T;
+    for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
+        int64_t c1 = c0 + chunk < nt ? c0 + chunk : nt;
+        for (int64_t r = r0; r < r1; r += TILE_R) {
+            int R = r1 - r < TILE_R ? (int)(r1 - r) : TILE_R;
+            for (int64_t t = c0; t < c1; t += TILE_T) {
+                int T = c1 - t < TILE_T ? (int)(c1 - t) : TILE_T;
+                tilefn(R, T, w + (size_t)r * rb, rb, n, x + t * ldx, ldx, y + t * ldy + r, ldy);
+            }
+        }
+    }
+}
+
+#define DEFINE_KERNEL(NAME, TY)                                                                  \
+    static void tiles_##NAME(int R, int T, const char *w, size_t rb, int64_t n, const float *x,  \
+                             int64_t ldx, float *y, int64_t ldy) {                               \
+        const int ty = TY;                                                                       \
+        switch (R * 8 + T) {                                                                     \
+            TILE_CASE(3, 4) TILE_CASE(3, 3) TILE_CASE(3, 2) TILE_CASE(3, 1)                      \
+            TILE_CASE(2, 4) TILE_CASE(2, 3) TILE_CASE(2, 2) TILE_CASE(2, 1)                      \
+            TILE_CASE(1, 4) TILE_CASE(1, 3) TILE_CASE(1, 2) TILE_CASE(1, 1)                      \
+        default: break;                                                                          \
+        }                                                                                        \
+    }                                                                                            \
+    void kern_matmul_##NAME##_avx2(const void *w, size_t row_bytes, int64_t n_in, const float *x, \
+                                   int64_t ldx, int64_t nt, float *y, int64_t ldy, int64_t r0,   \
+                                   int64_t r1) {                                                 \
+        if (nt == 1)                                                                             \
+            decode(TY, w, row_bytes, n_in, x, y, r0, r1);                                        \
+        else if (nt > 1)                                                                         \
+            prefill(w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1, tiles_##NAME);           \
+    }
+
+DEFINE_KERNEL(f32, TY_F32)
+DEFINE_KERNEL(f16, TY_F16)
+DEFINE_KERNEL(bf16, TY_BF16)
+DEFINE_KERNEL(q8_0, TY_Q8)

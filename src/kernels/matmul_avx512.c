@@ -1,0 +1,203 @@
+// AVX-512 (F/BW/VL/DQ) matmul kernels for F32, F16, BF16 and Q8_0 weights; same structure as
+// matmul_avx2.c with 16-wide vectors and 32 registers:
+//
+// Decode (nt == 1, bandwidth bound): 4 rows streamed together, 2 accumulators per row.
+// Prefill (nt > 1, compute bound): 4-row x 6-token register tile (24 accumulators + 4 weight
+// vectors + 1 activation vector of the 32 zmm registers): each group of 16 weights is converted
+// once and used for 6 tokens. Token chunks keep X in L2.
+// Tails (n_in % 16) use masked loads, which never touch memory past the row.
+#include <immintrin.h>
+
+#include "core/fp16.h"
+#include "core/types.h"
+#include "kernels/matmul_simd_impl.h"
+
+#define KI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+enum { TY_F32, TY_F16, TY_BF16, TY_Q8 };
+enum { TILE_R = 4, TILE_T = 6 };
+enum { X_CHUNK_BYTES = 256 * 1024 };
+
+// 16 weights of a row from element i, as fp32; lanes outside mask m read as 0 (m = all ones
+// except for the n_in % 16 tail of float types; Q8_0 rows are whole 32-blocks).
+KI __m512 ld16(const int ty, const char *row, int64_t i, __mmask16 m, const int full) {
+    switch (ty) {
+    case TY_F32:
+        return full ? _mm512_loadu_ps((const float *)row + i)
+                    : _mm512_maskz_loadu_ps(m, (const float *)row + i);
+    case TY_F16: {
+        const uint16_t *p = (const uint16_t *)row + i;
+        __m256i h = full ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(m, p);
+        return _mm512_cvtph_ps(h);
+    }
+    case TY_BF16: {
+        // bf16 is the top half of an fp32: widen to 32 bits and shift into place.
+        const uint16_t *p = (const uint16_t *)row + i;
+        __m256i h = full ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(m, p);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    default: {
+        const it_block_q8_0 *b = (const it_block_q8_0 *)row + (i / IT_QK8_0);
+        __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + (i % IT_QK8_0)));
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(b->d));
+        return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+    }
+    }
+}
+
+KI __m512 ldx16(const float *x, __mmask16 m, const int full) {
+    return full ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m, x);
+}
+
+// Horizontal sums of four vectors: lane k of the result is the sum of vector k.
+KI __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+#define HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))
+    __m256 ab = _mm256_hadd_ps(HALF(a), HALF(b)), cd = _mm256_hadd_ps(HALF(c), HALF(d));
+#undef HALF
+    __m256 s = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// Stores the sums of acc[0..R) to y[0..R) (R <= 4).
+KI void store_sums(const int R, const __m512 *acc, float *y) {
+    __m512 z = _mm512_setzero_ps();
+    __m128 s = hsum4(acc[0], R > 1 ? acc[1] : z, R > 2 ? acc[2] : z, R > 3 ? acc[3] : z);
+    if (R == 4) {
+        _mm_storeu_ps(y, s);
+    } else {
+        float tmp[4];
+        _mm_storeu_ps(tmp, s);
+        UNROLL for (int k = 0; k < R; k++) y[k] = tmp[k];
+    }
+}
+
+// ---- decode: R (1..4) rows x 1 token ----
+
+KI void decode_rows(const int ty, const int R, const char *w, size_t rb, int64_t n, const float *x,
+                    float *y) {
+    const char *row[4];
+    UNROLL for (int k = 0; k < R; k++) row[k] = w + (size_t)k * rb;
+    __m512 a0[4], a1[4];
+    UNROLL for (int k = 0; k < R; k++) a0[k] = a1[k] = _mm512_setzero_ps();
+    int64_t i = 0;
+    if (ty == TY_Q8) {
+        // Per block: unscaled dot product of 32 weights, then one FMA with the block scale.
+        for (; i < n; i += IT_QK8_0) {
+            __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+            UNROLL for (int k = 0; k < R; k++) {
+                const it_block_q8_0 *b = (const it_block_q8_0 *)row[k] + i / IT_QK8_0;
+                __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs)));
+                __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16))));
+                __m512 s = _mm512_fmadd_ps(q1, x1, _mm512_mul_ps(q0, x0));
+                a0[k] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(b->d)), s, a0[k]);
+            }
+        }
+    } else {
+        for (; i + 32 <= n; i += 32) {
+            __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+            UNROLL for (int k = 0; k < R; k++) {
+                a0[k] = _mm512_fmadd_ps(ld16(ty, row[k], i, 0xffff, 1), x0, a0[k]);
+                a1[k] = _mm512_fmadd_ps(ld16(ty, row[k], i + 16, 0xffff, 1), x1, a1[k]);
+            }
+        }
+        if (i + 16 <= n) {
+            __m512 x0 = _mm512_loadu_ps(x + i);
+            UNROLL for (int k = 0; k < R; k++)
+                a0[k] = _mm512_fmadd_ps(ld16(ty, row[k], i, 0xffff, 1), x0, a0[k]);
+            i += 16;
+        }
+        if (i < n) {
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            __m512 x0 = _mm512_maskz_loadu_ps(m, x + i);
+            UNROLL for (int k = 0; k < R; k++)
+                a1[k] = _mm512_fmadd_ps(ld16(ty, row[k], i, m, 0), x0, a1[k]);
+        }
+    }
+    UNROLL for (int k = 0; k < R; k++) a0[k] = _mm512_add_ps(a0[k], a1[k]);
+    store_sums(R, a0, y);
+}
+
+KI void decode(const int ty, const char *w, size_t rb, int64_t n, const float *x, float *y,
+               int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) decode_rows(ty, 4, w + (size_t)r * rb, rb, n, x, y + r);
+    switch (r1 - r) {
+    case 3: decode_rows(ty, 3, w + (size_t)r * rb, rb, n, x, y + r); break;
+    case 2: decode_rows(ty, 2, w + (size_t)r * rb, rb, n, x, y + r); break;
+    case 1: decode_rows(ty, 1, w + (size_t)r * rb, rb, n, x, y + r); break;
+    default: break;
+    }
+}
+
+// ---- prefill: R (1..4) rows x T (1..6) tokens register tile ----
+
+KI void tile_step(const int ty, const int R, const int T, const char *const *row, int64_t i,
+                  const float *x, int64_t ldx, __m512 acc[TILE_T][TILE_R], __mmask16 m,
+                  const int full) {
+    __m512 wv[TILE_R];
+    UNROLL for (int k = 0; k < R; k++) wv[k] = ld16(ty, row[k], i, m, full);
+    UNROLL for (int t = 0; t < T; t++) {
+        __m512 xv = ldx16(x + t * ldx + i, m, full);
+        UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm512_fmadd_ps(wv[k], xv, acc[t][k]);
+    }
+}
+
+KI void tile(const int ty, const int R, const int T, const char *w, size_t rb, int64_t n,
+             const float *x, int64_t ldx, float *y, int64_t ldy) {
+    const char *row[TILE_R];
+    UNROLL for (int k = 0; k < R; k++) row[k] = w + (size_t)k * rb;
+    __m512 acc[TILE_T][TILE_R];
+    UNROLL for (int t = 0; t < T; t++) UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) tile_step(ty, R, T, row, i, x, ldx, acc, 0xffff, 1);
+    if (i < n) tile_step(ty, R, T, row, i, x, ldx, acc, (__mmask16)((1u << (n - i)) - 1), 0);
+    UNROLL for (int t = 0; t < T; t++) store_sums(R, acc[t], y + t * ldy);
+}
+
+typedef void (*tiles_fn)(int, int, const char *, size_t, int64_t, const float *, int64_t, float *,
+                         int64_t);
+
+KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx, int64_t nt,
+                float *y, int64_t ldy, int64_t r0, int64_t r1, tiles_fn tilefn) {
+    int64_t chunk = X_CHUNK_BYTES / (n * (int64_t)sizeof(float));
+    chunk = chunk < TILE_T ? TILE_T : chunk / TILE_T * TILE_T;
+    for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
+        int64_t c1 = c0 + chunk < nt ? c0 + chunk : nt;
+        for (int64_t r = r0; r < r1; r += TILE_R) {
+            int R = r1 - r < TILE_R ? (int)(r1 - r) : TILE_R;
+            for (int64_t t = c0; t < c1; t += TILE_T) {
+                int T = c1 - t < TILE_T ? (int)(c1 - t) : TILE_T;
+                tilefn(R, T, w + (size_t)r * rb, rb, n, x + t * ldx, ldx, y + t * ldy + r, ldy);
+            }
+        }
+    }
+}
+
+#define TILE_CASE(R, T) \
+    case (R) * 8 + (T): tile(ty, R, T, w, rb, n, x, ldx, y, ldy); break;
+#define TILE_ROW(R) TILE_CASE(R, 6) TILE_CASE(R, 5) TILE_CASE(R, 4) TILE_CASE(R, 3) \
+    TILE_CASE(R, 2) TILE_CASE(R, 1)
+
+#define DEFINE_KERNEL(NAME, TY)                                                                  \
+    static void tiles_##NAME(int R, int T, const char *w, size_t rb, int64_t n, const float *x,  \
+                             int64_t ldx, float *y, int64_t ldy) {                               \
+        const int ty = TY;                                                                       \
+        switch (R * 8 + T) {                                                                     \
+            TILE_ROW(4) TILE_ROW(3) TILE_ROW(2) TILE_ROW(1)                                      \
+        default: break;                                                                          \
+        }                                                                                        \
+    }                                                                                            \
+    void kern_matmul_##NAME##_avx512(const void *w, size_t row_bytes, int64_t n_in,             \
+                                     const float *x, int64_t ldx, int64_t nt, float *y,          \
+                                     int64_t ldy, int64_t r0, int64_t r1) {                      \
+        if (nt == 1)                                                                             \
+            decode(TY, w, row_bytes, n_in, x, y, r0, r1);                                        \
+        else if (nt > 1)                                                                         \
+            prefill(w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1, tiles_##NAME);               \
+    }
+
+DEFINE_KERNEL(f32, TY_F32)
+DEFINE_KERNEL(f16, TY_F16)
+DEFINE_KERNEL(bf16, TY_BF16)
+DEFINE_KERNEL(q8_0, TY_Q8)

@@ -1,0 +1,49 @@
+#include "kernels/ops.h"
+
+#include <math.h>
+
+void ops_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * dim;
+        float *ot = out + (size_t)t * dim;
+        double ss = 0; // double: the sum of squares of 4096 large activations must not lose bits
+        for (int i = 0; i < dim; i++) ss += (double)xt[i] * xt[i];
+        float inv = (float)(1.0 / sqrt(ss / dim + eps));
+        for (int i = 0; i < dim; i++) ot[i] = xt[i] * inv * w[i];
+    }
+}
+
+void ops_rope_table(float *cs, int pos0, int n, const double *theta, int half, float scale) {
+    for (int t = 0; t < n; t++) {
+        double p = (double)(pos0 + t) * scale;
+        for (int i = 0; i < half; i++) {
+            double a = p * theta[i];
+            cs[((size_t)t * half + i) * 2] = (float)cos(a);
+            cs[((size_t)t * half + i) * 2 + 1] = (float)sin(a);
+        }
+    }
+}
+
+void ops_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int style) {
+    int half = head_dim / 2;
+    for (int t = 0; t < n; t++) {
+        const float *c = cs + (size_t)t * half * 2;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                int a = style ? i : 2 * i, b = style ? i + half : 2 * i + 1;
+                float x0 = v[a], x1 = v[b], co = c[2 * i], si = c[2 * i + 1];
+                v[a] = x0 * co - x1 * si;
+                v[b] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+void ops_add(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void ops_swiglu(float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}

@@ -1,0 +1,32 @@
+// The KV cache interface. The forward pass only appends K/V for new positions and asks the cache
+// to attend a block of queries over everything it holds; how K/V are stored (fp32 now; low-bit,
+// mixed-precision MiKV or H2O eviction later) is the implementation's business, and so is the
+// attention kernel, because scores over quantized keys must be computed from the stored form.
+#ifndef IT_KV_KV_H
+#define IT_KV_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/pool.h"
+
+typedef struct it_kv it_kv;
+
+typedef struct it_kv_ops {
+    // k, v: (n, n_kv_heads*head_dim) rows for positions pos .. pos+n-1 (k already rotated).
+    int (*store)(it_kv *kv, int layer, int pos, int n, const float *k, const float *v);
+    // q: (n, n_heads*head_dim) for positions pos .. pos+n-1; each query attends causally to cached
+    // positions 0 .. its own. out: (n, n_heads*head_dim).
+    void (*attend)(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);
+    size_t (*bytes)(const it_kv *kv, int n_tokens);   // storage for n_tokens cached tokens, all layers
+    void (*free)(it_kv *kv);
+} it_kv_ops;
+
+struct it_kv {
+    const it_kv_ops *ops;
+    int n_layers, n_ctx, n_heads, n_kv_heads, head_dim;
+};
+
+// Full-precision (fp32) cache.
+it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim);
+
+#endif

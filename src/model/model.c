@@ -1,0 +1,137 @@
+// Model loading: detects the format, validates hyperparameters and every tensor shape, and binds
+// tensors to the layer structure the forward pass reads.
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+// Limits that keep a hostile but well-formed header from making us allocate without bound.
+enum { MAX_DIM = 1 << 16, MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_VOCAB = 1 << 22,
+       MAX_CTX = 1 << 22 };
+
+int model_check_hparams(const it_hparams *hp, intact_error *err) {
+    if (hp->dim <= 0 || hp->dim > MAX_DIM || hp->hidden_dim <= 0 || hp->hidden_dim > 8 * MAX_DIM)
+        return it_fail(err, INTACT_E_FORMAT, "bad model dimensions: dim %d, hidden %d", hp->dim,
+                       hp->hidden_dim);
+    if (hp->n_layers <= 0 || hp->n_layers > MAX_LAYERS)
+        return it_fail(err, INTACT_E_FORMAT, "bad layer count %d", hp->n_layers);
+    if (hp->n_heads <= 0 || hp->n_heads > MAX_HEADS || hp->dim % hp->n_heads)
+        return it_fail(err, INTACT_E_FORMAT, "head count %d does not divide dim %d", hp->n_heads,
+                       hp->dim);
+    if (hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
+        return it_fail(err, INTACT_E_FORMAT, "kv head count %d does not divide head count %d",
+                       hp->n_kv_heads, hp->n_heads);
+    if (hp->head_dim % 2)
+        return it_fail(err, INTACT_E_FORMAT, "head dimension %d is odd (RoPE needs pairs)", hp->head_dim);
+    if (hp->n_vocab <= 0 || hp->n_vocab > MAX_VOCAB)
+        return it_fail(err, INTACT_E_LIMIT, "vocabulary size %d out of range (max %d)", hp->n_vocab,
+                       MAX_VOCAB);
+    if (hp->ctx_len <= 0 || hp->ctx_len > MAX_CTX)
+        return it_fail(err, INTACT_E_LIMIT, "context length %d out of range (max %d)", hp->ctx_len,
+                       MAX_CTX);
+    if (!(hp->norm_eps > 0 && hp->norm_eps < 1))
+        return it_fail(err, INTACT_E_FORMAT, "bad RMSNorm epsilon %g", (double)hp->norm_eps);
+    if (!(hp->rope_base > 1 && hp->rope_base < 1e12f))
+        return it_fail(err, INTACT_E_FORMAT, "bad RoPE base %g", (double)hp->rope_base);
+    return 0;
+}
+
+static void model_sum_bytes(intact_model *m) {
+    m->weight_bytes = 0;
+    for (int i = 0; i < m->n_all; i++) m->weight_bytes += m->all[i].nbytes;
+}
+
+intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err) {
+    if (!path) { it_fail(err, INTACT_E_ARG, "no model path given"); return NULL; }
+    it_types_init();
+    FILE *f = fopen(path, "rb");
+    if (!f) { it_fail(err, INTACT_E_IO, "%s: cannot open", path); return NULL; }
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    intact_model *m = calloc(1, sizeof *m);
+    if (!m) { it_fail(err, INTACT_E_NOMEM, "out of memory"); return NULL; }
+    int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, err)
+                                                         : model_load_llama2c(m, path, err);
+    if (rc == 0) {
+        model_sum_bytes(m);
+        const char *slash = strrchr(path, '/');
+        if (!m->name) m->name = strdup(slash ? slash + 1 : path);
+        if (tokenizer_path) {
+            tok_free(m->vocab);
+            m->vocab = tok_load_llama2c(tokenizer_path, m->hp.n_vocab, err);
+            if (!m->vocab) rc = -1;
+        }
+    }
+    if (rc == 0 && m->vocab && tok_n_vocab(m->vocab) > m->hp.n_vocab) {
+        rc = it_fail(err, INTACT_E_FORMAT, "tokenizer has %d tokens but the model only %d embeddings",
+                     tok_n_vocab(m->vocab), m->hp.n_vocab);
+    }
+    if (rc != 0) { intact_model_free(m); return NULL; }
+    return m;
+}
+
+void intact_model_free(intact_model *m) {
+    if (!m) return;
+    tok_free(m->vocab);
+    if (m->gguf) gguf_close(m->gguf);
+    if (!m->is_gguf) l2c_close(&m->l2c);
+    free(m->layers);
+    free(m->owned);
+    free(m->all);
+    free(m->names);
+    free(m->name);
+    free(m);
+}
+
+void intact_model_get_info(const intact_model *m, intact_model_info *o) {
+    const it_hparams *hp = &m->hp;
+    memset(o, 0, sizeof *o);
+    o->format = m->is_gguf ? "gguf" : "llama2c";
+    o->arch = hp->arch == INTACT_ARCH_QWEN2 ? "qwen2" : "llama";
+    o->name = m->name;
+    o->n_vocab = hp->n_vocab; o->dim = hp->dim; o->hidden_dim = hp->hidden_dim;
+    o->n_layers = hp->n_layers; o->n_heads = hp->n_heads; o->n_kv_heads = hp->n_kv_heads;
+    o->head_dim = hp->head_dim; o->ctx_len = hp->ctx_len;
+    o->rope_base = hp->rope_base; o->norm_eps = hp->norm_eps; o->rope_style = hp->rope_style;
+    o->tied_embeddings = m->tied;
+    o->has_qkv_bias = m->layers[0].bq != NULL;
+    for (int i = 0; i < m->n_all; i++) {
+        int64_t n = 1;
+        for (int d = 0; d < m->all[i].n_dims; d++) n *= m->all[i].ne[d];
+        o->n_params += n;
+    }
+    o->weight_bytes = m->weight_bytes;
+    o->tokenizer = !m->vocab ? "none" : tok_kind(m->vocab) == TOK_GPT2 ? "gpt2" : "spm";
+    o->bos_id = m->vocab ? tok_bos(m->vocab) : -1;
+    o->eos_id = m->vocab ? tok_eos(m->vocab) : -1;
+}
+
+int intact_model_n_tensors(const intact_model *m) { return m->n_all; }
+
+int intact_model_tensor(const intact_model *m, int i, intact_tensor_info *o) {
+    if (i < 0 || i >= m->n_all) return -1;
+    const it_tensor *t = &m->all[i];
+    const it_type_traits *tr = it_type_get(t->type);
+    o->name = t->name;
+    o->type = tr ? tr->name : "?";
+    o->n_dims = t->n_dims;
+    for (int d = 0; d < 4; d++) o->ne[d] = d < t->n_dims ? t->ne[d] : 1;
+    o->nbytes = t->nbytes;
+    return 0;
+}
+
+int intact_tokenize(const intact_model *m, const char *text, size_t len, int add_bos, int32_t *out,
+                    int max, intact_error *err) {
+    if (!m->vocab) return it_fail(err, INTACT_E_ARG, "model has no tokenizer (pass one with -z)");
+    return tok_encode(m->vocab, text, len, add_bos, out, max, err);
+}
+
+int intact_token_to_text(const intact_model *m, int32_t prev, int32_t tok, char *buf, int cap) {
+    if (!m->vocab) return -1;
+    return tok_decode(m->vocab, prev, tok, buf, cap);
+}

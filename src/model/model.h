@@ -1,0 +1,46 @@
+// The loaded model: hyperparameters and weight tensors bound to their type traits, whatever file
+// format they came from. Weights stay in the mapped file; only small norm vectors are converted.
+#ifndef IT_MODEL_MODEL_H
+#define IT_MODEL_MODEL_H
+
+#include "intact.h"
+#include "core/types.h"
+#include "io/gguf.h"
+#include "io/llama2c.h"
+#include "model/tokenizer.h"
+
+typedef struct it_hparams {
+    int arch;            // enum intact_arch
+    int n_vocab, dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, ctx_len;
+    float rope_base, rope_scale, norm_eps;   // rope_scale: linear position scaling (1 = none)
+    int rope_style;      // enum intact_rope
+} it_hparams;
+
+typedef struct it_layer {
+    it_tensor wq, wk, wv, wo;          // (dim -> dim), (dim -> kv_dim) x2, (dim -> dim)
+    it_tensor w_gate, w_up, w_down;    // (dim -> hidden) x2, (hidden -> dim)
+    const float *attn_norm, *ffn_norm; // (dim)
+    const float *bq, *bk, *bv;         // qwen2 biases (dim), (kv_dim), (kv_dim); NULL for llama
+} it_layer;
+
+struct intact_model {
+    it_hparams hp;
+    it_tensor tok_embd;                // (vocab rows of dim)
+    it_tensor output;                  // (vocab rows of dim); tok_embd when tied
+    const float *output_norm;          // (dim)
+    const float *rope_freqs;           // (head_dim/2) LLaMA-3.1 frequency factors, or NULL
+    it_layer *layers;
+    int tied;
+    tok_vocab *vocab;                  // NULL: no tokenizer
+    gguf_file *gguf;
+    l2c_file l2c;
+    int is_gguf;
+    char *name;
+    float *owned;                      // converted norm weights
+    it_tensor *all;                    // every tensor, for `info`
+    char (*names)[64];                 // storage for synthesized tensor names (llama2.c)
+    int n_all;
+    uint64_t weight_bytes;
+};
+
+#endif

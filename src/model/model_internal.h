@@ -1,0 +1,11 @@
+// Shared between the model loaders (model.c, model_gguf.c, model_llama2c.c).
+#ifndef IT_MODEL_MODEL_INTERNAL_H
+#define IT_MODEL_MODEL_INTERNAL_H
+
+#include "model/model.h"
+
+int model_check_hparams(const it_hparams *hp, intact_error *err);
+int model_load_gguf(intact_model *m, const char *path, intact_error *err);
+int model_load_llama2c(intact_model *m, const char *path, intact_error *err);
+
+#endif

@@ -1,0 +1,349 @@
+// Matmul kernels: every SIMD variant the CPU supports against the double-accumulating scalar
+// reference, over odd shapes, sub-ranges, strides, misaligned weights and threaded dispatch; plus
+// hand-computed cases and exhaustive checks of the fp16/bf16 conversions in core/fp16.h.
+#include "harness.h"
+
+#include <stdint.h>
+
+#include "core/fp16.h"
+#include "core/pool.h"
+#include "core/types.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_ref.h"
+#include "kernels/matmul_simd.h"
+#include "kernels/matmul_simd_impl.h"
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd_u32(void) { // xorshift64*
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return (uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32);
+}
+static float rnd_f(void) { return (float)((double)rnd_u32() / 4294967296.0 * 2.0 - 1.0); }
+static int rnd_int(int n) { return (int)(rnd_u32() % (unsigned)n); }
+
+static const int k_types[] = {IT_TYPE_F32, IT_TYPE_F16, IT_TYPE_BF16, IT_TYPE_Q8_0};
+static const char *k_isas[] = {"avx2", "avx512"};
+
+// A weight matrix placed at an awkward offset: fp32 at 28 bytes past a 64-byte boundary (as in a
+// llama2.c file), 16-bit types and Q8_0 at 2 bytes past it, so no vector load is ever aligned.
+typedef struct {
+    void *alloc;
+    char *data;
+    size_t row_bytes;
+    float *deq; // the weights as fp32, for the error bound
+} wmat;
+
+static wmat make_weights(int type, int64_t rows, int64_t n_in) {
+    wmat m;
+    m.row_bytes = it_type_row_bytes(type, n_in);
+    size_t off = type == IT_TYPE_F32 ? 28 : 2;
+    m.alloc = malloc((size_t)rows * m.row_bytes + 128);
+    m.data = (char *)(((uintptr_t)m.alloc + 63) & ~(uintptr_t)63) + off;
+    m.deq = malloc((size_t)(rows * n_in) * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        char *row = m.data + (size_t)r * m.row_bytes;
+        if (type == IT_TYPE_Q8_0) {
+            for (int64_t b = 0; b < n_in / IT_QK8_0; b++) {
+                it_block_q8_0 blk;
+                blk.d = it_f32_to_fp16(0.001f + 0.02f * (rnd_f() + 1.0f));
+                for (int j = 0; j < IT_QK8_0; j++) blk.qs[j] = (int8_t)(rnd_int(255) - 127);
+                memcpy(row + b * sizeof blk, &blk, sizeof blk);
+            }
+        } else {
+            for (int64_t i = 0; i < n_in; i++) {
+                float v = rnd_f();
+                if (type == IT_TYPE_F32) {
+                    memcpy(row + i * 4, &v, 4);
+                } else {
+                    uint16_t h = type == IT_TYPE_F16 ? it_f32_to_fp16(v) : it_f32_to_bf16(v);
+                    memcpy(row + i * 2, &h, 2);
+                }
+            }
+        }
+        it_type_get(type)->to_float(row, m.deq + r * n_in, n_in);
+    }
+    return m;
+}
+
+static void free_weights(wmat *m) {
+    free(m->alloc);
+    free(m->deq);
+}
+
+static const float k_sentinel = -1234.5f;
+static double g_worst_ratio; // largest |err| / tolerance seen, to show the margin
+
+// Runs fn over rows [r0, r1) and all nt tokens with strides ldx, ldy and checks every output
+// against the reference and every other Y element against the sentinel. Returns 1 if all good.
+static int check_once(int type, it_matmul_fn fn, const wmat *w, int64_t n_in,
+                      int64_t nt, int64_t ldx, int64_t ldy, int64_t r0, int64_t r1,
+                      const char *what) {
+    float *x = malloc((size_t)(nt * ldx) * sizeof(float));
+    float *y = malloc((size_t)(nt * ldy) * sizeof(float));
+    float *yr = malloc((size_t)(nt * ldy) * sizeof(float));
+    for (int64_t i = 0; i < nt * ldx; i++) x[i] = rnd_f();
+    for (int64_t i = 0; i < nt * ldy; i++) y[i] = yr[i] = k_sentinel;
+    fn(w->data, w->row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1);
+    it_type_get(type)->matmul_ref(w->data, w->row_bytes, n_in, x, ldx, nt, yr, ldy, r0, r1);
+    int ok = 1;
+    for (int64_t t = 0; t < nt && ok; t++) {
+        for (int64_t r = 0; r < ldy && ok; r++) {
+            float got = y[t * ldy + r], want = yr[t * ldy + r];
+            if (r < r0 || r >= r1) {
+                if (got != k_sentinel) {
+                    CHECK(got == k_sentinel, "%s: wrote outside rows: t=%lld r=%lld (rows [%lld,%lld))",
+                          what, (long long)t, (long long)r, (long long)r0, (long long)r1);
+                    ok = 0;
+                }
+                continue;
+            }
+            double mag = 0;
+            for (int64_t i = 0; i < n_in; i++)
+                mag += fabs((double)w->deq[r * n_in + i] * x[t * ldx + i]);
+            double tol = 1e-5 * mag + 1e-6, err = fabs((double)got - want);
+            if (err / tol > g_worst_ratio) g_worst_ratio = err / tol;
+            if (!(err <= tol)) {
+                CHECK(err <= tol, "%s: n_in=%lld nt=%lld t=%lld r=%lld: %.9g vs %.9g (tol %g)", what,
+                      (long long)n_in, (long long)nt, (long long)t, (long long)r, got, want, tol);
+                ok = 0;
+            }
+        }
+    }
+    free(x);
+    free(y);
+    free(yr);
+    return ok;
+}
+
+// All shapes for one type and kernel: full range with tight strides, then a random sub-range with
+// padded strides.
+static void test_shapes(int type, const char *isa, it_matmul_fn fn) {
+    static const int64_t n_float[] = {1, 7, 8, 16, 33, 64, 172, 256, 1000};
+    static const int64_t n_q8[] = {32, 64, 96, 352, 2048};
+    static const int64_t rows_list[] = {1, 3, 16, 17, 64};
+    static const int64_t nt_list[] = {1, 2, 3, 4, 5, 8, 13};
+    const int64_t *ns = type == IT_TYPE_Q8_0 ? n_q8 : n_float;
+    int n_ns = type == IT_TYPE_Q8_0 ? 5 : 9;
+    char name[96];
+    for (int a = 0; a < n_ns; a++) {
+        int64_t n_in = ns[a];
+        snprintf(name, sizeof name, "%s %s n_in=%lld", it_type_get(type)->name, isa, (long long)n_in);
+        TEST_CASE(name) {
+            int ok = 1;
+            for (int b = 0; b < 5 && ok; b++) {
+                int64_t rows = rows_list[b];
+                wmat w = make_weights(type, rows, n_in);
+                for (int c = 0; c < 7 && ok; c++) {
+                    int64_t nt = nt_list[c];
+                    ok = check_once(type, fn, &w, n_in, nt, n_in, rows, 0, rows, "full");
+                    int64_t r0 = rnd_int((int)rows), r1 = r0 + 1 + rnd_int((int)(rows - r0));
+                    if (ok)
+                        ok = check_once(type, fn, &w, n_in, nt, n_in + 1 + rnd_int(20),
+                                        rows + 1 + rnd_int(5), r0, r1, "sub-range+strides");
+                }
+                free_weights(&w);
+            }
+        }
+    }
+}
+
+// Each 16-bit pattern, repeated over a 16-weight row and multiplied by ones, must give exactly 16x
+// the scalar conversion: pins the F16C / shift conversions of the SIMD kernels to core/fp16.h for
+// every value, subnormals, infinities and NaNs included.
+static void test_all_patterns(int type, const char *isa, it_matmul_fn fn) {
+    char name[96];
+    snprintf(name, sizeof name, "%s %s all 65536 bit patterns", it_type_get(type)->name, isa);
+    TEST_CASE(name) {
+        enum { N = 16 };
+        uint16_t *w = malloc(65536 * N * sizeof(uint16_t));
+        float x[N], *y = malloc(65536 * sizeof(float)), *yr = malloc(65536 * sizeof(float));
+        for (int i = 0; i < N; i++) x[i] = 1.0f;
+        for (int h = 0; h < 65536; h++)
+            for (int i = 0; i < N; i++) w[h * N + i] = (uint16_t)h;
+        fn(w, N * 2, N, x, N, 1, y, 65536, 0, 65536);
+        it_type_get(type)->matmul_ref(w, N * 2, N, x, N, 1, yr, 65536, 0, 65536);
+        int bad = 0;
+        for (int h = 0; h < 65536 && bad < 5; h++) {
+            int same = (isnan(y[h]) && isnan(yr[h])) || y[h] == yr[h];
+            if (!same) {
+                CHECK(same, "pattern 0x%04x: %.9g vs %.9g", h, y[h], yr[h]);
+                bad++;
+            }
+        }
+        free(w);
+        free(y);
+        free(yr);
+    }
+}
+
+// W = [[1,2,3],[4,5,6]], x0 = [1,-1,2] -> [5, 11], x1 = [0,1,0] -> [2, 5]; exact in any order.
+static void test_hand_computed(const char *isa, it_matmul_fn fn) {
+    char name[64];
+    snprintf(name, sizeof name, "f32 %s 2x3 by hand", isa);
+    TEST_CASE(name) {
+        float w[6] = {1, 2, 3, 4, 5, 6}, x[6] = {1, -1, 2, 0, 1, 0}, y[4] = {0};
+        fn(w, 3 * sizeof(float), 3, x, 3, 1, y, 2, 0, 2);
+        CHECK(y[0] == 5 && y[1] == 11, "decode: %g %g", y[0], y[1]);
+        fn(w, 3 * sizeof(float), 3, x, 3, 2, y, 2, 0, 2);
+        CHECK(y[0] == 5 && y[1] == 11 && y[2] == 2 && y[3] == 5, "prefill: %g %g %g %g", y[0], y[1],
+              y[2], y[3]);
+    }
+}
+
+static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static void test_fp16_conversions(void) {
+    TEST_CASE("fp16 known bit patterns") {
+        CHECK(it_fp16_to_f32(0x3c00) == 1.0f, "0x3c00");
+        CHECK(it_fp16_to_f32(0xc000) == -2.0f, "0xc000");
+        CHECK(it_fp16_to_f32(0x7bff) == 65504.0f, "0x7bff");
+        CHECK(it_fp16_to_f32(0x0001) == ldexpf(1, -24), "0x0001");
+        CHECK(it_fp16_to_f32(0x03ff) == ldexpf(1023, -24), "0x03ff");
+        CHECK(it_fp16_to_f32(0x0400) == ldexpf(1, -14), "0x0400");
+        CHECK(isinf(it_fp16_to_f32(0x7c00)) && it_fp16_to_f32(0x7c00) > 0, "0x7c00");
+        CHECK(isinf(it_fp16_to_f32(0xfc00)) && it_fp16_to_f32(0xfc00) < 0, "0xfc00");
+        CHECK(isnan(it_fp16_to_f32(0x7e00)), "0x7e00");
+        CHECK(f2u(it_fp16_to_f32(0x8000)) == 0x80000000u, "-0");
+    }
+    TEST_CASE("fp16 rounding (ties to even, overflow, subnormals)") {
+        CHECK(it_f32_to_fp16(1.0f + ldexpf(1, -11)) == 0x3c00, "1+2^-11");
+        CHECK(it_f32_to_fp16(1.0f + 3 * ldexpf(1, -11)) == 0x3c02, "1+3*2^-11");
+        CHECK(it_f32_to_fp16(65504.0f) == 0x7bff, "65504");
+        CHECK(it_f32_to_fp16(65519.996f) == 0x7bff, "65519.996");
+        CHECK(it_f32_to_fp16(65520.0f) == 0x7c00, "65520");
+        CHECK(it_f32_to_fp16(-1e10f) == 0xfc00, "-1e10");
+        CHECK(it_f32_to_fp16(ldexpf(1, -25)) == 0x0000, "2^-25");
+        CHECK(it_f32_to_fp16(1.5f * ldexpf(1, -25)) == 0x0001, "1.5*2^-25");
+        CHECK(it_f32_to_fp16(-1.5f * ldexpf(1, -25)) == 0x8001, "-1.5*2^-25");
+        CHECK(it_f32_to_fp16(3 * ldexpf(1, -25)) == 0x0002, "3*2^-25");
+        CHECK(it_f32_to_fp16(ldexpf(1, -14) - ldexpf(1, -26)) == 0x0400, "just under min normal");
+        CHECK(it_f32_to_fp16(u2f(0x7f800000u)) == 0x7c00, "inf");
+        uint16_t nan = it_f32_to_fp16(u2f(0x7fc00000u));
+        CHECK((nan & 0x7c00) == 0x7c00 && (nan & 0x3ff), "nan -> 0x%04x", nan);
+    }
+    TEST_CASE("fp16 exhaustive round trip and midpoints") {
+        int bad = 0;
+        for (uint32_t h = 0; h < 0x7c00 && bad < 5; h++) {
+            for (int s = 0; s < 2; s++) {
+                uint16_t hs = (uint16_t)(h | (s ? 0x8000 : 0));
+                float f = it_fp16_to_f32(hs);
+                if (it_f32_to_fp16(f) != hs) {
+                    CHECK(0, "round trip 0x%04x -> %g -> 0x%04x", hs, f, it_f32_to_fp16(f));
+                    bad++;
+                }
+                // The midpoint to the next half (exact in fp32) rounds to the even one; a hair
+                // either side rounds to the nearer one. 0x7bff's upper neighbour is inf.
+                float g = h + 1 == 0x7c00 ? 65536.0f : it_fp16_to_f32((uint16_t)(h + 1));
+                if (s) g = -g;
+                float mid = (f + g) / 2;
+                uint16_t even = (h & 1) ? (uint16_t)(hs + 1) : hs;
+                uint16_t up = it_f32_to_fp16(nextafterf(mid, g)), dn = it_f32_to_fp16(nextafterf(mid, f));
+                if (it_f32_to_fp16(mid) != even || up != (uint16_t)(hs + 1) || dn != hs) {
+                    CHECK(0, "midpoint after 0x%04x: got 0x%04x/0x%04x/0x%04x", hs,
+                          it_f32_to_fp16(mid), up, dn);
+                    bad++;
+                }
+            }
+        }
+    }
+    TEST_CASE("bf16 conversions and rounding") {
+        CHECK(it_bf16_to_f32(0x3f80) == 1.0f, "0x3f80");
+        CHECK(it_bf16_to_f32(0xc000) == -2.0f, "0xc000");
+        CHECK(it_f32_to_bf16(1.0f + ldexpf(1, -8)) == 0x3f80, "1+2^-8 tie -> even");
+        CHECK(it_f32_to_bf16(1.0f + 3 * ldexpf(1, -8)) == 0x3f82, "1+3*2^-8 tie -> even");
+        CHECK(it_f32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)) == 0x3f81, "above tie");
+        CHECK(it_f32_to_bf16(1.0f + ldexpf(1, -8) - ldexpf(1, -20)) == 0x3f80, "below tie");
+        CHECK(it_f32_to_bf16(u2f(0x7f7fffffu)) == 0x7f80, "FLT_MAX rounds to inf");
+        CHECK(it_f32_to_bf16(u2f(0xff800000u)) == 0xff80, "-inf");
+        CHECK(it_f32_to_bf16(u2f(0x00000001u)) == 0x0000, "tiny subnormal");
+        uint16_t nan = it_f32_to_bf16(u2f(0x7f800001u));
+        CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x7f), "signalling nan stays nan: 0x%04x", nan);
+        int bad = 0;
+        for (uint32_t h = 0; h < 0x10000 && bad < 5; h++) {
+            if ((h & 0x7f80) == 0x7f80 && (h & 0x7f)) continue; // NaN
+            if (it_f32_to_bf16(it_bf16_to_f32((uint16_t)h)) != h) {
+                CHECK(0, "bf16 round trip 0x%04x", h);
+                bad++;
+            }
+        }
+    }
+}
+
+// kern_matmul through the pool: rows split across threads must cover every row exactly once.
+static void test_threaded(void) {
+    static const int64_t outs[] = {1, 17, 100, 333};
+    for (int nth = 2; nth <= 3; nth++) {
+        it_pool *pool = it_pool_new(nth);
+        for (int ti = 0; ti < 4; ti++) {
+            int type = k_types[ti];
+            char name[64];
+            snprintf(name, sizeof name, "kern_matmul %s %d threads", it_type_get(type)->name, nth);
+            TEST_CASE(name) {
+                CHECK(pool != NULL, "pool");
+                for (int a = 0; a < 4 && pool; a++) {
+                    int64_t n_out = outs[a], n_in = type == IT_TYPE_Q8_0 ? 96 : 172;
+                    wmat w = make_weights(type, n_out, n_in);
+                    it_tensor t = {"w", type, 2, {n_in, n_out, 1, 1}, w.data,
+                                   (size_t)n_out * w.row_bytes};
+                    for (int64_t nt = 1; nt <= 7; nt += 6) {
+                        float *x = malloc((size_t)(nt * n_in) * sizeof(float));
+                        float *y = malloc((size_t)(nt * n_out) * sizeof(float));
+                        float *yr = malloc((size_t)(nt * n_out) * sizeof(float));
+                        for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f();
+                        for (int64_t i = 0; i < nt * n_out; i++) y[i] = k_sentinel;
+                        kern_matmul(pool, &t, x, nt, y);
+                        it_type_get(type)->matmul_ref(w.data, w.row_bytes, n_in, x, n_in, nt, yr,
+                                                      n_out, 0, n_out);
+                        int bad = 0;
+                        for (int64_t i = 0; i < nt * n_out && bad < 3; i++) {
+                            double tol = 1e-4 * (fabs(yr[i]) + 1.0);
+                            if (!(fabs((double)y[i] - yr[i]) <= tol)) {
+                                CHECK(0, "n_out=%lld nt=%lld i=%lld: %g vs %g", (long long)n_out,
+                                      (long long)nt, (long long)i, y[i], yr[i]);
+                                bad++;
+                            }
+                        }
+                        free(x);
+                        free(y);
+                        free(yr);
+                    }
+                    free_weights(&w);
+                }
+            }
+        }
+        it_pool_free(pool);
+    }
+}
+
+int main(void) {
+    it_types_init();
+    printf("cpu: avx2=%d avx512=%d\n", kern_cpu_has_avx2(), kern_cpu_has_avx512());
+    test_fp16_conversions();
+    TEST_CASE("kernel lookup") {
+        for (int ti = 0; ti < 4; ti++) CHECK(kern_matmul_kernel(k_types[ti], "ref") != NULL, "ref");
+        CHECK(kern_matmul_kernel(IT_TYPE_F32, "sse9") == NULL, "unknown isa");
+        CHECK(kern_matmul_kernel(12345, "ref") == NULL, "unknown type");
+        CHECK((kern_matmul_kernel(IT_TYPE_F16, "avx2") != NULL) == kern_cpu_has_avx2(), "avx2");
+        CHECK((kern_matmul_kernel(IT_TYPE_F16, "avx512") != NULL) == kern_cpu_has_avx512(), "512");
+        kern_force_ref(1);
+        for (int ti = 0; ti < 4; ti++) CHECK(kern_simd_matmul(k_types[ti]) == NULL, "forced ref");
+        kern_force_ref(0);
+    }
+    for (int s = 0; s < 2; s++) {
+        const char *isa = k_isas[s];
+        if (!kern_matmul_kernel(IT_TYPE_F32, isa)) {
+            printf("(skipping %s: not supported here)\n", isa);
+            continue;
+        }
+        test_hand_computed(isa, kern_matmul_kernel(IT_TYPE_F32, isa));
+        for (int ti = 0; ti < 4; ti++) test_shapes(k_types[ti], isa, kern_matmul_kernel(k_types[ti], isa));
+        test_all_patterns(IT_TYPE_F16, isa, kern_matmul_kernel(IT_TYPE_F16, isa));
+        test_all_patterns(IT_TYPE_BF16, isa, kern_matmul_kernel(IT_TYPE_BF16, isa));
+    }
+    test_threaded();
+    printf("worst error / tolerance: %.3g\n", g_worst_ratio);
+    return th_finish("test_kernels");
+}
