@@ -72,6 +72,9 @@ bench: $(BIN)
 # Regenerate tests/goldens with the independent PyTorch reference (needs Debian python3-torch).
 goldens:
 	/usr/bin/python3 tests/ref/llama_ref.py --shared $(SHARED) --out tests/goldens
+	/usr/bin/python3 tests/ref/eval_ref.py --shared $(SHARED) --out tests/goldens
+	python3 tests/ref/make_variants.py --shared $(SHARED) --out build/variants
+	/usr/bin/python3 tests/ref/variants_ref.py --dir build/variants --out tests/goldens/variants.gold
 
 clean:
 	rm -rf build build-san

@@ -5,7 +5,8 @@
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread -mavx2 -mfma -mf16c -c src/kernels/matmul_avx2.c -o /tmp/mm_avx2.o &&
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c -c src/kernels/matmul_avx512.c -o /tmp/mm_avx512.o &&
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_kernels.c src/core/pool.c src/core/types.c src/kernels/matmul_ref.c src/kernels/matmul_simd.c /tmp/mm_avx2.o /tmp/mm_avx512.o -lm -o /tmp/bench_kernels && /tmp/bench_kernels
-// Options: bench_kernels [quick]   ("quick" runs fewer repetitions).
+// Options: bench_kernels [quick] [decode|prefill]   ("quick" runs fewer repetitions; decode or
+// prefill runs only that half).
 //
 // Decode cycles through 8 different 5632x2048 matrices (8 x 23 MB for F16) so every pass streams
 // the weights from DRAM, as a real decode step does. Prefill uses one 2048x2048 matrix (it is
@@ -57,7 +58,12 @@ static const int k_types[] = {IT_TYPE_F32, IT_TYPE_F16, IT_TYPE_BF16, IT_TYPE_Q8
 static const char *k_isas[] = {"ref", "avx2", "avx512"};
 
 int main(int argc, char **argv) {
-    int quick = argc > 1 && !strcmp(argv[1], "quick");
+    int quick = 0, do_decode = 1, do_prefill = 1;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "quick")) quick = 1;
+        if (!strcmp(argv[a], "decode")) do_prefill = 0;
+        if (!strcmp(argv[a], "prefill")) do_decode = 0;
+    }
     it_types_init();
     enum { NMAT = 8 };
     const int64_t n_in = 2048, n_out = 5632;
@@ -69,7 +75,7 @@ int main(int argc, char **argv) {
     printf("decode (nt=1), %d x %lld x %lld matrices, GB/s of weights streamed\n", NMAT,
            (long long)n_out, (long long)n_in);
     printf("%-6s %-7s %9s %9s\n", "type", "isa", "1 thread", "2 threads");
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < 4 && do_decode; ti++) {
         int type = k_types[ti];
         size_t rb = it_type_row_bytes(type, n_in), mb = rb * (size_t)n_out;
         char *w = malloc(mb * NMAT);
@@ -104,7 +110,7 @@ int main(int argc, char **argv) {
     printf("%-6s %-7s", "type", "isa");
     for (int a = 0; a < 4; a++) printf("    nt=%-10lld", (long long)nts[a]);
     printf("\n");
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < 4 && do_prefill; ti++) {
         int type = k_types[ti];
         size_t rb = it_type_row_bytes(type, n_in), mb = rb * (size_t)pn_out;
         char *w = malloc(mb);

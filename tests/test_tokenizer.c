@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "io/gguf.h"
+#include "io/gguf_write.h"
 #include "model/tokenizer.h"
 #include "model/tokenizer_impl.h"
 
@@ -106,7 +107,7 @@ static int roundtrip(const tok_vocab *v, const char *s, size_t len) {
 
 static double now_s(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);   // CPU time: robust on a loaded machine
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -167,7 +168,7 @@ static void test_llama2c(const tok_vocab *v) {
     TEST_CASE("llama2c: decode(encode(x)) == x") {
         const char *s[] = { "Once upon a time", "Hello world", " leading space", "two  spaces\t\ttab",
                             "One day.\n\nThe end.\n", "caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x98\x80",
-                            "bad \x80\xff\xc3 utf8 \xe2\x98", "a\x80" "b\xc3\xa9\x80\x80\x80\x80z",
+                            "bad \x80\xff\xc3 utf8 \xe2\x98", "a\x80\x62\xc3\xa9\x80\x80\x80\x80z",
                             "<s> <0x41> <unk> </s>" };
         for (int i = 0; i < N_ARR(s); i++) CHECK(roundtrip(v, s[i], strlen(s[i])), "case %d", i);
         const char nul[] = "a\0b\0\0c";
@@ -286,6 +287,214 @@ static void test_gguf_spm(const tok_vocab *l2c) {
     }
 }
 
+// ------------------------------------------------------------------ GPT-2 byte-level BPE
+
+// GPT-2's bytes_to_unicode, written out from its definition: printable Latin-1 bytes map to
+// themselves, the rest to U+0100.. in byte order. out gets the UTF-8 of the char (NUL-terminated).
+static void gpt2_char(int b, char out[3]) {
+    int cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
+        cp = 256;
+        for (int k = 0; k < b; k++) cp += !((k >= 33 && k <= 126) || (k >= 161 && k <= 172) || k >= 174);
+    }
+    if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
+    else { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); out[2] = 0; }
+}
+
+// Ids 0..255: the byte chars (id = byte value). Then merged pieces; "\xc4\xa0" is Ġ (space),
+// "\xc4\x8a" is Ċ (newline).
+static const char *const g_extra[] = {
+    "He", "ll", "Hell", "Hello", "\xc4\xa0w", "or", "\xc4\xa0wor", "ld", "\xc4\xa0world", "'s",  // 256..
+    "\xc4\xa0\x31", "\xc4\xa0\x31\x32", "12", "123", "45", "\xc4\xa0o", "\xc4\xa0ok", "!!",         // 266..
+    "\xc4\x8a\xc4\x8a", "!!\xc4\x8a\xc4\x8a", "<|bos|>", "<|eos|>",                              // 274..
+};
+static const char *const g_merges[] = {
+    "H e", "l l", "He ll", "Hell o", "\xc4\xa0 w", "o r", "\xc4\xa0w or", "l d", "\xc4\xa0wor ld",
+    "' s", "\xc4\xa0 1", "\xc4\xa0\x31 2", "1 2", "12 3", "4 5", "\xc4\xa0 o", "\xc4\xa0o k", "! !",
+    "\xc4\x8a \xc4\x8a", "!! \xc4\x8a\xc4\x8a",
+    "x", "Q Z", "zz top",   // no space / unknown parts: ignored, not fatal
+};
+#define G_N (256 + N_ARR(g_extra))
+#define G_BOS 276
+#define G_EOS 277
+
+static tok_vocab *build_gpt2(const char *pre, char chars[256][3], const char **toks, int *types,
+                             intact_error *e) {
+    for (int b = 0; b < 256; b++) {
+        gpt2_char(b, chars[b]);
+        toks[b] = chars[b];
+        types[b] = 1;
+    }
+    for (int i = 0; i < N_ARR(g_extra); i++) {
+        toks[256 + i] = g_extra[i];
+        types[256 + i] = 256 + i >= G_BOS ? 3 : 1;
+    }
+    return tok_build_gpt2(toks, G_N, g_merges, N_ARR(g_merges) - 3, pre, G_BOS, G_EOS, types, e);
+}
+
+static int check_pre(int pre, const char *s, const int *lens, int n) {
+    size_t len = strlen(s), i = 0;
+    int k = 0;
+    while (i < len) {
+        size_t w = tok_pre_next(pre, (const unsigned char *)s, len, i);
+        if (w == 0 || k >= n || (int)w != lens[k]) {
+            printf("  word %d: got %zu, want %d\n", k, w, k < n ? lens[k] : -1);
+            return 0;
+        }
+        i += w;
+        k++;
+    }
+    return k == n;
+}
+
+static void test_gpt2(void) {
+    const char *s1 = "Hello world's 12345 ok!!\n\n", *s2 = "I'M  here\t\tnow 2024!\r\n  x";
+    TEST_CASE("gpt2: pre-tokenizer splits (checked with Python re / regex)") {
+        // gpt2: Hello| world|'s| 12345| ok|!!|\n\n
+        static const int g1[] = { 5, 6, 2, 6, 3, 2, 2 };
+        // llama3: Hello| world|'s| |123|45| ok|!!\n\n
+        static const int l1[] = { 5, 6, 2, 1, 3, 2, 3, 4 };
+        // qwen2: Hello| world|'s| |1|2|3|4|5| ok|!!\n\n
+        static const int q1[] = { 5, 6, 2, 1, 1, 1, 1, 1, 1, 3, 4 };
+        CHECK(check_pre(TOK_PRE_GPT2, s1, g1, N_ARR(g1)), "gpt2 s1");
+        CHECK(check_pre(TOK_PRE_LLAMA3, s1, l1, N_ARR(l1)), "llama3 s1");
+        CHECK(check_pre(TOK_PRE_QWEN2, s1, q1, N_ARR(q1)), "qwen2 s1");
+        // gpt2: I|'|M| | here|\t|\t|now| 2024|!|\r\n | x
+        static const int g2[] = { 1, 1, 1, 1, 5, 1, 1, 3, 5, 1, 3, 2 };
+        // llama3: I|'M| | here|\t|\tnow| |202|4|!\r\n| | x
+        static const int l2[] = { 1, 2, 1, 5, 1, 4, 1, 3, 1, 3, 1, 2 };
+        static const int q2[] = { 1, 2, 1, 5, 1, 4, 1, 1, 1, 1, 1, 3, 1, 2 };
+        CHECK(check_pre(TOK_PRE_GPT2, s2, g2, N_ARR(g2)), "gpt2 s2");
+        CHECK(check_pre(TOK_PRE_LLAMA3, s2, l2, N_ARR(l2)), "llama3 s2");
+        CHECK(check_pre(TOK_PRE_QWEN2, s2, q2, N_ARR(q2)), "qwen2 s2");
+        // Unicode letters/numbers/spaces: "naïve—café 中文<U+3000>١٢٣٤ Ωmega²½!\n"
+        const char *s3 = "na\xc3\xafve\xe2\x80\x94" "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87\xe3\x80\x80"
+                         "\xd9\xa1\xd9\xa2\xd9\xa3\xd9\xa4 \xce\xa9mega\xc2\xb2\xc2\xbd!\n";
+        static const int g3[] = { 6, 3, 5, 7, 3, 8, 7, 4, 1, 1 };
+        static const int l3[] = { 6, 8, 7, 3, 6, 2, 7, 4, 2 };
+        static const int q3[] = { 6, 8, 7, 3, 2, 2, 2, 2, 7, 2, 2, 2 };
+        CHECK(check_pre(TOK_PRE_GPT2, s3, g3, N_ARR(g3)), "gpt2 s3");
+        CHECK(check_pre(TOK_PRE_LLAMA3, s3, l3, N_ARR(l3)), "llama3 s3");
+        CHECK(check_pre(TOK_PRE_QWEN2, s3, q3, N_ARR(q3)), "qwen2 s3");
+        // Invalid UTF-8 bytes are characters of their own, of no class: "a\xff" + "b" -> a|\xff|b
+        // under gpt2; under llama3 the stray byte prefixes the letters after it.
+        static const int g4[] = { 1, 1, 1 }, l4[] = { 1, 2 };
+        CHECK(check_pre(TOK_PRE_GPT2, "a\xff" "b", g4, 3) && check_pre(TOK_PRE_LLAMA3, "a\xff" "b", l4, 2),
+              "invalid byte");
+    }
+    char chars[256][3];
+    const char *toks[G_N];
+    int types[G_N];
+    intact_error e = { 0, "" };
+    const char *pres[] = { "gpt2", "llama-bpe", "qwen2" };
+    // Worked out by hand from the merge ranks (see g_merges): e.g. gpt2 keeps " 12345" as one word, so
+    // rank-10 "Ġ 1" beats rank-12 "1 2": Ġ12|3|45; llama3 splits " "|"123"|"45".
+    static const int32_t want_g[] = { 259, 264, 265, 267, '3', 270, 272, 273, 274 };
+    static const int32_t want_l[] = { 259, 264, 265, ' ', 269, 270, 272, 275 };
+    static const int32_t want_q[] = { 259, 264, 265, ' ', '1', '2', '3', '4', '5', 272, 275 };
+    const int32_t *want[] = { want_g, want_l, want_q };
+    const int nwant[] = { N_ARR(want_g), N_ARR(want_l), N_ARR(want_q) };
+    for (int p = 0; p < 3; p++) {
+        tok_vocab *v = build_gpt2(pres[p], chars, toks, types, &e);
+        TEST_CASE(p == 0 ? "gpt2: encode (gpt2 rules)" : p == 1 ? "gpt2: encode (llama3 rules)"
+                                                                 : "gpt2: encode (qwen2 rules)") {
+            CHECK(v != NULL, "%s", e.msg);
+            if (!v) continue;
+            CHECK(tok_kind(v) == TOK_GPT2 && tok_bos(v) == G_BOS && tok_eos(v) == G_EOS, "ids");
+            CHECK(check_enc(v, s1, 0, want[p], nwant[p]), "s1");
+            int n;
+            int32_t *t = enc(v, s1, strlen(s1), 1, &n);
+            CHECK(t && n == nwant[p] + 1 && t[0] == G_BOS, "BOS");
+            free(t);
+        }
+        if (p == 1) {
+            TEST_CASE("gpt2: decode and round trip") {
+                char b[16];
+                CHECK(tok_decode(v, -1, 264, b, sizeof b) == 6 && memcmp(b, " world", 6) == 0, "Ġworld");
+                CHECK(tok_decode(v, G_BOS, 274, b, sizeof b) == 2 && memcmp(b, "\n\n", 2) == 0, "ĊĊ");
+                CHECK(tok_decode(v, -1, G_BOS, b, sizeof b) == 0, "control is empty");
+                CHECK(tok_decode(v, -1, 0, b, sizeof b) == 1 && b[0] == 0, "byte 0");
+                CHECK(tok_decode(v, -1, 0xff, b, sizeof b) == 1 && (unsigned char)b[0] == 0xff, "byte ff");
+                CHECK(tok_decode(v, -1, G_N, b, sizeof b) == -1, "bad id");
+                const char *rt[] = { s1, s2, "caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x98\x80",
+                                     "bad \x80\xff\xc3 utf8 \xe2\x98", "<|bos|> <|eos|>", "" };
+                for (int i = 0; i < N_ARR(rt); i++) CHECK(roundtrip(v, rt[i], strlen(rt[i])), "case %d", i);
+                unsigned char all[256];
+                for (int i = 0; i < 256; i++) all[i] = (unsigned char)i;
+                CHECK(roundtrip(v, (const char *)all, sizeof all), "all bytes");
+                int n;
+                int32_t *t = enc(v, "<|bos|>", 7, 0, &n);
+                int bad = 0;
+                for (int i = 0; t && i < n; i++) bad += t[i] >= G_BOS;
+                CHECK(t && n > 1 && !bad, "special token text must not become a control token");
+                free(t);
+            }
+            TEST_CASE("gpt2: long words stay fast") {
+                size_t big = 1 << 20;
+                char *b = malloc(big);
+                memset(b, 'l', big);
+                double t0 = now_s();
+                int n = tok_encode(v, b, big, 0, NULL, 0, NULL);
+                double dt = now_s() - t0;
+                CHECK(n == (int)(big / 2) && dt < 2.0, "%d tokens in %.3f s", n, dt);
+                for (size_t i = 0; i < big; i++) b[i] = "Hello world's 12345 ok!!\n\n"[i % 26];
+                t0 = now_s();
+                n = tok_encode(v, b, big, 0, NULL, 0, NULL);
+                dt = now_s() - t0;
+                printf("  1 MiB -> %d tokens in %.3f s\n", n, dt);
+                CHECK(n > 0 && dt < 2.0, "%d tokens in %.3f s", n, dt);
+                free(b);
+            }
+        }
+        tok_free(v);
+    }
+    TEST_CASE("gpt2: from a GGUF file") {
+        for (int b = 0; b < 256; b++) { gpt2_char(b, chars[b]); toks[b] = chars[b]; types[b] = 1; }
+        for (int i = 0; i < N_ARR(g_extra); i++) {
+            toks[256 + i] = g_extra[i];
+            types[256 + i] = 256 + i >= G_BOS ? 3 : 1;
+        }
+        gguf_writer *w = gguf_writer_new();
+        CHECK(w != NULL, "writer");
+        if (!w) continue;
+        gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2", 4);
+        gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe", 9);
+        gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, G_N);
+        gguf_writer_add_arr_i32(w, "tokenizer.ggml.token_type", types, G_N);
+        gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", g_merges, NULL, N_ARR(g_merges) - 3);
+        gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", G_BOS);
+        gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", G_EOS);
+        gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
+        void *mem = NULL;
+        size_t size = 0;
+        int rc = gguf_writer_write_mem(w, &mem, &size, &e);
+        CHECK(rc == 0, "%s", e.msg);
+        gguf_file *f = rc == 0 ? gguf_open_buffer(mem, size, &e) : NULL;
+        CHECK(f != NULL, "%s", e.msg);
+        tok_vocab *v = f ? tok_load_gguf(f, &e) : NULL;
+        CHECK(v != NULL, "%s", e.msg);
+        if (v) {
+            CHECK(tok_kind(v) == TOK_GPT2 && tok_bos(v) == G_BOS && tok_eos(v) == G_EOS, "ids");
+            CHECK(check_enc(v, s1, 0, want_l, N_ARR(want_l)), "llama-bpe from GGUF");
+        }
+        tok_free(v);
+        if (f) gguf_close(f);
+        free(mem);
+        gguf_writer_free(w);
+    }
+    TEST_CASE("gpt2: bad merges and vocabularies fail cleanly") {
+        const char *one[] = { "a" }, *bad[] = { "a" };
+        CHECK(!tok_build_gpt2(one, 1, bad, 1, NULL, -1, -1, NULL, &e) && strstr(e.msg, "no space"),
+              "merge without space: %s", e.msg);
+        CHECK(!tok_build_gpt2(one, 0, NULL, 0, NULL, -1, -1, NULL, &e), "empty vocabulary");
+        tok_vocab *v = tok_build_gpt2(one, 1, NULL, 0, "gpt2", 5, -1, NULL, &e);
+        CHECK(v && tok_bos(v) == -1, "out-of-range BOS is dropped");
+        CHECK(v && tok_encode(v, "b", 1, 0, NULL, 0, &e) < 0 && strstr(e.msg, "byte 0x62"),
+              "uncovered byte: %s", e.msg);
+        tok_free(v);
+    }
+}
+
 int main(void) {
     char path[1024];
     intact_error e = { 0, "" };
@@ -296,6 +505,7 @@ int main(void) {
         test_gguf_spm(v);
     }
     test_hostile_llama2c();
+    test_gpt2();
     tok_free(v);
     return th_finish("test_tokenizer");
 }

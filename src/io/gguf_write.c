@@ -87,7 +87,7 @@ static int gw_put_le(gguf_writer *w, uint64_t v, int bytes) {
 }
 
 static int gw_put_str(gguf_writer *w, const char *s, size_t len) {
-    return gw_put_le(w, len, 8) || gw_put(w, s, len);
+    return (gw_put_le(w, len, 8) || gw_put(w, s, len)) ? -1 : 0;
 }
 
 // Validates the key and writes it with its value type; the value follows.
@@ -103,11 +103,11 @@ static int gw_key(gguf_writer *w, const char *key, int type) {
     if (!(k[w->n_kv] = malloc(len + 1))) return gw_fail(w, "out of memory");
     memcpy(k[w->n_kv], key, len + 1);
     w->n_kv++;
-    return gw_put_str(w, key, len) || gw_put_le(w, (uint64_t)type, 4);
+    return (gw_put_str(w, key, len) || gw_put_le(w, (uint64_t)type, 4)) ? -1 : 0;
 }
 
 static int gw_scalar(gguf_writer *w, const char *key, int type, uint64_t bits, int bytes) {
-    return gw_key(w, key, type) || gw_put_le(w, bits, bytes);
+    return (gw_key(w, key, type) || gw_put_le(w, bits, bytes)) ? -1 : 0;
 }
 
 int gguf_writer_add_u8(gguf_writer *w, const char *key, uint8_t v) { return gw_scalar(w, key, GGUF_T_U8, v, 1); }
@@ -152,11 +152,11 @@ int gguf_writer_add_bool(gguf_writer *w, const char *key, int v) {
 }
 int gguf_writer_add_str(gguf_writer *w, const char *key, const char *s, size_t len) {
     if (!s && len) return gw_fail(w, "NULL string for key '%.64s'", key ? key : "");
-    return gw_key(w, key, GGUF_T_STRING) || gw_put_str(w, s ? s : "", len);
+    return (gw_key(w, key, GGUF_T_STRING) || gw_put_str(w, s ? s : "", len)) ? -1 : 0;
 }
 
 static int gw_arr_head(gguf_writer *w, const char *key, int elem_type, uint64_t n) {
-    return gw_key(w, key, GGUF_T_ARRAY) || gw_put_le(w, (uint64_t)elem_type, 4) || gw_put_le(w, n, 8);
+    return (gw_key(w, key, GGUF_T_ARRAY) || gw_put_le(w, (uint64_t)elem_type, 4) || gw_put_le(w, n, 8)) ? -1 : 0;
 }
 
 int gguf_writer_add_arr_str(gguf_writer *w, const char *key, const char *const *strs, const size_t *lens,

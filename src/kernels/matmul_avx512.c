@@ -1,7 +1,7 @@
 // AVX-512 (F/BW/VL/DQ) matmul kernels for F32, F16, BF16 and Q8_0 weights; same structure as
 // matmul_avx2.c with 16-wide vectors and 32 registers:
 //
-// Decode (nt == 1, bandwidth bound): 4 rows streamed together, 2 accumulators per row.
+// Decode (nt == 1, bandwidth bound): rows streamed one after another, 4 accumulators, prefetch.
 // Prefill (nt > 1, compute bound): 4-row x 6-token register tile (24 accumulators + 4 weight
 // vectors + 1 activation vector of the 32 zmm registers): each group of 16 weights is converted
 // once and used for 6 tokens. Token chunks keep X in L2.
@@ -72,61 +72,80 @@ KI void store_sums(const int R, const __m512 *acc, float *y) {
     }
 }
 
-// ---- decode: R (1..4) rows x 1 token ----
+// ---- decode: one row at a time ----
 
-KI void decode_rows(const int ty, const int R, const char *w, size_t rb, int64_t n, const float *x,
-                    float *y) {
-    const char *row[4];
-    UNROLL for (int k = 0; k < R; k++) row[k] = w + (size_t)k * rb;
-    __m512 a0[4], a1[4];
-    UNROLL for (int k = 0; k < R; k++) a0[k] = a1[k] = _mm512_setzero_ps();
+// As in matmul_avx2.c: one sequential stream per thread (rows are contiguous), 4 accumulators,
+// software prefetch PF_DIST bytes ahead (across row ends into the next rows).
+#ifndef KERN_PF_DIST
+#define KERN_PF_DIST 4096
+#endif
+
+KI __m512 decode_row(const int ty, const char *row, int64_t n, const float *x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     if (ty == TY_Q8) {
         // Per block: unscaled dot product of 32 weights, then one FMA with the block scale.
-        for (; i < n; i += IT_QK8_0) {
-            __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-            UNROLL for (int k = 0; k < R; k++) {
-                const it_block_q8_0 *b = (const it_block_q8_0 *)row[k] + i / IT_QK8_0;
-                __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs)));
-                __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16))));
-                __m512 s = _mm512_fmadd_ps(q1, x1, _mm512_mul_ps(q0, x0));
-                a0[k] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(b->d)), s, a0[k]);
-            }
-        }
-    } else {
-        for (; i + 32 <= n; i += 32) {
-            __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-            UNROLL for (int k = 0; k < R; k++) {
-                a0[k] = _mm512_fmadd_ps(ld16(ty, row[k], i, 0xffff, 1), x0, a0[k]);
-                a1[k] = _mm512_fmadd_ps(ld16(ty, row[k], i + 16, 0xffff, 1), x1, a1[k]);
-            }
-        }
-        if (i + 16 <= n) {
-            __m512 x0 = _mm512_loadu_ps(x + i);
-            UNROLL for (int k = 0; k < R; k++)
-                a0[k] = _mm512_fmadd_ps(ld16(ty, row[k], i, 0xffff, 1), x0, a0[k]);
-            i += 16;
+        const it_block_q8_0 *b = (const it_block_q8_0 *)row;
+        for (; i + 64 <= n; i += 64, b += 2) {
+            _mm_prefetch((const char *)b + KERN_PF_DIST, _MM_HINT_T0);
+            _mm_prefetch((const char *)b + KERN_PF_DIST + 64, _MM_HINT_T0);
+#define Q8F(blk, o) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((blk)->qs + (o)))))
+            __m512 s0 = _mm512_mul_ps(Q8F(b, 0), _mm512_loadu_ps(x + i));
+            __m512 s1 = _mm512_mul_ps(Q8F(b + 1, 0), _mm512_loadu_ps(x + i + 32));
+            s0 = _mm512_fmadd_ps(Q8F(b, 16), _mm512_loadu_ps(x + i + 16), s0);
+            s1 = _mm512_fmadd_ps(Q8F(b + 1, 16), _mm512_loadu_ps(x + i + 48), s1);
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(b[0].d)), s0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(b[1].d)), s1, a1);
         }
         if (i < n) {
+            __m512 s0 = _mm512_mul_ps(Q8F(b, 0), _mm512_loadu_ps(x + i));
+            s0 = _mm512_fmadd_ps(Q8F(b, 16), _mm512_loadu_ps(x + i + 16), s0);
+            a2 = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b[0].d)), s0);
+#undef Q8F
+        }
+    } else {
+        const int64_t eb = ty == TY_F32 ? 4 : 2;
+        for (; i + 64 <= n; i += 64) {
+            // 64 weights are 128 (16-bit) or 256 (fp32) bytes: one prefetch per cache line.
+            const char *p = row + i * eb + KERN_PF_DIST;
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p + 64, _MM_HINT_T0);
+            if (eb == 4) {
+                _mm_prefetch(p + 128, _MM_HINT_T0);
+                _mm_prefetch(p + 192, _MM_HINT_T0);
+            }
+            a0 = _mm512_fmadd_ps(ld16(ty, row, i, 0xffff, 1), _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(ld16(ty, row, i + 16, 0xffff, 1), _mm512_loadu_ps(x + i + 16), a1);
+            a2 = _mm512_fmadd_ps(ld16(ty, row, i + 32, 0xffff, 1), _mm512_loadu_ps(x + i + 32), a2);
+            a3 = _mm512_fmadd_ps(ld16(ty, row, i + 48, 0xffff, 1), _mm512_loadu_ps(x + i + 48), a3);
+        }
+        for (; i + 16 <= n; i += 16)
+            a0 = _mm512_fmadd_ps(ld16(ty, row, i, 0xffff, 1), _mm512_loadu_ps(x + i), a0);
+        if (i < n) {
             __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-            __m512 x0 = _mm512_maskz_loadu_ps(m, x + i);
-            UNROLL for (int k = 0; k < R; k++)
-                a1[k] = _mm512_fmadd_ps(ld16(ty, row[k], i, m, 0), x0, a1[k]);
+            a1 = _mm512_fmadd_ps(ld16(ty, row, i, m, 0), _mm512_maskz_loadu_ps(m, x + i), a1);
         }
     }
-    UNROLL for (int k = 0; k < R; k++) a0[k] = _mm512_add_ps(a0[k], a1[k]);
-    store_sums(R, a0, y);
+    return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
 }
 
 KI void decode(const int ty, const char *w, size_t rb, int64_t n, const float *x, float *y,
                int64_t r0, int64_t r1) {
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) decode_rows(ty, 4, w + (size_t)r * rb, rb, n, x, y + r);
-    switch (r1 - r) {
-    case 3: decode_rows(ty, 3, w + (size_t)r * rb, rb, n, x, y + r); break;
-    case 2: decode_rows(ty, 2, w + (size_t)r * rb, rb, n, x, y + r); break;
-    case 1: decode_rows(ty, 1, w + (size_t)r * rb, rb, n, x, y + r); break;
-    default: break;
+    for (int64_t r = r0; r < r1; r += 4) {
+        // Rows go 4 at a time only to share the final horizontal sums.
+        int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+        __m512 v[4];
+        _Pragma("GCC unroll 1") for (int k = 0; k < R; k++)
+            v[k] = decode_row(ty, w + (size_t)(r + k) * rb, n, x);
+        __m512 z = _mm512_setzero_ps();
+        __m128 s = hsum4(v[0], R > 1 ? v[1] : z, R > 2 ? v[2] : z, R > 3 ? v[3] : z);
+        if (R == 4) {
+            _mm_storeu_ps(y + r, s);
+        } else {
+            float tmp[4];
+            _mm_storeu_ps(tmp, s);
+            for (int k = 0; k < R; k++) y[r + k] = tmp[k];
+        }
     }
 }
 

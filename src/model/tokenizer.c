@@ -249,15 +249,17 @@ tok_vocab *tok_load_llama2c(const char *path, int n_vocab, intact_error *err) {
 // writes 0xFFFFFFFF for "none") means absent.
 static void tok_gguf_id(const gguf_file *f, const char *key, int n, int *out) {
     if (gguf_find_key(f, key) < 0) return;
-    uint64_t u;
-    if (gguf_get_u64(f, key, &u, NULL) == 0) *out = u < (uint64_t)n ? (int)u : -1;
+    int64_t i;
+    if (gguf_get_i64(f, key, &i, NULL) == 0) *out = i >= 0 && i < n ? (int)i : -1;
+    else *out = -1;   // u64 beyond INT64_MAX, or not an integer
 }
 
 static void tok_gguf_bool(const gguf_file *f, const char *key, int *out) {
-    int64_t k = gguf_find_key(f, key);
-    if (k < 0) return;
+    if (gguf_find_key(f, key) < 0) return;
+    int b;
     uint64_t u;
-    if (gguf_get_u64(f, key, &u, NULL) == 0) *out = u != 0;
+    if (gguf_get_bool(f, key, &b, NULL) == 0) *out = b != 0;
+    else if (gguf_get_u64(f, key, &u, NULL) == 0) *out = u != 0;   // some writers use an integer
 }
 
 // Copies piece i, replacing SentencePiece's "▁" (U+2581) by a space; returns the new length.
@@ -472,23 +474,51 @@ int tok_decode(const tok_vocab *v, int32_t prev, int32_t id, char *buf, int cap)
 
 // ------------------------------------------------------------------ candidate heap
 
-static int tok_cand_before(const tok_cand *a, const tok_cand *b) {
-    if (a->key != b->key) return a->key > b->key;
-    return a->left < b->left;
+// A 4-ary min-heap on the packed key: half the depth of a binary heap, and the four children of a
+// node share a cache line.
+static int tok_heap_reserve(tok_heap *h) {
+    if (h->n < h->cap) return 0;
+    size_t cap = h->cap ? h->cap * 2 : 64;
+    tok_cand *a = realloc(h->a, cap * sizeof *a);
+    if (!a) return -1;
+    h->a = a;
+    h->cap = cap;
+    return 0;
+}
+
+int tok_heap_append(tok_heap *h, tok_cand c) {
+    if (tok_heap_reserve(h)) return -1;
+    h->a[h->n++] = c;
+    return 0;
+}
+
+static void tok_heap_down(tok_heap *h, size_t i, tok_cand c) {
+    tok_cand *a = h->a;
+    size_t n = h->n;
+    for (;;) {
+        size_t first = 4 * i + 1, best = i;
+        uint64_t bk = c.key;
+        size_t end = first + 4 < n ? first + 4 : n;
+        for (size_t k = first; k < end; k++)
+            if (a[k].key < bk) best = k, bk = a[k].key;
+        if (best == i) break;
+        a[i] = a[best];
+        i = best;
+    }
+    a[i] = c;
+}
+
+void tok_heap_heapify(tok_heap *h) {
+    for (size_t i = h->n / 4 + 1; i-- > 0;)
+        if (i < h->n) tok_heap_down(h, i, h->a[i]);
 }
 
 int tok_heap_push(tok_heap *h, tok_cand c) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        tok_cand *a = realloc(h->a, cap * sizeof *a);
-        if (!a) return -1;
-        h->a = a;
-        h->cap = cap;
-    }
+    if (tok_heap_reserve(h)) return -1;
     size_t i = h->n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!tok_cand_before(&c, &h->a[p])) break;
+        size_t p = (i - 1) / 4;
+        if (h->a[p].key <= c.key) break;
         h->a[i] = h->a[p];
         i = p;
     }
@@ -498,16 +528,6 @@ int tok_heap_push(tok_heap *h, tok_cand c) {
 
 tok_cand tok_heap_pop(tok_heap *h) {
     tok_cand top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, best = i;
-        const tok_cand *bc = &last;
-        if (l < h->n && tok_cand_before(&h->a[l], bc)) best = l, bc = &h->a[l];
-        if (l + 1 < h->n && tok_cand_before(&h->a[l + 1], bc)) best = l + 1;
-        if (best == i) break;
-        h->a[i] = h->a[best];
-        i = best;
-    }
-    if (h->n) h->a[i] = last;
+    if (h->n) tok_heap_down(h, 0, last);
     return top;
 }

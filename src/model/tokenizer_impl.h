@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "model/tokenizer.h"
 
 // GGUF tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
@@ -38,7 +39,7 @@ struct tok_vocab {
     // GPT2 only: (left id, right id) -> rank and merged id, open addressing keyed on both ids.
     uint64_t *mkey;           // (left << 32 | right) + 1; 0 = empty
     int32_t *mrank, *mres;
-    uint32_t mmask;
+    uint32_t mmask, mcount;
     int pre;                  // enum tok_pre
     uint16_t b2u[256];        // GPT-2 bytes_to_unicode: byte -> code point (< 324)
     int16_t u2b[324];         // its inverse, -1 where no byte maps
@@ -72,12 +73,25 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, int add_bos
 // Pre-tokenizer (exposed for tests): length in bytes of the word starting at text[i], i < len.
 size_t tok_pre_next(int pre, const unsigned char *text, size_t len, size_t i);
 
-// Merge candidates, popped by key descending then left symbol ascending (SPM: key = score;
-// BPE: key = -rank). total is the combined byte length when pushed, which detects stale entries.
+// Merge candidates, popped by priority descending then left symbol ascending (SPM: priority =
+// score; BPE: -rank, exact in a float below 2^24 merges). Both are packed into one integer key so
+// the heap compares once. total is the pair's combined byte length when pushed: the right symbol is
+// always left->next, and a candidate is stale exactly when that sum no longer matches (either side
+// has grown, or the right one was absorbed).
 typedef struct tok_cand {
-    double key;
-    int32_t left, right, total, id;
+    uint64_t key;
+    int32_t total, id;
 } tok_cand;
+
+static inline uint64_t tok_cand_key(float prio, int32_t left) {
+    if (prio == 0) prio = 0;   // -0.0 ties with 0.0, as a float comparison says
+    uint32_t u;
+    memcpy(&u, &prio, 4);
+    u = (u & 0x80000000u) ? ~u : u | 0x80000000u;   // ascending with the float
+    return (uint64_t)~u << 32 | (uint32_t)left;
+}
+
+static inline int32_t tok_cand_left(const tok_cand *c) { return (int32_t)(uint32_t)c->key; }
 
 typedef struct tok_heap {
     tok_cand *a;
@@ -86,6 +100,9 @@ typedef struct tok_heap {
 
 int tok_heap_push(tok_heap *h, tok_cand c);   // -1 on allocation failure
 tok_cand tok_heap_pop(tok_heap *h);           // h->n > 0
+// Bulk start: append without ordering, then order everything once in O(n).
+int tok_heap_append(tok_heap *h, tok_cand c);
+void tok_heap_heapify(tok_heap *h);
 
 // A symbol of the encoders' working list: a span of the (prefixed) text and its token.
 typedef struct tok_sym {

@@ -32,7 +32,7 @@ typedef struct spm_state {
     tok_heap heap;
 } spm_state;
 
-static int spm_try_pair(spm_state *st, int32_t l, int32_t r) {
+static int spm_try_pair(spm_state *st, int32_t l, int32_t r, int bulk) {
     if (l < 0 || r < 0) return 0;
     const tok_sym *a = &st->sym[l], *b = &st->sym[r];
     if (!a->merge || !b->merge) return 0;
@@ -42,8 +42,8 @@ static int spm_try_pair(spm_state *st, int32_t l, int32_t r) {
     if (id < 0) return 0;
     float score = st->v->score[id];
     if (!(score > -1e10f)) return 0;   // also drops NaN, as llama2.c's comparison does
-    tok_cand c = { score, l, r, (int32_t)total, id };
-    return tok_heap_push(&st->heap, c);
+    tok_cand c = { tok_cand_key(score, l), (int32_t)total, id };
+    return bulk ? tok_heap_append(&st->heap, c) : tok_heap_push(&st->heap, c);
 }
 
 int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,
@@ -91,19 +91,23 @@ int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, int add_bos
         sym[k].next = k + 1 < ns ? k + 1 : -1;
     }
     for (int32_t k = 0; k + 1 < ns; k++)
-        if (spm_try_pair(&st, k, k + 1)) goto nomem;
+        if (spm_try_pair(&st, k, k + 1, 1)) goto nomem;
+    tok_heap_heapify(&st.heap);
 
     while (st.heap.n) {
         tok_cand c = tok_heap_pop(&st.heap);
-        tok_sym *a = &sym[c.left], *b = &sym[c.right];
+        int32_t left = tok_cand_left(&c);
+        tok_sym *a = &sym[left];
+        if (a->len == 0 || a->next < 0) continue;
+        tok_sym *b = &sym[a->next];
         // Stale if either side died or grew since the candidate was pushed.
-        if (a->len == 0 || b->len == 0 || a->next != c.right || a->len + b->len != c.total) continue;
+        if (b->len == 0 || a->len + b->len != c.total) continue;
         a->len = c.total;
         a->id = c.id;
         a->next = b->next;
-        if (b->next >= 0) sym[b->next].prev = c.left;
+        if (b->next >= 0) sym[b->next].prev = left;
         b->len = 0;
-        if (spm_try_pair(&st, a->prev, c.left) || spm_try_pair(&st, c.left, a->next)) goto nomem;
+        if (spm_try_pair(&st, a->prev, left, 0) || spm_try_pair(&st, left, a->next, 0)) goto nomem;
     }
     // Symbol 0 is never the right side of a merge, so it heads the list.
     for (int32_t k = 0; k >= 0; k = sym[k].next) {

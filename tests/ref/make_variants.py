@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Writes small GGUF test models covering every tensor type and both architectures.
+
+Pure Python 3 standard library (struct, random), deterministic:
+
+    python3 tests/ref/make_variants.py --shared ../shared --out build/variants
+
+Files written to --out:
+  stories260K-f16.gguf, stories260K-bf16.gguf, stories260K-q8_0.gguf
+      ../shared/models/stories260K.bin (llama2.c v0) as GGUF v3: every 2-D matrix (token_embd too)
+      in that type, norm vectors in F32. Tied classifier (no output.weight), no tokenizer keys.
+      In the q8_0 file ffn_down stays F16: its rows are hidden = 172 long, not a multiple of the
+      32-weight Q8_0 block, which the engine (like ggml) requires of quantized rows.
+  qwen2-tiny.gguf            random qwen2 (NeoX RoPE, q/k/v biases, untied output), all F32
+  llama-tiny-untied-f16.gguf random llama (untied output.weight), matrices F16
+  bad-q8_0-shape.gguf        stories260K-q8_0 but ffn_down claimed Q8_0 with 172-long rows
+                             (6 blocks/row of data): the loader must reject it
+
+Conversions: F16 with struct 'e' (round to nearest even); BF16 rounds the fp32 bits to nearest
+even; Q8_0 per block of 32: d = max|w| / 127 stored as f16, q = round-half-away(w / d) using the
+f16-rounded d (q = 0 when d == 0), dequantized w = d * q (ggml's block_q8_0: f16 d + 32 int8).
+Random weights: matrices N(0, 1/sqrt(n_in)) so activations stay O(1), embeddings N(0, 1),
+norm weights 1 + N(0, 0.1), biases N(0, 0.1).
+"""
+import argparse
+import math
+import os
+import random
+import struct
+
+F32, F16, Q8_0, BF16 = 0, 1, 8, 30
+KV_U32, KV_F32, KV_STR = 4, 6, 8
+ALIGN = 32
+
+
+# ------------------------------------------------------------------ tensor encodings
+def enc_f32(w):
+    return struct.pack(f"<{len(w)}f", *w)
+
+
+def enc_f16(w):
+    return struct.pack(f"<{len(w)}e", *w)
+
+
+def enc_bf16(w):
+    bits = struct.unpack(f"<{len(w)}I", struct.pack(f"<{len(w)}f", *w))
+    return struct.pack(f"<{len(w)}H", *(((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF for b in bits))
+
+
+def enc_q8_0(w):
+    out = bytearray()
+    for i in range(0, len(w), 32):
+        blk = w[i:i + 32]
+        d = struct.unpack("<e", struct.pack("<e", max(abs(x) for x in blk) / 127.0))[0]
+        q = [0] * 32
+        if d != 0.0:
+            q = [max(-127, min(127, int(math.copysign(math.floor(abs(x / d) + 0.5), x)))) for x in blk]
+        out += struct.pack("<e32b", d, *q)
+    return bytes(out)
+
+
+ENCODE = {F32: enc_f32, F16: enc_f16, BF16: enc_bf16, Q8_0: enc_q8_0}
+
+
+# ------------------------------------------------------------------ GGUF v3 writer
+def gstr(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def write_gguf(path, kvs, tensors):
+    """kvs: [(key, kv_type, value)]; tensors: [(name, ne, type, data_bytes)]."""
+    kvs = [("general.alignment", KV_U32, ALIGN)] + kvs
+    head = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)))
+    for key, t, v in kvs:
+        head += gstr(key) + struct.pack("<I", t)
+        head += struct.pack("<I", v) if t == KV_U32 else struct.pack("<f", v) if t == KV_F32 else gstr(v)
+    data = bytearray()
+    for name, ne, t, blob in tensors:
+        data += b"\0" * (-len(data) % ALIGN)
+        head += gstr(name) + struct.pack(f"<I{len(ne)}QIQ", len(ne), *ne, t, len(data))
+        data += blob
+    head += b"\0" * (-len(head) % ALIGN)
+    with open(path, "wb") as f:
+        f.write(head + data)
+    print(f"wrote {path} ({len(head) + len(data)} bytes, {len(tensors)} tensors)")
+
+
+def hparams(arch, dim, hidden, n_layers, n_heads, n_kv, ctx, base, eps):
+    return [("general.architecture", KV_STR, arch), ("general.name", KV_STR, "intact-variant"),
+            (f"{arch}.embedding_length", KV_U32, dim), (f"{arch}.feed_forward_length", KV_U32, hidden),
+            (f"{arch}.block_count", KV_U32, n_layers), (f"{arch}.attention.head_count", KV_U32, n_heads),
+            (f"{arch}.attention.head_count_kv", KV_U32, n_kv), (f"{arch}.context_length", KV_U32, ctx),
+            (f"{arch}.rope.freq_base", KV_F32, base),
+            (f"{arch}.attention.layer_norm_rms_epsilon", KV_F32, eps)]
+
+
+def model_tensors(w, mat_type, type_of=None):
+    """w: {gguf name: (ne, flat list)}. 2-D tensors get mat_type (or type_of(name)), 1-D stay F32."""
+    out = []
+    for name, (ne, vals) in w.items():
+        t = F32 if len(ne) == 1 else (type_of(name) if type_of else mat_type)
+        out.append((name, ne, t, ENCODE[t](vals)))
+    return out
+
+
+# ------------------------------------------------------------------ stories260K (llama2.c v0)
+def read_llama2c(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    dim, hidden, L, nh, nkv, vocab, seq = struct.unpack("<7i", raw[:28])
+    assert vocab > 0, "expects a shared classifier"
+    kv = dim * nkv // nh
+    fl = struct.unpack(f"<{(len(raw) - 28) // 4}f", raw[28:])
+    pos = 0
+
+    def take(*shape):
+        nonlocal pos
+        n = math.prod(shape)
+        a = fl[pos:pos + n]
+        pos += n
+        per = n // shape[0]
+        return [list(a[i * per:(i + 1) * per]) for i in range(shape[0])]
+
+    emb = take(1, vocab * dim)[0]
+    parts = {"attn_norm": take(L, dim), "attn_q": take(L, dim * dim), "attn_k": take(L, kv * dim),
+             "attn_v": take(L, kv * dim), "attn_output": take(L, dim * dim), "ffn_norm": take(L, dim),
+             "ffn_gate": take(L, hidden * dim), "ffn_down": take(L, dim * hidden),
+             "ffn_up": take(L, hidden * dim)}
+    final = take(1, dim)[0]
+    shapes = {"attn_norm": [dim], "attn_q": [dim, dim], "attn_k": [dim, kv], "attn_v": [dim, kv],
+              "attn_output": [dim, dim], "ffn_norm": [dim], "ffn_gate": [dim, hidden],
+              "ffn_down": [hidden, dim], "ffn_up": [dim, hidden]}
+    w = {"token_embd.weight": ([dim, vocab], emb)}
+    for l in range(L):
+        for k in parts:
+            w[f"blk.{l}.{k}.weight"] = (shapes[k], parts[k][l])
+    w["output_norm.weight"] = ([dim], final)
+    kvs = hparams("llama", dim, hidden, L, nh, nkv, seq, 10000.0, 1e-5)
+    return kvs, w
+
+
+# ------------------------------------------------------------------ random models
+def random_model(seed, arch, dim, hidden, L, nh, nkv, vocab, ctx, base, eps):
+    rng = random.Random(seed)
+    kv = dim * nkv // nh
+
+    def mat(n_in, n_out):
+        return ([n_in, n_out], [rng.gauss(0.0, 1.0 / math.sqrt(n_in)) for _ in range(n_in * n_out)])
+
+    def vec(n, mean, sd):
+        return ([n], [mean + rng.gauss(0.0, sd) for _ in range(n)])
+
+    w = {"token_embd.weight": ([dim, vocab], [rng.gauss(0.0, 1.0) for _ in range(dim * vocab)])}
+    for l in range(L):
+        p = f"blk.{l}."
+        w[p + "attn_norm.weight"] = vec(dim, 1.0, 0.1)
+        w[p + "attn_q.weight"] = mat(dim, dim)
+        w[p + "attn_k.weight"] = mat(dim, kv)
+        w[p + "attn_v.weight"] = mat(dim, kv)
+        if arch == "qwen2":
+            w[p + "attn_q.bias"] = vec(dim, 0.0, 0.1)
+            w[p + "attn_k.bias"] = vec(kv, 0.0, 0.1)
+            w[p + "attn_v.bias"] = vec(kv, 0.0, 0.1)
+        w[p + "attn_output.weight"] = mat(dim, dim)
+        w[p + "ffn_norm.weight"] = vec(dim, 1.0, 0.1)
+        w[p + "ffn_gate.weight"] = mat(dim, hidden)
+        w[p + "ffn_up.weight"] = mat(dim, hidden)
+        w[p + "ffn_down.weight"] = mat(hidden, dim)
+    w["output_norm.weight"] = vec(dim, 1.0, 0.1)
+    w["output.weight"] = mat(dim, vocab)
+    return hparams(arch, dim, hidden, L, nh, nkv, ctx, base, eps), w
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    out = lambda name: os.path.join(a.out, name)
+
+    kvs, w = read_llama2c(os.path.join(a.shared, "models", "stories260K.bin"))
+    write_gguf(out("stories260K-f16.gguf"), kvs, model_tensors(w, F16))
+    write_gguf(out("stories260K-bf16.gguf"), kvs, model_tensors(w, BF16))
+    down_f16 = lambda name: F16 if name.endswith("ffn_down.weight") else Q8_0
+    q8 = model_tensors(w, Q8_0, down_f16)
+    write_gguf(out("stories260K-q8_0.gguf"), kvs, q8)
+    # The same with ffn_down claimed Q8_0 although its rows (172) are not whole blocks; the data is
+    # 172 weights zero-padded to 6 blocks per row, the best a careless writer could do.
+    bad = []
+    for name, ne, t, blob in q8:
+        if name.endswith("ffn_down.weight"):
+            vals, n_in = w[name][1], ne[0]
+            rows = [vals[r * n_in:(r + 1) * n_in] + [0.0] * (-n_in % 32) for r in range(ne[1])]
+            t, blob = Q8_0, b"".join(enc_q8_0(r) for r in rows)
+        bad.append((name, ne, t, blob))
+    write_gguf(out("bad-q8_0-shape.gguf"), kvs, bad)
+
+    kvs, w = random_model(1234, "qwen2", 64, 160, 2, 4, 2, 300, 128, 1e6, 1e-6)
+    write_gguf(out("qwen2-tiny.gguf"), kvs, model_tensors(w, F32))
+    kvs, w = random_model(5678, "llama", 64, 128, 2, 8, 8, 300, 128, 500000.0, 1e-5)
+    write_gguf(out("llama-tiny-untied-f16.gguf"), kvs, model_tensors(w, F16))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+// The command-line client, driven as a separate process: exit codes, help, argument errors, and the
+// functional output of every command (tokenize ids and greedy text of the PyTorch reference, ppl/kld
+// JSON equal to tests/goldens/eval.gold). The binary is $INTACT_BIN (tests/run.sh sets it; default
+// build/intact); goldens come from tests/goldens or $INTACT_GOLDENS; models from $INTACT_SHARED.
+// Case bodies are `do { } while (0)` so that `break` skips the rest of a case.
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "golden.h"
+
+#define PREFIX_BYTES 4000
+#define REL 1e-4
+
+static char bin[1024], errfile[64] = "";
+static char m_st[1024], m_stg[1024], m_en[1024], m_tok[1024];
+
+typedef struct result {
+    int rc;          // exit status, or -1 if it did not exit normally
+    char *out, *err; // stdout, stderr (NUL-terminated, never NULL)
+} result;
+
+static char *slurp(FILE *f) {
+    size_t cap = 4096, n = 0;
+    char *buf = (char *)malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (cap - n < 2048) {
+            char *nb = (char *)realloc(buf, cap *= 2);
+            if (!nb) { free(buf); return NULL; }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static char *read_path(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = slurp(f);
+    fclose(f);
+    if (s && len) *len = strlen(s);
+    return s;
+}
+
+// Runs "$INTACT_BIN args" through the shell (args is shell syntax; paths are single-quoted by the
+// callers), stdout through popen and stderr into a temp file.
+static result run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static result run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s' </dev/null", bin, args, errfile);
+    result r = {-1, NULL, NULL};
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        r.out = slurp(p);
+        int st = pclose(p);
+        r.rc = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+    }
+    r.err = read_path(errfile, NULL);
+    if (!r.out) r.out = strdup("");
+    if (!r.err) r.err = strdup("");
+    return r;
+}
+
+static void rfree(result *r) { free(r->out); free(r->err); }
+
+// The number after "key": in a flat JSON object; NAN if the key is absent.
+static double json_num(const char *js, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(js, pat);
+    if (!p) return NAN;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    char *end;
+    double v = strtod(p, &end);
+    return end == p ? NAN : v;
+}
+
+// One JSON object on one line: "{...}\n" and nothing else.
+static int one_json_object(const char *s) {
+    size_t n = strlen(s);
+    if (n < 3 || s[0] != '{' || s[n - 1] != '\n' || s[n - 2] != '}') return 0;
+    return memchr(s, '\n', n - 1) == NULL;
+}
+
+static int near_rel(double a, double b, double rel) { return fabs(a - b) <= rel * fabs(b); }
+
+static const char *golden_path(const char *file, char *buf, size_t cap) {
+    const char *root = getenv("INTACT_GOLDENS");
+    snprintf(buf, cap, "%s/%s", root && *root ? root : "tests/goldens", file);
+    return buf;
+}
+
+#define CHECK_FAILS(r, what) CHECK((r).rc > 0 && (r).err[0] != '\0', \
+    "%s: rc %d, stderr '%s'", what, (r).rc, (r).err)
+
+int main(void) {
+    const char *b = getenv("INTACT_BIN");
+    snprintf(bin, sizeof bin, "%s", b && *b ? b : "build/intact");
+    th_shared("models/stories260K.bin", m_st, sizeof m_st);
+    th_shared("models/stories260K.gguf", m_stg, sizeof m_stg);
+    th_shared("models/english-1m.bin", m_en, sizeof m_en);
+    th_shared("models/tok512.bin", m_tok, sizeof m_tok);
+    char gp[1024], tp[1024];
+    golden *g = golden_load(golden_path("eval.gold", gp, sizeof gp));
+    const float *gppl = g ? golden_f32(g, "en1m.ppl", NULL, NULL) : NULL;
+    const float *gkld = g ? golden_f32(g, "kld.en1m_vs_stories", NULL, NULL) : NULL;
+
+    // temp files: stderr capture and the 4000-byte text prefix
+    char textfile[] = "/tmp/intact_test_cli_text_XXXXXX";
+    snprintf(errfile, sizeof errfile, "/tmp/intact_test_cli_err_XXXXXX");
+    int efd = mkstemp(errfile), tfd = mkstemp(textfile);
+    int setup_ok = efd >= 0 && tfd >= 0;
+    if (efd >= 0) close(efd);
+    if (tfd >= 0) {
+        size_t flen = 0;
+        char *file = read_path(th_shared("data/eval-en.txt", tp, sizeof tp), &flen);
+        size_t n = flen < PREFIX_BYTES ? flen : PREFIX_BYTES;
+        while (file && n > 0 && n < flen && ((unsigned char)file[n] & 0xC0) == 0x80) n--;
+        setup_ok = setup_ok && file && n > 0 && write(tfd, file, n) == (ssize_t)n;
+        close(tfd);
+        free(file);
+    }
+
+    TEST_CASE("setup: binary, golden, temp files") do {
+        CHECK(access(bin, X_OK) == 0, "no executable at %s (set INTACT_BIN)", bin);
+        CHECK(gppl && gkld, "cannot read %s (run from the repo root or set INTACT_GOLDENS)", gp);
+        CHECK(setup_ok, "temp files / %s", tp);
+    } while (0);
+
+    TEST_CASE("intact --help, no command, unknown command") do {
+        result r = run("--help");
+        CHECK(r.rc == 0 && strstr(r.out, "usage:"), "--help: rc %d out '%s'", r.rc, r.out);
+        rfree(&r);
+        r = run("%s", "");
+        CHECK_FAILS(r, "no command");
+        rfree(&r);
+        r = run("nosuchcmd");
+        CHECK_FAILS(r, "nosuchcmd");
+        CHECK(strstr(r.err, "nosuchcmd") != NULL, "stderr does not name the command: '%s'", r.err);
+        rfree(&r);
+    } while (0);
+
+    // the rest of a valid command line, so that the model path is what fails
+    static const struct { const char *cmd; const char *rest; } cmds[] = {
+        {"info", ""}, {"run", "-p hi -n 2"}, {"tokenize", "-p hi"},
+        {"ppl", "-f '%T'"}, {"kld", "--base '%E' -f '%T'"}, {"bench", "-p 4 -n 2 --no-bandwidth"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const char *c = cmds[i].cmd;
+        char name[128], rest[4096] = "";
+        // expand %T (text file) and %E (english-1m)
+        for (const char *s = cmds[i].rest; *s; s++) {
+            size_t n = strlen(rest);
+            if (s[0] == '%' && s[1] == 'T') { snprintf(rest + n, sizeof rest - n, "%s", textfile); s++; }
+            else if (s[0] == '%' && s[1] == 'E') { snprintf(rest + n, sizeof rest - n, "%s", m_en); s++; }
+            else if (n + 1 < sizeof rest) { rest[n] = *s; rest[n + 1] = '\0'; }
+        }
+        snprintf(name, sizeof name, "%s: --help, unknown flag, missing model, missing value", c);
+        TEST_CASE(name) do {
+            result r = run("%s --help", c);
+            CHECK(r.rc == 0 && strstr(r.out, "usage:"), "%s --help: rc %d out '%s' err '%s'", c, r.rc,
+                  r.out, r.err);
+            rfree(&r);
+            r = run("%s -m '%s' -z '%s' --bogus %s", c, m_en, m_tok, rest);
+            CHECK_FAILS(r, "--bogus");
+            CHECK(strstr(r.err, "unknown flag") && strstr(r.err, "--bogus"),
+                  "%s --bogus: stderr '%s'", c, r.err);
+            rfree(&r);
+            const char *missing = "/nonexistent-dir/missing-model.bin";
+            r = run("%s -m '%s' -z '%s' %s", c, missing, m_tok, rest);
+            CHECK_FAILS(r, "missing model");
+            CHECK(strstr(r.err, missing) != NULL, "%s: stderr does not mention the path: '%s'", c,
+                  r.err);
+            rfree(&r);
+            r = run("%s -z '%s' -m", c, m_tok);
+            CHECK_FAILS(r, "-m without a value");
+            rfree(&r);
+        } while (0);
+    }
+
+    TEST_CASE("missing and malformed values") do {
+        static const char *bad[] = {
+            "run -m '%s' -z '%s' -p hi -n",        "run -m '%s' -z '%s' -p hi -n abc",
+            "run -m '%s' -z '%s' -p hi --temp -1", "run -m '%s' -z '%s' -p hi -t 0",
+            "run -m '%s' -z '%s' -p hi -n 5x",     "run -m '%s' -z '%s' -p hi --top-p",
+            "bench -m '%s' -z '%s' -n",            "bench -m '%s' -z '%s' -p abc",
+            "bench -m '%s' -z '%s' -t 0",          "tokenize -m '%s' -z '%s' -p",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char args[4096];
+            snprintf(args, sizeof args, bad[i], m_st, m_tok);
+            result r = run("%s", args);
+            CHECK(r.rc > 0 && r.err[0], "'%s': rc %d, stderr '%s'", bad[i], r.rc, r.err);
+            rfree(&r);
+        }
+        static const char *bad_eval[] = {"-c abc", "-c 1", "-c 257", "--chunks abc", "-t 0", "-c"};
+        for (size_t i = 0; i < sizeof bad_eval / sizeof bad_eval[0]; i++) {
+            result r = run("ppl -m '%s' -z '%s' -f '%s' %s", m_en, m_tok, textfile, bad_eval[i]);
+            CHECK(r.rc > 0 && r.err[0], "ppl '%s': rc %d, stderr '%s'", bad_eval[i], r.rc, r.err);
+            rfree(&r);
+        }
+    } while (0);
+
+    TEST_CASE("-f with a nonexistent file fails cleanly") do {
+        const char *nf = "/nonexistent-dir/no-such-text.txt";
+        result r = run("run -m '%s' -z '%s' -f '%s' -n 2", m_st, m_tok, nf);
+        CHECK_FAILS(r, "run -f");
+        CHECK(strstr(r.err, nf) != NULL, "run -f: stderr '%s'", r.err);
+        rfree(&r);
+        r = run("tokenize -m '%s' -z '%s' -f '%s'", m_st, m_tok, nf);
+        CHECK_FAILS(r, "tokenize -f");
+        CHECK(strstr(r.err, nf) != NULL, "tokenize -f: stderr '%s'", r.err);
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' -f '%s'", m_en, m_tok, nf);
+        CHECK_FAILS(r, "ppl -f");
+        CHECK(strstr(r.err, nf) != NULL, "ppl -f: stderr '%s'", r.err);
+        rfree(&r);
+        r = run("kld -m '%s' --base '%s' -z '%s' -f '%s'", m_st, m_en, m_tok, nf);
+        CHECK_FAILS(r, "kld -f");
+        CHECK(strstr(r.err, nf) != NULL, "kld -f: stderr '%s'", r.err);
+        rfree(&r);
+    } while (0);
+
+    TEST_CASE("tokenize prints the reference ids") do {
+        result r = run("tokenize -m '%s' -z '%s' -p 'Once upon a time'", m_st, m_tok);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        CHECK(strcmp(r.out, "[1, 403, 407, 261, 378]\n") == 0, "got '%s'", r.out);
+        rfree(&r);
+    } while (0);
+
+    TEST_CASE("run --temp 0 gives the reference's greedy text") do {
+        result r = run("run -m '%s' -z '%s' -p 'Once upon a time' -n 20 --temp 0", m_st, m_tok);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        const char *want = "Once upon a time, there was a little girl named Lily";
+        CHECK(strncmp(r.out, want, strlen(want)) == 0, "got '%s'", r.out);
+        rfree(&r);
+    } while (0);
+
+    TEST_CASE("ppl --json equals the reference") do {
+        result r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 --json", m_en, m_tok, textfile);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        CHECK(one_json_object(r.out), "stdout is not one JSON object: '%s'", r.out);
+        static const char *keys[] = {"ppl", "nll", "tokens", "chunks"};
+        for (int k = 0; k < 4; k++)
+            CHECK(!isnan(json_num(r.out, keys[k])), "key \"%s\" missing: %s", keys[k], r.out);
+        if (gppl) {
+            double ppl = json_num(r.out, "ppl"), tok = json_num(r.out, "tokens");
+            CHECK(near_rel(ppl, gppl[0], REL), "ppl %.9g vs ref %.9g", ppl, (double)gppl[0]);
+            CHECK(tok == (double)gppl[2], "tokens %.0f vs ref %.0f", tok, (double)gppl[2]);
+        }
+        rfree(&r);
+    } while (0);
+
+    TEST_CASE("kld --json equals the reference") do {
+        result r = run("kld -m '%s' --base '%s' -z '%s' -f '%s' -c 64 --chunks 4 --json", m_st, m_en,
+                       m_tok, textfile);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        CHECK(one_json_object(r.out), "stdout is not one JSON object: '%s'", r.out);
+        static const char *keys[] = {"kld_mean", "kld_p99", "top1", "ppl", "ppl_base"};
+        for (int k = 0; k < 5; k++) {
+            double v = json_num(r.out, keys[k]);
+            CHECK(!isnan(v), "key \"%s\" missing: %s", keys[k], r.out);
+            if (gkld && k != 2)
+                CHECK(near_rel(v, gkld[k], REL) || fabs(v - gkld[k]) <= 1e-6, "%s %.9g vs ref %.9g",
+                      keys[k], v, (double)gkld[k]);
+        }
+        if (gkld) {
+            double top1 = json_num(r.out, "top1");
+            CHECK(fabs(top1 - gkld[2]) <= 1.0 / 252 + 1e-5, "top1 %.9g vs ref %.9g", top1,
+                  (double)gkld[2]);
+        }
+        rfree(&r);
+    } while (0);
+
+    TEST_CASE("info --json of stories260K.gguf") do {
+        result r = run("info -m '%s' --json", m_stg);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        CHECK(one_json_object(r.out), "stdout is not one JSON object: '%s'", r.out);
+        CHECK(json_num(r.out, "n_layers") == 5, "n_layers: %s", r.out);
+        CHECK(json_num(r.out, "n_kv_heads") == 4, "n_kv_heads: %s", r.out);
+        CHECK(json_num(r.out, "n_vocab") == 512, "n_vocab: %s", r.out);
+        rfree(&r);
+    } while (0);
+
+    TEST_CASE("bench --json") do {
+        result r = run("bench -m '%s' -p 8 -n 4 --json --no-bandwidth", m_st);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        CHECK(one_json_object(r.out), "stdout is not one JSON object: '%s'", r.out);
+        static const char *keys[] = {"prefill_tok_s", "decode_tok_s", "peak_rss_mb"};
+        for (int k = 0; k < 3; k++) {
+            double v = json_num(r.out, keys[k]);
+            CHECK(isfinite(v) && v > 0, "key \"%s\" missing or not positive: %s", keys[k], r.out);
+        }
+        rfree(&r);
+    } while (0);
+
+    if (errfile[0]) unlink(errfile);
+    unlink(textfile);
+    golden_free(g);
+    return th_finish("test_cli");
+}
