@@ -57,6 +57,9 @@ static void fill(char *p, size_t n) {
 static const int k_types[] = {IT_TYPE_F32, IT_TYPE_F16, IT_TYPE_BF16, IT_TYPE_Q8_0};
 static const char *k_isas[] = {"ref", "avx2", "avx512"};
 
+// Best of several rounds, with every configuration measured once per round: the bench machine is
+// shared, and interleaving spreads bursts of foreign load over all configurations instead of
+// ruining one of them.
 int main(int argc, char **argv) {
     int quick = 0, do_decode = 1, do_prefill = 1;
     for (int a = 1; a < argc; a++) {
@@ -65,80 +68,93 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
     }
     it_types_init();
-    enum { NMAT = 8 };
-    const int64_t n_in = 2048, n_out = 5632;
+    enum { NMAT = 8, NT_N = 4 };
+    const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
+    static const int64_t nts[NT_N] = {8, 64, 128, 512};
     it_pool *pools[3] = {NULL, it_pool_new(1), it_pool_new(2)};
-    float *x = malloc((size_t)(512 * 5632) * sizeof(float));
-    float *y = malloc((size_t)(512 * 5632) * sizeof(float));
-    for (int i = 0; i < 512 * 5632; i++) x[i] = (float)((i % 1000) * 7 % 1000) / 1000.0f - 0.5f;
-
-    printf("decode (nt=1), %d x %lld x %lld matrices, GB/s of weights streamed\n", NMAT,
-           (long long)n_out, (long long)n_in);
-    printf("%-6s %-7s %9s %9s\n", "type", "isa", "1 thread", "2 threads");
-    for (int ti = 0; ti < 4 && do_decode; ti++) {
-        int type = k_types[ti];
-        size_t rb = it_type_row_bytes(type, n_in), mb = rb * (size_t)n_out;
-        char *w = malloc(mb * NMAT);
-        fill(w, mb * NMAT);
-        for (int s = 0; s < 3; s++) {
-            it_matmul_fn fn = kern_matmul_kernel(type, k_isas[s]);
-            if (!fn) continue;
-            printf("%-6s %-7s", it_type_get(type)->name, k_isas[s]);
-            for (int nth = 1; nth <= 2; nth++) {
-                int passes = s == 0 ? 1 : (quick ? 3 : 10);
-                double best = 1e30;
-                for (int p = -1; p < passes; p++) { // pass -1 warms up (page faults, pool spin-up)
-                    double t0 = now_s();
-                    for (int m = 0; m < NMAT; m++) {
-                        job j = {fn, w + (size_t)m * mb, rb, n_in, n_out, 1, x, y};
-                        it_pool_run(pools[nth], worker, &j);
-                    }
-                    double dt = now_s() - t0;
-                    if (p >= 0 && dt < best) best = dt;
-                }
-                printf(" %9.1f", (double)(mb * NMAT) / best / 1e9);
-            }
-            printf("\n");
-        }
-        free(w);
+    float *x = malloc((size_t)(512 * n_in) * sizeof(float));
+    float *y = malloc((size_t)(512 * n_out) * sizeof(float));
+    for (int i = 0; i < 512 * n_in; i++) x[i] = (float)((i % 1000) * 7 % 1000) / 1000.0f - 0.5f;
+    char *w[4];
+    size_t rb[4], mb[4];
+    for (int ti = 0; ti < 4; ti++) {
+        rb[ti] = it_type_row_bytes(k_types[ti], n_in);
+        mb[ti] = rb[ti] * (size_t)n_out;
+        w[ti] = malloc(mb[ti] * NMAT);
+        fill(w[ti], mb[ti] * NMAT);
     }
 
-    static const int64_t nts[] = {8, 64, 128, 512};
-    const int64_t pn_out = 2048;
-    printf("\nprefill, %lld x %lld matrix, GFLOP/s (1 thread / 2 threads)\n", (long long)pn_out,
-           (long long)n_in);
-    printf("%-6s %-7s", "type", "isa");
-    for (int a = 0; a < 4; a++) printf("    nt=%-10lld", (long long)nts[a]);
-    printf("\n");
-    for (int ti = 0; ti < 4 && do_prefill; ti++) {
-        int type = k_types[ti];
-        size_t rb = it_type_row_bytes(type, n_in), mb = rb * (size_t)pn_out;
-        char *w = malloc(mb);
-        fill(w, mb);
-        for (int s = 1; s < 3; s++) {
-            it_matmul_fn fn = kern_matmul_kernel(type, k_isas[s]);
-            if (!fn) continue;
-            printf("%-6s %-7s", it_type_get(type)->name, k_isas[s]);
-            for (int a = 0; a < 4; a++) {
-                int64_t nt = nts[a];
-                double flop = 2.0 * (double)pn_out * (double)n_in * (double)nt;
-                for (int nth = 1; nth <= 2; nth++) {
-                    int reps = (int)(4e10 / flop / (quick ? 4 : 1)) + 1;
-                    double best = 1e30;
-                    for (int p = -1; p < reps; p++) {
-                        job j = {fn, w, rb, n_in, pn_out, nt, x, y};
+    if (do_decode) {
+        double best[4][3][3];
+        for (int i = 0; i < 4 * 3 * 3; i++) (&best[0][0][0])[i] = 1e30;
+        int rounds = quick ? 4 : 15;
+        for (int round = -1; round < rounds; round++) { // round -1 warms up (page faults, pools)
+            for (int ti = 0; ti < 4; ti++)
+                for (int s = 0; s < 3; s++) {
+                    it_matmul_fn fn = kern_matmul_kernel(k_types[ti], k_isas[s]);
+                    if (!fn || (s == 0 && round > 0)) continue; // the scalar kernel: one sample
+                    for (int nth = 1; nth <= 2; nth++) {
                         double t0 = now_s();
-                        it_pool_run(pools[nth], worker, &j);
+                        for (int m = 0; m < NMAT; m++) {
+                            job j = {fn, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
+                            it_pool_run(pools[nth], worker, &j);
+                        }
                         double dt = now_s() - t0;
-                        if (p >= 0 && dt < best) best = dt;
+                        if (round >= 0 && dt < best[ti][s][nth]) best[ti][s][nth] = dt;
                     }
-                    printf(nth == 1 ? " %6.1f" : "/%-7.1f", flop / best / 1e9);
                 }
-            }
-            printf("\n");
         }
-        free(w);
+        printf("decode (nt=1), %d different %lld x %lld matrices per pass, GB/s of weights\n",
+               NMAT, (long long)n_out, (long long)n_in);
+        printf("%-6s %-7s %9s %9s\n", "type", "isa", "1 thread", "2 threads");
+        for (int ti = 0; ti < 4; ti++)
+            for (int s = 0; s < 3; s++) {
+                if (!kern_matmul_kernel(k_types[ti], k_isas[s])) continue;
+                printf("%-6s %-7s", it_type_get(k_types[ti])->name, k_isas[s]);
+                for (int nth = 1; nth <= 2; nth++)
+                    printf(" %9.1f", (double)(mb[ti] * NMAT) / best[ti][s][nth] / 1e9);
+                printf("\n");
+            }
     }
+
+    if (do_prefill) {
+        double best[4][3][NT_N][3];
+        for (int i = 0; i < 4 * 3 * NT_N * 3; i++) (&best[0][0][0][0])[i] = 1e30;
+        int rounds = quick ? 3 : 8;
+        for (int round = -1; round < rounds; round++)
+            for (int ti = 0; ti < 4; ti++)
+                for (int s = 1; s < 3; s++) {
+                    it_matmul_fn fn = kern_matmul_kernel(k_types[ti], k_isas[s]);
+                    if (!fn) continue;
+                    for (int a = 0; a < NT_N; a++)
+                        for (int nth = 1; nth <= 2; nth++) {
+                            double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
+                            int reps = (int)(1e9 / flop) + 1;
+                            job j = {fn, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
+                            double t0 = now_s();
+                            for (int r = 0; r < reps; r++) it_pool_run(pools[nth], worker, &j);
+                            double dt = (now_s() - t0) / reps;
+                            if (round >= 0 && dt < best[ti][s][a][nth]) best[ti][s][a][nth] = dt;
+                        }
+                }
+        printf("\nprefill, %lld x %lld matrix, GFLOP/s (1 thread / 2 threads)\n",
+               (long long)pn_out, (long long)n_in);
+        printf("%-6s %-7s", "type", "isa");
+        for (int a = 0; a < NT_N; a++) printf("  nt=%-11lld", (long long)nts[a]);
+        printf("\n");
+        for (int ti = 0; ti < 4; ti++)
+            for (int s = 1; s < 3; s++) {
+                if (!kern_matmul_kernel(k_types[ti], k_isas[s])) continue;
+                printf("%-6s %-7s", it_type_get(k_types[ti])->name, k_isas[s]);
+                for (int a = 0; a < NT_N; a++) {
+                    double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
+                    printf("  %6.1f/%-7.1f", flop / best[ti][s][a][1] / 1e9,
+                           flop / best[ti][s][a][2] / 1e9);
+                }
+                printf("\n");
+            }
+    }
+    for (int ti = 0; ti < 4; ti++) free(w[ti]);
     it_pool_free(pools[1]);
     it_pool_free(pools[2]);
     free(x);

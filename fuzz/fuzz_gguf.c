@@ -6,7 +6,8 @@
 
 #include "io/gguf.h"
 
-static volatile uint64_t g_sink;  // keeps the reads below from being optimized away
+static volatile uint64_t g_sink;  // keep the reads below from being optimized away
+static volatile double g_fsink;
 
 static void fuzz_walk_kv(const gguf_file *f, int64_t i) {
     const char *key = gguf_key_name(f, i);
@@ -33,7 +34,8 @@ static void fuzz_walk_kv(const gguf_file *f, int64_t i) {
             if (e) for (size_t k = 0; k < len; k++) u += (unsigned char)e[k];
         }
     }
-    g_sink += u + (uint64_t)s + (uint64_t)b + (uint64_t)x + (uint64_t)d + (uint64_t)gguf_key_type(f, i);
+    g_sink += u + (uint64_t)s + (uint64_t)b + (uint64_t)gguf_key_type(f, i);
+    g_fsink += (double)x + d;
 }
 
 static void fuzz_walk_tensor(const gguf_file *f, int64_t i) {

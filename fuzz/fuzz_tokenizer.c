@@ -5,12 +5,12 @@
 //   2: text for a small hand-built GPT-2 vocabulary, under each pre-tokenizer: same round trip;
 //   3: a tokenizer description turned into a structurally valid GGUF (pieces, types, merges, ids)
 //      and loaded with tok_load_gguf, so the loader sees hostile vocabularies, not just bad headers.
-// Build and run (from the repo root):
-//   mkdir -p build-fuzz && clang -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined \
-//     -Iinclude -Isrc fuzz/fuzz_tokenizer.c src/model/tokenizer*.c src/core/error.c \
-//     src/core/types.c src/io/mmapfile.c src/io/gguf.c src/io/gguf_get.c src/io/gguf_write.c \
-//     -o build-fuzz/fuzz_tokenizer
-//   INTACT_SHARED=../shared ./build-fuzz/fuzz_tokenizer -max_total_time=60 -max_len=4096
+// Build and run (from the repo root; the library is built with clang into build-fuzz/):
+//   make CC=clang BUILD=build-fuzz OPT=-O1 \
+//     SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/libintact.a
+//   clang -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+//     fuzz/fuzz_tokenizer.c build-fuzz/libintact.a -lm -pthread -o build-fuzz/fuzz_tokenizer
+//   INTACT_SHARED=../shared ./build-fuzz/fuzz_tokenizer -max_total_time=60 -max_len=8192
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,6 +2,7 @@
 // struct module), a writer round trip over every value type, and a suite of corrupt files that
 // must all fail cleanly with a message naming the problem.
 #include <stdint.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -35,6 +36,13 @@ __attribute__((noinline)) static bytes copy_prefix(bytes src, size_t n) {
     bytes b = {malloc(n ? n : 1), n};
     if (n) memcpy(b.p, src.p, n);
     return b;
+}
+
+// Large zero buffers from mmap: pages never touched cost nothing (calloc under ASan would touch them).
+static bytes zero_bytes(size_t n) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) abort();
+    return (bytes){p, n};
 }
 
 static size_t find_bytes(bytes b, const char *pat) {
@@ -528,8 +536,8 @@ static void test_corrupt_header(bytes m) {
         expect_patch_fail(m, 16, 1000000000, 8, "cannot fit", INTACT_E_FORMAT, "10^9 in a small file");
     }
     TEST_CASE("counts over the resource limits") {
-        // Big enough buffers that only the limits can reject them (calloc: untouched pages are free).
-        bytes b = {calloc(1, 14000100), 14000100};
+        // Big enough buffers that only the limits can reject them.
+        bytes b = zero_bytes(14000100);
         memcpy(b.p, "GGUF", 4);
         put_le(b, 4, 3, 4);
         put_le(b, 16, 1000001, 8);
@@ -537,15 +545,27 @@ static void test_corrupt_header(bytes m) {
         put_le(b, 16, 0, 8);
         put_le(b, 8, 100001, 8);
         expect_fail(b, "tensor count 100001 exceeds the limit of 100000", INTACT_E_LIMIT, "tensor limit");
-        free(b.p);
+        munmap(b.p, b.n);
         size_t big = (64u << 20) + 64;
-        b = (bytes){calloc(1, big), big};
+        b = zero_bytes(big);
         memcpy(b.p, "GGUF", 4);
         put_le(b, 4, 3, 4);
         put_le(b, 16, 1, 8);
         put_le(b, 24, (64u << 20) + 1, 8);
         expect_fail(b, "exceeds the limit of 67108864 bytes", INTACT_E_LIMIT, "string limit");
-        free(b.p);
+        munmap(b.p, b.n);
+        size_t huge = (1u << 28) + 64;    // a u8 array one element over the 2^28 limit
+        b = zero_bytes(huge);
+        memcpy(b.p, "GGUF", 4);
+        put_le(b, 4, 3, 4);
+        put_le(b, 16, 1, 8);
+        put_le(b, 24, 1, 8);
+        b.p[32] = 'k';
+        put_le(b, 33, GGUF_T_ARRAY, 4);
+        put_le(b, 37, GGUF_T_U8, 4);
+        put_le(b, 41, (1u << 28) + 1, 8);
+        expect_fail(b, "array count 268435457 exceeds the limit of 268435456", INTACT_E_LIMIT, "array limit");
+        munmap(b.p, b.n);
     }
 }
 

@@ -126,6 +126,7 @@ static void test_llama2c(const tok_vocab *v) {
         CHECK(tok_kind(v) == TOK_SPM, "kind %d", tok_kind(v));
         CHECK(tok_n_vocab(v) == 512, "n %d", tok_n_vocab(v));
         CHECK(tok_bos(v) == 1 && tok_eos(v) == 2, "bos %d eos %d", tok_bos(v), tok_eos(v));
+        CHECK(tok_add_bos(v) == 1, "add_bos");
     }
     TEST_CASE("llama2c: encode matches reference") {
         CHECK(check_enc(v, "Once upon a time", 1, exp_once, N_ARR(exp_once)), "Once upon a time");
@@ -307,6 +308,7 @@ static const char *const g_extra[] = {
     "He", "ll", "Hell", "Hello", "\xc4\xa0w", "or", "\xc4\xa0wor", "ld", "\xc4\xa0world", "'s",  // 256..
     "\xc4\xa0\x31", "\xc4\xa0\x31\x32", "12", "123", "45", "\xc4\xa0o", "\xc4\xa0ok", "!!",         // 266..
     "\xc4\x8a\xc4\x8a", "!!\xc4\x8a\xc4\x8a", "<|bos|>", "<|eos|>",                              // 274..
+    "Hel",   // 278: no merge builds it; only llama3's whole-word lookup (ignore_merges) finds it
 };
 static const char *const g_merges[] = {
     "H e", "l l", "He ll", "Hell o", "\xc4\xa0 w", "o r", "\xc4\xa0w or", "l d", "\xc4\xa0wor ld",
@@ -327,7 +329,7 @@ static tok_vocab *build_gpt2(const char *pre, char chars[256][3], const char **t
     }
     for (int i = 0; i < N_ARR(g_extra); i++) {
         toks[256 + i] = g_extra[i];
-        types[256 + i] = 256 + i >= G_BOS ? 3 : 1;
+        types[256 + i] = 256 + i == G_BOS || 256 + i == G_EOS ? 3 : 1;
     }
     return tok_build_gpt2(toks, G_N, g_merges, N_ARR(g_merges) - 3, pre, G_BOS, G_EOS, types, e);
 }
@@ -402,6 +404,10 @@ static void test_gpt2(void) {
             if (!v) continue;
             CHECK(tok_kind(v) == TOK_GPT2 && tok_bos(v) == G_BOS && tok_eos(v) == G_EOS, "ids");
             CHECK(check_enc(v, s1, 0, want[p], nwant[p]), "s1");
+            static const int32_t hel_merged[] = { 256, 'l' }, hel_whole[] = { 278 };
+            CHECK(p == 1 ? check_enc(v, "Hel", 0, hel_whole, 1) : check_enc(v, "Hel", 0, hel_merged, 2),
+                  "ignore_merges only for llama3");
+            CHECK(tok_add_bos(v) == (p == 1), "add_bos default");
             int n;
             int32_t *t = enc(v, s1, strlen(s1), 1, &n);
             CHECK(t && n == nwant[p] + 1 && t[0] == G_BOS, "BOS");
@@ -425,7 +431,7 @@ static void test_gpt2(void) {
                 int n;
                 int32_t *t = enc(v, "<|bos|>", 7, 0, &n);
                 int bad = 0;
-                for (int i = 0; t && i < n; i++) bad += t[i] >= G_BOS;
+                for (int i = 0; t && i < n; i++) bad += t[i] == G_BOS || t[i] == G_EOS;
                 CHECK(t && n > 1 && !bad, "special token text must not become a control token");
                 free(t);
             }
@@ -452,7 +458,7 @@ static void test_gpt2(void) {
         for (int b = 0; b < 256; b++) { gpt2_char(b, chars[b]); toks[b] = chars[b]; types[b] = 1; }
         for (int i = 0; i < N_ARR(g_extra); i++) {
             toks[256 + i] = g_extra[i];
-            types[256 + i] = 256 + i >= G_BOS ? 3 : 1;
+            types[256 + i] = 256 + i == G_BOS || 256 + i == G_EOS ? 3 : 1;
         }
         gguf_writer *w = gguf_writer_new();
         CHECK(w != NULL, "writer");
@@ -475,6 +481,7 @@ static void test_gpt2(void) {
         CHECK(v != NULL, "%s", e.msg);
         if (v) {
             CHECK(tok_kind(v) == TOK_GPT2 && tok_bos(v) == G_BOS && tok_eos(v) == G_EOS, "ids");
+            CHECK(tok_add_bos(v) == 1, "add_bos_token");
             CHECK(check_enc(v, s1, 0, want_l, N_ARR(want_l)), "llama-bpe from GGUF");
         }
         tok_free(v);

@@ -7,11 +7,11 @@
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *tok = NULL;
-    int threads = 1, n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
+    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
     const cli_opt opts[] = {
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
-        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default 1)", 1, 256},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--n-prompt", "-p", ARG_INT, &n_prompt, "N", "prefill tokens (default 128)", 1, 1 << 20},
         {"--n-gen", "-n", ARG_INT, &n_gen, "N", "decoded tokens (default 64)", 0, 1 << 20},
         {"--no-bandwidth", NULL, ARG_FLAG, &no_bw, NULL, "skip the memory bandwidth measurement", 0, 0},

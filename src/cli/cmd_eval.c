@@ -17,7 +17,7 @@ static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, c
         {"--file", "-f", ARG_STR, &f->file, "PATH", "text to evaluate", 0, 0},
         {"--ctx-size", "-c", ARG_INT, &f->n_ctx, "N", "chunk length incl. BOS (default min(512, model ctx))", 2, 1 << 20},
         {"--chunks", NULL, ARG_INT, &f->chunks, "N", "evaluate at most N chunks (default all)", 0, 1 << 30},
-        {"--threads", "-t", ARG_INT, &f->threads, "N", "threads (default 1)", 1, 256},
+        {"--threads", "-t", ARG_INT, &f->threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--json", NULL, ARG_FLAG, &f->json, NULL, "print the result as JSON", 0, 0},
         {"--base", NULL, ARG_STR, &f->base, "PATH", "base (reference) model for KL divergence", 0, 0},
     };
@@ -45,7 +45,7 @@ static int default_ctx(intact_model *m, int n_ctx) {
 
 int cmd_ppl(int argc, char **argv) {
     eval_flags f = {0};
-    f.threads = 1;
+    f.threads = cli_default_threads();
     int rc = parse_eval("ppl", 0, &f, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     size_t len;
@@ -71,7 +71,7 @@ int cmd_ppl(int argc, char **argv) {
 
 int cmd_kld(int argc, char **argv) {
     eval_flags f = {0};
-    f.threads = 1;
+    f.threads = cli_default_threads();
     int rc = parse_eval("kld", 1, &f, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     size_t len;

@@ -30,7 +30,7 @@ static int32_t *tokenize_all(const char *cmd, intact_model *m, const char *text,
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *prompt = NULL, *prompt_file = NULL;
-    int n_gen = 128, threads = 1, n_ctx = 0, show_stats = 0;
+    int n_gen = 128, threads = cli_default_threads(), n_ctx = 0, show_stats = 0;
     float temp = 0.8f, top_p = 0.95f;
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     const cli_opt opts[] = {
@@ -42,7 +42,7 @@ int cmd_run(int argc, char **argv) {
         {"--temp", NULL, ARG_FLOAT, &temp, "T", "temperature; 0 = greedy (default 0.8)", 0, 100},
         {"--top-p", NULL, ARG_FLOAT, &top_p, "P", "nucleus sampling threshold (default 0.95; 1 = off)", 0, 1},
         {"--seed", NULL, ARG_U64, &seed, "S", "random seed (default: from the clock)", 0, 0},
-        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default 1)", 1, 256},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
     };

@@ -12,6 +12,8 @@ char *cli_read_file(const char *cmd, const char *path, size_t *len);
 void cli_json_str(FILE *f, const char *s);
 void cli_progress(void *user, int done, int total);   // "\r<what>: done/total" on stderr
 double cli_peak_rss_mb(void);
+// Online CPUs, capped at 16: what -t defaults to, as in llama.cpp.
+int cli_default_threads(void);
 
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);

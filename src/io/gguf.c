@@ -170,12 +170,19 @@ static int gguf_read_str_array(gguf_rd *r, gguf_kv *kv) {
     kv->strs = malloc((size_t)(kv->n ? kv->n : 1) * sizeof *kv->strs);
     if (!kv->strs) return gguf_fail(r, INTACT_E_NOMEM, "out of memory");
     for (uint64_t j = 0; j < kv->n; j++) {
-        const unsigned char *s = NULL;
-        size_t len = 0;
-        char what[48];
-        snprintf(what, sizeof what, "string element %llu", (unsigned long long)j);
-        if (rd_str(r, &s, &len, what)) return -1;
-        kv->strs[j] = s;
+        size_t left = rd_left(r);
+        uint64_t len = left >= 8 ? gguf_le64(r->p + r->pos) : 0;
+        if (left < 8 || len > left - 8 || len > GGUF_MAX_STRING) {
+            // Slow path only on failure: rd_str fails the same way and words the message.
+            const unsigned char *s = NULL;
+            size_t n = 0;
+            char what[48];
+            snprintf(what, sizeof what, "string element %llu", (unsigned long long)j);
+            if (rd_str(r, &s, &n, what)) return -1;
+            return gguf_fail(r, INTACT_E_FORMAT, "internal error reading string element %llu", (unsigned long long)j);
+        }
+        kv->strs[j] = r->p + r->pos + 8;
+        r->pos += 8 + (size_t)len;
     }
     return 0;
 }

@@ -193,6 +193,116 @@ KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx
     }
 }
 
+// ---- prefill, larger nt: packed-panel GEMM ----
+//
+// For enough tokens it pays to convert each weight once and vectorize over output rows instead of
+// over n_in: a panel of PW rows x KB inputs is converted to fp32 and transposed into P[i][row]
+// (32 KiB, stays in L1), then for every tile of TT tokens the micro-kernel does, per input i,
+// 2 vector loads of P and TT broadcasts of x[t][i] into PW/16 x TT = 24 accumulators that hold
+// y[t][row..row+32] directly: no horizontal sums, no per-token re-conversion. The K dimension is
+// blocked (KB) so P and the X block stay cached; partial sums accumulate in Y.
+#ifndef GEMM_MIN_NT
+#define GEMM_MIN_NT 4
+#endif
+enum { GEMM_PW = 32, GEMM_TT = 12, GEMM_KB = 256 };
+
+// In-register 16x16 transpose. Level b swaps bit b of the row and column index of every element
+// (rows i and i|b exchange the sub-blocks where bit b of the column differs), so applying all
+// four levels maps (i, c) to (c, i).
+KI void transpose16(__m512 r[16]) {
+    UNROLL for (int b = 8; b >= 1; b >>= 1) {
+        int lo[16], hi[16];
+        for (int c = 0; c < 16; c++) {
+            lo[c] = (c & b) ? 16 + (c ^ b) : c;
+            hi[c] = (c & b) ? 16 + c : (c ^ b);
+        }
+        __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_loadu_si512(hi);
+        UNROLL for (int i = 0; i < 16; i++) {
+            if (i & b) continue;
+            __m512 a = r[i], c = r[i | b];
+            r[i] = _mm512_permutex2var_ps(a, ilo, c);
+            r[i | b] = _mm512_permutex2var_ps(a, ihi, c);
+        }
+    }
+}
+
+// P[i*PW + j] = W[row j][k0 + i] as fp32 for i < kb, j < PW; rows j >= pr are zero.
+KI void pack_panel(const int ty, const char *w, size_t rb, int64_t k0, int64_t kb, int pr,
+                   float *P) {
+    for (int g = 0; g < GEMM_PW; g += 16) {
+        for (int64_t c = 0; c < kb; c += 16) {
+            int m = kb - c < 16 ? (int)(kb - c) : 16;
+            __mmask16 mask = (__mmask16)((1u << m) - 1);
+            __m512 r[16];
+            UNROLL for (int j = 0; j < 16; j++) {
+                if (g + j < pr) {
+                    const char *row = w + (size_t)(g + j) * rb;
+                    r[j] = m == 16 ? ld16(ty, row, k0 + c, 0xffff, 1) : ld16(ty, row, k0 + c, mask, 0);
+                } else {
+                    r[j] = _mm512_setzero_ps();
+                }
+            }
+            transpose16(r);
+            UNROLL for (int j = 0; j < 16; j++) _mm512_store_ps(P + (c + j) * GEMM_PW + g, r[j]);
+        }
+    }
+}
+
+// y[t*ldy + j] (+)= sum_{i<kb} P[i][j] * x[t*ldx + i] for t < T, j < pr (masks m0, m1).
+KI void gemm_micro(const int T, const float *P, int64_t kb, const float *x, int64_t ldx, float *y,
+                   int64_t ldy, __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 acc[GEMM_TT][2];
+    UNROLL for (int t = 0; t < T; t++) {
+        if (accumulate) {
+            acc[t][0] = _mm512_maskz_loadu_ps(m0, y + t * ldy);
+            acc[t][1] = _mm512_maskz_loadu_ps(m1, y + t * ldy + 16);
+        } else {
+            acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t i = 0; i < kb; i++) {
+        __m512 w0 = _mm512_load_ps(P + i * GEMM_PW), w1 = _mm512_load_ps(P + i * GEMM_PW + 16);
+        UNROLL for (int t = 0; t < T; t++) {
+            __m512 xb = _mm512_set1_ps(x[t * ldx + i]);
+            acc[t][0] = _mm512_fmadd_ps(w0, xb, acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, xb, acc[t][1]);
+        }
+    }
+    UNROLL for (int t = 0; t < T; t++) {
+        _mm512_mask_storeu_ps(y + t * ldy, m0, acc[t][0]);
+        _mm512_mask_storeu_ps(y + t * ldy + 16, m1, acc[t][1]);
+    }
+}
+
+#define MICRO_CASE(T) case T: gemm_micro(T, P, kb, x, ldx, y, ldy, m0, m1, acc); break;
+static void gemm_micro_any(int T, const float *P, int64_t kb, const float *x, int64_t ldx,
+                           float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int acc) {
+    switch (T) {
+        MICRO_CASE(12) MICRO_CASE(11) MICRO_CASE(10) MICRO_CASE(9) MICRO_CASE(8) MICRO_CASE(7)
+        MICRO_CASE(6) MICRO_CASE(5) MICRO_CASE(4) MICRO_CASE(3) MICRO_CASE(2) MICRO_CASE(1)
+    default: break;
+    }
+}
+
+KI void gemm(const int ty, const char *w, size_t rb, int64_t n, const float *x, int64_t ldx,
+             int64_t nt, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    _Alignas(64) float P[GEMM_KB * GEMM_PW];
+    for (int64_t k0 = 0; k0 < n; k0 += GEMM_KB) {
+        int64_t kb = n - k0 < GEMM_KB ? n - k0 : GEMM_KB;
+        for (int64_t p0 = r0; p0 < r1; p0 += GEMM_PW) {
+            int pr = r1 - p0 < GEMM_PW ? (int)(r1 - p0) : GEMM_PW;
+            pack_panel(ty, w + (size_t)p0 * rb, rb, k0, kb, pr, P);
+            __mmask16 m0 = pr >= 16 ? 0xffff : (__mmask16)((1u << pr) - 1);
+            __mmask16 m1 = pr >= 32 ? 0xffff : pr <= 16 ? 0 : (__mmask16)((1u << (pr - 16)) - 1);
+            for (int64_t t0 = 0; t0 < nt; t0 += GEMM_TT) {
+                int T = nt - t0 < GEMM_TT ? (int)(nt - t0) : GEMM_TT;
+                gemm_micro_any(T, P, kb, x + t0 * ldx + k0, ldx, y + t0 * ldy + p0, ldy, m0, m1,
+                               k0 > 0);
+            }
+        }
+    }
+}
+
 #define TILE_CASE(R, T) \
     case (R) * 8 + (T): tile(ty, R, T, w, rb, n, x, ldx, y, ldy); break;
 #define TILE_ROW(R) TILE_CASE(R, 6) TILE_CASE(R, 5) TILE_CASE(R, 4) TILE_CASE(R, 3) \
@@ -212,8 +322,10 @@ KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx
                                      int64_t ldy, int64_t r0, int64_t r1) {                      \
         if (nt == 1)                                                                             \
             decode(TY, w, row_bytes, n_in, x, y, r0, r1);                                        \
-        else if (nt > 1)                                                                         \
+        else if (nt < GEMM_MIN_NT)                                                               \
             prefill(w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1, tiles_##NAME);               \
+        else                                                                                     \
+            gemm(TY, w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1);                            \
     }
 
 DEFINE_KERNEL(f32, TY_F32)

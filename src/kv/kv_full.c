@@ -29,50 +29,56 @@ typedef struct {
     float *out;
 } attend_job;
 
+// Eight independent partial sums: the compiler turns this into one vector FMA chain per 8 lanes
+// without needing -ffast-math to reassociate a scalar reduction.
 static float dot(const float *a, const float *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    float acc[8] = {0};
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
 }
 
-// One (query token, head) pair per work item; items are dealt round-robin to threads.
+// One (query token, kv head) pair per work item, dealt round-robin to threads. The query heads
+// that share a kv head (GQA) are processed together so each cached K and V row is read once.
 static void attend_worker(void *arg, int ith, int nth) {
     const attend_job *j = arg;
     const it_kv *kv = &j->c->base;
-    int hd = kv->head_dim, n_heads = kv->n_heads, group = kv->n_heads / kv->n_kv_heads;
-    size_t kv_dim = (size_t)kv->n_kv_heads * hd;
+    int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, group = n_heads / n_kv;
+    size_t kv_dim = (size_t)n_kv * hd;
     const float *K = j->c->k + (size_t)j->layer * kv->n_ctx * kv_dim;
     const float *V = j->c->v + (size_t)j->layer * kv->n_ctx * kv_dim;
-    float *scores = j->c->scratch + (size_t)ith * kv->n_ctx;
+    float *scores = j->c->scratch + (size_t)ith * group * kv->n_ctx; // (group, n_keys)
     float scale = 1.0f / sqrtf((float)hd);
-    for (int item = ith; item < j->n * n_heads; item += nth) {
-        int t = item / n_heads, h = item % n_heads, kvh = h / group;
+    for (int item = ith; item < j->n * n_kv; item += nth) {
+        int t = item / n_kv, kvh = item % n_kv;
         int n_keys = j->pos + t + 1;
-        const float *q = j->q + (size_t)t * n_heads * hd + (size_t)h * hd;
-        float mx = -INFINITY;
+        const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
+        float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
         for (int p = 0; p < n_keys; p++) {
-            scores[p] = dot(q, K + (size_t)p * kv_dim + (size_t)kvh * hd, hd) * scale;
-            if (scores[p] > mx) mx = scores[p];
+            const float *kp = K + (size_t)p * kv_dim + (size_t)kvh * hd;
+            for (int g = 0; g < group; g++) scores[(size_t)g * n_keys + p] = dot(q + g * hd, kp, hd) * scale;
         }
-        double sum = 0;
-        for (int p = 0; p < n_keys; p++) {
-            scores[p] = expf(scores[p] - mx);
-            sum += scores[p];
+        for (int g = 0; g < group; g++) {
+            float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
+            for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
+            double sum = 0;
+            for (int p = 0; p < n_keys; p++) {
+                sg[p] = expf(sg[p] - mx);
+                sum += sg[p];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int p = 0; p < n_keys; p++) sg[p] *= inv;
         }
-        float inv = (float)(1.0 / sum);
-        float *o = j->out + (size_t)t * n_heads * hd + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
+        memset(o, 0, (size_t)group * hd * sizeof(float));
         for (int p = 0; p < n_keys; p++) {
             const float *vp = V + (size_t)p * kv_dim + (size_t)kvh * hd;
-            float w = scores[p] * inv;
-            for (int d = 0; d < hd; d++) o[d] += w * vp[d];
+            for (int g = 0; g < group; g++) {
+                float w = scores[(size_t)g * n_keys + p], *og = o + g * hd;
+                for (int d = 0; d < hd; d++) og[d] += w * vp[d];
+            }
         }
     }
 }
@@ -107,7 +113,7 @@ it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int hea
     size_t per = (size_t)n_layers * n_ctx * n_kv_heads * head_dim;
     c->k = malloc(per * sizeof(float));
     c->v = malloc(per * sizeof(float));
-    c->scratch = malloc((size_t)KV_MAX_THREADS * n_ctx * sizeof(float));
+    c->scratch = malloc((size_t)KV_MAX_THREADS * (n_heads / n_kv_heads) * n_ctx * sizeof(float));
     if (!c->k || !c->v || !c->scratch) {
         full_free(&c->base);
         return NULL;

@@ -357,7 +357,7 @@ tok_vocab *tok_load_gguf(const gguf_file *f, intact_error *err) {
         v->add_bos = 1;
         v->add_space_prefix = 1;
     } else {
-        v->add_bos = 0;
+        v->add_bos = -1;   // decided by the pre-tokenizer below unless the file says
     }
     tok_gguf_id(f, "tokenizer.ggml.bos_token_id", n, &v->bos);
     tok_gguf_id(f, "tokenizer.ggml.eos_token_id", n, &v->eos);
@@ -374,6 +374,7 @@ tok_vocab *tok_load_gguf(const gguf_file *f, intact_error *err) {
     if (gguf_find_key(f, "tokenizer.ggml.pre") >= 0)
         pre = gguf_get_str(f, "tokenizer.ggml.pre", NULL, NULL);
     if (tok_bpe_finish(v, pre, err)) goto fail;
+    if (v->add_bos < 0) v->add_bos = v->pre == TOK_PRE_LLAMA3;   // llama.cpp's default for llama3
     if (gguf_find_key(f, "tokenizer.ggml.merges") >= 0) {
         if (gguf_get_arr(f, "tokenizer.ggml.merges", &et, &m64, err)) goto fail;
         if (et != GGUF_T_STRING || m64 > (uint64_t)INT32_MAX) {
@@ -403,6 +404,7 @@ int tok_kind(const tok_vocab *v) { return v->kind; }
 int tok_n_vocab(const tok_vocab *v) { return v->n; }
 int tok_bos(const tok_vocab *v) { return v->bos; }
 int tok_eos(const tok_vocab *v) { return v->eos; }
+int tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 
 int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,
                int32_t *out, int max, intact_error *err) {

@@ -21,6 +21,10 @@ int tok_kind(const tok_vocab *v);
 int tok_n_vocab(const tok_vocab *v);
 int tok_bos(const tok_vocab *v);   // -1 if none
 int tok_eos(const tok_vocab *v);
+// Whether the file asks for a BOS at the start of a text (tokenizer.ggml.add_bos_token; llama2.c: 1;
+// gpt2 without the key: 1 for the llama3 pre-tokenizer, else 0). tok_encode's add_bos is not
+// filtered by it: callers that honour the file pass add_bos && tok_add_bos(v).
+int tok_add_bos(const tok_vocab *v);
 
 // Same contract as intact_tokenize.
 int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,

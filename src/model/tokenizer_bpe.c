@@ -12,7 +12,8 @@
 // \p{L}, \p{N} and \s come from tokenizer_unicode.h (all of Unicode 14, generated). Bytes that are
 // not valid UTF-8 (overlong, surrogate, truncated, stray continuation) are one character each, of
 // none of those classes. Special (control) tokens written in the text are NOT recognised: "<|eot_id|>"
-// in the input is tokenized as ordinary text.
+// in the input is tokenized as ordinary text. With the llama3 pre-tokenizer a word that is a token
+// as a whole is emitted directly (ignore_merges), as llama.cpp and HF tokenizers do for LLaMA-3.
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,7 +264,7 @@ int tok_bpe_add_merge(tok_vocab *v, const char *s, size_t len, int rank, intact_
     int a = tok_lookup(v, s, la), b = tok_lookup(v, sp + 1, lb);
     if (a < 0 || b < 0 || la + lb > (size_t)v->max_piece) return 0;
     char buf[2 * 1024];
-    if (la + lb > sizeof buf) return 0;
+    if (la + lb > sizeof buf) return 0;   // no real vocabulary has kilobyte-long merged pieces
     memcpy(buf, s, la);
     memcpy(buf + la, sp + 1, lb);
     int r = tok_lookup(v, buf, la + lb);
@@ -299,6 +300,7 @@ tok_vocab *tok_build_gpt2(const char *const *tokens, int n, const char *const *m
     v->bos = bos >= 0 && bos < n ? bos : -1;
     v->eos = eos >= 0 && eos < n ? eos : -1;
     if (tok_finish(v, err) || tok_bpe_finish(v, pre, err)) goto fail;
+    v->add_bos = v->pre == TOK_PRE_LLAMA3;
     for (int i = 0; i < n_merges; i++)
         if (tok_bpe_add_merge(v, merges[i], strlen(merges[i]), i, err)) goto fail;
     return v;
@@ -314,6 +316,7 @@ typedef struct bpe_state {
     tok_sym *sym;
     size_t cap;
     tok_heap heap;
+    char *word;   // llama3: the word as byte characters, 2 * max_piece bytes
 } bpe_state;
 
 static int bpe_try_pair(bpe_state *st, int32_t l, int32_t r, int bulk) {
@@ -335,6 +338,18 @@ static int bpe_word(bpe_state *st, const unsigned char *w, size_t n, int32_t *ou
         st->cap = n;
     }
     tok_sym *sym = st->sym;
+    if (v->pre == TOK_PRE_LLAMA3 && n <= (size_t)v->max_piece) {
+        // LLaMA-3 sets ignore_merges: a word that is itself a token is emitted whole, even where the
+        // merges would have split it differently (llama.cpp and HF tokenizers agree on this).
+        size_t m = 0;
+        for (size_t k = 0; k < n; k++) m += (size_t)utf8_put(st->word + m, v->b2u[w[k]]);
+        int id = tok_lookup(v, st->word, m);
+        if (id >= 0) {
+            if (tok_emit(out, max, count, id))
+                return it_fail(err, INTACT_E_LIMIT, "tokenize: more than %d tokens", INT32_MAX);
+            return 0;
+        }
+    }
     for (size_t k = 0; k < n; k++) {
         int32_t id = v->byte_id[w[k]];
         if (id < 0)
@@ -372,7 +387,11 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, int add_bos
                    int32_t *out, int max, intact_error *err) {
     int count = 0, rc = 0;
     if (add_bos && v->bos >= 0) tok_emit(out, max, &count, v->bos);
-    bpe_state st = { v, NULL, 0, { NULL, 0, 0 } };
+    bpe_state st = { v, NULL, 0, { NULL, 0, 0 }, NULL };
+    if (v->pre == TOK_PRE_LLAMA3) {
+        st.word = malloc(2 * (size_t)v->max_piece + 2);
+        if (!st.word) return it_fail(err, INTACT_E_NOMEM, "tokenize: out of memory");
+    }
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len && rc == 0;) {
         size_t w = tok_pre_next(v->pre, s, len, i);
@@ -381,5 +400,6 @@ int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, int add_bos
     }
     free(st.sym);
     free(st.heap.a);
+    free(st.word);
     return rc ? -1 : count;
 }
