@@ -61,7 +61,7 @@ int cmd_run(int argc, char **argv) {
     intact_model_info in;
     intact_model_get_info(m, &in);
     int n_prompt = 0;
-    int32_t *ids = tokenize_all("run", m, text, plen, 1, &n_prompt);
+    int32_t *ids = tokenize_all("run", m, text, plen, in.add_bos, &n_prompt);
     free(fbuf);
     if (!ids) { intact_model_free(m); return 1; }
     if (n_ctx == 0) n_ctx = in.ctx_len;
@@ -71,6 +71,9 @@ int cmd_run(int argc, char **argv) {
     rc = 0;
     if (!c) {
         fprintf(stderr, "intact run: %s\n", err.msg);
+        rc = 1;
+    } else if (n_prompt == 0) {
+        fprintf(stderr, "intact run: the prompt is empty and this model adds no BOS: give one with -p\n");
         rc = 1;
     } else if (n_prompt > n_ctx) {
         fprintf(stderr, "intact run: prompt has %d tokens, more than the context size %d\n", n_prompt, n_ctx);
@@ -127,7 +130,7 @@ int cmd_tokenize(int argc, char **argv) {
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin", 0, 0},
         {"--prompt", "-p", ARG_STR, &text, "TEXT", "text to tokenize", 0, 0},
         {"--file", "-f", ARG_STR, &file, "PATH", "read the text from a file", 0, 0},
-        {"--no-bos", NULL, ARG_FLAG, &no_bos, NULL, "do not prepend BOS", 0, 0},
+        {"--no-bos", NULL, ARG_FLAG, &no_bos, NULL, "do not prepend BOS (default: as the tokenizer says)", 0, 0},
     };
     int rc = cli_parse("tokenize", "-m MODEL [-z TOKENIZER] -p TEXT", opts, 5, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
@@ -140,7 +143,9 @@ int cmd_tokenize(int argc, char **argv) {
     if (file && !(fbuf = cli_read_file("tokenize", file, &len))) return 1;
     intact_model *m = cli_load_model("tokenize", model, tok);
     int n = 0;
-    int32_t *ids = m ? tokenize_all("tokenize", m, fbuf ? fbuf : text, len, !no_bos, &n) : NULL;
+    intact_model_info in = {0};
+    if (m) intact_model_get_info(m, &in);
+    int32_t *ids = m ? tokenize_all("tokenize", m, fbuf ? fbuf : text, len, in.add_bos && !no_bos, &n) : NULL;
     if (ids) {
         printf("[");
         for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);

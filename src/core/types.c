@@ -43,3 +43,12 @@ size_t it_type_row_bytes(int type, int64_t n) {
     if (blocks > SIZE_MAX / t->block_bytes) return 0;
     return (size_t)blocks * t->block_bytes;
 }
+
+// ggml's type names, so a file in a format we don't read yet is named in the error message.
+const char *it_type_ggml_name(uint32_t type) {
+    static const char *const names[] = {
+        "f32", "f16", "q4_0", "q4_1", NULL, NULL, "q5_0", "q5_1", "q8_0", "q8_1", "q2_K", "q3_K", "q4_K",
+        "q5_K", "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s", "iq4_nl", "iq3_s", "iq2_s",
+        "iq4_xs", "i8", "i16", "i32", "i64", "f64", "iq1_m", "bf16", NULL, NULL, NULL, "tq1_0", "tq2_0"};
+    return type < sizeof names / sizeof names[0] ? names[type] : NULL;
+}

@@ -52,6 +52,9 @@ typedef struct it_type_traits {
 const it_type_traits *it_type_get(int type);
 void it_types_init(void);
 
+// ggml's name for a type id ("q4_K"), or NULL if it is not a ggml type.
+const char *it_type_ggml_name(uint32_t type);
+
 // Bytes of a row of n weights; 0 if n is not a multiple of the block size or on overflow.
 size_t it_type_row_bytes(int type, int64_t n);
 

@@ -15,6 +15,8 @@ int eval_chunks(const intact_model *m, const char *text, size_t len, const intac
     if (p->n_ctx > m->hp.ctx_len)
         return it_fail(err, INTACT_E_ARG, "context size %d exceeds the model's %d", p->n_ctx, m->hp.ctx_len);
     if (len > (size_t)1 << 30) return it_fail(err, INTACT_E_LIMIT, "text larger than 1 GiB");
+    if (m->vocab && tok_bos(m->vocab) < 0 && tok_eos(m->vocab) < 0)
+        return it_fail(err, INTACT_E_ARG, "the tokenizer has neither BOS nor EOS to start chunks with");
     int n = intact_tokenize(m, text, len, 0, NULL, 0, err);
     if (n < 0) return -1;
     if (n < 1) return it_fail(err, INTACT_E_ARG, "text has no tokens");
@@ -42,8 +44,8 @@ void eval_log_softmax(const float *logits, int n, double *out) {
 // Evaluates one chunk ([BOS] + cl tokens) in ctx, leaving logits for all cl+1 positions.
 int eval_run_chunk(intact_ctx *ctx, const intact_model *m, const int32_t *chunk, int cl, int32_t *buf,
                    intact_error *err) {
-    buf[0] = m->vocab ? tok_bos(m->vocab) : 1;
-    if (buf[0] < 0) buf[0] = 1;
+    // Models without a BOS (Qwen2) start documents after their end-of-text token instead.
+    buf[0] = tok_bos(m->vocab) >= 0 ? tok_bos(m->vocab) : tok_eos(m->vocab);
     memcpy(buf + 1, chunk, (size_t)cl * sizeof *buf);
     intact_ctx_reset(ctx);
     return intact_ctx_eval(ctx, buf, cl + 1, err);

@@ -285,6 +285,10 @@ static int gguf_read_tensor(gguf_rd *r, gguf_tensor_info *t, uint64_t *offset) {
     t->name = name;
     if (rc || gguf_read_dims(r, t) || rd_u32(r, &t->type, "type") || rd_u64(r, offset, "offset")) return -1;
     const it_type_traits *tr = it_type_get((int)t->type);
+    if (!tr && it_type_ggml_name(t->type))
+        return gguf_fail(r, INTACT_E_UNSUPPORTED, "tensor '%s' has unknown type %u: ggml %s is not "
+                         "supported (f32, f16, bf16, q8_0 are)", gguf_printable(t->name, nm, sizeof nm),
+                         t->type, it_type_ggml_name(t->type));
     if (!tr)
         return gguf_fail(r, INTACT_E_UNSUPPORTED, "tensor '%s' has unknown type %u",
                          gguf_printable(t->name, nm, sizeof nm), t->type);

@@ -13,7 +13,7 @@
 #include "kernels/matmul_simd_impl.h"
 
 #define KI static inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 8")
+#define UNROLL _Pragma("GCC unroll 16")
 
 enum { TY_F32, TY_F16, TY_BF16, TY_Q8 };
 enum { TILE_R = 4, TILE_T = 6 };

@@ -109,6 +109,7 @@ void intact_model_get_info(const intact_model *m, intact_model_info *o) {
     o->tokenizer = !m->vocab ? "none" : tok_kind(m->vocab) == TOK_GPT2 ? "gpt2" : "spm";
     o->bos_id = m->vocab ? tok_bos(m->vocab) : -1;
     o->eos_id = m->vocab ? tok_eos(m->vocab) : -1;
+    o->add_bos = m->vocab ? tok_add_bos(m->vocab) && o->bos_id >= 0 : 0;
 }
 
 int intact_model_n_tensors(const intact_model *m) { return m->n_all; }
