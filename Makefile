@@ -30,7 +30,7 @@ BIN      := $(BUILD)/intact
 SHARED ?= ../shared
 export INTACT_SHARED := $(abspath $(SHARED))
 
-.PHONY: all check test-bins demo bench clean goldens
+.PHONY: all check test-bins demo bench clean goldens fuzz
 all: $(BIN)
 
 $(BUILD)/%_avx2.o: %_avx2.c
@@ -76,7 +76,13 @@ goldens:
 	python3 tests/ref/make_variants.py --shared $(SHARED) --out build/variants
 	/usr/bin/python3 tests/ref/variants_ref.py --dir build/variants --out tests/goldens/variants.gold
 
+# libFuzzer targets (clang, ASan + UBSan): `make fuzz FUZZ_SECONDS=N` runs each fuzz/fuzz_*.c for
+# N seconds from seeds generated out of the shared models (corpora stay in build-fuzz/).
+FUZZ_SECONDS ?= 10
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) INTACT_SHARED=$(INTACT_SHARED) bash scripts/fuzz.sh
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

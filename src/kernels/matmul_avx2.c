@@ -179,6 +179,119 @@ KI void tile(const int ty, const int R, const int T, const char *w, size_t rb, i
     UNROLL for (int t = 0; t < T; t++) store_sums(R, acc[t], y + t * ldy);
 }
 
+// ---- prefill, larger nt: packed-panel GEMM ----
+//
+// For enough tokens it pays to convert each weight once and vectorize over output rows instead of
+// over n_in: a panel of PW rows x KB inputs is converted to fp32 and transposed into P[i][row]
+// (16 KiB, stays in L1), then for every tile of TT tokens the micro-kernel does, per input i,
+// 2 vector loads of P and TT broadcasts of x[t][i] into 2 x TT = 12 accumulators that hold
+// y[t][row..row+16] directly: no horizontal sums, no per-token re-conversion. The K dimension is
+// blocked (KB) so P and the X block stay cached; partial sums accumulate in Y.
+#ifndef GEMM_MIN_NT
+#define GEMM_MIN_NT 4
+#endif
+enum { GEMM_PW = 16, GEMM_TT = 6, GEMM_KB = 256 };
+
+// In-register 8x8 transpose (the usual unpack / shuffle / 128-bit permute sequence).
+KI void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    UNROLL for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);     // columns 0,1 | 4,5 of rows k, k+1
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]); // columns 2,3 | 6,7
+    }
+    UNROLL for (int k = 0; k < 8; k += 4) {
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);         // column 0 | 4 of rows k..k+3
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);     // column 1 | 5
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44); // column 2 | 6
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee); // column 3 | 7
+    }
+    UNROLL for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+        r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+    }
+}
+
+// P[i*PW + j] = W[row j][k0 + i] as fp32 for i < kb (rounded up to 8), j < PW; rows j >= pr are
+// zero.
+KI void pack_panel(const int ty, const char *w, size_t rb, int64_t k0, int64_t kb, int pr,
+                   float *P) {
+    for (int g = 0; g < GEMM_PW; g += 8) {
+        for (int64_t c = 0; c < kb; c += 8) {
+            int m = kb - c < 8 ? (int)(kb - c) : 8;
+            __m256 r[8];
+            UNROLL for (int j = 0; j < 8; j++) {
+                if (g + j < pr) {
+                    const char *row = w + (size_t)(g + j) * rb;
+                    r[j] = m == 8 ? ld8(ty, row, k0 + c) : ld_tail(ty, row, k0 + c, m);
+                } else {
+                    r[j] = _mm256_setzero_ps();
+                }
+            }
+            transpose8(r);
+            UNROLL for (int j = 0; j < 8; j++) _mm256_store_ps(P + (c + j) * GEMM_PW + g, r[j]);
+        }
+    }
+}
+
+// y[t*ldy + j] (+)= sum_{i<kb} P[i][j] * x[t*ldx + i] for t < T, j < pr.
+KI void gemm_micro(const int T, const float *P, int64_t kb, const float *x, int64_t ldx, float *y,
+                   int64_t ldy, int pr, int accumulate) {
+    __m256 acc[GEMM_TT][2];
+    UNROLL for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < kb; i++) {
+        __m256 w0 = _mm256_load_ps(P + i * GEMM_PW), w1 = _mm256_load_ps(P + i * GEMM_PW + 8);
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256 xb = _mm256_broadcast_ss(x + t * ldx + i);
+            acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
+        }
+    }
+    if (pr == GEMM_PW) {
+        UNROLL for (int t = 0; t < T; t++) {
+            float *yt = y + t * ldy;
+            if (accumulate) {
+                acc[t][0] = _mm256_add_ps(acc[t][0], _mm256_loadu_ps(yt));
+                acc[t][1] = _mm256_add_ps(acc[t][1], _mm256_loadu_ps(yt + 8));
+            }
+            _mm256_storeu_ps(yt, acc[t][0]);
+            _mm256_storeu_ps(yt + 8, acc[t][1]);
+        }
+    } else { // last panel of the range: only pr rows exist in y
+        UNROLL for (int t = 0; t < T; t++) {
+            float tmp[GEMM_PW], *yt = y + t * ldy;
+            _mm256_storeu_ps(tmp, acc[t][0]);
+            _mm256_storeu_ps(tmp + 8, acc[t][1]);
+            for (int j = 0; j < pr; j++) yt[j] = accumulate ? yt[j] + tmp[j] : tmp[j];
+        }
+    }
+}
+
+#define MICRO_CASE(T) case T: gemm_micro(T, P, kb, x, ldx, y, ldy, pr, acc); break;
+static void gemm_micro_any(int T, const float *P, int64_t kb, const float *x, int64_t ldx,
+                           float *y, int64_t ldy, int pr, int acc) {
+    switch (T) {
+        MICRO_CASE(6) MICRO_CASE(5) MICRO_CASE(4) MICRO_CASE(3) MICRO_CASE(2) MICRO_CASE(1)
+    default: break;
+    }
+}
+
+KI void gemm(const int ty, const char *w, size_t rb, int64_t n, const float *x, int64_t ldx,
+             int64_t nt, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    _Alignas(32) float P[GEMM_KB * GEMM_PW];
+    for (int64_t k0 = 0; k0 < n; k0 += GEMM_KB) {
+        int64_t kb = n - k0 < GEMM_KB ? n - k0 : GEMM_KB;
+        for (int64_t p0 = r0; p0 < r1; p0 += GEMM_PW) {
+            int pr = r1 - p0 < GEMM_PW ? (int)(r1 - p0) : GEMM_PW;
+            pack_panel(ty, w + (size_t)p0 * rb, rb, k0, kb, pr, P);
+            for (int64_t t0 = 0; t0 < nt; t0 += GEMM_TT) {
+                int T = nt - t0 < GEMM_TT ? (int)(nt - t0) : GEMM_TT;
+                gemm_micro_any(T, P, kb, x + t0 * ldx + k0, ldx, y + t0 * ldy + p0, ldy, pr,
+                               k0 > 0);
+            }
+        }
+    }
+}
+
 // One non-inlined function per type holding every tile shape, so edge tiles don't bloat the hot
 // loop's caller. Token chunks keep X in L2; inside a chunk, a 3-row strip is swept over all token
 // tiles while its weights are still cache-hot.
@@ -220,8 +333,10 @@ KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx
                                    int64_t r1) {                                                 \
         if (nt == 1)                                                                             \
             decode(TY, w, row_bytes, n_in, x, y, r0, r1);                                        \
-        else if (nt > 1)                                                                         \
-            prefill(w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1, tiles_##NAME);           \
+        else if (nt < GEMM_MIN_NT)                                                               \
+            prefill(w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1, tiles_##NAME);               \
+        else                                                                                     \
+            gemm(TY, w, row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1);                            \
     }
 
 DEFINE_KERNEL(f32, TY_F32)
