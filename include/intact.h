@@ -149,6 +149,7 @@ typedef struct intact_bench_params {
     int n_gen;         // tokens decoded one at a time after the prefill
     int n_threads;
     uint64_t seed;     // the prompt is random token ids
+    int measure_bandwidth; // interleave read-bandwidth probes with decode (see mem_bw_gb_s)
 } intact_bench_params;
 
 typedef struct intact_bench_result {
@@ -156,11 +157,13 @@ typedef struct intact_bench_result {
     double prefill_tok_s, decode_tok_s;
     double decode_bytes_per_token;   // weights + KV read per decoded token (mean over the run)
     double decode_gb_s;              // decode_bytes_per_token * decode_tok_s
+    // With measure_bandwidth: decode runs in 16-token segments, each between two probes that just
+    // stream the same weight pages. mem_bw_gb_s is the median probe; bw_fraction the median over
+    // segments of (segment GB/s) / (mean of its two probes) — a ratio measured side by side.
+    double mem_bw_gb_s, bw_fraction;
 } intact_bench_result;
 int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
                  intact_error *err);
-// Streams a buffer much larger than the caches with n_threads readers; GB/s (1e9 bytes).
-double intact_measure_read_bandwidth(int n_threads, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -121,11 +121,13 @@ static int check_once(int type, it_matmul_fn fn, const wmat *w, int64_t n_in,
 // padded strides.
 static void test_shapes(int type, const char *isa, it_matmul_fn fn) {
     static const int64_t n_float[] = {1, 7, 8, 16, 33, 64, 172, 256, 1000};
-    static const int64_t n_q8[] = {32, 64, 96, 352, 2048};
+    static const int64_t n_q8[] = {32, 64, 96, 352, 2048, 4096};
     static const int64_t rows_list[] = {1, 3, 16, 17, 64};
-    static const int64_t nt_list[] = {1, 2, 3, 4, 5, 8, 13};
+    // 40 and 77 reach the packed GEMM paths (with partial token tiles); with n_in = 4096, 20 (and
+    // 40 for AVX2) make the tile path split the tokens into chunks.
+    static const int64_t nt_list[] = {1, 2, 3, 4, 5, 8, 13, 20, 40, 77};
     const int64_t *ns = type == IT_TYPE_Q8_0 ? n_q8 : n_float;
-    int n_ns = type == IT_TYPE_Q8_0 ? 5 : 9;
+    int n_ns = type == IT_TYPE_Q8_0 ? 6 : 9;
     char name[96];
     for (int a = 0; a < n_ns; a++) {
         int64_t n_in = ns[a];
@@ -135,7 +137,7 @@ static void test_shapes(int type, const char *isa, it_matmul_fn fn) {
             for (int b = 0; b < 5 && ok; b++) {
                 int64_t rows = rows_list[b];
                 wmat w = make_weights(type, rows, n_in);
-                for (int c = 0; c < 7 && ok; c++) {
+                for (int c = 0; c < 10 && ok; c++) {
                     int64_t nt = nt_list[c];
                     ok = check_once(type, fn, &w, n_in, nt, n_in, rows, 0, rows, "full");
                     int64_t r0 = rnd_int((int)rows), r1 = r0 + 1 + rnd_int((int)(rows - r0));

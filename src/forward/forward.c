@@ -46,9 +46,9 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         const it_layer *ly = &m->layers[l];
         ops_rmsnorm(xb, x, ly->attn_norm, n, dim, hp->norm_eps);
         observe(c, l, "attn_norm", xb, n, dim);
-        kern_matmul(pool, &ly->wq, xb, n, q);
-        kern_matmul(pool, &ly->wk, xb, n, k);
-        kern_matmul(pool, &ly->wv, xb, n, v);
+        const it_tensor *wqkv[3] = {&ly->wq, &ly->wk, &ly->wv};
+        float *yqkv[3] = {q, k, v};
+        kern_matmul_group(pool, 3, wqkv, xb, n, yqkv);
         add_bias(q, ly->bq, n, dim);
         add_bias(k, ly->bk, n, kv_dim);
         add_bias(v, ly->bv, n, kv_dim);
@@ -64,8 +64,9 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         ops_add(x, xb, (size_t)n * dim);
 
         ops_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
-        kern_matmul(pool, &ly->w_gate, xb, n, g);
-        kern_matmul(pool, &ly->w_up, xb, n, u);
+        const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
+        float *ygu[2] = {g, u};
+        kern_matmul_group(pool, 2, wgu, xb, n, ygu);
         ops_swiglu(g, u, (size_t)n * hid);
         kern_matmul(pool, &ly->w_down, g, n, xb);
         observe(c, l, "ffn_out", xb, n, dim);

@@ -9,6 +9,9 @@
 
 // x: (nt, n_in) with row stride n_in; y: (nt, n_out) with row stride n_out.
 void kern_matmul(it_pool *pool, const it_tensor *w, const float *x, int64_t nt, float *y);
+// n matrices with the same input x and n_in (q/k/v; gate/up) in one dispatch: y[i] = x * w[i]^T.
+void kern_matmul_group(it_pool *pool, int n, const it_tensor *const *w, const float *x, int64_t nt,
+                       float *const *y);
 
 // CPU features detected once at it_types_init; kernels choose AVX-512 > AVX2+FMA+F16C > scalar.
 int kern_cpu_has_avx2(void);

@@ -5,12 +5,14 @@
 //
 // Decode (nt == 1) is bandwidth bound: rows are streamed one after another (one sequential stream
 // per thread) with 4 independent accumulators and a software prefetch ahead of the stream.
-// Prefill (nt > 1) is compute bound: a 3-row x 4-token register tile (12 accumulators + 3 weight
-// vectors + 1 activation vector = all 16 ymm registers) converts each group of 8 weights once and
-// uses it for 4 tokens. Tokens are processed in chunks whose activations fit in L2, so X comes from
-// cache while a tile's weight rows are re-read from L1/L2.
+// Small prefill (1 < nt < GEMM_MIN_NT) is compute bound: a 3-row x 4-token register tile
+// (12 accumulators + 3 weight vectors + 1 activation vector = all 16 ymm registers) converts each
+// group of 8 weights once and uses it for 4 tokens. Tokens are processed in chunks whose
+// activations fit in L2, so X comes from cache while a tile's weight rows are re-read from L1/L2.
+// Large prefill: packed-panel GEMM (weights converted and transposed once per call), see below.
 //
-// All loads are unaligned: weights come straight from mmapped files at arbitrary offsets.
+// All loads of weights and X are unaligned: weights come straight from mmapped files at arbitrary
+// offsets.
 #include <immintrin.h>
 
 #include "core/fp16.h"
@@ -68,7 +70,7 @@ KI __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 }
 
 // Stores the sums of acc[0..R) to y[0..R).
-KI void store_sums(const int R, const __m256 *acc, float *y) {
+KI void store_sums(int R, const __m256 *acc, float *y) {
     __m256 z = _mm256_setzero_ps();
     __m128 s = hsum4(acc[0], R > 1 ? acc[1] : z, R > 2 ? acc[2] : z, R > 3 ? acc[3] : z);
     if (R == 4) {
@@ -137,15 +139,7 @@ KI void decode(const int ty, const char *w, size_t rb, int64_t n, const float *x
         __m256 v[4];
         _Pragma("GCC unroll 1") for (int k = 0; k < R; k++)
             v[k] = decode_row(ty, w + (size_t)(r + k) * rb, n, x);
-        __m256 z = _mm256_setzero_ps();
-        __m128 s = hsum4(v[0], R > 1 ? v[1] : z, R > 2 ? v[2] : z, R > 3 ? v[3] : z);
-        if (R == 4) {
-            _mm_storeu_ps(y + r, s);
-        } else {
-            float tmp[4];
-            _mm_storeu_ps(tmp, s);
-            for (int k = 0; k < R; k++) y[r + k] = tmp[k];
-        }
+        store_sums(R, v, y + r);
     }
 }
 
@@ -187,8 +181,12 @@ KI void tile(const int ty, const int R, const int T, const char *w, size_t rb, i
 // 2 vector loads of P and TT broadcasts of x[t][i] into 2 x TT = 12 accumulators that hold
 // y[t][row..row+16] directly: no horizontal sums, no per-token re-conversion. The K dimension is
 // blocked (KB) so P and the X block stay cached; partial sums accumulate in Y.
+// Below GEMM_MIN_NT tokens the direct tile is faster (measured on Zen 5: the transposing pack
+// costs about as much as 16-32 tokens of FMAs); from there on both run at similar FLOP rates and
+// the GEMM wins on big matrices because it streams the weights once per call instead of once per
+// token chunk.
 #ifndef GEMM_MIN_NT
-#define GEMM_MIN_NT 4
+#define GEMM_MIN_NT 64
 #endif
 enum { GEMM_PW = 16, GEMM_TT = 6, GEMM_KB = 256 };
 
@@ -303,8 +301,12 @@ typedef void (*tiles_fn)(int, int, const char *, size_t, int64_t, const float *,
 
 KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx, int64_t nt,
                 float *y, int64_t ldy, int64_t r0, int64_t r1, tiles_fn tilefn) {
-    int64_t chunk = X_CHUNK_BYTES / (n * (int64_t)sizeof(float));
-    chunk = chunk < TILE_T ? TILE_T : chunk / TILE_T * TILE_T;
+    // Equal chunks of at most X_CHUNK_BYTES of X (rounded up to whole token tiles), so that no
+    // chunk is a sliver that runs at the speed of a narrow tile.
+    int64_t cmax = X_CHUNK_BYTES / (n * (int64_t)sizeof(float));
+    cmax = cmax < TILE_T ? TILE_T : cmax;
+    int64_t nchunks = (nt + cmax - 1) / cmax;
+    int64_t chunk = ((nt + nchunks - 1) / nchunks + TILE_T - 1) / TILE_T * TILE_T;
     for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
         int64_t c1 = c0 + chunk < nt ? c0 + chunk : nt;
         for (int64_t r = r0; r < r1; r += TILE_R) {

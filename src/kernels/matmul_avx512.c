@@ -2,9 +2,10 @@
 // matmul_avx2.c with 16-wide vectors and 32 registers:
 //
 // Decode (nt == 1, bandwidth bound): rows streamed one after another, 4 accumulators, prefetch.
-// Prefill (nt > 1, compute bound): 4-row x 6-token register tile (24 accumulators + 4 weight
-// vectors + 1 activation vector of the 32 zmm registers): each group of 16 weights is converted
-// once and used for 6 tokens. Token chunks keep X in L2.
+// Small prefill (1 < nt < GEMM_MIN_NT, compute bound): 4-row x 6-token register tile
+// (24 accumulators + 4 weight vectors + 1 activation vector of the 32 zmm registers): each group
+// of 16 weights is converted once and used for 6 tokens. Token chunks keep X in L2.
+// Large prefill: packed-panel GEMM (weights converted and transposed once per call), see below.
 // Tails (n_in % 16) use masked loads, which never touch memory past the row.
 #include <immintrin.h>
 
@@ -60,7 +61,7 @@ KI __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
 }
 
 // Stores the sums of acc[0..R) to y[0..R) (R <= 4).
-KI void store_sums(const int R, const __m512 *acc, float *y) {
+KI void store_sums(int R, const __m512 *acc, float *y) {
     __m512 z = _mm512_setzero_ps();
     __m128 s = hsum4(acc[0], R > 1 ? acc[1] : z, R > 2 ? acc[2] : z, R > 3 ? acc[3] : z);
     if (R == 4) {
@@ -137,15 +138,7 @@ KI void decode(const int ty, const char *w, size_t rb, int64_t n, const float *x
         __m512 v[4];
         _Pragma("GCC unroll 1") for (int k = 0; k < R; k++)
             v[k] = decode_row(ty, w + (size_t)(r + k) * rb, n, x);
-        __m512 z = _mm512_setzero_ps();
-        __m128 s = hsum4(v[0], R > 1 ? v[1] : z, R > 2 ? v[2] : z, R > 3 ? v[3] : z);
-        if (R == 4) {
-            _mm_storeu_ps(y + r, s);
-        } else {
-            float tmp[4];
-            _mm_storeu_ps(tmp, s);
-            for (int k = 0; k < R; k++) y[r + k] = tmp[k];
-        }
+        store_sums(R, v, y + r);
     }
 }
 
@@ -179,8 +172,12 @@ typedef void (*tiles_fn)(int, int, const char *, size_t, int64_t, const float *,
 
 KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx, int64_t nt,
                 float *y, int64_t ldy, int64_t r0, int64_t r1, tiles_fn tilefn) {
-    int64_t chunk = X_CHUNK_BYTES / (n * (int64_t)sizeof(float));
-    chunk = chunk < TILE_T ? TILE_T : chunk / TILE_T * TILE_T;
+    // Equal chunks of at most X_CHUNK_BYTES of X (rounded up to whole token tiles), so that no
+    // chunk is a sliver that runs at the speed of a narrow tile.
+    int64_t cmax = X_CHUNK_BYTES / (n * (int64_t)sizeof(float));
+    cmax = cmax < TILE_T ? TILE_T : cmax;
+    int64_t nchunks = (nt + cmax - 1) / cmax;
+    int64_t chunk = ((nt + nchunks - 1) / nchunks + TILE_T - 1) / TILE_T * TILE_T;
     for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
         int64_t c1 = c0 + chunk < nt ? c0 + chunk : nt;
         for (int64_t r = r0; r < r1; r += TILE_R) {
@@ -201,28 +198,41 @@ KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx
 // 2 vector loads of P and TT broadcasts of x[t][i] into PW/16 x TT = 24 accumulators that hold
 // y[t][row..row+32] directly: no horizontal sums, no per-token re-conversion. The K dimension is
 // blocked (KB) so P and the X block stay cached; partial sums accumulate in Y.
+// Below GEMM_MIN_NT tokens the direct tile is faster (measured on Zen 5: the transposing pack
+// costs about as much as 16 tokens of FMAs); from there on both run at ~180-200 GFLOP/s on one
+// core and the GEMM wins on big matrices because it streams the weights once per call instead of
+// once per token chunk.
 #ifndef GEMM_MIN_NT
-#define GEMM_MIN_NT 4
+#define GEMM_MIN_NT 32
 #endif
 enum { GEMM_PW = 32, GEMM_TT = 12, GEMM_KB = 256 };
 
-// In-register 16x16 transpose. Level b swaps bit b of the row and column index of every element
-// (rows i and i|b exchange the sub-blocks where bit b of the column differs), so applying all
-// four levels maps (i, c) to (c, i).
+// In-register 16x16 transpose: in-lane unpack/shuffle stages leave, in 128-bit lane j of u[4g+c],
+// column 4j+c of rows 4g..4g+3; two rounds of 128-bit lane shuffles then gather each column's
+// four pieces. (Cheaper than 4 rounds of vpermt2ps: in-lane ops have more ports, no index regs.)
 KI void transpose16(__m512 r[16]) {
-    UNROLL for (int b = 8; b >= 1; b >>= 1) {
-        int lo[16], hi[16];
-        for (int c = 0; c < 16; c++) {
-            lo[c] = (c & b) ? 16 + (c ^ b) : c;
-            hi[c] = (c & b) ? 16 + c : (c ^ b);
+    __m512 t[16], u[16], v[16];
+    UNROLL for (int k = 0; k < 16; k += 2) {
+        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+    }
+    UNROLL for (int k = 0; k < 16; k += 4) {
+        u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
+        u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+    }
+    // v[c] (c < 4): lanes = column c and c+8 of rows 0-3, 4-7; v[c+4]: columns c+4, c+12;
+    // v[8..15] the same for rows 8-15.
+    UNROLL for (int h = 0; h < 16; h += 8) {
+        UNROLL for (int c = 0; c < 4; c++) {
+            v[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0x88);
+            v[h + c + 4] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0xdd);
         }
-        __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_loadu_si512(hi);
-        UNROLL for (int i = 0; i < 16; i++) {
-            if (i & b) continue;
-            __m512 a = r[i], c = r[i | b];
-            r[i] = _mm512_permutex2var_ps(a, ilo, c);
-            r[i | b] = _mm512_permutex2var_ps(a, ihi, c);
-        }
+    }
+    UNROLL for (int c = 0; c < 8; c++) {
+        r[c] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0xdd);
     }
 }
 
