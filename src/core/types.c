@@ -5,6 +5,19 @@
 
 #include "kernels/matmul_ref.h"
 #include "kernels/matmul_simd.h"
+#include "quant/qformat.h"
+
+// Formats registered at init by other modules (our integer formats, ids from IT_QTYPE_BASE).
+enum { EXT_TYPES = 256 };
+static it_type_traits g_ext[EXT_TYPES];
+static int g_ext_set[EXT_TYPES];
+
+void it_type_register(int type, const it_type_traits *t) {
+    int i = type - IT_QTYPE_BASE;
+    if (i < 0 || i >= EXT_TYPES) return;
+    g_ext[i] = *t;
+    g_ext_set[i] = 1;
+}
 
 static it_type_traits g_f32 = {"f32", 1, 4, kern_to_float_f32, kern_matmul_f32_ref, kern_matmul_f32_ref};
 static it_type_traits g_f16 = {"f16", 1, 2, kern_to_float_f16, kern_matmul_f16_ref, kern_matmul_f16_ref};
@@ -21,6 +34,7 @@ static void select_kernels(void) {
         it_matmul_fn fast = kern_simd_matmul(ids[i]);
         if (fast) all[i]->matmul = fast;
     }
+    qf_register_types();
 }
 
 void it_types_init(void) { pthread_once(&g_once, select_kernels); }
@@ -32,7 +46,10 @@ const it_type_traits *it_type_get(int type) {
     case IT_TYPE_F16: return &g_f16;
     case IT_TYPE_BF16: return &g_bf16;
     case IT_TYPE_Q8_0: return &g_q8_0;
-    default: return NULL;
+    default: {
+        int i = type - IT_QTYPE_BASE;
+        return i >= 0 && i < EXT_TYPES && g_ext_set[i] ? &g_ext[i] : NULL;
+    }
     }
 }
 

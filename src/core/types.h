@@ -52,6 +52,9 @@ typedef struct it_type_traits {
 const it_type_traits *it_type_get(int type);
 void it_types_init(void);
 
+// Adds a format to the table; only called during it_types_init (from qf_register_types).
+void it_type_register(int type, const it_type_traits *t);
+
 // ggml's name for a type id ("q4_K"), or NULL if it is not a ggml type.
 const char *it_type_ggml_name(uint32_t type);
 
