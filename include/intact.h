@@ -59,6 +59,11 @@ intact_model *intact_model_load(const char *path, const char *tokenizer_path, in
 void intact_model_free(intact_model *m);
 void intact_model_get_info(const intact_model *m, intact_model_info *out);
 
+// Writes the model as it is in memory (e.g. after intact_model_quantize) as GGUF: standard
+// llama/qwen2 metadata, the tokenizer, our integer tensor types. Written to a temporary name,
+// fsynced and renamed, so an interrupted save never leaves a complete-looking file.
+int intact_model_save(const intact_model *m, const char *path, intact_error *err);
+
 // Per-tensor description for `intact info`. i in [0, intact_model_n_tensors).
 int intact_model_n_tensors(const intact_model *m);
 typedef struct intact_tensor_info {
@@ -83,8 +88,10 @@ int intact_token_to_text(const intact_model *m, int32_t prev, int32_t tok, char 
 typedef struct intact_ctx intact_ctx;
 
 // Observer called at named points of the forward pass with a row-major (n_tokens, width) tensor.
-// Names: "attn_norm", "q", "k", "v" (k after RoPE), "attn_out" (after wo), "ffn_out", "block_out"
-// (the residual stream after the layer), "final_norm" (layer = n_layers), "logits".
+// Names, in order: "attn_norm", "q", "k", "v" (q, k after RoPE), "wo_in" (attention output, the
+// input of wo), "attn_out" (after wo), "ffn_norm", "down_in" (SwiGLU output, the input of
+// ffn_down), "ffn_out", "block_out" (the residual stream after the layer), then "final_norm" and
+// "logits" with layer = n_layers.
 typedef void (*intact_observer)(void *user, int layer, const char *name,
                                 const float *data, int n_tokens, int width);
 
@@ -142,6 +149,40 @@ typedef struct intact_kld_result {
 // KL(base || model) per scored position over the same chunks as intact_eval_ppl.
 int intact_eval_kld(const intact_model *m, const intact_model *base, const char *text, size_t len,
                     const intact_eval_params *p, intact_kld_result *out, intact_error *err);
+
+// ---------------------------------------------------------------- weight quantization
+typedef struct intact_quant_params {
+    const char *method;      // "rtn", "gptq" or "awq"
+    int bits;                // 2, 3, 4 or 8
+    int group;               // 32, 64 or 128
+    int sym;                 // symmetric (no zero point)
+    int clip_search;         // rtn: per-group clip ratio minimizing the group's MSE (awq always clips)
+    int act_order;           // gptq: columns in descending Hessian-diagonal order (static groups)
+    const char *calib_text;  // gptq/awq: calibration text and its length
+    size_t calib_len;
+    int calib_samples;       // sequences (default 128)
+    int calib_tokens;        // tokens per sequence incl. BOS (default 512, at most the model context)
+    uint64_t seed;           // picks the calibration windows
+    int fake;                // keep dequantized fp32 weights instead of packed ones (research)
+    int n_threads;
+    intact_progress progress;  // per layer
+    void *progress_user;
+} intact_quant_params;
+
+typedef struct intact_quant_report {
+    double seconds;
+    uint64_t bytes_before, bytes_after;   // all tensors
+    double bits_per_weight;               // quantized matrices, scales and zero points included
+    int n_quantized, n_kept;              // matrices; kept = left in their stored type
+    char kept[256];                       // names of kept matrices (n_in not a multiple of the group)
+} intact_quant_report;
+
+intact_quant_params intact_quant_default_params(void);
+// Quantizes every layer matrix (q, k, v, o, gate, up, down) in memory; the embedding and output
+// head stay in their stored type. Afterwards the model runs on the packed weights (or, with fake,
+// on their exact dequantized values) and intact_model_save writes it.
+int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_quant_report *report,
+                          intact_error *err);
 
 // ---------------------------------------------------------------- benchmark
 typedef struct intact_bench_params {

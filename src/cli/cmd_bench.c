@@ -4,11 +4,14 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/quant_flags.h"
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *tok = NULL;
     int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
-    const cli_opt opts[] = {
+    quant_flags qf;
+    quant_flags_init(&qf);
+    cli_opt opts[7 + QUANT_N_OPTS] = {
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
@@ -17,9 +20,11 @@ int cmd_bench(int argc, char **argv) {
         {"--no-bandwidth", NULL, ARG_FLAG, &no_bw, NULL, "skip the memory bandwidth measurement", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
     };
-    int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, 7, argc, argv);
+    int n_opts = quant_flags_add(&qf, opts, 7, 0);
+    int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     intact_model *m = cli_load_model("bench", model, tok);
+    if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) return 1;
     intact_model_info in;
     intact_model_get_info(m, &in);

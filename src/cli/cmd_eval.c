@@ -4,14 +4,16 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/quant_flags.h"
 
 typedef struct {
     const char *model, *tok, *file, *base;
     int n_ctx, chunks, threads, json;
+    quant_flags q;
 } eval_flags;
 
 static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, char **argv) {
-    const cli_opt opts[] = {
+    cli_opt opts[8 + QUANT_N_OPTS] = {
         {"--model", "-m", ARG_STR, &f->model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &f->tok, "PATH", "llama2.c tokenizer.bin (used for both models)", 0, 0},
         {"--file", "-f", ARG_STR, &f->file, "PATH", "text to evaluate", 0, 0},
@@ -23,7 +25,8 @@ static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, c
     };
     const char *syn = with_base ? "-m MODEL --base BASE_MODEL -f TEXT [-c CTX] [--json]"
                                 : "-m MODEL -f TEXT [-c CTX] [--chunks N] [--json]";
-    int rc = cli_parse(cmd, syn, opts, with_base ? 8 : 7, argc, argv);
+    int n = quant_flags_add(&f->q, opts, with_base ? 8 : 7, 0);
+    int rc = cli_parse(cmd, syn, opts, n, argc, argv);
     if (rc) return rc;
     if (!f->file) {
         fprintf(stderr, "intact %s: no text given (-f FILE)\n", cmd);
@@ -46,12 +49,14 @@ static int default_ctx(intact_model *m, int n_ctx) {
 int cmd_ppl(int argc, char **argv) {
     eval_flags f = {0};
     f.threads = cli_default_threads();
+    quant_flags_init(&f.q);
     int rc = parse_eval("ppl", 0, &f, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     size_t len;
     char *text = cli_read_file("ppl", f.file, &len);
     if (!text) return 1;
     intact_model *m = cli_load_model("ppl", f.model, f.tok);
+    if (m && quant_flags_apply("ppl", &f.q, m, f.threads, f.json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) { free(text); return 1; }
     intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks"};
     intact_ppl_result r;
@@ -72,12 +77,14 @@ int cmd_ppl(int argc, char **argv) {
 int cmd_kld(int argc, char **argv) {
     eval_flags f = {0};
     f.threads = cli_default_threads();
+    quant_flags_init(&f.q);
     int rc = parse_eval("kld", 1, &f, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     size_t len;
     char *text = cli_read_file("kld", f.file, &len);
     if (!text) return 1;
     intact_model *m = cli_load_model("kld", f.model, f.tok);
+    if (m && quant_flags_apply("kld", &f.q, m, f.threads, f.json, NULL) != 0) { intact_model_free(m); m = NULL; }
     intact_model *base = m ? cli_load_model("kld", f.base, f.tok) : NULL;
     rc = 1;
     if (base) {

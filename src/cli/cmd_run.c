@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/quant_flags.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -33,7 +34,9 @@ int cmd_run(int argc, char **argv) {
     int n_gen = 128, threads = cli_default_threads(), n_ctx = 0, show_stats = 0;
     float temp = 0.8f, top_p = 0.95f;
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    const cli_opt opts[] = {
+    quant_flags qf;
+    quant_flags_init(&qf);
+    cli_opt opts[11 + QUANT_N_OPTS] = {
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--prompt", "-p", ARG_STR, &prompt, "TEXT", "prompt (default: empty, BOS only)", 0, 0},
@@ -46,7 +49,8 @@ int cmd_run(int argc, char **argv) {
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
     };
-    int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, 11, argc, argv);
+    int n_opts = quant_flags_add(&qf, opts, 11, 0);
+    int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     if (prompt && prompt_file) {
         fprintf(stderr, "intact run: give either -p or -f, not both\n");
@@ -57,6 +61,7 @@ int cmd_run(int argc, char **argv) {
     if (prompt_file && !(fbuf = cli_read_file("run", prompt_file, &plen))) return 1;
     const char *text = fbuf ? fbuf : prompt ? prompt : "";
     intact_model *m = cli_load_model("run", model, tok);
+    if (m && quant_flags_apply("run", &qf, m, threads, 0, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) { free(fbuf); return 1; }
     intact_model_info in;
     intact_model_get_info(m, &in);

@@ -11,6 +11,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *wha
     {"ppl", cmd_ppl, "perplexity of a text file"},
     {"kld", cmd_kld, "KL divergence of a model against a base model"},
     {"bench", cmd_bench, "prefill and decode speed, memory bandwidth, peak RSS"},
+    {"quantize", cmd_quantize, "RTN / GPTQ / AWQ weight quantization to GGUF"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

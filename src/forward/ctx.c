@@ -46,6 +46,7 @@ intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, in
     c->n_ctx = n_ctx;
     c->ubatch = CTX_UBATCH;
     c->logits_all = p->logits_all;
+    c->stop_after_layer = -1;
     size_t ub = (size_t)c->ubatch, dim = (size_t)hp->dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
     int half = hp->head_dim / 2;
     c->pool = it_pool_new(threads);

@@ -59,19 +59,26 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "v", v, n, kv_dim);
         c->kv->ops->store(c->kv, l, c->pos, n, k, v);
         c->kv->ops->attend(c->kv, pool, l, c->pos, n, q, att);
+        observe(c, l, "wo_in", att, n, dim);
         kern_matmul(pool, &ly->wo, att, n, xb);
         observe(c, l, "attn_out", xb, n, dim);
         ops_add(x, xb, (size_t)n * dim);
 
         ops_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
+        observe(c, l, "ffn_norm", xb, n, dim);
         const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
         float *ygu[2] = {g, u};
         kern_matmul_group(pool, 2, wgu, xb, n, ygu);
         ops_swiglu(g, u, (size_t)n * hid);
+        observe(c, l, "down_in", g, n, hid);
         kern_matmul(pool, &ly->w_down, g, n, xb);
         observe(c, l, "ffn_out", xb, n, dim);
         ops_add(x, xb, (size_t)n * dim);
         observe(c, l, "block_out", x, n, dim);
+        if (l == c->stop_after_layer) { // calibration only needs the layers up to this one
+            c->pos += n;
+            return;
+        }
     }
     ops_rmsnorm(xb, x, m->output_norm, n, dim, hp->norm_eps);
     observe(c, hp->n_layers, "final_norm", xb, n, dim);

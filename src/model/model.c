@@ -84,6 +84,8 @@ void intact_model_free(intact_model *m) {
     free(m->owned);
     free(m->all);
     free(m->names);
+    for (int i = 0; i < m->n_bufs; i++) free(m->bufs[i]);
+    free(m->bufs);
     free(m->name);
     free(m);
 }
@@ -135,4 +137,52 @@ int intact_tokenize(const intact_model *m, const char *text, size_t len, int add
 int intact_token_to_text(const intact_model *m, int32_t prev, int32_t tok, char *buf, int cap) {
     if (!m->vocab) return -1;
     return tok_decode(m->vocab, prev, tok, buf, cap);
+}
+
+void *model_alloc(intact_model *m, size_t bytes) {
+    void **nb = realloc(m->bufs, (size_t)(m->n_bufs + 1) * sizeof *nb);
+    if (!nb) return NULL;
+    m->bufs = nb;
+    void *p = malloc(bytes ? bytes : 1);
+    if (p) m->bufs[m->n_bufs++] = p;
+    return p;
+}
+
+int model_refresh_tensor_list(intact_model *m) {
+    const it_hparams *hp = &m->hp;
+    int n = 2 + !m->tied + 9 * hp->n_layers;
+    it_tensor *all = calloc((size_t)n, sizeof *all);
+    char (*names)[64] = calloc((size_t)n, sizeof *names);
+    if (!all || !names) { free(all); free(names); return -1; }
+    int k = 0;
+    all[k++] = m->tok_embd;
+    it_tensor norm = {"output_norm.weight", IT_TYPE_F32, 1, {hp->dim, 1, 1, 1}, m->output_norm,
+                      (size_t)hp->dim * sizeof(float)};
+    all[k++] = norm;
+    if (!m->tied) all[k++] = m->output;
+    for (int l = 0; l < hp->n_layers; l++) {
+        const it_layer *ly = &m->layers[l];
+        it_tensor an = norm, fn = norm;
+        an.data = ly->attn_norm;
+        fn.data = ly->ffn_norm;
+        const it_tensor *t[9] = {&an, &ly->wq, &ly->wk, &ly->wv, &ly->wo, &fn, &ly->w_gate, &ly->w_up, &ly->w_down};
+        static const char *const suffix[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                              "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+        for (int i = 0; i < 9; i++) {
+            all[k] = *t[i];
+            snprintf(names[k], sizeof names[k], "blk.%d.%s.weight", l, suffix[i]);
+            all[k].name = names[k];
+            k++;
+        }
+    }
+    all[0].name = "token_embd.weight";
+    if (!m->tied) all[2].name = "output.weight";
+    free(m->all);
+    free(m->names);
+    m->all = all;
+    m->names = names;
+    m->n_all = k;
+    m->weight_bytes = 0;
+    for (int i = 0; i < k; i++) m->weight_bytes += m->all[i].nbytes;
+    return 0;
 }

@@ -41,6 +41,14 @@ struct intact_model {
     char (*names)[64];                 // storage for synthesized tensor names (llama2.c)
     int n_all;
     uint64_t weight_bytes;
+    struct { char method[16]; int bits, group, sym; } quant;   // set by intact_model_quantize
+    void **bufs;                       // memory owned for replaced tensors (quantization)
+    int n_bufs;
 };
+
+// Allocates memory freed with the model (for tensors that replace mmapped ones).
+void *model_alloc(intact_model *m, size_t bytes);
+// Rebuilds the tensor list (`all`) and weight_bytes from the bound tensors, after they changed.
+int model_refresh_tensor_list(intact_model *m);
 
 #endif

@@ -32,4 +32,8 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,
 // Same contract as intact_token_to_text.
 int tok_decode(const tok_vocab *v, int32_t prev, int32_t id, char *buf, int cap);
 
+// Adds tokenizer.ggml.* metadata for an SPM vocabulary (see tokenizer_export.c).
+struct gguf_writer;
+int tok_export_gguf(const tok_vocab *v, struct gguf_writer *w, intact_error *err);
+
 #endif

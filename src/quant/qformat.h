@@ -62,6 +62,8 @@ void qf_quantize_group(const qf_spec *s, const float *w, float clip, void *block
 void qf_quantize_row(const qf_spec *s, const float *w, int64_t n, float clip, void *blocks);
 // Dequantizes n weights (a multiple of G) of packed blocks.
 void qf_dequantize_row(const qf_spec *s, const void *blocks, float *w, int64_t n);
+// Inverse of qf_pack_group: reads one block's d (as float), z and q[0..G).
+void qf_unpack_group(const qf_spec *s, const void *block, float *d, int *z, uint8_t *q);
 
 // Registers the 24 formats in the type-traits table (called from it_types_init).
 void qf_register_types(void);

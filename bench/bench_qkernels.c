@@ -1,0 +1,186 @@
+// Integer-format matmul microbenchmark: decode (nt = 1) weight-streaming bandwidth in GB/s of
+// packed weights and the tok/s it would mean for TinyLlama-1.1B, and prefill GFLOP/s (nt = 8, 64,
+// 128), per format and ISA, with 1 and 2 threads; F16 (matmul_avx*.c) alongside as the baseline.
+//
+// Build (from the repo root, after `make`; one shell line):
+//   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_qkernels.c build/libintact.a -lm -o /tmp/bench_qkernels && /tmp/bench_qkernels
+// Options: bench_qkernels [quick] [decode|prefill]
+//
+// Decode cycles through enough different 5632x2048 matrices (>= 96 MB in all) that every call
+// streams its weights from DRAM, as a real decode step does. Prefill uses one 2048x2048 matrix.
+// tok/s-equivalent = weights per second / 1.03e9, the weights TinyLlama-1.1B reads per token
+// (22 layers x (2 x 2048^2 + 2 x 2048 x 256 + 3 x 2048 x 5632) + the 32000 x 2048 output head),
+// i.e. the speed of a model whose every matrix were in that format, matmuls alone.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/pool.h"
+#include "core/types.h"
+#include "kernels/matmul_simd_impl.h"
+#include "kernels/qmatmul.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    it_matmul_fn fn;
+    const char *w;
+    size_t row_bytes;
+    int64_t n_in, n_out, nt;
+    const float *x;
+    float *y;
+} job;
+
+// Same split as kern_matmul: contiguous row slices aligned to 16.
+static void worker(void *arg, int ith, int nth) {
+    const job *j = arg;
+    long r0, r1;
+    it_split_range((long)j->n_out, ith, nth, 16, &r0, &r1);
+    if (r0 < r1) j->fn(j->w, j->row_bytes, j->n_in, j->x, j->n_in, j->nt, j->y, j->n_out, r0, r1);
+}
+
+// Random bytes, then every block's fp16 scale set to a small normal value (no inf/NaN); F16
+// weights keep their exponents small the same way.
+static void fill(int type, char *p, size_t n) {
+    uint32_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (char)((s >> 24) & (type == IT_TYPE_F16 ? 0x3f : 0xff));
+    }
+    if (type == IT_TYPE_F16) return;
+    size_t bb = it_type_get(type)->block_bytes;
+    for (size_t o = 0; o + bb <= n; o += bb) p[o] = 0x00, p[o + 1] = 0x20;
+}
+
+static double best(const double *t, int n) {
+    double m = 1e30;
+    for (int i = 0; i < n; i++) m = t[i] < m ? t[i] : m;
+    return m;
+}
+
+enum { NTYPES = 7, NISA = 2, MAXS = 512 };
+static const int k_types[NTYPES] = {IT_TYPE_F16,       IT_QTYPE(4, 2, 0), IT_QTYPE(4, 2, 1),
+                                    IT_QTYPE(4, 0, 0), IT_QTYPE(8, 2, 0), IT_QTYPE(3, 2, 0),
+                                    IT_QTYPE(2, 2, 0)};
+static const char *k_isas[NISA] = {"avx2", "avx512"};
+
+static it_matmul_fn kernel(int type, int isa) {
+    return type == IT_TYPE_F16 ? kern_matmul_kernel(type, k_isas[isa]) : kern_qmatmul_kernel(type, k_isas[isa]);
+}
+
+// Fastest call over several rounds, configurations interleaved (the machine is shared).
+int main(int argc, char **argv) {
+    int quick = 0, do_decode = 1, do_prefill = 1;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "quick")) quick = 1;
+        if (!strcmp(argv[a], "decode")) do_prefill = 0;
+        if (!strcmp(argv[a], "prefill")) do_decode = 0;
+    }
+    it_types_init();
+    enum { NT_N = 3 };
+    const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
+    static const int64_t nts[NT_N] = {8, 64, 128};
+    const double tok_weights = 22.0 * (2.0 * 2048 * 2048 + 2.0 * 2048 * 256 + 3.0 * 2048 * 5632) +
+                               32000.0 * 2048;
+    it_pool *pools[3] = {NULL, it_pool_new(1), it_pool_new(2)};
+    float *x = malloc((size_t)(128 * n_in) * sizeof(float));
+    float *y = malloc((size_t)(128 * n_out) * sizeof(float));
+    for (int i = 0; i < 128 * n_in; i++) x[i] = (float)((i % 1000) * 7 % 1000) / 1000.0f - 0.5f;
+    char *w[NTYPES];
+    size_t rb[NTYPES], mb[NTYPES];
+    int nmat[NTYPES];
+    for (int ti = 0; ti < NTYPES; ti++) {
+        rb[ti] = it_type_row_bytes(k_types[ti], n_in);
+        mb[ti] = rb[ti] * (size_t)n_out;
+        nmat[ti] = (int)((96u << 20) / mb[ti]) + 1;
+        w[ti] = malloc(mb[ti] * (size_t)nmat[ti]);
+        fill(k_types[ti], w[ti], mb[ti] * (size_t)nmat[ti]);
+    }
+
+    if (do_decode) {
+        static double t[NTYPES][NISA][3][MAXS];
+        static int cnt[NTYPES][NISA][3];
+        int rounds = quick ? 3 : 10;
+        for (int round = -1; round < rounds; round++) // round -1 warms up (page faults, pools)
+            for (int ti = 0; ti < NTYPES; ti++)
+                for (int s = 0; s < NISA; s++) {
+                    it_matmul_fn fn = kernel(k_types[ti], s);
+                    if (!fn) continue;
+                    for (int nth = 1; nth <= 2; nth++)
+                        for (int m = 0; m < nmat[ti]; m++) {
+                            job j = {fn, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
+                            double t0 = now_s();
+                            it_pool_run(pools[nth], worker, &j);
+                            double dt = now_s() - t0;
+                            if (round >= 0 && cnt[ti][s][nth] < MAXS) t[ti][s][nth][cnt[ti][s][nth]++] = dt;
+                        }
+                }
+        printf("decode (nt=1), %lld x %lld matrices from DRAM: GB/s of packed weights, "
+               "TinyLlama-1.1B tok/s-equivalent\n", (long long)n_out, (long long)n_in);
+        printf("%-14s %-7s %6s %22s %22s\n", "type", "isa", "MB", "1 thread", "2 threads");
+        for (int ti = 0; ti < NTYPES; ti++)
+            for (int s = 0; s < NISA; s++) {
+                if (!kernel(k_types[ti], s)) continue;
+                printf("%-14s %-7s %6.2f", it_type_get(k_types[ti])->name, k_isas[s], (double)mb[ti] / 1e6);
+                for (int nth = 1; nth <= 2; nth++) {
+                    double b = best(t[ti][s][nth], cnt[ti][s][nth]);
+                    printf("  %6.1f GB/s %6.1f tok/s", (double)mb[ti] / b / 1e9,
+                           (double)(n_out * n_in) / b / tok_weights);
+                }
+                printf("\n");
+            }
+    }
+
+    if (do_prefill) {
+        static double t[NTYPES][NISA][NT_N][3][64];
+        static int cnt[NTYPES][NISA][NT_N][3];
+        int rounds = quick ? 2 : 5;
+        for (int round = -1; round < rounds; round++)
+            for (int ti = 0; ti < NTYPES; ti++)
+                for (int s = 0; s < NISA; s++) {
+                    it_matmul_fn fn = kernel(k_types[ti], s);
+                    if (!fn) continue;
+                    for (int a = 0; a < NT_N; a++)
+                        for (int nth = 1; nth <= 2; nth++) {
+                            double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
+                            int reps = (int)(0.5e9 / flop) + 1;
+                            job j = {fn, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
+                            for (int r = 0; r < reps; r++) {
+                                double t0 = now_s();
+                                it_pool_run(pools[nth], worker, &j);
+                                double dt = now_s() - t0;
+                                int *c = &cnt[ti][s][a][nth];
+                                if (round >= 0 && *c < 64) t[ti][s][a][nth][(*c)++] = dt;
+                            }
+                        }
+                }
+        printf("\nprefill, %lld x %lld matrix, GFLOP/s of the best call, 1 thread / 2 threads\n",
+               (long long)pn_out, (long long)n_in);
+        printf("%-14s %-7s", "type", "isa");
+        for (int a = 0; a < NT_N; a++) printf("  nt=%-11lld", (long long)nts[a]);
+        printf("\n");
+        for (int ti = 0; ti < NTYPES; ti++)
+            for (int s = 0; s < NISA; s++) {
+                if (!kernel(k_types[ti], s)) continue;
+                printf("%-14s %-7s", it_type_get(k_types[ti])->name, k_isas[s]);
+                for (int a = 0; a < NT_N; a++) {
+                    double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
+                    printf("  %6.1f/%-7.1f", flop / best(t[ti][s][a][1], cnt[ti][s][a][1]) / 1e9,
+                           flop / best(t[ti][s][a][2], cnt[ti][s][a][2]) / 1e9);
+                }
+                printf("\n");
+            }
+    }
+    for (int ti = 0; ti < NTYPES; ti++) free(w[ti]);
+    it_pool_free(pools[1]);
+    it_pool_free(pools[2]);
+    free(x);
+    free(y);
+    return 0;
+}

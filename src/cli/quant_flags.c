@@ -1,0 +1,81 @@
+#include "cli/quant_flags.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/common.h"
+
+void quant_flags_init(quant_flags *q) {
+    memset(q, 0, sizeof *q);
+    q->bits = 4;
+    q->group = 128;
+    q->samples = 128;
+    q->len = 512;
+}
+
+int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
+    const cli_opt add[QUANT_N_OPTS] = {
+        {for_quantize_cmd ? "--method" : "--quant", NULL, ARG_STR, &q->method, "rtn|gptq|awq",
+         for_quantize_cmd ? "quantization method (default rtn)" : "quantize the model in memory first", 0, 0},
+        {"--bits", NULL, ARG_INT, &q->bits, "B", "bits per weight: 2, 3, 4 or 8 (default 4)", 2, 8},
+        {"--group", NULL, ARG_INT, &q->group, "G", "group size: 32, 64 or 128 (default 128)", 32, 128},
+        {"--sym", NULL, ARG_FLAG, &q->sym, NULL, "symmetric groups (no zero point)", 0, 0},
+        {"--clip-search", NULL, ARG_FLAG, &q->clip_search, NULL, "rtn: search each group's clip ratio", 0, 0},
+        {"--act-order", NULL, ARG_FLAG, &q->act_order, NULL, "gptq: quantize columns by Hessian diagonal", 0, 0},
+        {"--calib", NULL, ARG_STR, &q->calib, "FILE", "calibration text (gptq, awq)", 0, 0},
+        {"--calib-samples", NULL, ARG_INT, &q->samples, "N", "calibration sequences (default 128)", 1, 1 << 16},
+        {"--calib-len", NULL, ARG_INT, &q->len, "L", "tokens per sequence (default 512)", 2, 1 << 20},
+        {"--quant-seed", NULL, ARG_U64, &q->seed, "S", "seed for the calibration windows (default 0)", 0, 0},
+        {"--fake-quant", NULL, ARG_FLAG, &q->fake, NULL, "keep dequantized fp32 weights, not packed", 0, 0},
+    };
+    memcpy(o + n, add, sizeof add);
+    return n + QUANT_N_OPTS;
+}
+
+static void progress(void *user, int done, int total) {
+    fprintf(stderr, "\r%s: layer %d/%d", (const char *)user, done, total);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,
+                      intact_quant_report *rep_out) {
+    if (!q->method) return 0;
+    intact_quant_params p = intact_quant_default_params();
+    p.method = q->method;
+    p.bits = q->bits;
+    p.group = q->group;
+    p.sym = q->sym;
+    p.clip_search = q->clip_search;
+    p.act_order = q->act_order;
+    p.calib_samples = q->samples;
+    p.calib_tokens = q->len;
+    p.seed = q->seed;
+    p.fake = q->fake;
+    p.n_threads = n_threads;
+    char label[64];
+    snprintf(label, sizeof label, "%s w%d g%d", q->method, q->bits, q->group);
+    p.progress = quiet ? NULL : progress;
+    p.progress_user = label;
+    char *text = NULL;
+    if (q->calib) {
+        text = cli_read_file(cmd, q->calib, &p.calib_len);
+        if (!text) return -1;
+        p.calib_text = text;
+    }
+    intact_quant_report rep;
+    intact_error err = {0, ""};
+    int rc = intact_model_quantize(m, &p, &rep, &err);
+    free(text);
+    if (rc != 0) {
+        fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    if (!quiet)
+        fprintf(stderr, "%s: %d matrices quantized (%.3f bits/weight incl. scales)%s%s, %.1f s\n", label,
+                rep.n_quantized, rep.bits_per_weight, rep.n_kept ? "; kept in their stored type: " : "",
+                rep.n_kept ? rep.kept : "", rep.seconds);
+    if (rep_out) *rep_out = rep;
+    return 0;
+}

@@ -1,0 +1,274 @@
+// AVX-512 (F/BW/VL/DQ) matmul kernels for the integer formats of quant/qformat.h, reading the
+// packed blocks in place (fp32 activations, fp32 FMA accumulation).
+//
+// Unpacking. For 2, 3 and 4 bits a block's 2^b possible weights d * (q - z) fit in one zmm: the
+// block's lookup table (LUT) costs a subtract and a multiply, and then vpermps turns 16 packed
+// indices straight into 16 dequantized weights. vpermps only reads the low 4 bits of each index,
+// so int4's nibbles need no mask (the high nibble is one shift away), and int2 / int3 use a table
+// that repeats with period 4 / 8 so bits above theirs don't matter either. The LUT entries are
+// computed as d * (float)(k - z), the exact value qf_dequantize_row produces, so these kernels
+// compute the float matmul of the fake-quantized weights (up to summation order). int8 has no
+// small table: its q - z is formed in int32 (exact), converted, and accumulated per block, and the
+// block's sum is scaled by d with one FMA.
+//
+// Decode (nt == 1) is bandwidth bound: rows are streamed one after another (one sequential stream
+// per thread) with 4 independent accumulators (pairs of groups for G = 32, whose blocks are only
+// 32 weights) and a software prefetch ahead of the stream, as in matmul_avx512.c.
+//
+// Prefill (nt > 1) is compute bound: a strip of TILE_R rows x PF_KB inputs is dequantized once
+// into an L1-resident fp32 buffer, then a TILE_R x TILE_T register tile (24 accumulators) sweeps
+// the token chunk over it. Inputs are blocked by PF_KB and tokens chunked so X stays in L2; each
+// weight is unpacked once per token chunk (<= 1 op per weight per 64 tokens), which keeps the FMAs
+// the bottleneck.
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/qmatmul.h"
+
+#define KI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+
+#ifndef KERN_PF_DIST
+#define KERN_PF_DIST 4096
+#endif
+
+enum { TILE_R = 4, TILE_T = 6, PF_KB = 1024, X_CHUNK_BYTES = 256 * 1024 };
+
+// ---- one block ----
+
+KI size_t hdr_bytes(const int S) { return S ? 2 : 3; }
+KI size_t blk_bytes(const int B, const int G, const int S) { return hdr_bytes(S) + (size_t)(G * B / 8); }
+KI float blk_d(const uint8_t *b) {
+    uint16_t h;
+    memcpy(&h, b, 2);
+    return _cvtsh_ss(h);
+}
+KI int blk_z(const int B, const int S, const uint8_t *b) { return S ? 1 << (B - 1) : b[2]; }
+
+// Lane k = d * ((k mod 2^B) - z) for B = 2, 3, 4.
+KI __m512 make_lut(const int B, const int S, const uint8_t *blk) {
+    const __m512 iota = B == 2 ? _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
+                        : B == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
+                                 : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 k_minus_z = _mm512_sub_ps(iota, _mm512_set1_ps((float)blk_z(B, S, blk)));
+    return _mm512_mul_ps(k_minus_z, _mm512_set1_ps(blk_d(blk)));
+}
+
+// LUT indices of sub-block k's weights 0..15 (*i0) and 16..31 (*i1), B = 2, 3, 4. qs points at the
+// block's packed bits. Only the low 4 bits of each lane are meaningful (the LUT's period covers
+// the rest).
+KI void lut_idx(const int B, const int G, const uint8_t *qs, int k, __m512i *i0, __m512i *i1) {
+    if (B == 4) { // byte j: low nibble = weight j, high nibble = weight j + 16
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * k)));
+        *i0 = v;
+        *i1 = _mm512_srli_epi32(v, 4);
+        return;
+    }
+    // The 8 bytes of 2-bit fields, twice: lane m reads byte m % 8, and weight m of a half is field
+    // (m / 8) (+2 for the second half) of it.
+    uint64_t b8;
+    memcpy(&b8, qs + 8 * k, 8);
+    __m512i v = _mm512_cvtepu8_epi32(_mm_set1_epi64x((long long)b8));
+    __m512i a = _mm512_srlv_epi32(v, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2));
+    __m512i b = _mm512_srlv_epi32(v, _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6));
+    if (B == 3) { // clear the neighbours' bits, then OR in the high bits from their 32-bit word
+        uint32_t hb;
+        memcpy(&hb, qs + G / 4 + 4 * k, 4);
+        const __m512i three = _mm512_set1_epi32(3), four = _mm512_set1_epi32(4);
+        a = _mm512_and_si512(a, three);
+        b = _mm512_and_si512(b, three);
+        a = _mm512_mask_or_epi32(a, (__mmask16)hb, a, four);
+        b = _mm512_mask_or_epi32(b, (__mmask16)(hb >> 16), b, four);
+    }
+    *i0 = a;
+    *i1 = b;
+}
+
+// int8: weights 32k + 16h .. + 15 of a block as float (q - z), exact.
+KI __m512 q8_minus_z(const uint8_t *qs, int k, int h, __m512i zv) {
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 32 * k + 16 * h)));
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(v, zv));
+}
+
+// Writes the G dequantized weights of one block to out (64-byte aligned).
+KI void deq_block(const int B, const int G, const int S, const uint8_t *blk, float *out) {
+    const uint8_t *qs = blk + hdr_bytes(S);
+    if (B == 8) {
+        __m512i zv = _mm512_set1_epi32(blk_z(B, S, blk));
+        __m512 d = _mm512_set1_ps(blk_d(blk));
+        UNROLL for (int k = 0; k < G / 32; k++) {
+            _mm512_store_ps(out + 32 * k, _mm512_mul_ps(q8_minus_z(qs, k, 0, zv), d));
+            _mm512_store_ps(out + 32 * k + 16, _mm512_mul_ps(q8_minus_z(qs, k, 1, zv), d));
+        }
+        return;
+    }
+    __m512 lut = make_lut(B, S, blk);
+    UNROLL for (int k = 0; k < G / 32; k++) {
+        __m512i i0, i1;
+        lut_idx(B, G, qs, k, &i0, &i1);
+        _mm512_store_ps(out + 32 * k, _mm512_permutexvar_ps(i0, lut));
+        _mm512_store_ps(out + 32 * k + 16, _mm512_permutexvar_ps(i1, lut));
+    }
+}
+
+// ---- decode ----
+
+// Adds one block's contribution to the accumulators acc[base .. base + 3] (mod 4).
+KI void decode_block(const int B, const int G, const int S, const uint8_t *blk, const float *x,
+                     __m512 acc[4], const int base) {
+    const size_t bb = blk_bytes(B, G, S);
+    UNROLL for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)blk + KERN_PF_DIST + o, _MM_HINT_T0);
+    const uint8_t *qs = blk + hdr_bytes(S);
+    if (B == 8) {
+        // Unscaled per-block sums, then one FMA with the block scale.
+        __m512i zv = _mm512_set1_epi32(blk_z(B, S, blk));
+        __m512 s0 = _mm512_mul_ps(q8_minus_z(qs, 0, 0, zv), _mm512_loadu_ps(x));
+        __m512 s1 = _mm512_mul_ps(q8_minus_z(qs, 0, 1, zv), _mm512_loadu_ps(x + 16));
+        UNROLL for (int k = 1; k < G / 32; k++) {
+            s0 = _mm512_fmadd_ps(q8_minus_z(qs, k, 0, zv), _mm512_loadu_ps(x + 32 * k), s0);
+            s1 = _mm512_fmadd_ps(q8_minus_z(qs, k, 1, zv), _mm512_loadu_ps(x + 32 * k + 16), s1);
+        }
+        __m512 d = _mm512_set1_ps(blk_d(blk));
+        acc[base] = _mm512_fmadd_ps(d, s0, acc[base]);
+        acc[(base + 1) & 3] = _mm512_fmadd_ps(d, s1, acc[(base + 1) & 3]);
+        return;
+    }
+    __m512 lut = make_lut(B, S, blk);
+    UNROLL for (int k = 0; k < G / 32; k++) {
+        __m512i i0, i1;
+        lut_idx(B, G, qs, k, &i0, &i1);
+        int a = (base + 2 * k) & 3, b = (base + 2 * k + 1) & 3;
+        acc[a] = _mm512_fmadd_ps(_mm512_permutexvar_ps(i0, lut), _mm512_loadu_ps(x + 32 * k), acc[a]);
+        acc[b] = _mm512_fmadd_ps(_mm512_permutexvar_ps(i1, lut), _mm512_loadu_ps(x + 32 * k + 16), acc[b]);
+    }
+}
+
+KI __m512 decode_row(const int B, const int G, const int S, const uint8_t *row, int64_t n,
+                     const float *x) {
+    const size_t bb = blk_bytes(B, G, S);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int64_t ng = n / G;
+    int64_t g = 0;
+    if (G == 32) // two blocks per step so all 4 accumulators are in flight
+        for (; g + 2 <= ng; g += 2) {
+            decode_block(B, G, S, row + (size_t)g * bb, x + g * G, acc, 0);
+            decode_block(B, G, S, row + (size_t)(g + 1) * bb, x + (g + 1) * G, acc, 2);
+        }
+    for (; g < ng; g++) decode_block(B, G, S, row + (size_t)g * bb, x + g * G, acc, 0);
+    return _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+}
+
+// Horizontal sums of four vectors: lane k of the result is the sum of vector k.
+KI __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+#define HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))
+    __m256 ab = _mm256_hadd_ps(HALF(a), HALF(b)), cd = _mm256_hadd_ps(HALF(c), HALF(d));
+#undef HALF
+    __m256 s = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// y[0..R) = (accumulate ? y : 0) + the sums of acc[0..R), R <= 4.
+KI void store_sums(int R, const __m512 *acc, float *y, int accumulate) {
+    __m512 z = _mm512_setzero_ps();
+    __m128 s = hsum4(acc[0], R > 1 ? acc[1] : z, R > 2 ? acc[2] : z, R > 3 ? acc[3] : z);
+    __mmask8 m = (__mmask8)((1u << R) - 1);
+    if (accumulate) s = _mm_add_ps(s, _mm_maskz_loadu_ps(m, y));
+    _mm_mask_storeu_ps(y, m, s);
+}
+
+KI void decode(const int B, const int G, const int S, const uint8_t *w, size_t rb, int64_t n,
+               const float *x, float *y, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r += 4) {
+        // Rows go 4 at a time only to share the final horizontal sums.
+        int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+        __m512 v[4];
+        _Pragma("GCC unroll 1") for (int k = 0; k < R; k++)
+            v[k] = decode_row(B, G, S, w + (size_t)(r + k) * rb, n, x);
+        store_sums(R, v, y + r, 0);
+    }
+}
+
+// ---- prefill ----
+
+// y[t*ldy + k] (+)= sum_{i<kb} buf[k*PF_KB + i] * x[t*ldx + i], k < R, t < T; kb % 16 == 0.
+KI void tile(const int R, const int T, const float *buf, int64_t kb, const float *x, int64_t ldx,
+             float *y, int64_t ldy, int accumulate) {
+    __m512 acc[TILE_T][TILE_R];
+    UNROLL for (int t = 0; t < T; t++) UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < kb; i += 16) {
+        __m512 wv[TILE_R];
+        UNROLL for (int k = 0; k < R; k++) wv[k] = _mm512_load_ps(buf + k * PF_KB + i);
+        UNROLL for (int t = 0; t < T; t++) {
+            __m512 xv = _mm512_loadu_ps(x + t * ldx + i);
+            UNROLL for (int k = 0; k < R; k++) acc[t][k] = _mm512_fmadd_ps(wv[k], xv, acc[t][k]);
+        }
+    }
+    UNROLL for (int t = 0; t < T; t++) store_sums(R, acc[t], y + t * ldy, accumulate);
+}
+
+#define TILE_CASE(R, T) case (R) * 8 + (T): tile(R, T, buf, kb, x, ldx, y, ldy, acc); break;
+#define TILE_ROW(R) TILE_CASE(R, 6) TILE_CASE(R, 5) TILE_CASE(R, 4) TILE_CASE(R, 3) TILE_CASE(R, 2) TILE_CASE(R, 1)
+static void tile_any(int R, int T, const float *buf, int64_t kb, const float *x, int64_t ldx,
+                     float *y, int64_t ldy, int acc) {
+    switch (R * 8 + T) {
+        TILE_ROW(4) TILE_ROW(3) TILE_ROW(2) TILE_ROW(1)
+    default: break;
+    }
+}
+
+// Dequantizes inputs [k0, k0 + kb) of one row (k0, kb multiples of G) into out.
+typedef void (*deq_span_fn)(const uint8_t *row, int64_t k0, int64_t kb, float *out);
+
+KI void deq_span(const int B, const int G, const int S, const uint8_t *row, int64_t k0, int64_t kb,
+                 float *out) {
+    const size_t bb = blk_bytes(B, G, S);
+    for (int64_t i = 0; i < kb; i += G) deq_block(B, G, S, row + (size_t)((k0 + i) / G) * bb, out + i);
+}
+
+static void prefill(deq_span_fn deq, const uint8_t *w, size_t rb, int64_t n, const float *x,
+                    int64_t ldx, int64_t nt, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    _Alignas(64) float buf[TILE_R * PF_KB];
+    for (int64_t k0 = 0; k0 < n; k0 += PF_KB) {
+        int64_t kb = n - k0 < PF_KB ? n - k0 : PF_KB;
+        // Equal token chunks of at most X_CHUNK_BYTES of X, in whole tiles.
+        int64_t cmax = X_CHUNK_BYTES / (kb * (int64_t)sizeof(float));
+        cmax = cmax < TILE_T ? TILE_T : cmax;
+        int64_t nchunks = (nt + cmax - 1) / cmax;
+        int64_t chunk = ((nt + nchunks - 1) / nchunks + TILE_T - 1) / TILE_T * TILE_T;
+        for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
+            int64_t c1 = c0 + chunk < nt ? c0 + chunk : nt;
+            for (int64_t r = r0; r < r1; r += TILE_R) {
+                int R = r1 - r < TILE_R ? (int)(r1 - r) : TILE_R;
+                for (int k = 0; k < R; k++) deq(w + (size_t)(r + k) * rb, k0, kb, buf + k * PF_KB);
+                for (int64_t t = c0; t < c1; t += TILE_T) {
+                    int T = c1 - t < TILE_T ? (int)(c1 - t) : TILE_T;
+                    tile_any(R, T, buf, kb, x + t * ldx + k0, ldx, y + t * ldy + r, ldy, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+// ---- one kernel per format ----
+
+#define QF_AVX512(B, G, S)                                                                       \
+    static void deq_i##B##_g##G##_s##S(const uint8_t *row, int64_t k0, int64_t kb, float *out) { \
+        deq_span(B, G, S, row, k0, kb, out);                                                     \
+    }                                                                                            \
+    static void kern_i##B##_g##G##_s##S(const void *w, size_t rb, int64_t n, const float *x,    \
+                                        int64_t ldx, int64_t nt, float *y, int64_t ldy,          \
+                                        int64_t r0, int64_t r1) {                                \
+        if (nt == 1)                                                                             \
+            decode(B, G, S, w, rb, n, x, y, r0, r1);                                             \
+        else                                                                                     \
+            prefill(deq_i##B##_g##G##_s##S, w, rb, n, x, ldx, nt, y, ldy, r0, r1);               \
+    }
+QF_FOR_EACH_FORMAT(QF_AVX512)
+
+it_matmul_fn kern_qmatmul_avx512_get(int bits, int group, int sym) {
+#define QF_AVX512_CASE(B, G, S) \
+    if (bits == B && group == G && sym == S) return kern_i##B##_g##G##_s##S;
+    QF_FOR_EACH_FORMAT(QF_AVX512_CASE)
+#undef QF_AVX512_CASE
+    return NULL;
+}

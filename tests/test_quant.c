@@ -1,0 +1,219 @@
+// The quantization pipeline end to end: packed kernels against the fake-quantized (dequantized
+// fp32) model, save -> load round trips, formats the shapes don't allow, bad parameters, and
+// hostile quantized files.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "intact.h"
+
+static char g_bin[1024], g_tok[1024], g_calib[1024];
+
+static intact_model *load(void) {
+    intact_error err = {0, ""};
+    intact_model *m = intact_model_load(g_bin, g_tok, &err);
+    if (!m) printf("  load: %s\n", err.msg);
+    return m;
+}
+
+static const int32_t k_tokens[] = {1, 291, 282, 276, 419, 292, 377, 336, 351, 265, 404, 424, 278, 412, 424, 300};
+enum { N_TOK = sizeof k_tokens / sizeof k_tokens[0], N_VOCAB = 512 };
+
+// Logits of every position; returns a malloc'd (N_TOK, vocab) array.
+static float *logits_of(intact_model *m) {
+    intact_ctx_params p = {64, 2, 1};
+    intact_error err = {0, ""};
+    intact_ctx *c = intact_ctx_new(m, &p, &err);
+    float *out = malloc(sizeof(float) * N_TOK * N_VOCAB);
+    if (!c || !out || intact_ctx_eval(c, k_tokens, N_TOK, &err) != 0) {
+        printf("  eval: %s\n", err.msg);
+        intact_ctx_free(c);
+        free(out);
+        return NULL;
+    }
+    for (int t = 0; t < N_TOK; t++) memcpy(out + t * N_VOCAB, intact_ctx_logits(c, t), sizeof(float) * N_VOCAB);
+    intact_ctx_free(c);
+    return out;
+}
+
+// max |a-b| / max(1, max|b|)
+static double rel_diff(const float *a, const float *b) {
+    double worst = 0, scale = 1;
+    for (int i = 0; i < N_TOK * N_VOCAB; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+    }
+    return worst / scale;
+}
+
+static float *quantized_logits(const intact_quant_params *p, intact_quant_report *rep) {
+    intact_model *m = load();
+    intact_error err = {0, ""};
+    float *l = NULL;
+    if (m && intact_model_quantize(m, p, rep, &err) == 0) l = logits_of(m);
+    else if (m) printf("  quantize: %s\n", err.msg);
+    intact_model_free(m);
+    return l;
+}
+
+int main(void) {
+    th_shared("models/english-1m.bin", g_bin, sizeof g_bin);
+    th_shared("models/tok512.bin", g_tok, sizeof g_tok);
+    th_shared("data/calib-en.txt", g_calib, sizeof g_calib);
+
+    TEST_CASE("packed kernels equal the fake-quantized model (1e-5 relative), every format") {
+        static const int bits[] = {2, 3, 4, 8};
+        for (int b = 0; b < 4; b++)
+            for (int sym = 0; sym < 2; sym++) {
+                intact_quant_params p = intact_quant_default_params();
+                p.bits = bits[b];
+                p.group = 32;
+                p.sym = sym;
+                intact_quant_report rep;
+                float *packed = quantized_logits(&p, &rep);
+                p.fake = 1;
+                float *fake = quantized_logits(&p, NULL);
+                CHECK(packed && fake, "bits %d sym %d", bits[b], sym);
+                if (packed && fake) {
+                    double d = rel_diff(packed, fake);
+                    printf("  int%d_g32%s: packed vs fake %.2e, %.3f bits/weight\n", bits[b], sym ? "_sym" : "", d,
+                           rep.bits_per_weight);
+                    CHECK(d <= 1e-5, "bits %d sym %d: %g", bits[b], sym, d);
+                    // header (fp16 d + u8 z for asym) + packed bits over 32 weights
+                    double bpw = (8.0 * (2 + !sym) + 32.0 * bits[b]) / 32.0;
+                    CHECK(fabs(rep.bits_per_weight - bpw) < 1e-9, "bpw %g vs %g", rep.bits_per_weight, bpw);
+                    CHECK(rep.n_quantized == 42 && rep.n_kept == 0, "%d quantized", rep.n_quantized);
+                }
+                free(packed);
+                free(fake);
+            }
+    }
+
+    TEST_CASE("quantization error shrinks with bits (logits vs FP)") {
+        intact_model *m = load();
+        float *fp = m ? logits_of(m) : NULL;
+        intact_model_free(m);
+        double prev = 1e30;
+        for (int b = 2; b <= 8; b = b == 4 ? 8 : b + 1) {
+            intact_quant_params p = intact_quant_default_params();
+            p.bits = b;
+            p.group = 32;
+            float *q = quantized_logits(&p, NULL);
+            double d = q && fp ? rel_diff(q, fp) : 1e30;
+            printf("  int%d_g32 logits vs fp: %.3e\n", b, d);
+            CHECK(d < prev, "bits %d: %g not below %g", b, d, prev);
+            prev = d;
+            free(q);
+        }
+        CHECK(prev < 2e-2, "int8 should be close to FP: %g", prev);
+        free(fp);
+    }
+
+    TEST_CASE("save -> load gives the same logits, types and tokenizer") {
+        intact_model *m = load();
+        intact_quant_params p = intact_quant_default_params();
+        p.bits = 3;
+        p.group = 64;
+        intact_error err = {0, ""};
+        const char *path = "build/test_quant_w3.gguf";
+        int ok = m && intact_model_quantize(m, &p, NULL, &err) == 0 && intact_model_save(m, path, &err) == 0;
+        CHECK(ok, "%s", err.msg);
+        float *a = ok ? logits_of(m) : NULL;
+        intact_model *r = ok ? intact_model_load(path, NULL, &err) : NULL;
+        CHECK(r != NULL, "%s", err.msg);
+        float *b = r ? logits_of(r) : NULL;
+        CHECK(a && b && rel_diff(b, a) == 0, "reloaded logits differ");
+        if (r) {
+            int n_q = 0;
+            for (int i = 0; i < intact_model_n_tensors(r); i++) {
+                intact_tensor_info ti;
+                intact_model_tensor(r, i, &ti);
+                n_q += strcmp(ti.type, "int3_g64") == 0;
+            }
+            // dim 128 is a multiple of 64, hidden 352 is not: ffn_down (n_in 352) stays f32
+            CHECK(n_q == 36, "%d int3_g64 tensors", n_q);
+            int32_t x[32], y[32];
+            int nx = intact_tokenize(m, "The president said", 18, 1, x, 32, &err);
+            int ny = intact_tokenize(r, "The president said", 18, 1, y, 32, &err);
+            CHECK(nx == ny && nx > 0 && memcmp(x, y, sizeof(int32_t) * (size_t)nx) == 0, "tokenizer differs");
+        }
+        free(a);
+        free(b);
+        intact_model_free(m);
+        intact_model_free(r);
+        remove(path);
+    }
+
+    TEST_CASE("a dimension not divisible by the group is kept in its stored type and reported") {
+        intact_model *m = load();
+        intact_quant_params p = intact_quant_default_params();
+        p.bits = 4;
+        p.group = 128;
+        intact_quant_report rep;
+        intact_error err = {0, ""};
+        CHECK(m && intact_model_quantize(m, &p, &rep, &err) == 0, "%s", err.msg);
+        CHECK(rep.n_kept == 6 && rep.n_quantized == 36, "kept %d quantized %d", rep.n_kept, rep.n_quantized);
+        CHECK(strstr(rep.kept, "blk.0.ffn_down") != NULL, "kept list '%s'", rep.kept);
+        CHECK(m && intact_model_quantize(m, &p, &rep, &err) != 0 && strstr(err.msg, "already quantized"),
+              "quantizing twice must fail");
+        intact_model_free(m);
+    }
+
+    TEST_CASE("bad parameters fail with a clear message") {
+        intact_model *m = load();
+        intact_error err = {0, ""};
+        intact_quant_params p = intact_quant_default_params();
+        p.bits = 5;
+        CHECK(intact_model_quantize(m, &p, NULL, &err) != 0 && strstr(err.msg, "5 bits"), "%s", err.msg);
+        p = intact_quant_default_params();
+        p.group = 48;
+        CHECK(intact_model_quantize(m, &p, NULL, &err) != 0 && strstr(err.msg, "group 48"), "%s", err.msg);
+        p = intact_quant_default_params();
+        p.method = "hqq";
+        CHECK(intact_model_quantize(m, &p, NULL, &err) != 0 && strstr(err.msg, "hqq"), "%s", err.msg);
+        p = intact_quant_default_params();
+        p.method = "gptq";
+        CHECK(intact_model_quantize(m, &p, NULL, &err) != 0 && strstr(err.msg, "calibration"), "%s", err.msg);
+        p.calib_text = "too short";
+        p.calib_len = 9;
+        CHECK(intact_model_quantize(m, &p, NULL, &err) != 0 && strstr(err.msg, "fewer than"), "%s", err.msg);
+        intact_model_free(m);
+    }
+
+    TEST_CASE("GPTQ beats RTN at 3 bits on the real model (logit error vs FP)") {
+        size_t len = 0;
+        FILE *f = fopen(g_calib, "rb");
+        char *text = malloc(200000);
+        if (f && text) len = fread(text, 1, 200000, f);
+        if (f) fclose(f);
+        intact_model *m = load();
+        float *fp = m ? logits_of(m) : NULL;
+        intact_model_free(m);
+        intact_quant_params p = intact_quant_default_params();
+        p.bits = 3;
+        p.group = 32;
+        p.n_threads = 2;
+        float *rtn = quantized_logits(&p, NULL);
+        p.method = "gptq";
+        p.calib_text = text;
+        p.calib_len = len;
+        p.calib_samples = 16;
+        p.calib_tokens = 128;
+        float *gptq = quantized_logits(&p, NULL);
+        CHECK(fp && rtn && gptq, "runs");
+        if (fp && rtn && gptq) {
+            double er = rel_diff(rtn, fp), eg = rel_diff(gptq, fp);
+            printf("  w3 g32 max logit error vs fp: rtn %.4f, gptq %.4f\n", er, eg);
+            CHECK(eg < er, "gptq %g not below rtn %g", eg, er);
+        }
+        free(fp);
+        free(rtn);
+        free(gptq);
+        free(text);
+    }
+    return th_finish("test_quant");
+}
