@@ -184,36 +184,46 @@ int main(void) {
         intact_model_free(m);
     }
 
-    TEST_CASE("GPTQ beats RTN at 3 bits on the real model (logit error vs FP)") {
-        size_t len = 0;
+    TEST_CASE("GPTQ and AWQ beat RTN at 3 bits on the real model (KL vs FP on 1000 tokens)") {
+        size_t len = 0, elen = 0;
+        char eval_path[1024];
+        th_shared("data/eval-en.txt", eval_path, sizeof eval_path);
+        char *text = malloc(200000), *etext = malloc(8000);
         FILE *f = fopen(g_calib, "rb");
-        char *text = malloc(200000);
         if (f && text) len = fread(text, 1, 200000, f);
         if (f) fclose(f);
-        intact_model *m = load();
-        float *fp = m ? logits_of(m) : NULL;
-        intact_model_free(m);
-        intact_quant_params p = intact_quant_default_params();
-        p.bits = 3;
-        p.group = 32;
-        p.n_threads = 2;
-        float *rtn = quantized_logits(&p, NULL);
-        p.method = "gptq";
-        p.calib_text = text;
-        p.calib_len = len;
-        p.calib_samples = 16;
-        p.calib_tokens = 128;
-        float *gptq = quantized_logits(&p, NULL);
-        CHECK(fp && rtn && gptq, "runs");
-        if (fp && rtn && gptq) {
-            double er = rel_diff(rtn, fp), eg = rel_diff(gptq, fp);
-            printf("  w3 g32 max logit error vs fp: rtn %.4f, gptq %.4f\n", er, eg);
-            CHECK(eg < er, "gptq %g not below rtn %g", eg, er);
+        f = fopen(eval_path, "rb");
+        if (f && etext) elen = fread(etext, 1, 8000, f);
+        if (f) fclose(f);
+        intact_model *base = load();
+        static const char *const methods[3] = {"rtn", "gptq", "awq"};
+        double kl[3] = {0};
+        for (int k = 0; k < 3 && base; k++) {
+            intact_quant_params p = intact_quant_default_params();
+            p.method = methods[k];
+            p.bits = 3;
+            p.group = 32;
+            p.n_threads = 2;
+            p.calib_text = text;
+            p.calib_len = len;
+            p.calib_samples = 16;
+            p.calib_tokens = 128;
+            intact_model *m = load();
+            intact_error err = {0, ""};
+            intact_eval_params ep = {128, 8, 2, NULL, NULL};
+            intact_kld_result r;
+            int ok = m && intact_model_quantize(m, &p, NULL, &err) == 0 &&
+                     intact_eval_kld(m, base, etext, elen, &ep, &r, &err) == 0;
+            CHECK(ok, "%s: %s", methods[k], err.msg);
+            kl[k] = ok ? r.kld_mean : 1e9;
+            intact_model_free(m);
         }
-        free(fp);
-        free(rtn);
-        free(gptq);
+        printf("  w3 g32 mean KL vs fp: rtn %.5f, gptq %.5f, awq %.5f\n", kl[0], kl[1], kl[2]);
+        CHECK(kl[1] < kl[0], "gptq %g not below rtn %g", kl[1], kl[0]);
+        CHECK(kl[2] < kl[0], "awq %g not below rtn %g", kl[2], kl[0]);
+        intact_model_free(base);
         free(text);
+        free(etext);
     }
     return th_finish("test_quant");
 }

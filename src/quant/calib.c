@@ -113,6 +113,7 @@ int quant_run_begin(quant_run *q) {
 }
 
 void quant_run_end(quant_run *q) {
+    quant_awq_free(q);
     for (int k = 0; k < QI_COUNT; k++) {
         gptq_hessian_free(&q->stats[k].h);
         free(q->stats[k].abs_sum);

@@ -76,7 +76,12 @@ static void hess_worker(void *arg, int ith, int nth) {
                 for (int r = 0; r < ni; r++) {
                     double xi = x[i0 + r];
                     double *ar = acc[r];
-                    for (int j = 0; j < nj; j++) ar[j] += xi * (double)x[j0 + j];
+                    const float *xj = x + j0;
+                    // A constant trip count for full tiles lets GCC vectorize this at -O2.
+                    if (nj == HESS_COLS)
+                        for (int j = 0; j < HESS_COLS; j++) ar[j] += xi * (double)xj[j];
+                    else
+                        for (int j = 0; j < nj; j++) ar[j] += xi * (double)xj[j];
                 }
             }
             for (int r = 0; r < ni; r++) {

@@ -36,6 +36,7 @@ typedef struct quant_run {
     int n_samples, sample_len;
     int64_t awq_stride;      // keep every stride-th calibration token for the AWQ search
     quant_input_stats stats[QI_COUNT];
+    float *awq_scales[QI_COUNT];  // awq: s applied to each input of the current layer (NULL: none)
     double q_weights, q_bits;
 } quant_run;
 
@@ -48,5 +49,6 @@ void quant_stats_clear(quant_run *q);
 // then quantizes one matrix with the clip search.
 int quant_awq_scale_layer(quant_run *q, int layer);
 int quant_awq_matrix(quant_run *q, int input, float *w, int64_t n_out, int64_t n_in, void *packed);
+void quant_awq_free(quant_run *q);
 
 #endif
