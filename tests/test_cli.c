@@ -157,6 +157,7 @@ int main(void) {
     static const struct { const char *cmd; const char *rest; } cmds[] = {
         {"info", ""}, {"run", "-p hi -n 2"}, {"tokenize", "-p hi"},
         {"ppl", "-f '%T'"}, {"kld", "--base '%E' -f '%T'"}, {"bench", "-p 4 -n 2 --no-bandwidth"},
+        {"quantize", "-o /tmp/intact-test-cli-never-written.gguf"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *c = cmds[i].cmd;
@@ -305,6 +306,40 @@ int main(void) {
             CHECK(isfinite(v) && v > 0, "key \"%s\" missing or not positive: %s", keys[k], r.out);
         }
         rfree(&r);
+    } while (0);
+
+    TEST_CASE("quantize: bad parameters, then a file every command loads") do {
+        static const char *bad[][2] = {
+            {"--bits 5", "5 bits"}, {"--group 48", "group 48"}, {"--method hqq", "hqq"},
+            {"--method gptq", "--calib"}, {"--bits", "needs a value"},
+        };
+        for (int i = 0; i < 5; i++) {
+            result r = run("quantize -m '%s' -z '%s' -o /tmp/intact-test-cli-bad.gguf %s", m_en, m_tok, bad[i][0]);
+            CHECK_FAILS(r, bad[i][0]);
+            CHECK(strstr(r.err, bad[i][1]) != NULL, "%s: stderr '%s'", bad[i][0], r.err);
+            CHECK(access("/tmp/intact-test-cli-bad.gguf", F_OK) != 0, "%s left a file behind", bad[i][0]);
+            rfree(&r);
+        }
+        result r = run("quantize -m '%s' -z '%s' -o /tmp/intact-test-cli-q4.gguf --method rtn --bits 4 --group 32 --json",
+                       m_en, m_tok);
+        CHECK(r.rc == 0 && one_json_object(r.out), "rc %d out '%s' err '%s'", r.rc, r.out, r.err);
+        CHECK(near_rel(json_num(r.out, "bits_per_weight"), 4.75, 1e-9), "bits_per_weight in '%s'", r.out);
+        CHECK(json_num(r.out, "quantized") == 42, "quantized in '%s'", r.out);
+        rfree(&r);
+        r = run("info -m /tmp/intact-test-cli-q4.gguf --json");
+        CHECK(r.rc == 0 && strstr(r.out, "\"int4_g32\":42"), "info: '%s' '%s'", r.out, r.err);
+        rfree(&r);
+        r = run("run -m /tmp/intact-test-cli-q4.gguf -p 'The president' -n 4 --temp 0");
+        CHECK(r.rc == 0 && strncmp(r.out, "The president", 13) == 0, "run: '%s' '%s'", r.out, r.err);
+        rfree(&r);
+        r = run("ppl -m /tmp/intact-test-cli-q4.gguf -f '%s' -c 64 --json", textfile);
+        CHECK(r.rc == 0 && json_num(r.out, "ppl") > 1, "ppl: '%s' '%s'", r.out, r.err);
+        double ppl_file = json_num(r.out, "ppl");
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' --quant rtn --bits 4 --group 32 -f '%s' -c 64 --json", m_en, m_tok, textfile);
+        CHECK(r.rc == 0 && json_num(r.out, "ppl") == ppl_file, "in-memory ppl %s vs file %g", r.out, ppl_file);
+        rfree(&r);
+        unlink("/tmp/intact-test-cli-q4.gguf");
     } while (0);
 
     if (errfile[0]) unlink(errfile);

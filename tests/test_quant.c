@@ -6,9 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "intact.h"
+#include "core/types.h"
+#include "io/gguf.h"
+#include "io/gguf_write.h"
+#include "quant/qformat.h"
 
 static char g_bin[1024], g_tok[1024], g_calib[1024];
 
@@ -161,6 +166,53 @@ int main(void) {
         CHECK(m && intact_model_quantize(m, &p, &rep, &err) != 0 && strstr(err.msg, "already quantized"),
               "quantizing twice must fail");
         intact_model_free(m);
+    }
+
+    TEST_CASE("hostile quantized files are rejected with a clear message") {
+        // A truncated quantized model.
+        intact_model *m = load();
+        intact_quant_params p = intact_quant_default_params();
+        p.group = 32;
+        intact_error err = {0, ""};
+        const char *path = "build/test_quant_trunc.gguf";
+        CHECK(m && intact_model_quantize(m, &p, NULL, &err) == 0 && intact_model_save(m, path, &err) == 0, "%s",
+              err.msg);
+        intact_model_free(m);
+        FILE *f = fopen(path, "rb+");
+        long size = 0;
+        if (f) { fseek(f, 0, SEEK_END); size = ftell(f); fclose(f); }
+        CHECK(size > 0 && truncate(path, size / 2) == 0, "truncate");
+        m = intact_model_load(path, NULL, &err);
+        CHECK(!m && strstr(err.msg, "past the end"), "truncated: %s", err.msg);
+        intact_model_free(m);
+        remove(path);
+        // Our integer types with shapes they cannot have, and ids that are not formats.
+        unsigned char blob[4096] = {0};
+        struct { int type; int64_t ne0; const char *want; } cases[] = {
+            {IT_QTYPE(4, 2, 0), 96, "not a multiple"},     // int4_g128 with 96-wide rows
+            {IT_QTYPE(3, 0, 1), 48, "not a multiple"},     // int3_g32_sym with 48-wide rows
+            {IT_QTYPE(5, 0, 0), 32, "unknown type"},       // 5 bits: not a format
+            {IT_QTYPE_BASE + 1, 32, "unknown type"},
+        };
+        for (int i = 0; i < 4; i++) {
+            gguf_writer *w = gguf_writer_new();
+            int64_t ne[2] = {cases[i].ne0, 2};
+            // nbytes cannot match a bad shape, so write the tensor as f32 and patch its type id after.
+            gguf_writer_add_tensor(w, "t", IT_TYPE_F32, 2, ne, blob, (size_t)(cases[i].ne0 * 2 * 4));
+            void *mem = NULL;
+            size_t n = 0;
+            CHECK(gguf_writer_write_mem(w, &mem, &n, &err) == 0, "%s", err.msg);
+            gguf_writer_free(w);
+            // the type id follows name, n_dims and the dims in the tensor info: find it by value 0
+            unsigned char *b = mem;
+            size_t at = 4 + 4 + 8 + 8 + 8 + 1 + 4 + 16; // header, name "t", n_dims, two dims
+            uint32_t t = (uint32_t)cases[i].type;
+            memcpy(b + at, &t, 4);
+            gguf_file *g = gguf_open_buffer(mem, n, &err);
+            CHECK(!g && strstr(err.msg, cases[i].want), "case %d: %s", i, g ? "accepted" : err.msg);
+            gguf_close(g);
+            free(mem);
+        }
     }
 
     TEST_CASE("bad parameters fail with a clear message") {
