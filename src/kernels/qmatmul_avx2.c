@@ -58,10 +58,13 @@ KI void unpack32(const int B, const int G, const uint8_t *qs, int k, __m256i zv,
         if (B == 3) {
             uint32_t hb;
             memcpy(&hb, qs + G / 4 + 4 * k, 4);
-            const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+            // Lane j of part p tests bit 8p + j of the word broadcast once.
+            const __m256i h = _mm256_set1_epi32((int)hb), four = _mm256_set1_epi32(4);
             UNROLL for (int p = 0; p < 4; p++) {
-                __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(hb >> (8 * p))), bit), bit);
-                q[p] = _mm256_or_si256(q[p], _mm256_and_si256(set, _mm256_set1_epi32(4)));
+                const __m256i bit = _mm256_sllv_epi32(_mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128),
+                                                      _mm256_set1_epi32(8 * p));
+                __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(h, bit), bit);
+                q[p] = _mm256_or_si256(q[p], _mm256_and_si256(set, four));
             }
         }
     }
@@ -190,9 +193,13 @@ static void prefill(deq_span_fn deq, const uint8_t *w, size_t rb, int64_t n, con
             for (int64_t r = r0; r < r1; r += TILE_R) {
                 int R = r1 - r < TILE_R ? (int)(r1 - r) : TILE_R;
                 for (int k = 0; k < R; k++) deq(w + (size_t)(r + k) * rb, k0, kb, buf + k * PF_KB);
-                for (int64_t t = c0; t < c1; t += TILE_T) {
-                    int T = c1 - t < TILE_T ? (int)(c1 - t) : TILE_T;
+                // Tiles of nearly equal width (8 tokens: 4 + 4, not 6 + 2): a narrow tile
+                // reloads the weights for few FMAs.
+                int64_t ntiles = (c1 - c0 + TILE_T - 1) / TILE_T;
+                for (int64_t j = 0, t = c0; j < ntiles; j++) {
+                    int T = (int)((c1 - c0) / ntiles + (j < (c1 - c0) % ntiles));
                     tile_any(R, T, buf, kb, x + t * ldx + k0, ldx, y + t * ldy + r, ldy, k0 > 0);
+                    t += T;
                 }
             }
         }

@@ -50,8 +50,12 @@ KI __m512 make_lut(const int B, const int S, const uint8_t *blk) {
     const __m512 iota = B == 2 ? _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
                         : B == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
                                  : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512 k_minus_z = _mm512_sub_ps(iota, _mm512_set1_ps((float)blk_z(B, S, blk)));
-    return _mm512_mul_ps(k_minus_z, _mm512_set1_ps(blk_d(blk)));
+    // d broadcast as fp16 and converted in the vector unit (measured a little faster than a
+    // scalar conversion + broadcast); (k - z) * d is exact, as in qf_dequantize_row.
+    uint16_t h;
+    memcpy(&h, blk, 2);
+    __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+    return _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps((float)blk_z(B, S, blk))), d);
 }
 
 // LUT indices of sub-block k's weights 0..15 (*i0) and 16..31 (*i1), B = 2, 3, 4. qs points at the
@@ -112,21 +116,93 @@ KI void deq_block(const int B, const int G, const int S, const uint8_t *blk, flo
 }
 
 // ---- decode ----
+//
+// The unpacking above spends a cross-lane shuffle (vpmovzxbd) per 16 weights besides the LUT
+// lookups, and decode of 4-bit weights was bound by the shuffle/shift ports (measured on Zen 5:
+// vpermps and the shifts share two pipes; immediate shifts are cheaper than variable ones).
+// Decode therefore unpacks without it, in a scrambled lane order, and x is permuted the same way
+// once per call (xp, shared by all rows) instead of unscrambling every row:
+//   int4, G = 128: the block's 64 bytes are one zmm; lane i (bytes 4i..4i+3) shifted right by 4s
+//          has nibble s at bit 0: 8 immediate shifts give the 128 weights, and vpermps reads only
+//          those 4 bits. Per 16 weights: 7/8 shift, 1 vpermps, 1 FMA.
+//   int4, G = 32, 64, per 32-weight sub-block: its 16 bytes broadcast to every 128-bit lane by the
+//          load, and a per-lane variable shift (vpsrlvd) takes a different nibble in each lane.
+//   int2, int3: the same with the sub-block's 8 bytes of 2-bit fields.
+//   int8 keeps vpmovzxbd and the natural order: at a byte per weight it is closer to bandwidth
+//          bound than to shuffle bound.
 
-// Adds one block's contribution to the accumulators acc[base .. base + 3] (mod 4).
-KI void decode_block(const int B, const int G, const int S, const uint8_t *blk, const float *x,
-                     __m512 acc[4], const int base) {
+// Where each lane's weight comes from, for the two vectors of a 32-weight sub-block: weight index
+// within the sub-block (w0, w1) and the right shift that brings it to bit 0 (sh0, sh1).
+//   B = 4: 16 bytes broadcast; lane i = 4L + m reads dword m (bytes 4m..4m+3) and takes nibble L
+//          (second vector: 4 + L), i.e. byte 4m + L/2 (+2), its high nibble if L is odd.
+//   B = 2, 3: 8 bytes broadcast; lane i = 2c + p reads dword p (bytes 4p..4p+3) and takes byte
+//          4p + c%4, field c/4 (second vector: 2 + c/4), i.e. weight 4p + c%4 + 8 * field.
+// B = 3 also rotates the broadcast high-bit word right by w - 2, bringing bit w to bit 2 (rot0/1).
+typedef struct {
+    __m512i w0, w1, sh0, sh1, rot0, rot1;
+} lane_map;
+
+KI lane_map make_map(const int B) {
+    const __m512i i = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i one = _mm512_set1_epi32(1), three = _mm512_set1_epi32(3);
+    lane_map m;
+    if (B == 4) {
+        __m512i L = _mm512_srli_epi32(i, 2), mm = _mm512_and_si512(i, three);
+        m.w0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(mm, 2), _mm512_srli_epi32(L, 1)),
+                                _mm512_slli_epi32(_mm512_and_si512(L, one), 4));
+        m.w1 = _mm512_add_epi32(m.w0, _mm512_set1_epi32(2));
+        m.sh0 = _mm512_slli_epi32(L, 2);
+        m.sh1 = _mm512_add_epi32(m.sh0, _mm512_set1_epi32(16));
+    } else {
+        __m512i c = _mm512_srli_epi32(i, 1), p = _mm512_and_si512(i, one);
+        __m512i c4 = _mm512_and_si512(c, three), field = _mm512_srli_epi32(c, 2);
+        m.w0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(p, 2), c4), _mm512_slli_epi32(field, 3));
+        m.w1 = _mm512_add_epi32(m.w0, _mm512_set1_epi32(16));
+        m.sh0 = _mm512_add_epi32(_mm512_slli_epi32(c4, 3), _mm512_slli_epi32(field, 1));
+        m.sh1 = _mm512_add_epi32(m.sh0, _mm512_set1_epi32(4));
+    }
+    const __m512i two = _mm512_set1_epi32(2), mask = _mm512_set1_epi32(31);
+    m.rot0 = _mm512_and_si512(_mm512_sub_epi32(m.w0, two), mask);
+    m.rot1 = _mm512_and_si512(_mm512_sub_epi32(m.w1, two), mask);
+    return m;
+}
+
+// x permuted per 32-weight sub-block to the lane order above: xp[32k + 16v + i] = x[32k + wv[i]].
+static void permute_x(const lane_map *m, const float *x, int64_t n, float *xp) {
+    for (int64_t k = 0; k < n; k += 32) {
+        __m512 a = _mm512_loadu_ps(x + k), b = _mm512_loadu_ps(x + k + 16);
+        _mm512_store_ps(xp + k, _mm512_permutex2var_ps(a, m->w0, b));
+        _mm512_store_ps(xp + k + 16, _mm512_permutex2var_ps(a, m->w1, b));
+    }
+}
+
+// The raw layout of int4 G = 128: vector s, lane i holds weight 32(i/4) + 4(i%4) + s/2 + 16(s%2)
+// (dword i is byte 4(i%4) of sub-block i/4, nibble s); xp[128g + 16s + i] = x[128g + that].
+static void permute_x_raw4(const float *x, int64_t n, float *xp) {
+    const __m512i i = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i base = _mm512_add_epi32(_mm512_slli_epi32(_mm512_srli_epi32(i, 2), 5),
+                                          _mm512_slli_epi32(_mm512_and_si512(i, _mm512_set1_epi32(3)), 2));
+    for (int64_t g = 0; g < n; g += 128)
+        UNROLL for (int s = 0; s < 8; s++) {
+            __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(s / 2 + 16 * (s % 2)));
+            _mm512_store_ps(xp + g + 16 * s, _mm512_i32gather_ps(idx, x + g, 4));
+        }
+}
+
+// Adds one block's contribution (x already permuted) to acc[base .. base + 3] (mod 4).
+KI void decode_block(const int B, const int G, const int S, const uint8_t *blk, const float *xp,
+                     const lane_map *c, __m512 acc[4], const int base) {
     const size_t bb = blk_bytes(B, G, S);
     UNROLL for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)blk + KERN_PF_DIST + o, _MM_HINT_T0);
     const uint8_t *qs = blk + hdr_bytes(S);
     if (B == 8) {
-        // Unscaled per-block sums, then one FMA with the block scale.
+        // No table: (q - z) in int32, unscaled per-block sums, then one FMA with the block scale.
         __m512i zv = _mm512_set1_epi32(blk_z(B, S, blk));
-        __m512 s0 = _mm512_mul_ps(q8_minus_z(qs, 0, 0, zv), _mm512_loadu_ps(x));
-        __m512 s1 = _mm512_mul_ps(q8_minus_z(qs, 0, 1, zv), _mm512_loadu_ps(x + 16));
+        __m512 s0 = _mm512_mul_ps(q8_minus_z(qs, 0, 0, zv), _mm512_loadu_ps(xp));
+        __m512 s1 = _mm512_mul_ps(q8_minus_z(qs, 0, 1, zv), _mm512_loadu_ps(xp + 16));
         UNROLL for (int k = 1; k < G / 32; k++) {
-            s0 = _mm512_fmadd_ps(q8_minus_z(qs, k, 0, zv), _mm512_loadu_ps(x + 32 * k), s0);
-            s1 = _mm512_fmadd_ps(q8_minus_z(qs, k, 1, zv), _mm512_loadu_ps(x + 32 * k + 16), s1);
+            s0 = _mm512_fmadd_ps(q8_minus_z(qs, k, 0, zv), _mm512_loadu_ps(xp + 32 * k), s0);
+            s1 = _mm512_fmadd_ps(q8_minus_z(qs, k, 1, zv), _mm512_loadu_ps(xp + 32 * k + 16), s1);
         }
         __m512 d = _mm512_set1_ps(blk_d(blk));
         acc[base] = _mm512_fmadd_ps(d, s0, acc[base]);
@@ -134,27 +210,61 @@ KI void decode_block(const int B, const int G, const int S, const uint8_t *blk, 
         return;
     }
     __m512 lut = make_lut(B, S, blk);
+    if (B == 4 && G == 128) {
+        __m512i v = _mm512_loadu_si512(qs);
+        // Keep v in a register: GCC would otherwise fold the load into each of the 8 shifts, and
+        // 8 extra 64-byte loads per block make the load ports the bottleneck.
+        __asm__("" : "+v"(v));
+        UNROLL for (int s = 0; s < 8; s++) {
+            __m512i idx = s ? _mm512_srli_epi32(v, 4 * s) : v;
+            int a = (base + s) & 3;
+            acc[a] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, lut), _mm512_load_ps(xp + 16 * s), acc[a]);
+        }
+        return;
+    }
     UNROLL for (int k = 0; k < G / 32; k++) {
-        __m512i i0, i1;
-        lut_idx(B, G, qs, k, &i0, &i1);
+        __m512 w0, w1;
+        if (B == 4) {
+            __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(qs + 16 * k)));
+            w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, c->sh0), lut);
+            w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, c->sh1), lut);
+        } else {
+            uint64_t b8;
+            memcpy(&b8, qs + 8 * k, 8);
+            __m512i v = _mm512_set1_epi64((long long)b8);
+            __m512i i0 = _mm512_srlv_epi32(v, c->sh0), i1 = _mm512_srlv_epi32(v, c->sh1);
+            if (B == 2) { // a 4-entry table: the in-lane vpermilps, on the 2 index bits it reads
+                w0 = _mm512_permutevar_ps(lut, i0);
+                w1 = _mm512_permutevar_ps(lut, i1);
+            } else { // bits 0-1 from the field, bit 2 from the high-bit word (table period 8)
+                uint32_t hb;
+                memcpy(&hb, qs + G / 4 + 4 * k, 4);
+                __m512i h = _mm512_set1_epi32((int)hb), three = _mm512_set1_epi32(3);
+                i0 = _mm512_ternarylogic_epi32(three, i0, _mm512_rorv_epi32(h, c->rot0), 0xca);
+                i1 = _mm512_ternarylogic_epi32(three, i1, _mm512_rorv_epi32(h, c->rot1), 0xca);
+                w0 = _mm512_permutexvar_ps(i0, lut);
+                w1 = _mm512_permutexvar_ps(i1, lut);
+            }
+        }
         int a = (base + 2 * k) & 3, b = (base + 2 * k + 1) & 3;
-        acc[a] = _mm512_fmadd_ps(_mm512_permutexvar_ps(i0, lut), _mm512_loadu_ps(x + 32 * k), acc[a]);
-        acc[b] = _mm512_fmadd_ps(_mm512_permutexvar_ps(i1, lut), _mm512_loadu_ps(x + 32 * k + 16), acc[b]);
+        acc[a] = _mm512_fmadd_ps(w0, _mm512_load_ps(xp + 32 * k), acc[a]);
+        acc[b] = _mm512_fmadd_ps(w1, _mm512_load_ps(xp + 32 * k + 16), acc[b]);
     }
 }
 
+// Inputs [0, n) of one row against xp (x permuted, or x itself for int8).
 KI __m512 decode_row(const int B, const int G, const int S, const uint8_t *row, int64_t n,
-                     const float *x) {
+                     const float *xp, const lane_map *c) {
     const size_t bb = blk_bytes(B, G, S);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     const int64_t ng = n / G;
     int64_t g = 0;
     if (G == 32) // two blocks per step so all 4 accumulators are in flight
         for (; g + 2 <= ng; g += 2) {
-            decode_block(B, G, S, row + (size_t)g * bb, x + g * G, acc, 0);
-            decode_block(B, G, S, row + (size_t)(g + 1) * bb, x + (g + 1) * G, acc, 2);
+            decode_block(B, G, S, row + (size_t)g * bb, xp + g * G, c, acc, 0);
+            decode_block(B, G, S, row + (size_t)(g + 1) * bb, xp + (g + 1) * G, c, acc, 2);
         }
-    for (; g < ng; g++) decode_block(B, G, S, row + (size_t)g * bb, x + g * G, acc, 0);
+    for (; g < ng; g++) decode_block(B, G, S, row + (size_t)g * bb, xp + g * G, c, acc, 0);
     return _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
 }
 
@@ -176,15 +286,32 @@ KI void store_sums(int R, const __m512 *acc, float *y, int accumulate) {
     _mm_mask_storeu_ps(y, m, s);
 }
 
+// Inputs are taken in slices of at most DEC_KB (the permuted x lives on the stack: 32 KiB); a row
+// longer than that is streamed in DEC_KB pieces, its partial sums accumulating in y.
+enum { DEC_KB = 8192 };
+
 KI void decode(const int B, const int G, const int S, const uint8_t *w, size_t rb, int64_t n,
                const float *x, float *y, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r += 4) {
-        // Rows go 4 at a time only to share the final horizontal sums.
-        int R = r1 - r < 4 ? (int)(r1 - r) : 4;
-        __m512 v[4];
-        _Pragma("GCC unroll 1") for (int k = 0; k < R; k++)
-            v[k] = decode_row(B, G, S, w + (size_t)(r + k) * rb, n, x);
-        store_sums(R, v, y + r, 0);
+    const lane_map map = make_map(B);
+    _Alignas(64) float xp[DEC_KB];
+    const size_t bb = blk_bytes(B, G, S);
+    for (int64_t k0 = 0; k0 < n; k0 += DEC_KB) {
+        int64_t kb = n - k0 < DEC_KB ? n - k0 : DEC_KB;
+        const float *xk = x + k0;
+        if (B == 4 && G == 128)
+            permute_x_raw4(x + k0, kb, xp);
+        else if (B != 8)
+            permute_x(&map, x + k0, kb, xp);
+        if (B != 8) xk = xp;
+        const uint8_t *wk = w + (size_t)(k0 / G) * bb;
+        for (int64_t r = r0; r < r1; r += 4) {
+            // Rows go 4 at a time only to share the final horizontal sums.
+            int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+            __m512 v[4];
+            _Pragma("GCC unroll 1") for (int k = 0; k < R; k++)
+                v[k] = decode_row(B, G, S, wk + (size_t)(r + k) * rb, kb, xk, &map);
+            store_sums(R, v, y + r, k0 > 0);
+        }
     }
 }
 
@@ -240,9 +367,13 @@ static void prefill(deq_span_fn deq, const uint8_t *w, size_t rb, int64_t n, con
             for (int64_t r = r0; r < r1; r += TILE_R) {
                 int R = r1 - r < TILE_R ? (int)(r1 - r) : TILE_R;
                 for (int k = 0; k < R; k++) deq(w + (size_t)(r + k) * rb, k0, kb, buf + k * PF_KB);
-                for (int64_t t = c0; t < c1; t += TILE_T) {
-                    int T = c1 - t < TILE_T ? (int)(c1 - t) : TILE_T;
+                // Tiles of nearly equal width (8 tokens: 4 + 4, not 6 + 2): a narrow tile
+                // reloads the weights for few FMAs.
+                int64_t ntiles = (c1 - c0 + TILE_T - 1) / TILE_T;
+                for (int64_t j = 0, t = c0; j < ntiles; j++) {
+                    int T = (int)((c1 - c0) / ntiles + (j < (c1 - c0) % ntiles));
                     tile_any(R, T, buf, kb, x + t * ldx + k0, ldx, y + t * ldy + r, ldy, k0 > 0);
+                    t += T;
                 }
             }
         }

@@ -67,8 +67,11 @@ void qf_group_params(const qf_spec *s, const float *w, float clip, float *d, int
             mn = w[i] < mn ? w[i] : mn;
             mx = w[i] > mx ? w[i] : mx;
         }
-        lo = clip * mn;
-        dd = (clip * mx - lo) / (float)maxq;
+        // The range always contains 0 (as GPTQ's quantizer): a one-sided group then keeps its zero
+        // point inside [0, maxq] instead of collapsing every weight onto one level.
+        lo = clip * mn < 0 ? clip * mn : 0;
+        float hi = clip * mx > 0 ? clip * mx : 0;
+        dd = (hi - lo) / (float)maxq;
     }
     // The stored scale is fp16: round first so q is computed against the value the kernels use.
     // A zero range (or one that underflows fp16) takes d = 1 so every division below is finite;

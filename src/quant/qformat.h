@@ -14,7 +14,8 @@
 // so SIMD kernels unpack 32 weights with a few shifts and masks.
 //
 // Quantization parameters follow the GPTQ/AWQ reference quantizer (per group, optional clip c ≤ 1):
-//   asymmetric: lo = c*min(w), hi = c*max(w); d = (hi - lo) / (2^b - 1); z = clamp(round(-lo / d), 0, 2^b-1)
+//   asymmetric: lo = min(c*min(w), 0), hi = max(c*max(w), 0) (the range holds 0, as in GPTQ's
+//               quantizer); d = (hi - lo) / (2^b - 1); z = clamp(round(-lo / d), 0, 2^b-1)
 //   symmetric:  a = c*max|w|;  d = 2a / (2^b - 1); z = 2^(b-1)
 //   (d == 0, i.e. a constant-zero group, uses d = 1 so every q is z.) d is rounded to fp16 FIRST and
 //   the rounded value is used to compute q = clamp(round(w / d) + z, 0, 2^b - 1), so a packed weight
@@ -47,9 +48,10 @@ double qf_bits_per_weight(const qf_spec *s);      // including the scale and zer
 // Group parameters for n = s->group weights with clip ratio c in (0, 1].
 void qf_group_params(const qf_spec *s, const float *w, float clip, float *d, int *z);
 // q for one weight given the (fp16-rounded) parameters.
-// Rounds half to even, as torch.round in the GPTQ/AWQ references.
+// Rounds half to even, as torch.round in the GPTQ/AWQ references. NaN maps to z (0 after dequant).
 static inline int qf_quantize_value(float w, float d, int z, int bits) {
     float r = nearbyintf(w / d) + (float)z;
+    if (r != r) return z;
     float maxq = (float)((1 << bits) - 1);
     return r < 0 ? 0 : r > maxq ? (int)maxq : (int)r;
 }
