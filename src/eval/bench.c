@@ -5,8 +5,8 @@
 // then. The median fraction over segments is reported.
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/pool.h"
 #include "forward/forward.h"
@@ -16,12 +16,6 @@
 enum { BENCH_SEGMENT = 16 };
 
 uint64_t eval_stream_read_avx2(const void *buf, size_t bytes);
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 // The matrices one decode step streams, in order.
 static int decode_tensors(const intact_model *m, const it_tensor **out) {
@@ -79,9 +73,9 @@ static void probe_worker(void *arg, int ith, int nth) {
 static double probe_gb_s(intact_ctx *c, probe_job *j, double bytes) {
     double best = 0;
     for (int rep = 0; rep < 2; rep++) {
-        double t0 = now_s();
+        double t0 = it_now_s();
         it_pool_run(c->pool, probe_worker, j);
-        double g = bytes / (now_s() - t0) / 1e9;
+        double g = bytes / (it_now_s() - t0) / 1e9;
         if (g > best) best = g;
     }
     return best;
@@ -133,9 +127,9 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     // Warm-up: one token touches every weight page of the mapping, so timings exclude page faults.
     int rc = intact_ctx_eval(c, prompt, 1, err);
     intact_ctx_reset(c);
-    double t0 = now_s();
+    double t0 = it_now_s();
     if (rc == 0) rc = intact_ctx_eval(c, prompt, p->n_prompt, err);
-    out->prefill_s = now_s() - t0;
+    out->prefill_s = it_now_s() - t0;
 
     probe_job pj = {ts, decode_tensors(m, ts), {0}};
     double weight_read = 0;
@@ -144,9 +138,9 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     double bytes = 0;
     for (int seg = 0; rc == 0 && seg < n_seg; seg++) {
         int n = p->n_gen - seg * BENCH_SEGMENT < BENCH_SEGMENT ? p->n_gen - seg * BENCH_SEGMENT : BENCH_SEGMENT;
-        double seg_bytes = 0, ts0 = now_s();
+        double seg_bytes = 0, ts0 = it_now_s();
         rc = decode_segment(c, n, &seg_bytes, err);
-        double dt = now_s() - ts0;
+        double dt = it_now_s() - ts0;
         out->decode_s += dt;
         bytes += seg_bytes;
         if (p->measure_bandwidth && rc == 0) {

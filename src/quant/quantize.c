@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "forward/forward.h"
 #include "quant/gptq.h"
@@ -24,12 +24,6 @@ intact_quant_params intact_quant_default_params(void) {
     p.calib_tokens = 512;
     p.n_threads = 1;
     return p;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 // The matrices of a layer in the order their inputs appear, with the input each one reads.
@@ -151,7 +145,7 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
                        p->bits, p->group);
     if (m->quant.method[0])
         return it_fail(err, INTACT_E_ARG, "the model is already quantized (%s)", m->quant.method);
-    double t0 = now_s();
+    double t0 = it_now_s();
     q.rep->bytes_before = m->weight_bytes;
     int rc = quant_run_begin(&q);
     for (int l = 0; rc == 0 && l < m->hp.n_layers; l++) {
@@ -169,6 +163,6 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
     m->quant.sym = p->sym;
     q.rep->bytes_after = m->weight_bytes;
     q.rep->bits_per_weight = q.q_weights > 0 ? q.q_bits / q.q_weights : 0;
-    q.rep->seconds = now_s() - t0;
+    q.rep->seconds = it_now_s() - t0;
     return 0;
 }
