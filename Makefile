@@ -17,7 +17,7 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
 
 LIB_SRC  := $(wildcard src/core/*.c src/io/*.c src/model/*.c src/kernels/*.c src/forward/*.c \
-                       src/kv/*.c src/eval/*.c src/sample/*.c src/quant/*.c)
+                       src/kv/*.c src/eval/*.c src/sample/*.c src/quant/*.c src/ikv/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 

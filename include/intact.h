@@ -105,6 +105,10 @@ intact_ctx_params intact_ctx_default_params(void);
 intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, intact_error *err);
 void intact_ctx_free(intact_ctx *c);
 void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user);
+// With on = 1 the observer also receives "attn_probs" per layer: (n_heads * n, pos + n) rows — row
+// h*n + t is query t's softmax over the keys (the eval's n tokens at positions pos..pos+n-1; evals
+// longer than 64 tokens arrive in micro-batches of 64). Costs n_heads*64*n_ctx floats. 0 or -1.
+int intact_ctx_record_attention(intact_ctx *c, int on);
 // Forget the KV cache; the next eval starts at position 0.
 void intact_ctx_reset(intact_ctx *c);
 int intact_ctx_pos(const intact_ctx *c);
@@ -112,6 +116,30 @@ int intact_ctx_pos(const intact_ctx *c);
 int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err);
 // Logits of the i-th token of the last eval (logits_all) or, with i = -1, of its last token.
 const float *intact_ctx_logits(const intact_ctx *c, int i);
+
+// ---------------------------------------------------------------- IntactKV prefixes
+// The K/V of the first tokens ([BOS], or BOS + a system prompt) computed by the full-precision
+// model, kept lossless and put in front of any (quantized) model of the same family.
+typedef struct intact_prefix intact_prefix;
+
+// Runs m on tokens (which must start with BOS when from_bos) and keeps every layer's K (after
+// RoPE) and V in fp32, plus the logits of the last prefix token (they score the first text token).
+intact_prefix *intact_prefix_build(const intact_model *m, const int32_t *tokens, int n, int from_bos,
+                                   intact_error *err);
+// File format: see src/ikv/prefix.c. fp16 = 1 stores K/V as fp16 (half the size, not lossless).
+int intact_prefix_save(const intact_prefix *p, const char *path, int fp16, intact_error *err);
+// Loads and validates a prefix file against the model it will be used with (same family: shapes,
+// vocabulary and tokenizer must match the fingerprint).
+intact_prefix *intact_prefix_load(const char *path, const intact_model *m, intact_error *err);
+void intact_prefix_free(intact_prefix *p);
+int intact_prefix_n_tokens(const intact_prefix *p);
+const int32_t *intact_prefix_tokens(const intact_prefix *p);
+int intact_prefix_from_bos(const intact_prefix *p);
+// Resets the context, writes the prefix K/V at positions 0..n-1 and makes the prefix's stored
+// last-token logits the current logits. Later evals continue at position n.
+int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
+// The model's family fingerprint (hyperparameters + tokenizer), as stored in prefix files.
+uint64_t intact_model_fingerprint(const intact_model *m);
 
 // ---------------------------------------------------------------- sampling
 typedef struct intact_sampler {
@@ -131,6 +159,9 @@ typedef struct intact_eval_params {
     int n_threads;
     intact_progress progress;
     void *progress_user;
+    // IntactKV: each chunk starts with this prefix (for the evaluated model, never for a base
+    // model) instead of a computed [BOS]; text tokens per chunk = n_ctx - prefix length.
+    const intact_prefix *prefix;
 } intact_eval_params;
 
 typedef struct intact_ppl_result {
@@ -184,6 +215,18 @@ intact_quant_params intact_quant_default_params(void);
 int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_quant_report *report,
                           intact_error *err);
 
+// The paper's Fig. 2 measurement: for k = 0..max_prefix intact initial tokens (their K/V from fp,
+// the rest computed by qm), the MSE against fp of every layer's attention output ("attn_out") and
+// block output ("block_out"), averaged over layers, dims and the text positions after max_prefix
+// (the same positions for every k). Chunks as in perplexity ([BOS] + n_ctx-1 text tokens).
+typedef struct intact_ikv_mse_row {
+    int n_intact;
+    double attn_mse, block_mse;
+} intact_ikv_mse_row;
+int intact_ikv_mse(const intact_model *qm, const intact_model *fp, const char *text, size_t len,
+                   const intact_eval_params *p, int max_prefix, intact_ikv_mse_row *rows /* max_prefix+1 */,
+                   intact_error *err);
+
 // ---------------------------------------------------------------- benchmark
 typedef struct intact_bench_params {
     int n_prompt;      // prefill length (tokens, one batch)
@@ -191,6 +234,7 @@ typedef struct intact_bench_params {
     int n_threads;
     uint64_t seed;     // the prompt is random token ids
     int measure_bandwidth; // interleave read-bandwidth probes with decode (see mem_bw_gb_s)
+    const intact_prefix *prefix;  // IntactKV prefix installed before the prompt (NULL: none)
 } intact_bench_params;
 
 typedef struct intact_bench_result {
@@ -205,6 +249,57 @@ typedef struct intact_bench_result {
 } intact_bench_result;
 int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
                  intact_error *err);
+
+// ---- analysis
+// Pivot tokens (IntactKV, Liu et al. 2024): a few early tokens ([BOS], a system prompt) carry
+// massive activations in a few channels of the residual stream and draw a large share of the
+// attention ("attention sinks"). intact_analyze runs the model once over tokens (normally BOS +
+// text) with an observer and measures both, per layer.
+//
+// Criteria (a token may meet either or both; each is judged per layer):
+//  - activation: max|h| of the token's residual stream after the layer ("block_out") is
+//    >= pivot_ratio x the median, over the OTHER tokens, of their max|h| in that layer;
+//  - attention: the share the token receives as a key (mean over heads of the mean over the queries
+//    t >= key of prob(t, key)) is >= attn_ratio x the share it would receive if every query
+//    attended uniformly to the keys it can see: uniform(j) = mean_{t=j..n-1} 1/(t+1).
+typedef struct intact_analyze_params {
+    int n_threads;       // 0: 1
+    float pivot_ratio;   // activation criterion (default 4)
+    float attn_ratio;    // attention criterion (default 3)
+    int keep_maps;       // keep every layer's and head's full (n x n) attention map (plots)
+} intact_analyze_params;
+
+enum intact_pivot_why { INTACT_PIVOT_ACT = 1, INTACT_PIVOT_ATTN = 2 };
+
+// K and V (K after RoPE) of one layer: element absmax and standard deviation over the pivot tokens'
+// rows ([0]; NaN when there are none) and over the other tokens' rows ([1]).
+typedef struct intact_kv_stats {
+    float k_absmax[2], k_std[2], v_absmax[2], v_std[2];
+} intact_kv_stats;
+
+// Read-only result; arrays indexed [layer * n_tokens + token] unless said otherwise.
+typedef struct intact_analysis {
+    int n_tokens, n_layers, n_heads, dim;
+    int32_t *tokens;          // [n_tokens]
+    float *max_abs;           // max |h| after the layer
+    int *channel, *channel2;  // channels of the largest and second largest |h|
+    float *median_other;      // median of max_abs over the other tokens of the layer
+    float *share;             // attention share received as a key, mean over heads
+    float *head_share;        // [(layer * n_heads + head) * n_tokens + token]
+    float *uniform;           // [n_tokens] share under uniform attention (the attention baseline)
+    unsigned char *why;       // enum intact_pivot_why bits: the criteria the token meets there
+    int n_pivots;
+    int *pivots;              // tokens meeting a criterion in at least one layer, ascending
+    intact_kv_stats *kv;      // [n_layers]
+    float *maps;              // keep_maps: [((layer * n_heads + head) * n_tokens + query) * n_tokens
+                              //  + key], zero above the diagonal; else NULL
+} intact_analysis;
+
+intact_analyze_params intact_analyze_default_params(void);
+// Needs 2 <= n <= the model's context length. Returns NULL on failure (err filled).
+intact_analysis *intact_analyze(const intact_model *m, const int32_t *tokens, int n,
+                                const intact_analyze_params *p, intact_error *err);
+void intact_analysis_free(intact_analysis *a);
 
 #ifdef __cplusplus
 }

@@ -7,11 +7,12 @@
 #include "cli/quant_flags.h"
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *tok = NULL;
+    const char *model = NULL, *tok = NULL, *ikv = NULL;
     int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
     quant_flags qf;
     quant_flags_init(&qf);
-    cli_opt opts[7 + QUANT_N_OPTS] = {
+    cli_opt opts[8 + QUANT_N_OPTS] = {
+        {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
@@ -20,7 +21,7 @@ int cmd_bench(int argc, char **argv) {
         {"--no-bandwidth", NULL, ARG_FLAG, &no_bw, NULL, "skip the memory bandwidth measurement", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
     };
-    int n_opts = quant_flags_add(&qf, opts, 7, 0);
+    int n_opts = quant_flags_add(&qf, opts, 8, 0);
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     intact_model *m = cli_load_model("bench", model, tok);
@@ -28,10 +29,14 @@ int cmd_bench(int argc, char **argv) {
     if (!m) return 1;
     intact_model_info in;
     intact_model_get_info(m, &in);
-    intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw};
+    intact_prefix *prefix = ikv ? cli_load_prefix("bench", ikv, m) : NULL;
+    if (ikv && !prefix) { intact_model_free(m); return 1; }
+    intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix};
     intact_bench_result r;
     intact_error err = {0, ""};
-    if (intact_bench(m, &p, &r, &err) != 0) {
+    int brc = intact_bench(m, &p, &r, &err);
+    intact_prefix_free(prefix);
+    if (brc != 0) {
         fprintf(stderr, "intact bench: %s\n", err.msg);
         intact_model_free(m);
         return 1;

@@ -7,13 +7,14 @@
 #include "cli/quant_flags.h"
 
 typedef struct {
-    const char *model, *tok, *file, *base;
+    const char *model, *tok, *file, *base, *ikv;
     int n_ctx, chunks, threads, json;
     quant_flags q;
 } eval_flags;
 
 static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, char **argv) {
-    cli_opt opts[8 + QUANT_N_OPTS] = {
+    cli_opt opts[9 + QUANT_N_OPTS] = {
+        {"--ikv", NULL, ARG_STR, &f->ikv, "P.ikv", "IntactKV prefix: each chunk starts with it (model only)", 0, 0},
         {"--model", "-m", ARG_STR, &f->model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &f->tok, "PATH", "llama2.c tokenizer.bin (used for both models)", 0, 0},
         {"--file", "-f", ARG_STR, &f->file, "PATH", "text to evaluate", 0, 0},
@@ -25,7 +26,7 @@ static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, c
     };
     const char *syn = with_base ? "-m MODEL --base BASE_MODEL -f TEXT [-c CTX] [--json]"
                                 : "-m MODEL -f TEXT [-c CTX] [--chunks N] [--json]";
-    int n = quant_flags_add(&f->q, opts, with_base ? 8 : 7, 0);
+    int n = quant_flags_add(&f->q, opts, with_base ? 9 : 8, 0);
     int rc = cli_parse(cmd, syn, opts, n, argc, argv);
     if (rc) return rc;
     if (!f->file) {
@@ -58,10 +59,13 @@ int cmd_ppl(int argc, char **argv) {
     intact_model *m = cli_load_model("ppl", f.model, f.tok);
     if (m && quant_flags_apply("ppl", &f.q, m, f.threads, f.json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) { free(text); return 1; }
-    intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks"};
+    intact_prefix *prefix = f.ikv ? cli_load_prefix("ppl", f.ikv, m) : NULL;
+    if (f.ikv && !prefix) { free(text); intact_model_free(m); return 1; }
+    intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks", prefix};
     intact_ppl_result r;
     intact_error err = {0, ""};
     rc = intact_eval_ppl(m, text, len, &p, &r, &err);
+    intact_prefix_free(prefix);
     if (rc != 0) fprintf(stderr, "intact ppl: %s\n", err.msg);
     else if (f.json)
         printf("{\"ppl\":%.6f,\"nll\":%.6f,\"tokens\":%lld,\"chunks\":%d,\"ctx\":%d}\n", r.ppl, r.nll,
@@ -87,8 +91,9 @@ int cmd_kld(int argc, char **argv) {
     if (m && quant_flags_apply("kld", &f.q, m, f.threads, f.json, NULL) != 0) { intact_model_free(m); m = NULL; }
     intact_model *base = m ? cli_load_model("kld", f.base, f.tok) : NULL;
     rc = 1;
-    if (base) {
-        intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks"};
+    intact_prefix *prefix = base && f.ikv ? cli_load_prefix("kld", f.ikv, m) : NULL;
+    if (base && (!f.ikv || prefix)) {
+        intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks", prefix};
         intact_kld_result r;
         intact_error err = {0, ""};
         rc = intact_eval_kld(m, base, text, len, &p, &r, &err);
@@ -103,6 +108,7 @@ int cmd_kld(int argc, char **argv) {
         rc = rc ? 1 : 0;
     }
     free(text);
+    intact_prefix_free(prefix);
     intact_model_free(m);
     intact_model_free(base);
     return rc;

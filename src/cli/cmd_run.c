@@ -30,13 +30,14 @@ static int32_t *tokenize_all(const char *cmd, intact_model *m, const char *text,
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *model = NULL, *tok = NULL, *prompt = NULL, *prompt_file = NULL;
+    const char *model = NULL, *tok = NULL, *prompt = NULL, *prompt_file = NULL, *ikv = NULL;
     int n_gen = 128, threads = cli_default_threads(), n_ctx = 0, show_stats = 0;
     float temp = 0.8f, top_p = 0.95f;
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     quant_flags qf;
     quant_flags_init(&qf);
-    cli_opt opts[11 + QUANT_N_OPTS] = {
+    cli_opt opts[12 + QUANT_N_OPTS] = {
+        {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix; the prompt must start with its tokens", 0, 0},
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--prompt", "-p", ARG_STR, &prompt, "TEXT", "prompt (default: empty, BOS only)", 0, 0},
@@ -49,7 +50,7 @@ int cmd_run(int argc, char **argv) {
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
     };
-    int n_opts = quant_flags_add(&qf, opts, 11, 0);
+    int n_opts = quant_flags_add(&qf, opts, 12, 0);
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     if (prompt && prompt_file) {
@@ -88,7 +89,23 @@ int cmd_run(int argc, char **argv) {
     intact_sampler_init(&smp, temp, top_p, seed);
     double t0 = now_s(), t_prefill = 0;
     int generated = 0;
-    if (rc == 0 && intact_ctx_eval(c, ids, n_prompt, &err) != 0) {
+    intact_prefix *prefix = rc == 0 && ikv ? cli_load_prefix("run", ikv, m) : NULL;
+    int skip = 0; // prompt tokens the prefix already holds
+    if (ikv && !prefix) rc = 1;
+    if (prefix) {
+        int pn = intact_prefix_n_tokens(prefix);
+        const int32_t *pt = intact_prefix_tokens(prefix);
+        if (n_prompt < pn || memcmp(ids, pt, (size_t)pn * sizeof *ids) != 0) {
+            fprintf(stderr, "intact run: the prompt does not start with the prefix's %d token%s (%s)\n", pn,
+                    pn == 1 ? "" : "s", intact_prefix_from_bos(prefix) ? "its BOS" : "its system prompt");
+            rc = 1;
+        } else if (intact_ctx_use_prefix(c, prefix, &err) != 0) {
+            fprintf(stderr, "intact run: %s\n", err.msg);
+            rc = 1;
+        }
+        skip = pn;
+    }
+    if (rc == 0 && n_prompt > skip && intact_ctx_eval(c, ids + skip, n_prompt - skip, &err) != 0) {
         fprintf(stderr, "intact run: %s\n", err.msg);
         rc = 1;
     }
@@ -122,6 +139,7 @@ int cmd_run(int argc, char **argv) {
                     generated > 0 ? generated / t_gen : 0.0);
     }
     free(ids);
+    intact_prefix_free(prefix);
     intact_ctx_free(c);
     intact_model_free(m);
     return rc;

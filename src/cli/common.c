@@ -76,3 +76,10 @@ int cli_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 16 ? 16 : (int)n;
 }
+
+intact_prefix *cli_load_prefix(const char *cmd, const char *path, const intact_model *m) {
+    intact_error err = {0, ""};
+    intact_prefix *p = intact_prefix_load(path, m, &err);
+    if (!p) fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
+    return p;
+}

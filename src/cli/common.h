@@ -15,7 +15,11 @@ double cli_peak_rss_mb(void);
 // Online CPUs, capped at 16: what -t defaults to, as in llama.cpp.
 int cli_default_threads(void);
 
+// Loads and validates an IntactKV prefix for m; prints the error and returns NULL on failure.
+intact_prefix *cli_load_prefix(const char *cmd, const char *path, const intact_model *m);
+
 int cmd_info(int argc, char **argv);
+int cmd_ikv(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);

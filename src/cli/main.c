@@ -12,6 +12,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *wha
     {"kld", cmd_kld, "KL divergence of a model against a base model"},
     {"bench", cmd_bench, "prefill and decode speed, memory bandwidth, peak RSS"},
     {"quantize", cmd_quantize, "RTN / GPTQ / AWQ weight quantization to GGUF"},
+    {"ikv", cmd_ikv, "IntactKV prefixes: build, calibrate, mse"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -102,10 +102,11 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
                  intact_error *err) {
     if (p->n_prompt < 1 || p->n_gen < 0)
         return it_fail(err, INTACT_E_ARG, "bench needs a prompt of at least 1 token");
-    if (p->n_prompt + p->n_gen > m->hp.ctx_len)
-        return it_fail(err, INTACT_E_ARG, "prompt %d + generated %d exceeds the model context %d",
-                       p->n_prompt, p->n_gen, m->hp.ctx_len);
-    intact_ctx_params cp = {p->n_prompt + p->n_gen, p->n_threads, 0};
+    int head = p->prefix ? intact_prefix_n_tokens(p->prefix) : 0;
+    if (head + p->n_prompt + p->n_gen > m->hp.ctx_len)
+        return it_fail(err, INTACT_E_ARG, "prefix %d + prompt %d + generated %d exceeds the model context %d",
+                       head, p->n_prompt, p->n_gen, m->hp.ctx_len);
+    intact_ctx_params cp = {head + p->n_prompt + p->n_gen, p->n_threads, 0};
     intact_ctx *c = intact_ctx_new(m, &cp, err);
     if (!c) return -1;
     int n_seg = (p->n_gen + BENCH_SEGMENT - 1) / BENCH_SEGMENT;
@@ -128,6 +129,8 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     int rc = intact_ctx_eval(c, prompt, 1, err);
     intact_ctx_reset(c);
     double t0 = it_now_s();
+    // The prefix is installed, not computed: its cost is a copy of its K/V, inside the timing.
+    if (rc == 0 && p->prefix) rc = intact_ctx_use_prefix(c, p->prefix, err);
     if (rc == 0) rc = intact_ctx_eval(c, prompt, p->n_prompt, err);
     out->prefill_s = it_now_s() - t0;
 

@@ -30,10 +30,10 @@ int intact_eval_kld(const intact_model *m, const intact_model *base, const char 
     int cl;
     int chunks = eval_chunks(m, text, len, p, &tokens, &cl, err);
     if (chunks < 0) return -1;
-    intact_ctx_params cp = {cl + 1, p->n_threads, 1};
+    intact_ctx_params cp = {p->n_ctx, p->n_threads, 1};
     intact_ctx *ctx = intact_ctx_new(m, &cp, err);
     intact_ctx *bctx = ctx ? intact_ctx_new(base, &cp, err) : NULL;
-    int32_t *buf = malloc((size_t)(cl + 1) * sizeof *buf);
+    int32_t *buf = malloc((size_t)p->n_ctx * sizeof *buf);
     double *lp = malloc((size_t)nv * sizeof *lp), *lb = malloc((size_t)nv * sizeof *lb);
     double *klds = malloc((size_t)chunks * cl * sizeof *klds);
     int rc = 0;
@@ -43,13 +43,15 @@ int intact_eval_kld(const intact_model *m, const intact_model *base, const char 
     int64_t k = 0;
     for (int c = 0; rc == 0 && c < chunks; c++) {
         const int32_t *chunk = tokens + (size_t)c * cl;
-        if (eval_run_chunk(ctx, m, chunk, cl, buf, err) || eval_run_chunk(bctx, base, chunk, cl, buf, err)) {
+        // The base model computes the prefix tokens itself: it is the full-precision reference.
+        if (eval_run_chunk(ctx, m, p->prefix, 1, chunk, cl, buf, err) ||
+            eval_run_chunk(bctx, base, p->prefix, 0, chunk, cl, buf, err)) {
             rc = -1;
             break;
         }
         for (int i = 0; i < cl; i++) {
-            eval_log_softmax(intact_ctx_logits(ctx, i), nv, lp);
-            eval_log_softmax(intact_ctx_logits(bctx, i), nv, lb);
+            eval_log_softmax(eval_score_logits(ctx, p->prefix, 1, i), nv, lp);
+            eval_log_softmax(eval_score_logits(bctx, p->prefix, 0, i), nv, lb);
             double kl = 0;
             for (int v = 0; v < nv; v++) kl += exp(lb[v]) * (lb[v] - lp[v]);
             klds[k++] = kl > 0 ? kl : 0; // tiny negatives are rounding

@@ -6,12 +6,15 @@
 
 #include "core/error.h"
 #include "eval/eval.h"
+#include "ikv/prefix.h"
 #include "model/model.h"
 
 int eval_chunks(const intact_model *m, const char *text, size_t len, const intact_eval_params *p,
                 int32_t **tokens, int *chunk_len, intact_error *err) {
     *tokens = NULL;
-    if (p->n_ctx < 2) return it_fail(err, INTACT_E_ARG, "context size %d is too small (min 2)", p->n_ctx);
+    int head = p->prefix ? intact_prefix_n_tokens(p->prefix) : 1;
+    if (p->n_ctx < head + 1)
+        return it_fail(err, INTACT_E_ARG, "context size %d is too small (min %d)", p->n_ctx, head + 1);
     if (p->n_ctx > m->hp.ctx_len)
         return it_fail(err, INTACT_E_ARG, "context size %d exceeds the model's %d", p->n_ctx, m->hp.ctx_len);
     if (len > (size_t)1 << 30) return it_fail(err, INTACT_E_LIMIT, "text larger than 1 GiB");
@@ -23,7 +26,7 @@ int eval_chunks(const intact_model *m, const char *text, size_t len, const intac
     int32_t *t = malloc((size_t)n * sizeof *t);
     if (!t) return it_fail(err, INTACT_E_NOMEM, "out of memory");
     if (intact_tokenize(m, text, len, 0, t, n, err) != n) { free(t); return -1; }
-    int cl = p->n_ctx - 1;
+    int cl = p->n_ctx - head;
     int chunks = n / cl;
     if (chunks == 0) { chunks = 1; cl = n; }
     if (p->max_chunks > 0 && chunks > p->max_chunks) chunks = p->max_chunks;
@@ -41,14 +44,28 @@ void eval_log_softmax(const float *logits, int n, double *out) {
     for (int i = 0; i < n; i++) out[i] = (double)logits[i] - lse;
 }
 
-// Evaluates one chunk ([BOS] + cl tokens) in ctx, leaving logits for all cl+1 positions.
-int eval_run_chunk(intact_ctx *ctx, const intact_model *m, const int32_t *chunk, int cl, int32_t *buf,
-                   intact_error *err) {
+// Evaluates one chunk of cl text tokens from an empty cache, after its head: the IntactKV prefix
+// (installed, not computed) when given, else the prefix's tokens or [BOS] computed by this model.
+// buf holds head + cl ids of scratch.
+int eval_run_chunk(intact_ctx *ctx, const intact_model *m, const intact_prefix *prefix, int use_prefix_kv,
+                   const int32_t *chunk, int cl, int32_t *buf, intact_error *err) {
+    if (prefix && use_prefix_kv) {
+        if (intact_ctx_use_prefix(ctx, prefix, err) != 0) return -1;
+        return intact_ctx_eval(ctx, chunk, cl, err);
+    }
+    int head = prefix ? intact_prefix_n_tokens(prefix) : 1;
+    if (prefix) memcpy(buf, intact_prefix_tokens(prefix), (size_t)head * sizeof *buf);
     // Models without a BOS (Qwen2) start documents after their end-of-text token instead.
-    buf[0] = tok_bos(m->vocab) >= 0 ? tok_bos(m->vocab) : tok_eos(m->vocab);
-    memcpy(buf + 1, chunk, (size_t)cl * sizeof *buf);
+    else buf[0] = tok_bos(m->vocab) >= 0 ? tok_bos(m->vocab) : tok_eos(m->vocab);
+    memcpy(buf + head, chunk, (size_t)cl * sizeof *buf);
     intact_ctx_reset(ctx);
-    return intact_ctx_eval(ctx, buf, cl + 1, err);
+    return intact_ctx_eval(ctx, buf, head + cl, err);
+}
+
+const float *eval_score_logits(const intact_ctx *ctx, const intact_prefix *prefix, int use_prefix_kv, int i) {
+    if (prefix && use_prefix_kv) return i == 0 ? prefix->logits : intact_ctx_logits(ctx, i - 1);
+    int head = prefix ? intact_prefix_n_tokens(prefix) : 1;
+    return intact_ctx_logits(ctx, head - 1 + i);
 }
 
 int intact_eval_ppl(const intact_model *m, const char *text, size_t len, const intact_eval_params *p,
@@ -57,9 +74,9 @@ int intact_eval_ppl(const intact_model *m, const char *text, size_t len, const i
     int cl;
     int chunks = eval_chunks(m, text, len, p, &tokens, &cl, err);
     if (chunks < 0) return -1;
-    intact_ctx_params cp = {cl + 1, p->n_threads, 1};
+    intact_ctx_params cp = {p->n_ctx, p->n_threads, 1};
     intact_ctx *ctx = intact_ctx_new(m, &cp, err);
-    int32_t *buf = malloc((size_t)(cl + 1) * sizeof *buf);
+    int32_t *buf = malloc((size_t)p->n_ctx * sizeof *buf);
     double *lp = malloc((size_t)m->hp.n_vocab * sizeof *lp);
     int rc = 0;
     if (!ctx || !buf || !lp) rc = ctx ? it_fail(err, INTACT_E_NOMEM, "out of memory") : -1;
@@ -67,9 +84,9 @@ int intact_eval_ppl(const intact_model *m, const char *text, size_t len, const i
     int64_t scored = 0;
     for (int c = 0; rc == 0 && c < chunks; c++) {
         const int32_t *chunk = tokens + (size_t)c * cl;
-        if (eval_run_chunk(ctx, m, chunk, cl, buf, err) != 0) { rc = -1; break; }
+        if (eval_run_chunk(ctx, m, p->prefix, 1, chunk, cl, buf, err) != 0) { rc = -1; break; }
         for (int i = 0; i < cl; i++) {
-            eval_log_softmax(intact_ctx_logits(ctx, i), m->hp.n_vocab, lp);
+            eval_log_softmax(eval_score_logits(ctx, p->prefix, 1, i), m->hp.n_vocab, lp);
             nll -= lp[chunk[i]];
             scored++;
         }

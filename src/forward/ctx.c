@@ -83,7 +83,7 @@ void intact_ctx_free(intact_ctx *c) {
     it_pool_free(c->pool);
     free(c->rope_theta); free(c->rope_cs);
     free(c->x); free(c->xb); free(c->q); free(c->att); free(c->k); free(c->v);
-    free(c->gate); free(c->up); free(c->logits);
+    free(c->gate); free(c->up); free(c->logits); free(c->probs);
     free(c);
 }
 
@@ -104,3 +104,16 @@ void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user) {
 
 void intact_ctx_reset(intact_ctx *c) { c->pos = 0; c->n_logits = 0; }
 int intact_ctx_pos(const intact_ctx *c) { return c->pos; }
+
+int intact_ctx_record_attention(intact_ctx *c, int on) {
+    if (!on) {
+        free(c->probs);
+        c->probs = NULL;
+        return 0;
+    }
+    if (c->probs) return 0;
+    size_t n;
+    if (it_mul_size((size_t)c->model->hp.n_heads * (size_t)c->ubatch, (size_t)c->n_ctx, &n)) return -1;
+    c->probs = alloc_floats(n, 1);
+    return c->probs ? 0 : -1;
+}

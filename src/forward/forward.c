@@ -58,7 +58,10 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "k", k, n, kv_dim);
         observe(c, l, "v", v, n, kv_dim);
         c->kv->ops->store(c->kv, l, c->pos, n, k, v);
+        c->kv->probs = c->probs;
         c->kv->ops->attend(c->kv, pool, l, c->pos, n, q, att);
+        c->kv->probs = NULL;
+        if (c->probs) observe(c, l, "attn_probs", c->probs, hp->n_heads * n, c->pos + n);
         observe(c, l, "wo_in", att, n, dim);
         kern_matmul(pool, &ly->wo, att, n, xb);
         observe(c, l, "attn_out", xb, n, dim);

@@ -21,6 +21,7 @@ struct intact_ctx {
     float *gate, *up;            // (ubatch, hidden)
     float *logits;               // (logits_cap, n_vocab)
     int logits_cap, n_logits;
+    float *probs;                // (n_heads, ubatch, n_ctx) attention probabilities, when recording
     int stop_after_layer;        // -1: run the whole model; else skip later layers and the head
     intact_observer observer;
     void *observer_user;

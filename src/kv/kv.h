@@ -24,6 +24,9 @@ typedef struct it_kv_ops {
 struct it_kv {
     const it_kv_ops *ops;
     int n_layers, n_ctx, n_heads, n_kv_heads, head_dim;
+    // When non-NULL, attend also writes its softmax probabilities here as (n_heads, n, pos + n)
+    // row-major — row h*n + t holds query t's weights over keys 0..pos+n-1 (0 past its own position).
+    float *probs;
 };
 
 // Full-precision (fp32) cache.

@@ -71,6 +71,12 @@ static void attend_worker(void *arg, int ith, int nth) {
             }
             float inv = (float)(1.0 / sum);
             for (int p = 0; p < n_keys; p++) sg[p] *= inv;
+            if (kv->probs) {
+                int w = j->pos + j->n;
+                float *dst = kv->probs + ((size_t)(kvh * group + g) * j->n + t) * w;
+                memcpy(dst, sg, (size_t)n_keys * sizeof *dst);
+                memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
+            }
         }
         memset(o, 0, (size_t)group * hd * sizeof(float));
         for (int p = 0; p < n_keys; p++) {
@@ -108,7 +114,7 @@ enum { KV_MAX_THREADS = 256 };
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim) {
     kv_full *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    it_kv b = {&full_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim};
+    it_kv b = {&full_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL};
     c->base = b;
     size_t per = (size_t)n_layers * n_ctx * n_kv_heads * head_dim;
     c->k = malloc(per * sizeof(float));

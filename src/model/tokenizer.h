@@ -34,6 +34,8 @@ int tok_decode(const tok_vocab *v, int32_t prev, int32_t id, char *buf, int cap)
 
 // Adds tokenizer.ggml.* metadata for an SPM vocabulary (see tokenizer_export.c).
 struct gguf_writer;
+// Folds the vocabulary (kind, pieces, types) into an FNV-1a hash h.
+uint64_t tok_fingerprint(const tok_vocab *v, uint64_t h);
 int tok_export_gguf(const tok_vocab *v, struct gguf_writer *w, intact_error *err);
 
 #endif

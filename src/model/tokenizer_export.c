@@ -42,3 +42,19 @@ int tok_export_gguf(const tok_vocab *v, gguf_writer *w, intact_error *err) {
     free(text); free(strs); free(lens); free(types);
     return rc ? it_fail(err, INTACT_E_NOMEM, "cannot add the tokenizer metadata") : 0;
 }
+
+uint64_t tok_fingerprint(const tok_vocab *v, uint64_t h) {
+    // FNV-1a over the kind, every piece with its length and type: a prefix file names the vocabulary
+    // it was built with, so it cannot be put in front of a model that tokenizes differently.
+    int32_t head[2] = {v->kind, v->n};
+    const unsigned char *p = (const unsigned char *)head;
+    for (size_t i = 0; i < sizeof head; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    for (int id = 0; id < v->n; id++) {
+        int len;
+        const char *s = tok_piece(v, id, &len);
+        h = (h ^ (uint64_t)(uint32_t)len) * 0x100000001b3ULL;
+        h = (h ^ v->type[id]) * 0x100000001b3ULL;
+        for (int i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
