@@ -261,7 +261,10 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
 //    >= pivot_ratio x the median, over the OTHER tokens, of their max|h| in that layer;
 //  - attention: the share the token receives as a key (mean over heads of the mean over the queries
 //    t >= key of prob(t, key)) is >= attn_ratio x the share it would receive if every query
-//    attended uniformly to the keys it can see: uniform(j) = mean_{t=j..n-1} 1/(t+1).
+//    attended uniformly to the keys it can see: uniform(j) = mean_{t=j..n-1} 1/(t+1). Only keys
+//    that at least half of the queries can see (j <= n/2) are judged: a late key's share comes
+//    from a few queries, and one local (previous-token) head would make it look like a sink.
+//    Shares shrink as n grows (about H(n)/n for key 0), so compare runs of the same length.
 typedef struct intact_analyze_params {
     int n_threads;       // 0: 1
     float pivot_ratio;   // activation criterion (default 4)

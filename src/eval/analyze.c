@@ -138,7 +138,10 @@ static void finish_layers(intact_analysis *a, const obs_state *s, const intact_a
             size_t li = (size_t)l * n + i;
             unsigned char w = 0;
             if (a->max_abs[li] >= p->pivot_ratio * a->median_other[li]) w |= INTACT_PIVOT_ACT;
-            if (a->share[li] >= p->attn_ratio * a->uniform[i]) w |= INTACT_PIVOT_ATTN;
+            // Late keys are seen by few queries: one local (previous-token) head makes their share
+            // large without them being a sink for the sequence, so only keys that at least half of
+            // the queries can see are judged.
+            if (2 * (n - i) >= n && a->share[li] >= p->attn_ratio * a->uniform[i]) w |= INTACT_PIVOT_ATTN;
             a->why[li] = w;
         }
     }

@@ -190,9 +190,12 @@ int intact_prefix_save(const intact_prefix *p, const char *path, int fp16, intac
         memcpy(tmp + plen, ".tmp.XXXXXX", 12);
         fd = mkstemp(tmp);
     }
-    if (fd < 0 || write(fd, buf, size) != (ssize_t)size || fchmod(fd, 0644) != 0 || fsync(fd) != 0 ||
-        close(fd) != 0 || rename(tmp, path) != 0) {
-        rc = it_fail(err, INTACT_E_IO, "%s: cannot write (%s)", path, strerror(errno));
+    int ok = fd >= 0 && write(fd, buf, size) == (ssize_t)size && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) { ok = 0; e = errno; }
+    if (ok && rename(tmp, path) != 0) { ok = 0; e = errno; }
+    if (!ok) {
+        rc = it_fail(err, INTACT_E_IO, "%s: cannot write (%s)", path, strerror(e));
         if (fd >= 0) unlink(tmp);
     }
     free(tmp);
