@@ -138,6 +138,25 @@ int intact_prefix_from_bos(const intact_prefix *p);
 // Resets the context, writes the prefix K/V at positions 0..n-1 and makes the prefix's stored
 // last-token logits the current logits. Later evals continue at position n.
 int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
+// Calibrated IntactKV: trains the prefix K/V (weights frozen) with AdamW so that qm's layer outputs
+// match fp's, loss = sum over layers of 1/2 MSE(block_out), on n_samples random windows of len
+// text tokens of the calibration text (each preceded by the prefix). Deterministic with seed.
+typedef struct intact_ikv_calib_params {
+    int samples, len, epochs;      // defaults 128, 512 (capped by the context), 20
+    float lr;                      // default 2e-4 (the paper's)
+    uint64_t seed;
+    int n_threads;
+    void (*progress)(void *user, int epoch, int epochs, double loss);
+    void *progress_user;
+} intact_ikv_calib_params;
+typedef struct intact_ikv_calib_report {
+    double loss_before, loss_after, seconds;
+} intact_ikv_calib_report;
+intact_ikv_calib_params intact_ikv_calib_default_params(void);
+int intact_prefix_calibrate(const intact_model *qm, const intact_model *fp, intact_prefix *p, const char *text,
+                            size_t len, const intact_ikv_calib_params *params, intact_ikv_calib_report *report,
+                            intact_error *err);
+
 // The model's family fingerprint (hyperparameters + tokenizer), as stored in prefix files.
 uint64_t intact_model_fingerprint(const intact_model *m);
 
@@ -259,12 +278,15 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
 // Criteria (a token may meet either or both; each is judged per layer):
 //  - activation: max|h| of the token's residual stream after the layer ("block_out") is
 //    >= pivot_ratio x the median, over the OTHER tokens, of their max|h| in that layer;
-//  - attention: the share the token receives as a key (mean over heads of the mean over the queries
-//    t >= key of prob(t, key)) is >= attn_ratio x the share it would receive if every query
-//    attended uniformly to the keys it can see: uniform(j) = mean_{t=j..n-1} 1/(t+1). Only keys
-//    that at least half of the queries can see (j <= n/2) are judged: a late key's share comes
-//    from a few queries, and one local (previous-token) head would make it look like a sink.
-//    Shares shrink as n grows (about H(n)/n for key 0), so compare runs of the same length.
+//  - attention (a sink draws attention from far away): sink_ratio >= attn_ratio, where sink_ratio
+//    is the attention the key receives from queries at least `local` positions later (mean over
+//    heads and those queries) divided by what they would give it if each attended uniformly to its
+//    visible keys (1/(t+1) for query t). Nearby queries are left out because previous-token heads
+//    give every key a burst of local attention; only keys that at least half of the queries see
+//    from that far are judged. local = min(8, n/4).
+// The reported share (the paper's measure) is the mean over all queries t >= key of prob(t, key);
+// it shrinks as n grows (about H(n)/n for key 0 under uniform attention): compare runs of the same
+// length, or use sink_ratio.
 typedef struct intact_analyze_params {
     int n_threads;       // 0: 1
     float pivot_ratio;   // activation criterion (default 4)
@@ -289,7 +311,9 @@ typedef struct intact_analysis {
     float *median_other;      // median of max_abs over the other tokens of the layer
     float *share;             // attention share received as a key, mean over heads
     float *head_share;        // [(layer * n_heads + head) * n_tokens + token]
-    float *uniform;           // [n_tokens] share under uniform attention (the attention baseline)
+    float *uniform;           // [n_tokens] share under uniform attention
+    float *sink_ratio;        // the attention criterion's ratio; NaN for keys it does not judge
+    int local;                // queries closer than this to a key are left out of sink_ratio
     unsigned char *why;       // enum intact_pivot_why bits: the criteria the token meets there
     int n_pivots;
     int *pivots;              // tokens meeting a criterion in at least one layer, ascending

@@ -26,5 +26,6 @@ int cmd_ppl(int argc, char **argv);
 int cmd_kld(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *wha
     {"bench", cmd_bench, "prefill and decode speed, memory bandwidth, peak RSS"},
     {"quantize", cmd_quantize, "RTN / GPTQ / AWQ weight quantization to GGUF"},
     {"ikv", cmd_ikv, "IntactKV prefixes: build, calibrate, mse"},
+    {"analyze", cmd_analyze, "pivot tokens and attention sinks of a text (report, JSON, SVG)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 
 // Dispatch protocol: the caller publishes (fn, arg) and bumps `generation`; each worker runs its
-// share and increments `done`. Workers spin on `generation` for a while (dispatches during decode
-// come every few microseconds) and only then block on the condition variable.
+// share and increments `done`. Workers spin on `generation` briefly (dispatches during decode come
+// every few microseconds), then yield the CPU between checks, and only then block on the condition
+// variable. Yielding matters on a loaded machine: a pure spin can burn a whole time slice waiting for
+// a thread the scheduler has not run, turning microseconds into milliseconds per dispatch.
 struct it_pool {
     int n;
     pthread_t *threads;
@@ -23,7 +25,7 @@ struct it_pool {
 
 typedef struct { it_pool *p; int ith; } worker_arg;
 
-enum { SPIN_ITERS = 200000 };
+enum { SPIN_ITERS = 4000, YIELD_ITERS = 20000 };
 
 static void *worker_main(void *va) {
     worker_arg wa = *(worker_arg *)va;
@@ -39,6 +41,10 @@ static void *worker_main(void *va) {
 #if defined(__x86_64__) || defined(__i386__)
                 __builtin_ia32_pause();
 #endif
+                continue;
+            }
+            if (spins < SPIN_ITERS + YIELD_ITERS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -110,12 +116,14 @@ void it_pool_run(it_pool *p, it_pool_fn fn, void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) {
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1; spins++) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        sched_yield();
+        if (spins < SPIN_ITERS) {
+            __builtin_ia32_pause();
+            continue;
+        }
 #endif
+        sched_yield();
     }
 }
 

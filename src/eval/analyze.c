@@ -19,6 +19,7 @@ typedef struct obs_state {
     int *done;       // [n_layers] tokens each layer has seen so far (evals arrive in micro-batches)
     double *kvacc;   // [(layer * n + token) * KV_ACC]
     double *psum;    // [(layer * n_heads + head) * n + key] attention probability summed over queries
+    double *pfar;    // the same over queries at least a->local positions after the key
     int bad;         // an observed tensor had an unexpected shape: the result would be wrong
 } obs_state;
 
@@ -69,7 +70,9 @@ static void observe_probs(obs_state *s, int layer, const float *data, int rows, 
         for (int t = 0; t < nq; t++) {
             const float *r = data + ((size_t)h * nq + t) * width;
             int q = pos + t;   // keys after the query are masked: only 0..q are meaningful
+            double *pf = s->pfar + ((size_t)layer * H + h) * n;
             for (int j = 0; j <= q; j++) ps[j] += r[j];
+            for (int j = 0; j <= q - a->local; j++) pf[j] += r[j];
             if (a->maps) memcpy(a->maps + (((size_t)layer * H + h) * n + q) * n, r, (size_t)(q + 1) * sizeof *r);
         }
     }
@@ -133,15 +136,18 @@ static void finish_layers(intact_analysis *a, const obs_state *s, const intact_a
                 mean += a->head_share[hi];
             }
             a->share[(size_t)l * n + j] = (float)(mean / H);
+            a->sink_ratio[(size_t)l * n + j] = NAN;
+            if (2 * (n - j - a->local) < n) continue;
+            double far = 0, uni = 0;
+            for (int h = 0; h < H; h++) far += s->pfar[((size_t)l * H + h) * n + j];
+            for (int t = j + a->local; t < n; t++) uni += 1.0 / (t + 1);
+            a->sink_ratio[(size_t)l * n + j] = (float)(far / H / uni);
         }
         for (int i = 0; i < n; i++) {
             size_t li = (size_t)l * n + i;
             unsigned char w = 0;
             if (a->max_abs[li] >= p->pivot_ratio * a->median_other[li]) w |= INTACT_PIVOT_ACT;
-            // Late keys are seen by few queries: one local (previous-token) head makes their share
-            // large without them being a sink for the sequence, so only keys that at least half of
-            // the queries can see are judged.
-            if (2 * (n - i) >= n && a->share[li] >= p->attn_ratio * a->uniform[i]) w |= INTACT_PIVOT_ATTN;
+            if (a->sink_ratio[li] >= p->attn_ratio) w |= INTACT_PIVOT_ATTN;   // false for NaN
             a->why[li] = w;
         }
     }
@@ -175,7 +181,7 @@ static void finish_kv(intact_analysis *a, const obs_state *s, const unsigned cha
 void intact_analysis_free(intact_analysis *a) {
     if (!a) return;
     free(a->tokens); free(a->max_abs); free(a->channel); free(a->channel2); free(a->median_other);
-    free(a->share); free(a->head_share); free(a->uniform); free(a->why); free(a->pivots); free(a->kv);
+    free(a->share); free(a->head_share); free(a->uniform); free(a->sink_ratio); free(a->why); free(a->pivots); free(a->kv);
     free(a->maps);
     free(a);
 }
@@ -196,11 +202,13 @@ static intact_analysis *alloc_analysis(const intact_model_info *in, int n, int k
     a->share = malloc(ln * sizeof *a->share);
     a->head_share = malloc(lhn * sizeof *a->head_share);
     a->uniform = malloc((size_t)n * sizeof *a->uniform);
+    a->sink_ratio = malloc(ln * sizeof *a->sink_ratio);
+    a->local = n / 4 < 8 ? n / 4 : 8;
     a->why = calloc(ln, 1);
     a->pivots = malloc((size_t)n * sizeof *a->pivots);
     a->kv = calloc((size_t)in->n_layers, sizeof *a->kv);
     int ok = a->tokens && a->max_abs && a->channel && a->channel2 && a->median_other && a->share &&
-             a->head_share && a->uniform && a->why && a->pivots && a->kv;
+             a->head_share && a->uniform && a->sink_ratio && a->why && a->pivots && a->kv;
     if (ok && keep_maps) {
         ok = it_mul_size(lhn, (size_t)n, &maps) == 0 && it_mul_size(maps, sizeof(float), &maps) == 0 &&
              (a->maps = calloc(1, maps)) != NULL;
@@ -225,16 +233,17 @@ intact_analysis *intact_analyze(const intact_model *m, const int32_t *tokens, in
         return NULL;
     }
     intact_analysis *a = alloc_analysis(&in, n, p->keep_maps);
-    obs_state s = {a, in.head_dim * in.n_kv_heads, NULL, NULL, NULL, 0};
+    obs_state s = {a, in.head_dim * in.n_kv_heads, NULL, NULL, NULL, NULL, 0};
     size_t lhn = (size_t)in.n_layers * in.n_heads * n;
     s.done = calloc((size_t)in.n_layers, sizeof *s.done);
     s.kvacc = calloc((size_t)in.n_layers * n * KV_ACC, sizeof *s.kvacc);
     s.psum = calloc(lhn, sizeof *s.psum);
+    s.pfar = calloc(lhn, sizeof *s.pfar);
     float *sorted = malloc((size_t)n * sizeof *sorted);
     unsigned char *is_pivot = calloc((size_t)n, 1);
     intact_ctx *c = NULL;
     int rc = -1;
-    if (!a || !s.done || !s.kvacc || !s.psum || !sorted || !is_pivot) {
+    if (!a || !s.done || !s.kvacc || !s.psum || !s.pfar || !sorted || !is_pivot) {
         it_fail(err, INTACT_E_NOMEM, "analyze: out of memory for %d tokens", n);
         goto out;
     }
@@ -263,7 +272,7 @@ intact_analysis *intact_analyze(const intact_model *m, const int32_t *tokens, in
     rc = 0;
 out:
     intact_ctx_free(c);
-    free(s.done); free(s.kvacc); free(s.psum); free(sorted); free(is_pivot);
+    free(s.done); free(s.kvacc); free(s.psum); free(s.pfar); free(sorted); free(is_pivot);
     if (rc != 0) { intact_analysis_free(a); a = NULL; }
     return a;
 }
