@@ -342,6 +342,64 @@ int main(void) {
         unlink("/tmp/intact-test-cli-q4.gguf");
     } while (0);
 
+    TEST_CASE("ikv: build, use on run/ppl/kld/bench, mse, calibrate, and their errors") do {
+        const char *pf = "/tmp/intact-test-cli.ikv", *pc = "/tmp/intact-test-cli-cal.ikv";
+        result r = run("ikv build -m '%s' -z '%s' --bos -o %s", m_en, m_tok, pf);
+        CHECK(r.rc == 0 && access(pf, F_OK) == 0, "build: %s", r.err);
+        rfree(&r);
+        r = run("ikv build -m '%s' -z '%s' --bos --prompt hi -o %s", m_en, m_tok, pf);
+        CHECK_FAILS(r, "--bos and --prompt");
+        rfree(&r);
+        r = run("ikv --help");
+        CHECK(r.rc == 0 && strstr(r.out, "calibrate"), "ikv --help");
+        rfree(&r);
+        r = run("ikv frobnicate");
+        CHECK_FAILS(r, "unknown subcommand");
+        rfree(&r);
+        // The FP prefix in front of the FP model changes nothing: same ppl.
+        r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 --json", m_en, m_tok, textfile);
+        double plain = json_num(r.out, "ppl");
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 --json --ikv %s", m_en, m_tok, textfile, pf);
+        CHECK(r.rc == 0 && near_rel(json_num(r.out, "ppl"), plain, 1e-6), "ppl with fp prefix %s vs %g", r.out, plain);
+        rfree(&r);
+        r = run("kld -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --json --ikv %s --quant rtn --bits 3 --group 32",
+                m_en, m_tok, m_en, textfile, pf);
+        CHECK(r.rc == 0 && json_num(r.out, "kld_mean") > 0, "kld with prefix: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("run -m '%s' -z '%s' --ikv %s -p 'The president said that' -n 10 --temp 0", m_en, m_tok, pf);
+        CHECK(r.rc == 0 && strstr(r.out, "The president said that the United States"), "run: '%s' %s", r.out, r.err);
+        rfree(&r);
+        r = run("bench -m '%s' -z '%s' --ikv %s -p 8 -n 4 --no-bandwidth --json", m_en, m_tok, pf);
+        CHECK(r.rc == 0 && json_num(r.out, "decode_tok_s") > 0, "bench: %s", r.err);
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' -f '%s' --ikv /tmp/no-such.ikv", m_en, m_tok, textfile);
+        CHECK_FAILS(r, "missing prefix");
+        CHECK(strstr(r.err, "/tmp/no-such.ikv") != NULL, "stderr: %s", r.err);
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' -f '%s' --ikv '%s'", m_en, m_tok, textfile, m_tok);
+        CHECK_FAILS(r, "not a prefix file");
+        CHECK(strstr(r.err, "not an IntactKV prefix") != NULL, "stderr: %s", r.err);
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' -f '%s' --ikv %s", m_st, m_tok, textfile, pf);
+        CHECK_FAILS(r, "prefix of another model");
+        rfree(&r);
+        r = run("ikv mse -m '%s' -z '%s' --base '%s' --quant rtn --bits 3 --group 32 -f '%s' -c 64 --chunks 1 "
+                "--max-prefix 2 --json", m_en, m_tok, m_en, textfile);
+        CHECK(r.rc == 0 && one_json_object(r.out) && strstr(r.out, "\"n_intact\":2"), "mse: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("ikv calibrate -m '%s' -z '%s' --quant rtn --bits 3 --group 32 --base '%s' --ikv %s --calib '%s' "
+                "--samples 2 --len 16 --epochs 2 -o %s --json", m_en, m_tok, m_en, pf, textfile, pc);
+        CHECK(r.rc == 0 && json_num(r.out, "loss_after") <= json_num(r.out, "loss_before"), "calibrate: %s %s",
+              r.out, r.err);
+        rfree(&r);
+        r = run("run -m '%s' -z '%s' --ikv %s -p 'The president' -n 2 --temp 0", m_en, m_tok, pc);
+        CHECK(r.rc == 0, "calibrated prefix loads: %s", r.err);
+        rfree(&r);
+        unlink(pf);
+        unlink(pc);
+    } while (0);
+
     if (errfile[0]) unlink(errfile);
     unlink(textfile);
     golden_free(g);
