@@ -3,7 +3,7 @@
 
   fuzz_seeds.py --shared ../shared --out build-fuzz/seeds
 """
-import argparse, os, struct
+import argparse, os, random, struct, subprocess, tempfile
 
 def gguf_string(s):
     b = s.encode()
@@ -31,10 +31,59 @@ def tiny_llama2c(shared_classifier=True):
     head = struct.pack("<7i", dim, hid, L, H, KV, V if shared_classifier else -V, S)
     return head + struct.pack(f"<{n}f", *[(i % 7) * 0.1 for i in range(n)])
 
+def fnv1a(b):
+    h = 0xcbf29ce484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+def ikv_image(n_tokens, fp16, layers=5, kv_heads=4, head_dim=8, vocab=512, fingerprint=0):
+    # Structurally valid .ikv for stories260K's shape; fuzz_ikv mode 1 repairs the fingerprint and
+    # the checksum, so this is a starting point for the body, not a loadable file on its own.
+    head = b"IKV1" + struct.pack("<IQ8I", 1, fingerprint, layers, kv_heads, head_dim, vocab, n_tokens, fp16, 0, 0)
+    toks = struct.pack(f"<{n_tokens}i", *[(1 + 37 * i) % vocab for i in range(n_tokens)])
+    logits = struct.pack(f"<{vocab}f", *[((i * 13) % 17 - 8) * 0.5 for i in range(vocab)])
+    n_kv = layers * n_tokens * kv_heads * head_dim * 2
+    vals = [((i * 7) % 23 - 11) * 0.05 for i in range(n_kv)]
+    kv = struct.pack(f"<{n_kv}e", *vals) if fp16 else struct.pack(f"<{n_kv}f", *vals)
+    body = head + toks + logits + kv
+    return body + struct.pack("<Q", fnv1a(body))
+
+def qformat_seeds(put):
+    rng = random.Random(1)
+    for f in range(24):
+        bits, group, sym = (2, 3, 4, 8)[f // 6], (32, 64, 128)[(f // 2) % 3], f % 2
+        bb = 2 + (0 if sym else 1) + group * bits // 8
+        blocks = b""
+        for g in range(2 * 2):  # 2 groups x 2 rows
+            d = struct.pack("<e", rng.choice([0.01, 0.5, 3.0, 1e-6]))
+            z = b"" if sym else bytes([rng.randrange(1 << bits)])
+            blocks += d + z + bytes(rng.randrange(256) for _ in range(group * bits // 8))
+            assert len(d + z) + group * bits // 8 == bb
+        put("fuzz_qformat", f"dequant-{f:02d}", bytes([f, 1 | 1 << 2 | 1 << 4, 255]) + blocks)
+        floats = [rng.gauss(0, 1) for _ in range(group)]
+        put("fuzz_qformat", f"quant-{f:02d}", bytes([f, 1 << 6, 200]) + struct.pack(f"<{group}f", *floats))
+    special = [float("nan"), float("inf"), -float("inf"), 3e38, -3e38, 1e-45, 0.0, -0.0]
+    put("fuzz_qformat", "quant-special", bytes([4, 1 << 6, 255]) + struct.pack("<32f", *(special * 4)))
+    put("fuzz_qformat", "dequant-nan-scale", bytes([5, 0, 0]) + b"\xff\x7f" + bytes(range(16)) * 2)
+
+def args_seeds(put):
+    lines = [
+        (0, ["-m", "model.gguf", "-p", "Once upon a time", "-n", "200", "--temp", "0"]),
+        (0, ["--model=m.bin", "-z", "tok.bin", "--top-p=0.9", "--seed", "18446744073709551615", "--stats"]),
+        (0, ["-c", "1073741824", "-t", "0", "--temp", "nan"]),
+        (0, ["--ctx-size", "-5", "--n-predict", "1e3", "--help"]),
+        (1, ["-m", "in.gguf", "-o", "out.gguf", "--bits", "4", "--group", "128", "--lr", "1e-4", "--bos"]),
+        (1, ["--bits=3", "--group=64", "--threads=2", "--seed=-1", "extra"]),
+    ]
+    for i, (table, argv) in enumerate(lines):
+        put("fuzz_args", f"argv-{i}", bytes([table]) + b"\0".join(a.encode() for a in argv))
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--out", default="build-fuzz/seeds")
+    ap.add_argument("--intact", default="", help="an intact binary, to build a real .ikv seed")
     a = ap.parse_args()
     def put(target, name, data):
         d = os.path.join(a.out, target)
@@ -53,6 +102,23 @@ def main():
     for mode in range(4):  # fuzz_tokenizer: the first byte selects the mode
         put("fuzz_tokenizer", f"text-{mode}", bytes([mode]) + text[:500])
     put("fuzz_tokenizer", "tok512", bytes([0]) + tok[:4000])
+    put("fuzz_ikv", "bos-f32", bytes([1]) + ikv_image(1, 0))
+    put("fuzz_ikv", "prompt-f16", bytes([1]) + ikv_image(6, 1))
+    put("fuzz_ikv", "prompt-f32-raw", bytes([0]) + ikv_image(3, 0))
+    put("fuzz_ikv", "prompt-f32-nocheck", bytes([2]) + ikv_image(2, 0))
+    if a.intact and os.path.exists(a.intact):
+        model = os.path.join(a.shared, "models/stories260K.bin")
+        tokz = os.path.join(a.shared, "models/tok512.bin")
+        with tempfile.TemporaryDirectory() as td:
+            for name, extra in (("real-bos", ["--bos"]), ("real-prompt-f16", ["--prompt", "Once upon a", "--fp16"])):
+                out = os.path.join(td, name + ".ikv")
+                r = subprocess.run([a.intact, "ikv", "build", "-m", model, "-z", tokz, "-o", out] + extra,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if r.returncode == 0:
+                    with open(out, "rb") as f:
+                        put("fuzz_ikv", name, bytes([0]) + f.read())
+    qformat_seeds(put)
+    args_seeds(put)
     put("fuzz_tokenizer", "utf8", bytes([1]) + "café ☃ naïve — 日本語 \xff".encode("utf-8", "surrogatepass") + b"\xff\xc3")
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ bad:
     if (o->kind == ARG_U64)
         fprintf(stderr, "intact %s: %s expects a non-negative integer, got '%s'\n", cmd, o->lng, v);
     else
-        fprintf(stderr, "intact %s: %s expects a %s in [%g, %g], got '%s'\n", cmd, o->lng,
+        fprintf(stderr, "intact %s: %s expects a %s in [%.15g, %.15g], got '%s'\n", cmd, o->lng,
                 o->kind == ARG_FLOAT ? "number" : "whole number", o->lo, o->hi, v);
     return -1;
 }

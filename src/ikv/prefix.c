@@ -203,63 +203,102 @@ int intact_prefix_save(const intact_prefix *p, const char *path, int fp16, intac
     return rc;
 }
 
+// Expected file size for the counts in a header, with overflow-checked arithmetic; 0 on overflow.
+static size_t expected_size(uint64_t n_layers, uint64_t n_kv_heads, uint64_t head_dim, uint64_t n_vocab,
+                            uint64_t n, int fp16) {
+    size_t kv, total;
+    if (__builtin_mul_overflow(n_layers, n, &kv) || __builtin_mul_overflow(kv, n_kv_heads, &kv) ||
+        __builtin_mul_overflow(kv, head_dim, &kv) || __builtin_mul_overflow(kv, (size_t)(fp16 ? 4 : 8), &kv))
+        return 0;
+    size_t fixed = IKV_HEADER + (size_t)n * 4 + (size_t)n_vocab * 4 + 8;  // n < 2^16, n_vocab < 2^32
+    if (__builtin_add_overflow(fixed, kv, &total)) return 0;
+    return total;
+}
+
+// Parses a whole .ikv image (name is only for messages). Every count is checked against the model
+// and the exact file size is checked BEFORE anything is allocated, so a hostile header cannot make
+// the loader allocate more than the file could fill.
+static intact_prefix *prefix_parse(const char *name, const unsigned char *b, size_t size, const intact_model *m,
+                                   intact_error *err) {
+    intact_prefix *p = NULL;
+    const it_hparams *hp = &m->hp;
+    if (size < IKV_HEADER + 8 || memcmp(b, "IKV1", 4) != 0) {
+        it_fail(err, INTACT_E_FORMAT, "%s: not an IntactKV prefix file (bad magic or too short)", name);
+        return NULL;
+    }
+    if (get32(b + 4) != IKV_VERSION) {
+        it_fail(err, INTACT_E_UNSUPPORTED, "%s: prefix format version %u (this build reads %d)", name, get32(b + 4),
+                IKV_VERSION);
+        return NULL;
+    }
+    if (get32(b + 16) != (uint32_t)hp->n_layers || get32(b + 20) != (uint32_t)hp->n_kv_heads ||
+        get32(b + 24) != (uint32_t)hp->head_dim || get32(b + 28) != (uint32_t)hp->n_vocab) {
+        it_fail(err, INTACT_E_ARG, "%s: built for a model with %u layers, %u kv heads of %u, vocab %u; this one "
+                "has %d, %d of %d, %d", name, get32(b + 16), get32(b + 20), get32(b + 24), get32(b + 28),
+                hp->n_layers, hp->n_kv_heads, hp->head_dim, hp->n_vocab);
+        return NULL;
+    }
+    if (get64(b + 8) != intact_model_fingerprint(m)) {
+        it_fail(err, INTACT_E_ARG, "%s: built for a different model family (fingerprint mismatch: shapes or "
+                "tokenizer differ)", name);
+        return NULL;
+    }
+    uint32_t n = get32(b + 32), dtype = get32(b + 36), flags = get32(b + 40);
+    if (n < 1 || n > IKV_MAX_TOKENS) {
+        it_fail(err, INTACT_E_LIMIT, "%s: prefix token count %u exceeds the limit of 1..%d tokens", name, n,
+                IKV_MAX_TOKENS);
+        return NULL;
+    }
+    if (dtype > 1 || flags > 1) {
+        it_fail(err, INTACT_E_FORMAT, "%s: bad dtype (%u) or flags (%u)", name, dtype, flags);
+        return NULL;
+    }
+    int fp16 = (int)dtype;
+    size_t want = expected_size((uint64_t)hp->n_layers, (uint64_t)hp->n_kv_heads, (uint64_t)hp->head_dim,
+                                (uint64_t)hp->n_vocab, n, fp16);
+    if (want == 0 || size != want) {
+        it_fail(err, INTACT_E_FORMAT, "%s: size %zu, expected %zu (truncated or padded)", name, size, want);
+        return NULL;
+    }
+    if (get64(b + want - 8) != fnv1a(FNV_INIT, b, want - 8)) {
+        it_fail(err, INTACT_E_FORMAT, "%s: checksum mismatch (corrupted)", name);
+        return NULL;
+    }
+    const unsigned char *r = b + IKV_HEADER;
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t t = (int32_t)get32(r + 4 * (size_t)i);
+        if (t < 0 || t >= hp->n_vocab) {
+            it_fail(err, INTACT_E_FORMAT, "%s: token id %d at position %u out of range (vocab %d)", name, t, i,
+                    hp->n_vocab);
+            return NULL;
+        }
+    }
+    if (!(p = ikv_prefix_alloc(m, (int)n, err))) return NULL;
+    for (int i = 0; i < p->n; i++, r += 4) p->tokens[i] = (int32_t)get32(r);
+    memcpy(p->logits, r, (size_t)p->n_vocab * 4);
+    r += (size_t)p->n_vocab * 4;
+    size_t per = (size_t)p->n * p->n_kv_heads * p->head_dim;
+    for (int l = 0; l < p->n_layers; l++)
+        for (int which = 0; which < 2; which++) {
+            float *dst = which ? ikv_layer_v(p, l) : ikv_layer_k(p, l);
+            for (size_t i = 0; i < per; i++) {
+                uint16_t h;
+                if (fp16) { memcpy(&h, r, 2); dst[i] = it_fp16_to_f32(h); r += 2; }
+                else { memcpy(&dst[i], r, 4); r += 4; }
+            }
+        }
+    p->from_bos = (int)flags;
+    return p;
+}
+
+intact_prefix *ikv_prefix_parse(const void *data, size_t size, const intact_model *m, intact_error *err) {
+    return prefix_parse("prefix", data, size, m, err);
+}
+
 intact_prefix *intact_prefix_load(const char *path, const intact_model *m, intact_error *err) {
     it_mmap map;
     if (it_mmap_open(path, &map, err) != 0) return NULL;
-    const unsigned char *b = map.data;
-    intact_prefix *p = NULL;
-    const it_hparams *hp = &m->hp;
-    if (map.size < IKV_HEADER + 8 || memcmp(b, "IKV1", 4) != 0) {
-        it_fail(err, INTACT_E_FORMAT, "%s: not an IntactKV prefix file (bad magic or too short)", path);
-    } else if (get32(b + 4) != IKV_VERSION) {
-        it_fail(err, INTACT_E_UNSUPPORTED, "%s: prefix format version %u (this build reads %d)", path, get32(b + 4),
-                IKV_VERSION);
-    } else if (get32(b + 16) != (uint32_t)hp->n_layers || get32(b + 20) != (uint32_t)hp->n_kv_heads ||
-               get32(b + 24) != (uint32_t)hp->head_dim || get32(b + 28) != (uint32_t)hp->n_vocab) {
-        it_fail(err, INTACT_E_ARG, "%s: built for a model with %u layers, %u kv heads of %u, vocab %u; this one "
-                "has %d, %d of %d, %d", path, get32(b + 16), get32(b + 20), get32(b + 24), get32(b + 28),
-                hp->n_layers, hp->n_kv_heads, hp->head_dim, hp->n_vocab);
-    } else if (get64(b + 8) != intact_model_fingerprint(m)) {
-        it_fail(err, INTACT_E_ARG, "%s: built for a different model family (fingerprint mismatch: shapes or "
-                "tokenizer differ)", path);
-    } else if (get32(b + 32) < 1 || get32(b + 32) > IKV_MAX_TOKENS || get32(b + 36) > 1 || get32(b + 40) > 1) {
-        it_fail(err, INTACT_E_FORMAT, "%s: bad token count, dtype or flags", path);
-    } else if ((p = ikv_prefix_alloc(m, (int)get32(b + 32), err)) != NULL) {
-        int fp16 = (int)get32(b + 36);
-        size_t want = file_size(p, fp16);
-        if (map.size != want) {
-            it_fail(err, INTACT_E_FORMAT, "%s: size %zu, expected %zu (truncated or padded)", path, map.size, want);
-        } else if (get64(b + want - 8) != fnv1a(FNV_INIT, b, want - 8)) {
-            it_fail(err, INTACT_E_FORMAT, "%s: checksum mismatch (corrupted)", path);
-        } else {
-            const unsigned char *r = b + IKV_HEADER;
-            int bad = 0;
-            for (int i = 0; i < p->n; i++, r += 4) {
-                p->tokens[i] = (int32_t)get32(r);
-                bad |= p->tokens[i] < 0 || p->tokens[i] >= hp->n_vocab;
-            }
-            memcpy(p->logits, r, (size_t)p->n_vocab * 4);
-            r += (size_t)p->n_vocab * 4;
-            size_t per = (size_t)p->n * p->n_kv_heads * p->head_dim;
-            for (int l = 0; l < p->n_layers; l++)
-                for (int which = 0; which < 2; which++) {
-                    float *dst = which ? ikv_layer_v(p, l) : ikv_layer_k(p, l);
-                    for (size_t i = 0; i < per; i++) {
-                        uint16_t h;
-                        if (fp16) { memcpy(&h, r, 2); dst[i] = it_fp16_to_f32(h); r += 2; }
-                        else { memcpy(&dst[i], r, 4); r += 4; }
-                    }
-                }
-            p->from_bos = (int)get32(b + 40);
-            if (bad) it_fail(err, INTACT_E_FORMAT, "%s: token id out of range", path);
-            else {
-                it_mmap_close(&map);
-                return p;
-            }
-        }
-        intact_prefix_free(p);
-        p = NULL;
-    }
+    intact_prefix *p = prefix_parse(path, map.data, map.size, m, err);
     it_mmap_close(&map);
-    return NULL;
+    return p;
 }
