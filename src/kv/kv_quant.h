@@ -1,0 +1,86 @@
+// Uniform low-bit KV cache: the foundation of MiKV (mixed-precision KV). Keys and values are stored
+// as fp32, fp16 or group-wise asymmetric INTn (n = 8, 4, 3, 2), and attention is computed from the
+// stored form (scores and weighted sums read packed codes group by group; nothing dequantizes the
+// whole cache into a float copy).
+//
+// Quantization (asymmetric, one fp16 scale d and one fp16 offset m per group of G values):
+//     w ≈ d·q + m,  q in [0, 2^n - 1]
+// m is the group minimum rounded DOWN to fp16 and d = (max - m) / (2^n - 1) rounded UP to fp16, so
+// the rounded range [m, m + d·(2^n-1)] still covers the group and |w - (d·q + m)| ≤ d/2 for every w
+// (up to float rounding). q = clamp(round((w - m) / d)). Values must lie in fp16 range.
+//
+// Axes:
+//   values, and keys with KVQ_PER_TOKEN: each (token, kv head) row of head_dim values is cut into
+//     head_dim/G groups of G consecutive channels (G must divide head_dim).
+//   keys with KVQ_PER_CHANNEL (KIVI): each channel of a kv head is quantized over blocks of G
+//     consecutive tokens (block b = tokens bG .. bG+G-1). The newest tokens stay fp32 in a residual
+//     window until `residual` tokens (a multiple of G) have gathered, then they are quantized
+//     together; so at any time tokens [0, n_quant) are quantized, n_quant = floor(n/residual)·residual,
+//     and [n_quant, n) are fp32. (A batched prefill therefore quantizes blocks holding a query's
+//     "future" tokens too; outputs differ slightly from token-by-token decoding, by design.)
+//   The axis applies to INT key types only; F32/F16 keys are stored per token as is.
+//
+// Storage layout (bytes, no padding; fp16 fields read with memcpy since rows are not 2-aligned):
+//   per-token INT row for (layer, pos, kv head), ng = head_dim/G groups, gb = G·n/8 bytes per group:
+//     [ng × {uint16 d, uint16 m}] [ng × gb packed codes]             -> ng·(4 + gb) bytes
+//   per-channel INT key block for (layer, block, kv head):
+//     [head_dim × {uint16 d, uint16 m}] [head_dim × gb packed codes] -> head_dim·(4 + gb) bytes
+//     (channel c's codes at offset 4·head_dim + c·gb, element j = token bG + j)
+//   F16 row: head_dim uint16; F32 row: head_dim float.
+//   Packed codes of one group form a little-endian bit stream: element i occupies stream bits
+//   [i·n, i·n + n), stream bit s being bit s%8 of byte s/8 (n = 4: element 2k is the low nibble of
+//   byte k; n = 3 crosses byte boundaries). G must be a multiple of 8 so every group is whole bytes.
+//
+// Config defaults: group 0 -> 32, residual 0 -> group. Limits: 8 ≤ group ≤ 256, group % 8 == 0.
+#ifndef IT_KV_KV_QUANT_H
+#define IT_KV_KV_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kv/kv.h"
+
+enum kvq_type { KVQ_F32, KVQ_F16, KVQ_INT8, KVQ_INT4, KVQ_INT3, KVQ_INT2 };
+enum kvq_axis { KVQ_PER_TOKEN, KVQ_PER_CHANNEL };
+
+enum { KVQ_MAX_GROUP = 256 };
+
+typedef struct kvq_config {
+    int k_type, v_type;  // enum kvq_type
+    int group;           // G: channels per group (per token) or tokens per block (per channel)
+    int key_axis;        // enum kvq_axis
+    int residual;        // per-channel keys: fp32 window, a multiple of group (default = group)
+} kvq_config;
+
+// NULL on bad config / OOM. n_heads must be a multiple of n_kv_heads (GQA).
+it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
+                    const kvq_config *cfg);
+
+// K+V bytes per token for one layer, scales and zero points included (per-channel keys: amortized
+// over a full block, rounded up; the fp32 residual window is not counted). 0 on bad config.
+size_t kvq_bytes_per_token(const kvq_config *cfg, int n_kv_heads, int head_dim);
+
+// The cache's bytes(kv, n) counts, per layer: n tokens of values and per-token keys at their row
+// size; for per-channel keys, floor(n/residual)·residual tokens as quantized blocks plus the
+// n mod residual newest tokens as fp32 — the storage those n tokens actually occupy.
+
+// ---- Internals exposed for tests and for the MiKV work that builds on them. ----
+
+int kvq_bits(int type);   // 32, 16, 8, 4, 3, 2; 0 for an unknown type
+
+// Quantizes x[0..n) (n ≤ KVQ_MAX_GROUP, n % 8 == 0) to bits ∈ {2,3,4,8}: packed codes (n·bits/8
+// bytes) and fp16 d, m as documented above.
+void kvq_quant_group(const float *x, int n, int bits, uint8_t *packed, uint16_t *d, uint16_t *m);
+void kvq_dequant_group(const uint8_t *packed, int n, int bits, uint16_t d, uint16_t m, float *out);
+void kvq_unpack(const uint8_t *packed, int n, int bits, float *codes);   // codes as floats
+
+// Reads back cached row `pos` of `layer` as stored (which: 0 = K, 1 = V) into out (n_kv_heads ·
+// head_dim floats). -1 if kv is not a kv_quant cache's or pos is not cached (per-channel keys) /
+// out of range.
+int kvq_dequant_row(const it_kv *kv, int layer, int pos, int which, float *out);
+
+// Tokens of `layer` held quantized / in the fp32 residual window (per-token keys: all cached
+// tokens count as quantized, residual 0).
+int kvq_n_quantized(const it_kv *kv, int layer);
+int kvq_n_residual(const it_kv *kv, int layer);
+
+#endif

@@ -1,0 +1,350 @@
+// Uniform low-bit KV cache (kv_quant): round trip bounds, attention vs kv_full, the per-channel
+// residual window, byte accounting and probs recording.
+#include <stdint.h>
+
+#include "core/fp16.h"
+#include "core/pool.h"
+#include "harness.h"
+#include "kv/kv.h"
+#include "kv/kv_quant.h"
+
+enum { NL = 2, NCTX = 100, NH = 4, NKV = 2, HD = 64, KVD = NKV * HD, QD = NH * HD };
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) {   // roughly N(0, 1): sum of 4 uniforms, centered and scaled
+    float s = 0;
+    for (int i = 0; i < 4; i++) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        s += (float)(rng_state >> 40) / (float)(1u << 24);
+    }
+    return (s - 2.0f) * 1.7320508f;
+}
+
+// K with a few outlier channels (as real keys have), V plain.
+static void fill_kv(float *k, float *v, int n) {
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < KVD; i++) {
+            k[t * KVD + i] = frand() * (i % 13 == 0 ? 6.0f : 1.0f) + (i % 5 == 0 ? 2.0f : 0.0f);
+            v[t * KVD + i] = frand();
+        }
+}
+
+static const char *tname[] = {"F32", "F16", "INT8", "INT4", "INT3", "INT2"};
+
+// Analytic round-trip bound for a group x[0..n) (stride s): d/2 with d = (max - min)/qmax, widened
+// by the fp16 rounding of m (down, ≤ 1 fp16 ulp of min) and d (up, ≤ 2^-10 relative), plus float eps.
+static double qbound(const float *x, int n, int s, int bits) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) {
+        lo = x[i * s] < lo ? x[i * s] : lo;
+        hi = x[i * s] > hi ? x[i * s] : hi;
+    }
+    double qmax = (1 << bits) - 1;
+    double d = ((double)hi - lo + fabs(lo) * 0x1p-10 + 0x1p-24) / qmax * (1 + 0x1p-10);
+    return 0.5 * d + 1e-6 * (fabs(lo) + fabs(hi)) + 1e-7;
+}
+
+static void test_round_trip(void) {
+    float *k = malloc(sizeof(float) * NCTX * KVD), *v = malloc(sizeof(float) * NCTX * KVD);
+    float row[KVD];
+    for (int type = KVQ_F32; type <= KVQ_INT2; type++)
+        for (int axis = KVQ_PER_TOKEN; axis <= KVQ_PER_CHANNEL; axis++) {
+            char name[64];
+            snprintf(name, sizeof name, "round trip %s %s", tname[type], axis ? "per-channel" : "per-token");
+            TEST_CASE(name) {
+                kvq_config cfg = {type, type, 32, axis, 0};
+                it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
+                CHECK(kv != NULL, "new");
+                if (!kv) break;
+                int bits = kvq_bits(type), chan = axis == KVQ_PER_CHANNEL && bits <= 8;
+                double worst_k = 0, worst_v = 0, max_err = 0;   // worst = max err / bound
+                for (int l = 0; l < NL; l++) {
+                    fill_kv(k, v, NCTX);
+                    for (int p = 0; p < NCTX;) {   // uneven batches
+                        int n = p % 3 == 0 ? 7 : 1;
+                        if (p + n > NCTX) n = NCTX - p;
+                        CHECK(kv->ops->store(kv, l, p, n, k + p * KVD, v + p * KVD) == 0, "store");
+                        p += n;
+                    }
+                    for (int which = 0; which < 2; which++)
+                        for (int p = 0; p < NCTX; p++) {
+                            const float *x = (which ? v : k) + p * KVD;
+                            CHECK(kvq_dequant_row(kv, l, p, which, row) == 0, "read %d", p);
+                            for (int i = 0; i < KVD; i++) {
+                                double err = fabs((double)row[i] - x[i]), b;
+                                if (bits == 32) b = 0;
+                                else if (bits == 16) b = fabs(x[i] - it_fp16_to_f32(it_f32_to_fp16(x[i])));
+                                else if (which == 0 && chan) {
+                                    int blk = p / 32 * 32;   // quantized blocks: NCTX - NCTX%32 tokens
+                                    b = p < NCTX / 32 * 32 ? qbound(k + blk * KVD + i, 32, KVD, bits) : 0;
+                                } else {
+                                    b = qbound(x + i / 32 * 32, 32, 1, bits);
+                                }
+                                CHECK(err <= b, "%s L%d p%d i%d: %g > %g", which ? "V" : "K", l, p, i, err, b);
+                                if (err > b) goto done;
+                                max_err = err > max_err ? err : max_err;
+                                double r = b > 0 ? err / b : 0;
+                                if (which) worst_v = r > worst_v ? r : worst_v;
+                                else worst_k = r > worst_k ? r : worst_k;
+                            }
+                        }
+                }
+            done:
+                printf("  %s: max |err| %.4g, worst err/bound K %.3f V %.3f\n", name, max_err, worst_k, worst_v);
+                kv->ops->free(kv);
+            }
+        }
+    free(k);
+    free(v);
+}
+
+// Fills out with attention outputs of every position, either in uneven batches or token by token.
+static void run_attn(it_kv *kv, it_pool *pool, const float *k, const float *v, const float *q,
+                     float *out, int batched) {
+    for (int l = 0; l < NL; l++)
+        for (int p = 0; p < NCTX;) {
+            int n = batched ? (p == 0 ? 37 : p < 80 ? 5 : 1) : 1;
+            if (p + n > NCTX) n = NCTX - p;
+            kv->ops->store(kv, l, p, n, k + ((size_t)l * NCTX + p) * KVD, v + ((size_t)l * NCTX + p) * KVD);
+            kv->ops->attend(kv, pool, l, p, n, q + ((size_t)l * NCTX + p) * QD, out + ((size_t)l * NCTX + p) * QD);
+            p += n;
+        }
+}
+
+static double rel_err(const float *a, const float *ref, size_t n) {
+    double e = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        e += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        r += (double)ref[i] * ref[i];
+    }
+    return sqrt(e / r);
+}
+
+static void test_attention(it_pool *pool) {
+    size_t nkv = (size_t)NL * NCTX * KVD, nq = (size_t)NL * NCTX * QD;
+    float *k = malloc(nkv * sizeof(float)), *v = malloc(nkv * sizeof(float)), *q = malloc(nq * sizeof(float));
+    float *ref = malloc(nq * sizeof(float)), *out = malloc(nq * sizeof(float));
+    fill_kv(k, v, NL * NCTX);
+    for (size_t i = 0; i < nq; i++) q[i] = frand();
+    for (int batched = 0; batched < 2; batched++) {
+        it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        run_attn(full, pool, k, v, q, ref, batched);
+        full->ops->free(full);
+        char name[96];
+        snprintf(name, sizeof name, "attention F32 == kv_full exactly (%s)", batched ? "batched" : "token by token");
+        TEST_CASE(name) {
+            for (int axis = 0; axis < 2; axis++) {
+                kvq_config cfg = {KVQ_F32, KVQ_F32, 32, axis, 0};
+                it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
+                run_attn(kv, pool, k, v, q, out, batched);
+                CHECK(memcmp(out, ref, nq * sizeof(float)) == 0, "axis %d rel err %g", axis, rel_err(out, ref, nq));
+                kv->ops->free(kv);
+            }
+        }
+        for (int axis = 0; axis < 2; axis++) {
+            snprintf(name, sizeof name, "attention error grows as bits shrink (%s, %s keys)",
+                     batched ? "batched" : "token by token", axis ? "per-channel" : "per-token");
+            TEST_CASE(name) {
+                double e[KVQ_INT2 + 1];
+                for (int type = KVQ_F16; type <= KVQ_INT2; type++) {
+                    kvq_config cfg = {type, type, 32, axis, 0};
+                    it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
+                    run_attn(kv, pool, k, v, q, out, batched);
+                    e[type] = rel_err(out, ref, nq);
+                    kv->ops->free(kv);
+                }
+                printf("  rel err: F16 %.3g INT8 %.3g INT4 %.3g INT3 %.3g INT2 %.3g\n",
+                       e[KVQ_F16], e[KVQ_INT8], e[KVQ_INT4], e[KVQ_INT3], e[KVQ_INT2]);
+                CHECK(e[KVQ_F16] < 1e-3, "F16 %g", e[KVQ_F16]);
+                CHECK(e[KVQ_INT8] < 2e-2, "INT8 %g", e[KVQ_INT8]);
+                CHECK(e[KVQ_F16] < e[KVQ_INT8] && e[KVQ_INT8] < e[KVQ_INT4] && e[KVQ_INT4] < e[KVQ_INT3] &&
+                      e[KVQ_INT3] < e[KVQ_INT2], "not monotone");
+                CHECK(e[KVQ_INT2] < 1.0, "INT2 %g", e[KVQ_INT2]);
+            }
+        }
+    }
+    TEST_CASE("attention mixed K/V types and group 16 run and stay close") {
+        it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        run_attn(full, pool, k, v, q, ref, 1);
+        full->ops->free(full);
+        kvq_config cfgs[] = {{KVQ_INT8, KVQ_INT4, 16, KVQ_PER_TOKEN, 0}, {KVQ_INT4, KVQ_F16, 16, KVQ_PER_CHANNEL, 32},
+                             {KVQ_F16, KVQ_INT8, 64, KVQ_PER_TOKEN, 0}};
+        for (int i = 0; i < 3; i++) {
+            it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfgs[i]);
+            CHECK(kv != NULL, "cfg %d", i);
+            if (!kv) continue;
+            run_attn(kv, pool, k, v, q, out, 1);
+            double e = rel_err(out, ref, nq);
+            CHECK(e < 0.2, "cfg %d rel err %g", i, e);
+            kv->ops->free(kv);
+        }
+    }
+    free(k); free(v); free(q); free(ref); free(out);
+}
+
+static void test_residual(void) {
+    float *k = malloc(sizeof(float) * NCTX * KVD), *v = malloc(sizeof(float) * NCTX * KVD);
+    float row[KVD], col[32], deq[32];
+    fill_kv(k, v, NCTX);
+    for (int r = 32; r <= 64; r += 32) {
+        char name[64];
+        snprintf(name, sizeof name, "per-channel residual window %d", r);
+        TEST_CASE(name) {
+            kvq_config cfg = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_CHANNEL, r};
+            it_kv *tok = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg), *bat = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg);
+            CHECK(tok && bat, "new");
+            if (!tok || !bat) break;
+            bat->ops->store(bat, 0, 0, NCTX, k, v);
+            for (int p = 0; p < NCTX; p++) {
+                tok->ops->store(tok, 0, p, 1, k + p * KVD, v + p * KVD);
+                int nq = kvq_n_quantized(tok, 0), nr = kvq_n_residual(tok, 0);
+                CHECK(nq + nr == p + 1 && nq == (p + 1) / r * r && nr < r, "p %d: %d + %d", p, nq, nr);
+                // The newest tokens are exact (fp32).
+                for (int t = nq; t <= p; t++) {
+                    kvq_dequant_row(tok, 0, t, 0, row);
+                    CHECK(memcmp(row, k + t * KVD, sizeof row) == 0, "residual token %d not exact", t);
+                }
+                if ((p + 1) % r) continue;
+                // A chunk just filled: every block equals a direct quantization of its tokens, channel
+                // by channel, and the token-by-token cache holds what a one-shot store holds.
+                for (int b = (p + 1 - r) / 32; b < (p + 1) / 32; b++)
+                    for (int i = 0; i < KVD; i++) {
+                        uint8_t packed[16];
+                        uint16_t d, m;
+                        for (int j = 0; j < 32; j++) col[j] = k[(b * 32 + j) * KVD + i];
+                        kvq_quant_group(col, 32, 4, packed, &d, &m);
+                        kvq_dequant_group(packed, 32, 4, d, m, deq);
+                        for (int j = 0; j < 32; j++) {
+                            kvq_dequant_row(tok, 0, b * 32 + j, 0, row);
+                            if (row[i] != deq[j]) {
+                                CHECK(row[i] == deq[j], "block %d ch %d tok %d", b, i, j);
+                                goto next;
+                            }
+                        }
+                    }
+            next:;
+            }
+            float row2[KVD];
+            for (int p = 0; p < NCTX; p++) {
+                kvq_dequant_row(tok, 0, p, 0, row);
+                kvq_dequant_row(bat, 0, p, 0, row2);
+                CHECK(memcmp(row, row2, sizeof row) == 0, "token-by-token != batched at %d", p);
+            }
+            CHECK(kvq_n_quantized(bat, 0) == NCTX / r * r, "batched quantized %d", kvq_n_quantized(bat, 0));
+            // Rewind into a quantized chunk: the cache shrinks and refills consistently.
+            CHECK(tok->ops->store(tok, 0, NCTX, 0, k, v) == 0, "empty store at end");
+            CHECK(tok->ops->store(tok, 0, 70, 1, k + 70 * KVD, v + 70 * KVD) == 0, "rewind");
+            CHECK(kvq_n_quantized(tok, 0) + kvq_n_residual(tok, 0) == 71, "after rewind %d + %d",
+                  kvq_n_quantized(tok, 0), kvq_n_residual(tok, 0));
+            CHECK(tok->ops->store(tok, 0, 80, 1, k, v) != 0, "gap rejected");
+            tok->ops->free(tok);
+            bat->ops->free(bat);
+        }
+    }
+    free(k);
+    free(v);
+}
+
+static void test_bytes(void) {
+    TEST_CASE("bytes accounting") {
+        // INT4 per-token, group 32, head_dim 64: per head per token 64*4/8 = 32 bytes of codes + 2 groups
+        // x 4 bytes (fp16 scale + fp16 zero) = 40 bytes for K, the same for V. FP16: 128 bytes each.
+        kvq_config i4 = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_TOKEN, 0}, f16 = {KVQ_F16, KVQ_F16, 32, 0, 0};
+        size_t b4 = kvq_bytes_per_token(&i4, 1, 64), b16 = kvq_bytes_per_token(&f16, 1, 64);
+        CHECK(b4 == 80, "%zu", b4);
+        CHECK(b16 == 256, "%zu", b16);
+        CHECK(b16 * 10 == b4 * 32, "FP16 : INT4 = 3.2 : 1");   // 256 / 80 = 3.2x smaller
+        printf("  INT4 g32 hd64: %zu B/token/kv-head (K+V) vs FP16 %zu: %.2fx smaller\n", b4, b16, (double)b16 / b4);
+        kvq_config i8 = {KVQ_INT8, KVQ_INT8, 32, 0, 0}, i3 = {KVQ_INT3, KVQ_INT3, 32, 0, 0},
+                   i2 = {KVQ_INT2, KVQ_INT2, 32, 0, 0}, f32 = {KVQ_F32, KVQ_F32, 32, 0, 0};
+        CHECK(kvq_bytes_per_token(&i8, 1, 64) == 2 * (64 + 8), "int8");
+        CHECK(kvq_bytes_per_token(&i3, 1, 64) == 2 * (24 + 8), "int3");
+        CHECK(kvq_bytes_per_token(&i2, 1, 64) == 2 * (16 + 8), "int2");
+        CHECK(kvq_bytes_per_token(&f32, 2, 64) == 2 * 2 * 256, "f32");
+        // Per-channel INT4 keys, group 32: a block is 64 channels x (16 code bytes + 4) = 1280 bytes
+        // per 32 tokens = 40 per token, amortized.
+        kvq_config pc = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_CHANNEL, 0};
+        CHECK(kvq_bytes_per_token(&pc, 1, 64) == 80, "%zu", kvq_bytes_per_token(&pc, 1, 64));
+        it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &i4);
+        CHECK(kv->ops->bytes(kv, 50) == (size_t)NL * 50 * NKV * 80, "%zu", kv->ops->bytes(kv, 50));
+        it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        CHECK(full->ops->bytes(full, 50) == kv->ops->bytes(kv, 50) * 512 / 80, "vs fp32 6.4x");
+        full->ops->free(full);
+        kv->ops->free(kv);
+        // 40 tokens, per-channel keys: 1 quantized block (32 tokens) + 8 fp32 residual tokens.
+        kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &pc);
+        size_t want = (size_t)NL * (40 * NKV * 40 + NKV * 1280 + 8 * NKV * 64 * 4);
+        CHECK(kv->ops->bytes(kv, 40) == want, "%zu vs %zu", kv->ops->bytes(kv, 40), want);
+        kv->ops->free(kv);
+    }
+    TEST_CASE("bad configs are rejected") {
+        kvq_config bad[] = {{KVQ_INT4, KVQ_INT4, 12, 0, 0}, {KVQ_INT4, KVQ_INT4, 48, 0, 0},
+                            {KVQ_INT4, KVQ_INT4, 32, 1, 48}, {9, KVQ_INT4, 32, 0, 0},
+                            {KVQ_INT4, KVQ_INT4, 32, 2, 0}, {KVQ_INT4, KVQ_INT4, 512, 1, 0}};
+        for (int i = 0; i < 6; i++) {
+            it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &bad[i]);
+            CHECK(kv == NULL, "config %d accepted", i);
+            if (kv) kv->ops->free(kv);
+            CHECK(kvq_bytes_per_token(&bad[i], NKV, HD) == 0, "config %d bytes", i);
+        }
+        CHECK(kv_quant_new(NL, NCTX, 3, NKV, HD, &bad[0]) == NULL, "gqa");
+        kvq_config dflt = {KVQ_INT4, KVQ_INT2, 0, KVQ_PER_CHANNEL, 0};
+        it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &dflt);
+        CHECK(kv != NULL, "defaults");
+        if (kv) kv->ops->free(kv);
+        float row[KVD];
+        it_kv *full = kv_full_new(1, 4, 2, 1, 8);
+        CHECK(kvq_dequant_row(full, 0, 0, 0, row) == -1, "not a kv_quant cache");
+        full->ops->free(full);
+    }
+}
+
+static void test_probs(it_pool *pool) {
+    TEST_CASE("probs recording matches kv_full (F32) and sums to 1 (INT4)") {
+        enum { POS = 7, N = 5, W = POS + N };
+        float k[W * KVD], v[W * KVD], q[N * QD], o1[N * QD], o2[N * QD];
+        float *p1 = malloc(sizeof(float) * NH * N * W), *p2 = malloc(sizeof(float) * NH * N * W);
+        fill_kv(k, v, W);
+        for (int i = 0; i < N * QD; i++) q[i] = frand();
+        it_kv *full = kv_full_new(1, 16, NH, NKV, HD);
+        kvq_config f32 = {KVQ_F32, KVQ_F32, 32, 0, 0}, i4 = {KVQ_INT4, KVQ_INT4, 32, 1, 0};
+        it_kv *kq = kv_quant_new(1, 16, NH, NKV, HD, &f32), *k4 = kv_quant_new(1, 16, NH, NKV, HD, &i4);
+        it_kv *all[3] = {full, kq, k4};
+        float *pr[3] = {p1, p2, p2};
+        for (int c = 0; c < 3; c++) {
+            it_kv *kv = all[c];
+            kv->ops->store(kv, 0, 0, W, k, v);
+            memset(pr[c], 0xff, sizeof(float) * NH * N * W);
+            kv->probs = pr[c];
+            kv->ops->attend(kv, pool, 0, POS, N, q, c == 0 ? o1 : o2);
+            kv->probs = NULL;
+            if (c == 1) {
+                CHECK(memcmp(p1, p2, sizeof(float) * NH * N * W) == 0, "F32 probs differ");
+                CHECK(memcmp(o1, o2, sizeof o1) == 0, "F32 outputs differ");
+            }
+        }
+        for (int r = 0; r < NH * N; r++) {
+            double s = 0;
+            int t = r % N;
+            for (int p = 0; p < W; p++) s += p2[r * W + p];
+            CHECK(fabs(s - 1) < 1e-5, "row %d sums to %g", r, s);
+            for (int p = POS + t + 1; p < W; p++) CHECK(p2[r * W + p] == 0, "row %d future %d", r, p);
+        }
+        for (int c = 0; c < 3; c++) all[c]->ops->free(all[c]);
+        free(p1);
+        free(p2);
+    }
+}
+
+int main(void) {
+    it_pool *pool = it_pool_new(3);
+    test_round_trip();
+    test_attention(pool);
+    test_residual();
+    test_bytes();
+    test_probs(pool);
+    it_pool_free(pool);
+    return th_finish("test_kv_quant");
+}
