@@ -135,6 +135,22 @@ void intact_prefix_free(intact_prefix *p);
 int intact_prefix_n_tokens(const intact_prefix *p);
 const int32_t *intact_prefix_tokens(const intact_prefix *p);
 int intact_prefix_from_bos(const intact_prefix *p);
+// KV-cache storage (see src/kv/kv_quant.h): per layer, K and V as "f32" (default), "f16", "int8",
+// "int4", "int3" or "int2" — group-wise asymmetric with fp16 scale and minimum, groups of `group`
+// (0: 32) along head_dim per token, or for keys with key_per_channel along tokens per channel
+// (KIVI; the newest < group tokens stay fp32 until their group fills).
+typedef struct intact_kv_params {
+    const char *k_type, *v_type;   // NULL: "f32"
+    int group;
+    int key_per_channel;
+} intact_kv_params;
+// Replaces the context's cache (and resets it). 0 or -1 (bad type, group not dividing head_dim, ...).
+int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);
+// Bytes the cache uses for the tokens it holds now, scales and zero points included, and the same
+// for an fp16 cache of those tokens (the usual baseline).
+uint64_t intact_ctx_kv_bytes(const intact_ctx *c);
+uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c);
+
 // Resets the context, writes the prefix K/V at positions 0..n-1 and makes the prefix's stored
 // last-token logits the current logits. Later evals continue at position n.
 int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
@@ -181,12 +197,15 @@ typedef struct intact_eval_params {
     // IntactKV: each chunk starts with this prefix (for the evaluated model, never for a base
     // model) instead of a computed [BOS]; text tokens per chunk = n_ctx - prefix length.
     const intact_prefix *prefix;
+    const intact_kv_params *kv;   // KV-cache storage of the evaluated model (NULL: fp32)
 } intact_eval_params;
 
 typedef struct intact_ppl_result {
     double ppl, nll;    // nll: mean negative log-likelihood in nats per scored token
     int64_t tokens;     // scored tokens
     int chunks;
+    uint64_t kv_bytes;  // the whole cache at the end of the run (the last chunk)
+    double kv_bytes_vs_f16;
 } intact_ppl_result;
 int intact_eval_ppl(const intact_model *m, const char *text, size_t len,
                     const intact_eval_params *p, intact_ppl_result *out, intact_error *err);
@@ -195,6 +214,8 @@ typedef struct intact_kld_result {
     double kld_mean, kld_p99, top1, ppl, ppl_base;
     int64_t tokens;
     int chunks;
+    uint64_t kv_bytes;  // the evaluated model's cache at the end of the run
+    double kv_bytes_vs_f16;
 } intact_kld_result;
 // KL(base || model) per scored position over the same chunks as intact_eval_ppl.
 int intact_eval_kld(const intact_model *m, const intact_model *base, const char *text, size_t len,
@@ -254,6 +275,7 @@ typedef struct intact_bench_params {
     uint64_t seed;     // the prompt is random token ids
     int measure_bandwidth; // interleave read-bandwidth probes with decode (see mem_bw_gb_s)
     const intact_prefix *prefix;  // IntactKV prefix installed before the prompt (NULL: none)
+    const intact_kv_params *kv;   // KV-cache storage (NULL: fp32)
 } intact_bench_params;
 
 typedef struct intact_bench_result {
@@ -265,6 +287,8 @@ typedef struct intact_bench_result {
     // stream the same weight pages. mem_bw_gb_s is the median probe; bw_fraction the median over
     // segments of (segment GB/s) / (mean of its two probes) — a ratio measured side by side.
     double mem_bw_gb_s, bw_fraction;
+    uint64_t kv_bytes;               // cache at the end of the run
+    double kv_bytes_vs_f16;
 } intact_bench_result;
 int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
                  intact_error *err);

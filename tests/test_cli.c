@@ -400,6 +400,33 @@ int main(void) {
         unlink(pc);
     } while (0);
 
+    TEST_CASE("KV-cache flags: bytes accounting and bad types") do {
+        // english-1m: head_dim 32, one group of 32 per (token, head): int4 = 16 bytes of codes + 4 of
+        // fp16 scale/min = 20 bytes, against 64 for fp16.
+        result r = run("kld -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --json --kv-k int4 --kv-v int4",
+                       m_en, m_tok, m_en, textfile);
+        CHECK(r.rc == 0 && near_rel(json_num(r.out, "kv_bytes_vs_f16"), 20.0 / 64.0, 1e-9), "kld: %s %s", r.out, r.err);
+        CHECK(json_num(r.out, "kld_mean") > 0, "an int4 cache must differ from fp32: %s", r.out);
+        rfree(&r);
+        r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 --json --kv-k f16 --kv-v f16", m_en, m_tok, textfile);
+        CHECK(r.rc == 0 && near_rel(json_num(r.out, "kv_bytes_vs_f16"), 1.0, 1e-12), "ppl: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("bench -m '%s' -p 8 -n 4 --no-bandwidth --json --kv-k int8 --kv-v int4 --kv-key-axis channel", m_en);
+        CHECK(r.rc == 0 && json_num(r.out, "kv_bytes") > 0, "bench: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("run -m '%s' -z '%s' -p 'The president' -n 4 --temp 0 --kv-k int8 --kv-v int8", m_en, m_tok);
+        CHECK(r.rc == 0 && strncmp(r.out, "The president", 13) == 0, "run: %s", r.err);
+        rfree(&r);
+        static const char *bad[][2] = {{"--kv-k int5", "unknown KV type"}, {"--kv-key-axis diagonal", "token"},
+                                       {"--kv-k int4 --kv-group 24", "group"}, {"--kv-group 4", "--kv-group"}};
+        for (int i = 0; i < 4; i++) {
+            r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 %s", m_en, m_tok, textfile, bad[i][0]);
+            CHECK_FAILS(r, bad[i][0]);
+            CHECK(strstr(r.err, bad[i][1]) != NULL, "%s: stderr '%s'", bad[i][0], r.err);
+            rfree(&r);
+        }
+    } while (0);
+
     if (errfile[0]) unlink(errfile);
     unlink(textfile);
     golden_free(g);

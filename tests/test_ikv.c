@@ -109,7 +109,7 @@ int main(void) {
         unsigned char *text = read_bytes(g_eval, &len);
         if (text && len > 6000) len = 6000;
         intact_prefix *p = intact_prefix_build(en, &bos, 1, 1, &err);
-        intact_eval_params ep = {64, 4, 1, NULL, NULL, NULL};
+        intact_eval_params ep = {64, 4, 1, NULL, NULL, NULL, NULL};
         intact_ppl_result a, b;
         int ok = text && p && intact_eval_ppl(en, (char *)text, len, &ep, &a, &err) == 0;
         ep.prefix = p;
@@ -196,7 +196,7 @@ int main(void) {
         size_t len = 0;
         unsigned char *text = read_bytes(g_eval, &len);
         if (text && len > 4000) len = 4000;
-        intact_eval_params ep = {64, 2, 1, NULL, NULL, NULL};
+        intact_eval_params ep = {64, 2, 1, NULL, NULL, NULL, NULL};
         intact_ikv_mse_row rows[5];
         CHECK(text && intact_ikv_mse(en, en, (char *)text, len, &ep, 4, rows, &err) == 0, "%s", err.msg);
         for (int k = 0; k <= 4; k++) CHECK(rows[k].block_mse < 1e-10, "fp vs fp k=%d %g", k, rows[k].block_mse);

@@ -262,7 +262,7 @@ int main(void) {
             p.calib_tokens = 128;
             intact_model *m = load();
             intact_error err = {0, ""};
-            intact_eval_params ep = {128, 8, 2, NULL, NULL, NULL};
+            intact_eval_params ep = {128, 8, 2, NULL, NULL, NULL, NULL};
             intact_kld_result r;
             int ok = m && intact_model_quantize(m, &p, NULL, &err) == 0 &&
                      intact_eval_kld(m, base, etext, elen, &ep, &r, &err) == 0;

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/kv_flags.h"
 #include "cli/quant_flags.h"
 
 int cmd_bench(int argc, char **argv) {
@@ -11,7 +12,8 @@ int cmd_bench(int argc, char **argv) {
     int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
     quant_flags qf;
     quant_flags_init(&qf);
-    cli_opt opts[8 + QUANT_N_OPTS] = {
+    kv_flags kvf;
+    cli_opt opts[8 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
@@ -22,8 +24,12 @@ int cmd_bench(int argc, char **argv) {
         {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
     };
     int n_opts = quant_flags_add(&qf, opts, 8, 0);
+    n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    int bad_kv;
+    const intact_kv_params *kvp = kv_flags_get("bench", &kvf, &bad_kv);
+    if (bad_kv) return 2;
     intact_model *m = cli_load_model("bench", model, tok);
     if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) return 1;
@@ -31,7 +37,7 @@ int cmd_bench(int argc, char **argv) {
     intact_model_get_info(m, &in);
     intact_prefix *prefix = ikv ? cli_load_prefix("bench", ikv, m) : NULL;
     if (ikv && !prefix) { intact_model_free(m); return 1; }
-    intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix};
+    intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix, kvp};
     intact_bench_result r;
     intact_error err = {0, ""};
     int brc = intact_bench(m, &p, &r, &err);
@@ -48,9 +54,11 @@ int cmd_bench(int argc, char **argv) {
         cli_json_str(stdout, in.name);
         printf(",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
                "\"weight_bytes\":%llu,\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.3f,"
-               "\"mem_bw_gb_s\":%.3f,\"bw_fraction\":%.4f,\"peak_rss_mb\":%.1f}\n",
+               "\"mem_bw_gb_s\":%.3f,\"bw_fraction\":%.4f,\"peak_rss_mb\":%.1f,\"kv_bytes\":%llu,"
+               "\"kv_bytes_vs_f16\":%.4f}\n",
                threads, n_prompt, n_gen, r.prefill_tok_s, r.decode_tok_s, (unsigned long long)in.weight_bytes,
-               r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss);
+               r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss, (unsigned long long)r.kv_bytes,
+               r.kv_bytes_vs_f16);
     } else {
         printf("model       %s, %.2f GiB of weights, %d threads\n", in.name, in.weight_bytes / 1073741824.0, threads);
         printf("prefill     %d tokens: %.2f tok/s\n", n_prompt, r.prefill_tok_s);
@@ -59,6 +67,7 @@ int cmd_bench(int argc, char **argv) {
         if (bw > 0)
             printf("bandwidth   %.2f GB/s streaming the same weights (median probe); decode reaches %.0f%% of it "
                    "(median over 16-token segments, each against its adjacent probes)\n", bw, 100 * frac);
+        printf("KV cache    %.2f MiB at the end (%.2f of an fp16 cache)\n", r.kv_bytes / 1048576.0, r.kv_bytes_vs_f16);
         printf("peak RSS    %.1f MiB (weights are mmapped: pages of the file count once touched)\n", rss);
     }
     intact_model_free(m);

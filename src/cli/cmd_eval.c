@@ -4,16 +4,18 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/kv_flags.h"
 #include "cli/quant_flags.h"
 
 typedef struct {
     const char *model, *tok, *file, *base, *ikv;
     int n_ctx, chunks, threads, json;
     quant_flags q;
+    kv_flags kv;
 } eval_flags;
 
 static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, char **argv) {
-    cli_opt opts[9 + QUANT_N_OPTS] = {
+    cli_opt opts[9 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &f->ikv, "P.ikv", "IntactKV prefix: each chunk starts with it (model only)", 0, 0},
         {"--model", "-m", ARG_STR, &f->model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &f->tok, "PATH", "llama2.c tokenizer.bin (used for both models)", 0, 0},
@@ -27,6 +29,7 @@ static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, c
     const char *syn = with_base ? "-m MODEL --base BASE_MODEL -f TEXT [-c CTX] [--json]"
                                 : "-m MODEL -f TEXT [-c CTX] [--chunks N] [--json]";
     int n = quant_flags_add(&f->q, opts, with_base ? 9 : 8, 0);
+    n = kv_flags_add(&f->kv, opts, n);
     int rc = cli_parse(cmd, syn, opts, n, argc, argv);
     if (rc) return rc;
     if (!f->file) {
@@ -61,15 +64,19 @@ int cmd_ppl(int argc, char **argv) {
     if (!m) { free(text); return 1; }
     intact_prefix *prefix = f.ikv ? cli_load_prefix("ppl", f.ikv, m) : NULL;
     if (f.ikv && !prefix) { free(text); intact_model_free(m); return 1; }
-    intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks", prefix};
+    int bad;
+    const intact_kv_params *kvp = kv_flags_get("ppl", &f.kv, &bad);
+    if (bad) { intact_prefix_free(prefix); free(text); intact_model_free(m); return 2; }
+    intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks", prefix, kvp};
     intact_ppl_result r;
     intact_error err = {0, ""};
     rc = intact_eval_ppl(m, text, len, &p, &r, &err);
     intact_prefix_free(prefix);
     if (rc != 0) fprintf(stderr, "intact ppl: %s\n", err.msg);
     else if (f.json)
-        printf("{\"ppl\":%.6f,\"nll\":%.6f,\"tokens\":%lld,\"chunks\":%d,\"ctx\":%d}\n", r.ppl, r.nll,
-               (long long)r.tokens, r.chunks, p.n_ctx);
+        printf("{\"ppl\":%.6f,\"nll\":%.6f,\"tokens\":%lld,\"chunks\":%d,\"ctx\":%d,\"kv_bytes\":%llu,"
+               "\"kv_bytes_vs_f16\":%.4f}\n", r.ppl, r.nll, (long long)r.tokens, r.chunks, p.n_ctx,
+               (unsigned long long)r.kv_bytes, r.kv_bytes_vs_f16);
     else
         printf("perplexity %.4f (nll %.5f nats/token) over %lld tokens in %d chunks of %d\n", r.ppl, r.nll,
                (long long)r.tokens, r.chunks, p.n_ctx);
@@ -92,16 +99,20 @@ int cmd_kld(int argc, char **argv) {
     intact_model *base = m ? cli_load_model("kld", f.base, f.tok) : NULL;
     rc = 1;
     intact_prefix *prefix = base && f.ikv ? cli_load_prefix("kld", f.ikv, m) : NULL;
-    if (base && (!f.ikv || prefix)) {
-        intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks", prefix};
+    int bad = 0;
+    const intact_kv_params *kvp = kv_flags_get("kld", &f.kv, &bad);
+    if (bad) rc = 2;
+    if (base && !bad && (!f.ikv || prefix)) {
+        intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks", prefix, kvp};
         intact_kld_result r;
         intact_error err = {0, ""};
         rc = intact_eval_kld(m, base, text, len, &p, &r, &err);
         if (rc != 0) fprintf(stderr, "intact kld: %s\n", err.msg);
         else if (f.json)
             printf("{\"kld_mean\":%.8f,\"kld_p99\":%.8f,\"top1\":%.6f,\"ppl\":%.6f,\"ppl_base\":%.6f,"
-                   "\"tokens\":%lld,\"chunks\":%d}\n", r.kld_mean, r.kld_p99, r.top1, r.ppl, r.ppl_base,
-                   (long long)r.tokens, r.chunks);
+                   "\"tokens\":%lld,\"chunks\":%d,\"kv_bytes\":%llu,\"kv_bytes_vs_f16\":%.4f}\n", r.kld_mean,
+                   r.kld_p99, r.top1, r.ppl, r.ppl_base, (long long)r.tokens, r.chunks,
+                   (unsigned long long)r.kv_bytes, r.kv_bytes_vs_f16);
         else
             printf("KL(base||model) mean %.6f, p99 %.6f, top-1 agreement %.2f%%, ppl %.4f vs base %.4f "
                    "(%lld tokens)\n", r.kld_mean, r.kld_p99, 100 * r.top1, r.ppl, r.ppl_base, (long long)r.tokens);

@@ -42,7 +42,7 @@ int ikv_mse_cmd(int argc, char **argv) {
         intact_model_info in;
         intact_model_get_info(m, &in);
         intact_eval_params p = {n_ctx ? n_ctx : in.ctx_len < 512 ? in.ctx_len : 512, chunks, threads, cli_progress,
-                                "ikv mse chunks", NULL};
+                                "ikv mse chunks", NULL, NULL};
         intact_error err = {0, ""};
         if (intact_ikv_mse(m, fp, text, len, &p, max_prefix, rows, &err) != 0) {
             fprintf(stderr, "intact ikv mse: %s\n", err.msg);

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "cli/kv_flags.h"
 #include "cli/quant_flags.h"
 
 static double now_s(void) {
@@ -36,7 +37,8 @@ int cmd_run(int argc, char **argv) {
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     quant_flags qf;
     quant_flags_init(&qf);
-    cli_opt opts[12 + QUANT_N_OPTS] = {
+    kv_flags kvf;
+    cli_opt opts[12 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix; the prompt must start with its tokens", 0, 0},
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
@@ -51,8 +53,12 @@ int cmd_run(int argc, char **argv) {
         {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
     };
     int n_opts = quant_flags_add(&qf, opts, 12, 0);
+    n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    int bad_kv;
+    const intact_kv_params *kvp = kv_flags_get("run", &kvf, &bad_kv);
+    if (bad_kv) return 2;
     if (prompt && prompt_file) {
         fprintf(stderr, "intact run: give either -p or -f, not both\n");
         return 2;
@@ -75,7 +81,7 @@ int cmd_run(int argc, char **argv) {
     intact_ctx_params cp = {n_ctx, threads, 0};
     intact_ctx *c = intact_ctx_new(m, &cp, &err);
     rc = 0;
-    if (!c) {
+    if (!c || (kvp && intact_ctx_set_kv(c, kvp, &err) != 0)) {
         fprintf(stderr, "intact run: %s\n", err.msg);
         rc = 1;
     } else if (n_prompt == 0) {

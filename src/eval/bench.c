@@ -31,7 +31,8 @@ static int decode_tensors(const intact_model *m, const it_tensor **out) {
 
 // Bytes a decode step reads: every layer matrix once, the output head, one embedding row and
 // the K/V of every cached position.
-static double decode_bytes(const intact_model *m, int n_cached) {
+static double decode_bytes(const intact_ctx *c, int n_cached) {
+    const intact_model *m = c->model;
     const it_hparams *hp = &m->hp;
     const it_tensor **t = malloc(((size_t)hp->n_layers * 7 + 1) * sizeof *t);
     double b = 0;
@@ -40,7 +41,7 @@ static double decode_bytes(const intact_model *m, int n_cached) {
     for (int i = 0; i < n; i++) b += (double)t[i]->nbytes;
     free(t);
     b += (double)m->tok_embd.nbytes / hp->n_vocab;
-    b += 2.0 * hp->n_layers * (double)n_cached * hp->n_kv_heads * hp->head_dim * sizeof(float);
+    b += (double)c->kv->ops->bytes(c->kv, n_cached); // as stored: fp32 or quantized
     return b;
 }
 
@@ -92,7 +93,7 @@ static int decode_segment(intact_ctx *c, int n, double *bytes, intact_error *err
         const float *lg = intact_ctx_logits(c, -1);
         int32_t best = 0;
         for (int v = 1; v < m->hp.n_vocab; v++) if (lg[v] > lg[best]) best = v;
-        *bytes += decode_bytes(m, intact_ctx_pos(c) + 1);
+        *bytes += decode_bytes(c, intact_ctx_pos(c) + 1);
         if (intact_ctx_eval(c, &best, 1, err) != 0) return -1;
     }
     return 0;
@@ -109,6 +110,10 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     intact_ctx_params cp = {head + p->n_prompt + p->n_gen, p->n_threads, 0};
     intact_ctx *c = intact_ctx_new(m, &cp, err);
     if (!c) return -1;
+    if (p->kv && intact_ctx_set_kv(c, p->kv, err) != 0) {
+        intact_ctx_free(c);
+        return -1;
+    }
     int n_seg = (p->n_gen + BENCH_SEGMENT - 1) / BENCH_SEGMENT;
     int32_t *prompt = malloc((size_t)p->n_prompt * sizeof *prompt);
     const it_tensor **ts = malloc(((size_t)m->hp.n_layers * 7 + 1) * sizeof *ts);
@@ -154,8 +159,10 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     if (rc == 0) {
         out->prefill_tok_s = p->n_prompt / out->prefill_s;
         out->decode_tok_s = p->n_gen > 0 ? p->n_gen / out->decode_s : 0;
-        out->decode_bytes_per_token = p->n_gen > 0 ? bytes / p->n_gen : decode_bytes(m, p->n_prompt);
+        out->decode_bytes_per_token = p->n_gen > 0 ? bytes / p->n_gen : decode_bytes(c, p->n_prompt);
         out->decode_gb_s = out->decode_bytes_per_token * out->decode_tok_s / 1e9;
+        out->kv_bytes = intact_ctx_kv_bytes(c);
+        out->kv_bytes_vs_f16 = (double)out->kv_bytes / (double)intact_ctx_kv_bytes_f16(c);
         if (p->measure_bandwidth && n_seg > 0) {
             qsort(probes, (size_t)n_seg + 1, sizeof *probes, cmp_double);
             qsort(fractions, (size_t)n_seg, sizeof *fractions, cmp_double);

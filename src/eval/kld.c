@@ -39,6 +39,7 @@ int intact_eval_kld(const intact_model *m, const intact_model *base, const char 
     int rc = 0;
     if (!ctx || !bctx) rc = -1;
     else if (!buf || !lp || !lb || !klds) rc = it_fail(err, INTACT_E_NOMEM, "out of memory");
+    if (rc == 0 && p->kv) rc = intact_ctx_set_kv(ctx, p->kv, err); // the base keeps the fp32 cache
     double nll = 0, nll_base = 0, top1 = 0;
     int64_t k = 0;
     for (int c = 0; rc == 0 && c < chunks; c++) {
@@ -72,6 +73,8 @@ int intact_eval_kld(const intact_model *m, const intact_model *base, const char 
         out->ppl_base = exp(nll_base / (double)k);
         out->tokens = k;
         out->chunks = chunks;
+        out->kv_bytes = intact_ctx_kv_bytes(ctx);
+        out->kv_bytes_vs_f16 = (double)out->kv_bytes / (double)intact_ctx_kv_bytes_f16(ctx);
     }
     intact_ctx_free(ctx);
     intact_ctx_free(bctx);

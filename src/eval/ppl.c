@@ -80,6 +80,7 @@ int intact_eval_ppl(const intact_model *m, const char *text, size_t len, const i
     double *lp = malloc((size_t)m->hp.n_vocab * sizeof *lp);
     int rc = 0;
     if (!ctx || !buf || !lp) rc = ctx ? it_fail(err, INTACT_E_NOMEM, "out of memory") : -1;
+    if (rc == 0 && p->kv) rc = intact_ctx_set_kv(ctx, p->kv, err);
     double nll = 0;
     int64_t scored = 0;
     for (int c = 0; rc == 0 && c < chunks; c++) {
@@ -97,6 +98,8 @@ int intact_eval_ppl(const intact_model *m, const char *text, size_t len, const i
         out->ppl = exp(out->nll);
         out->tokens = scored;
         out->chunks = chunks;
+        out->kv_bytes = intact_ctx_kv_bytes(ctx);
+        out->kv_bytes_vs_f16 = (double)out->kv_bytes / (double)intact_ctx_kv_bytes_f16(ctx);
     }
     intact_ctx_free(ctx);
     free(buf);

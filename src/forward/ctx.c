@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "forward/forward.h"
+#include "kv/kv_quant.h"
 
 enum { CTX_UBATCH = 64, CTX_MAX_THREADS = 256 };
 
@@ -116,4 +117,37 @@ int intact_ctx_record_attention(intact_ctx *c, int on) {
     if (it_mul_size((size_t)c->model->hp.n_heads * (size_t)c->ubatch, (size_t)c->n_ctx, &n)) return -1;
     c->probs = alloc_floats(n, 1);
     return c->probs ? 0 : -1;
+}
+
+static int kv_type_of(const char *name, int *out) {
+    static const char *const names[] = {"f32", "f16", "int8", "int4", "int3", "int2"};
+    static const int types[] = {KVQ_F32, KVQ_F16, KVQ_INT8, KVQ_INT4, KVQ_INT3, KVQ_INT2};
+    if (!name) { *out = KVQ_F32; return 0; }
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(name, names[i])) { *out = types[i]; return 0; }
+    return -1;
+}
+
+int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *err) {
+    const it_hparams *hp = &c->model->hp;
+    kvq_config cfg = {KVQ_F32, KVQ_F32, kp->group, kp->key_per_channel ? KVQ_PER_CHANNEL : KVQ_PER_TOKEN, 0};
+    if (kv_type_of(kp->k_type, &cfg.k_type) || kv_type_of(kp->v_type, &cfg.v_type))
+        return it_fail(err, INTACT_E_ARG, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)",
+                       kv_type_of(kp->k_type, &cfg.k_type) ? kp->k_type : kp->v_type);
+    it_kv *kv = kv_quant_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &cfg);
+    if (!kv)
+        return it_fail(err, INTACT_E_ARG, "bad KV-cache configuration: group %d for head dimension %d (the group "
+                       "must be a multiple of 8 that divides it) or out of memory", kp->group ? kp->group : 32,
+                       hp->head_dim);
+    c->kv->ops->free(c->kv);
+    c->kv = kv;
+    intact_ctx_reset(c);
+    return 0;
+}
+
+uint64_t intact_ctx_kv_bytes(const intact_ctx *c) { return c->kv->ops->bytes(c->kv, c->pos); }
+
+uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c) {
+    const it_hparams *hp = &c->model->hp;
+    return (uint64_t)2 * hp->n_layers * (uint64_t)c->pos * hp->n_kv_heads * hp->head_dim * 2;
 }

@@ -1,0 +1,20 @@
+// KV-cache flags shared by run, ppl, kld and bench: --kv-k TYPE --kv-v TYPE [--kv-group G]
+// [--kv-key-axis token|channel].
+#ifndef IT_CLI_KV_FLAGS_H
+#define IT_CLI_KV_FLAGS_H
+
+#include "cli/args.h"
+#include "intact.h"
+
+enum { KV_N_OPTS = 4 };
+
+typedef struct kv_flags {
+    const char *axis;
+    intact_kv_params p;
+} kv_flags;
+
+int kv_flags_add(kv_flags *f, cli_opt *opts, int n);
+// NULL when no KV flag was given (fp32 cache); *bad = 1 (message printed) for a bad axis.
+const intact_kv_params *kv_flags_get(const char *cmd, kv_flags *f, int *bad);
+
+#endif
