@@ -1,0 +1,475 @@
+// MiKV mixed-precision KV cache and the H2O eviction baseline; policy and formats in kv_mikv.h.
+// Rows use kv_quant's per-token layouts (F32: head_dim floats, F16: head_dim halves, INTn: the
+// group scales/offsets then the packed codes), encoded with kvq_quant_group.
+//
+// The attention kernel mirrors kv_full.c (one (query token, kv head) work item at a time, the GQA
+// query heads of a kv head together, same softmax and summation order). Each cached row is decoded
+// into a head_dim-float buffer and used at once, so no float copy of the cache exists; evicted
+// tokens get score -inf, i.e. weight exactly 0, which also renormalizes the softmax over the kept
+// ones. With every token hi and F32 the operations are kv_full's own, so the result is bit-identical.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fp16.h"
+#include "kv/kv_mikv.h"
+
+typedef struct {
+    it_kv base;
+    kv_mikv_config cfg;   // defaults applied
+    int hi_bits, lo_bits;
+    size_t hi_row, lo_row;          // bytes per (position, kv head) row
+    float *sink_k, *sink_v;         // (n_layers, sink, kv_dim) fp32
+    uint8_t *hi_k, *hi_v;           // (n_layers, n_ctx, n_kv_heads) rows of hi_row bytes
+    uint8_t *lo_k, *lo_v;           // (n_layers, n_ctx, n_kv_heads) rows of lo_row bytes
+    uint8_t *state;                 // (n_layers, n_ctx) enum kv_mikv_state
+    float *imp;                     // (n_layers, n_ctx) accumulated attention
+    int *n_tok;                     // per layer
+    int *order;                     // (2·n_ctx) demotion scratch: indices, merge buffer
+    float *rowbuf;                  // (kv_dim) demotion decode / balanced key buffer
+    float *bal;                     // (n_layers, kv_dim) key balance b (see kv_mikv.h)
+    uint8_t *bal_on;                // per layer: bal in use
+    float *scratch;                 // attend: per thread scratch_per floats
+    size_t scratch_per;
+    int scratch_threads;
+} kv_mikv;
+
+static const it_kv_ops mikv_ops;
+
+static size_t row_bytes(int bits, int hd, int g) {
+    if (bits == 32) return (size_t)hd * 4;
+    if (bits == 16) return (size_t)hd * 2;
+    return (size_t)(hd / g) * (4 + (size_t)g * bits / 8);
+}
+
+static void encode_row(const float *x, int hd, int g, int bits, uint8_t *dst) {
+    if (bits == 32) {
+        memcpy(dst, x, (size_t)hd * sizeof(float));
+    } else if (bits == 16) {
+        for (int i = 0; i < hd; i++) {
+            uint16_t h = it_f32_to_fp16(x[i]);
+            memcpy(dst + 2 * i, &h, 2);
+        }
+    } else {
+        int ng = hd / g;
+        size_t gb = (size_t)g * bits / 8;
+        for (int gi = 0; gi < ng; gi++) {
+            uint16_t d, m;
+            kvq_quant_group(x + gi * g, g, bits, dst + 4 * (size_t)ng + gi * gb, &d, &m);
+            memcpy(dst + 4 * gi, &d, 2);
+            memcpy(dst + 4 * gi + 2, &m, 2);
+        }
+    }
+}
+
+static void decode_row(const uint8_t *src, int hd, int g, int bits, float *out) {
+    if (bits == 32) {
+        memcpy(out, src, (size_t)hd * sizeof(float));
+    } else if (bits == 16) {
+        for (int i = 0; i < hd; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            out[i] = it_fp16_to_f32(h);
+        }
+    } else {
+        int ng = hd / g;
+        size_t gb = (size_t)g * bits / 8;
+        for (int gi = 0; gi < ng; gi++) {
+            uint16_t d, m;
+            memcpy(&d, src + 4 * gi, 2);
+            memcpy(&m, src + 4 * gi + 2, 2);
+            kvq_dequant_group(src + 4 * (size_t)ng + gi * gb, g, bits, d, m, out + gi * g);
+        }
+    }
+}
+
+static size_t slot(const kv_mikv *c, int layer, int pos, int h) {
+    return ((size_t)layer * c->base.n_ctx + (size_t)pos) * c->base.n_kv_heads + (size_t)h;
+}
+
+// Decodes head h of K (which 0) or V (which 1) at pos, in whatever form the token is held.
+// The caller guarantees the token is not evicted.
+static void load(const kv_mikv *c, int layer, int pos, int h, int which, float *out) {
+    const it_kv *kv = &c->base;
+    int hd = kv->head_dim;
+    if (pos < c->cfg.sink) {
+        const float *s = (which ? c->sink_v : c->sink_k) +
+                         ((size_t)layer * c->cfg.sink + (size_t)pos) * kv->n_kv_heads * hd + (size_t)h * hd;
+        memcpy(out, s, (size_t)hd * sizeof(float));
+    } else if (c->state[(size_t)layer * kv->n_ctx + pos] == KV_MIKV_HI) {
+        decode_row((which ? c->hi_v : c->hi_k) + slot(c, layer, pos, h) * c->hi_row, hd, c->cfg.group,
+                   c->hi_bits, out);
+    } else {
+        decode_row((which ? c->lo_v : c->lo_k) + slot(c, layer, pos, h) * c->lo_row, hd, c->cfg.group,
+                   c->lo_bits, out);
+    }
+}
+
+static int mikv_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
+    kv_mikv *c = (kv_mikv *)kv;
+    if (layer < 0 || layer >= kv->n_layers || pos < 0 || n < 0 || pos + n > kv->n_ctx) return -1;
+    if (pos > c->n_tok[layer]) return -1;   // a gap would leave positions without a state
+    int hd = kv->head_dim, g = c->cfg.group, sink = c->cfg.sink;
+    size_t kv_dim = (size_t)kv->n_kv_heads * hd;
+    for (int t = 0; t < n; t++) {
+        int p = pos + t;
+        const float *kt = k + t * kv_dim, *vt = v + t * kv_dim;
+        if (c->bal_on[layer]) {   // k·b, stored as if it were the key
+            const float *b = c->bal + (size_t)layer * kv_dim;
+            for (size_t i = 0; i < kv_dim; i++) c->rowbuf[i] = kt[i] * b[i];
+            kt = c->rowbuf;
+        }
+        if (p < sink) {
+            size_t off = ((size_t)layer * sink + (size_t)p) * kv_dim;
+            memcpy(c->sink_k + off, kt, kv_dim * sizeof(float));
+            memcpy(c->sink_v + off, vt, kv_dim * sizeof(float));
+        } else {
+            for (int h = 0; h < kv->n_kv_heads; h++) {
+                encode_row(kt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_k + slot(c, layer, p, h) * c->hi_row);
+                encode_row(vt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_v + slot(c, layer, p, h) * c->hi_row);
+            }
+        }
+        c->state[(size_t)layer * kv->n_ctx + p] = KV_MIKV_HI;
+        c->imp[(size_t)layer * kv->n_ctx + p] = 0;
+    }
+    c->n_tok[layer] = pos + n;
+    return 0;
+}
+
+int kv_mikv_budget(const it_kv *kv, int n_tokens) {
+    if (!kv || kv->ops != &mikv_ops || n_tokens < 0) return -1;
+    const kv_mikv *c = (const kv_mikv *)kv;
+    long prot = (long)c->cfg.sink + c->cfg.recent;
+    long heavy = (long)ceil((double)c->cfg.hi_ratio * n_tokens);
+    long b = prot + heavy;
+    return b < n_tokens ? (int)b : n_tokens;
+}
+
+// Descending importance, ties to the more recent (larger) position: a total order, so qsort's
+// instability cannot make the result depend on the input order.
+static int by_importance(const void *a, const void *b, const float *imp) {
+    int pa = *(const int *)a, pb = *(const int *)b;
+    if (imp[pa] != imp[pb]) return imp[pa] > imp[pb] ? -1 : 1;
+    return pa > pb ? -1 : pa < pb ? 1 : 0;
+}
+
+// qsort has no context argument (and a global would be shared state), so a small merge sort.
+static void sort_desc(int *idx, int *tmp, int n, const float *imp) {
+    if (n < 2) return;
+    int h = n / 2;
+    sort_desc(idx, tmp, h, imp);
+    sort_desc(idx + h, tmp, n - h, imp);
+    int i = 0, j = h, o = 0;
+    while (i < h && j < n) tmp[o++] = by_importance(&idx[j], &idx[i], imp) < 0 ? idx[j++] : idx[i++];
+    while (i < h) tmp[o++] = idx[i++];
+    while (j < n) tmp[o++] = idx[j++];
+    memcpy(idx, tmp, (size_t)n * sizeof(int));
+}
+
+// Brings `layer` back to its budget: see kv_mikv.h. Candidates are the hi tokens outside the sink
+// and recent windows; all but the H most important are demoted (or evicted).
+static void rebalance(kv_mikv *c, int layer) {
+    const it_kv *kv = &c->base;
+    int n = c->n_tok[layer], sink = c->cfg.sink, hd = kv->head_dim, g = c->cfg.group;
+    int lo_end = n - c->cfg.recent;   // candidates: [sink, lo_end)
+    uint8_t *st = c->state + (size_t)layer * kv->n_ctx;
+    const float *imp = c->imp + (size_t)layer * kv->n_ctx;
+    int nc = 0, *idx = c->order, *tmp = c->order + kv->n_ctx;
+    for (int p = sink; p < lo_end; p++)
+        if (st[p] == KV_MIKV_HI) idx[nc++] = p;
+    int heavy = (int)ceil((double)c->cfg.hi_ratio * n);
+    if (nc <= heavy) return;
+    sort_desc(idx, tmp, nc, imp);
+    float *row = c->rowbuf;
+    for (int i = heavy; i < nc; i++) {
+        int p = idx[i];
+        if (!c->cfg.evict)
+            for (int h = 0; h < kv->n_kv_heads; h++) {
+                size_t s = slot(c, layer, p, h);
+                decode_row(c->hi_k + s * c->hi_row, hd, g, c->hi_bits, row);
+                encode_row(row, hd, g, c->lo_bits, c->lo_k + s * c->lo_row);
+                decode_row(c->hi_v + s * c->hi_row, hd, g, c->hi_bits, row);
+                encode_row(row, hd, g, c->lo_bits, c->lo_v + s * c->lo_row);
+            }
+        st[p] = c->cfg.evict ? KV_MIKV_EVICTED : KV_MIKV_LO;
+    }
+}
+
+typedef struct {
+    kv_mikv *c;
+    int layer, pos, n;
+    const float *q;
+    float *out;
+} mikv_job;
+
+// Same as kv_full.c's dot (eight independent partial sums), so F32 scores are bit-identical.
+static float mikv_dot(const float *a, const float *b, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// Per-thread scratch, in floats: scores (rep, n_ctx) | importance partial sums (n_ctx) | row (hd) |
+// balanced queries q/b (rep, hd).
+static size_t scratch_floats(const kv_mikv *c) {
+    const it_kv *kv = &c->base;
+    size_t rep = (size_t)(kv->n_heads / kv->n_kv_heads);
+    return rep * kv->n_ctx + (size_t)kv->n_ctx + (size_t)kv->head_dim + rep * kv->head_dim;
+}
+
+static void mikv_worker(void *arg, int ith, int nth) {
+    const mikv_job *j = arg;
+    const kv_mikv *c = j->c;
+    const it_kv *kv = &c->base;
+    int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, rep = n_heads / n_kv;
+    float *scores = c->scratch + (size_t)ith * c->scratch_per;   // (rep, n_keys)
+    float *acc = scores + (size_t)rep * kv->n_ctx, *row = acc + kv->n_ctx, *qb = row + hd;
+    const float *bal = c->bal_on[j->layer] ? c->bal + (size_t)j->layer * n_kv * hd : NULL;
+    const uint8_t *st = c->state + (size_t)j->layer * kv->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    memset(acc, 0, (size_t)(j->pos + j->n) * sizeof(float));
+    for (int item = ith; item < j->n * n_kv; item += nth) {
+        int t = item / n_kv, kvh = item % n_kv;
+        int n_keys = j->pos + t + 1;
+        const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
+        float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
+        if (bal) {   // q/b against the stored k·b
+            for (int g = 0; g < rep; g++)
+                for (int d = 0; d < hd; d++) qb[g * hd + d] = q[g * hd + d] / bal[kvh * hd + d];
+            q = qb;
+        }
+        for (int p = 0; p < n_keys; p++) {
+            if (st[p] == KV_MIKV_EVICTED) {
+                for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = -INFINITY;
+                continue;
+            }
+            load(c, j->layer, p, kvh, 0, row);
+            for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = mikv_dot(q + g * hd, row, hd) * scale;
+        }
+        for (int g = 0; g < rep; g++) {
+            float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
+            for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
+            double sum = 0;
+            for (int p = 0; p < n_keys; p++) {
+                sg[p] = expf(sg[p] - mx);   // evicted: exp(-inf) = 0 exactly
+                sum += sg[p];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int p = 0; p < n_keys; p++) {
+                sg[p] *= inv;
+                acc[p] += sg[p];
+            }
+            if (kv->probs) {
+                int w = j->pos + j->n;
+                float *dst = kv->probs + ((size_t)(kvh * rep + g) * j->n + t) * w;
+                memcpy(dst, sg, (size_t)n_keys * sizeof *dst);
+                memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
+            }
+        }
+        memset(o, 0, (size_t)rep * hd * sizeof(float));
+        for (int p = 0; p < n_keys; p++) {
+            if (st[p] == KV_MIKV_EVICTED) continue;
+            load(c, j->layer, p, kvh, 1, row);
+            for (int g = 0; g < rep; g++) {
+                float w = scores[(size_t)g * n_keys + p], *og = o + g * hd;
+                for (int d = 0; d < hd; d++) og[d] += w * row[d];
+            }
+        }
+    }
+}
+
+static void mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
+    kv_mikv *c = (kv_mikv *)kv;
+    int nth = it_pool_size(pool);
+    if (nth < 1) nth = 1;
+    if (c->scratch_threads < nth) {
+        // Grown on demand to the pool's size; if that fails, fall back to one thread's scratch.
+        size_t per = scratch_floats(c);
+        float *s = realloc(c->scratch, (size_t)nth * per * sizeof(float));
+        if (s) {
+            c->scratch = s;
+            c->scratch_per = per;
+            c->scratch_threads = nth;
+        } else if (!c->scratch_threads) {
+            return;
+        }
+    }
+    mikv_job j = {c, layer, pos, n, q, out};
+    int used = c->scratch_threads >= nth ? nth : 1;
+    if (used == nth) it_pool_run(pool, mikv_worker, &j);
+    else mikv_worker(&j, 0, 1);
+    // Importance: the per-thread partial sums, added in thread order (deterministic for a pool size).
+    float *imp = c->imp + (size_t)layer * kv->n_ctx;
+    for (int th = 0; th < used; th++) {
+        const float *acc = c->scratch + (size_t)th * c->scratch_per + (size_t)(kv->n_heads / kv->n_kv_heads) * kv->n_ctx;
+        for (int p = 0; p < pos + n; p++) imp[p] += acc[p];
+    }
+    rebalance(c, layer);
+}
+
+static size_t mikv_bytes(const it_kv *kv, int n_tokens) {
+    const kv_mikv *c = (const kv_mikv *)kv;
+    size_t nkv = (size_t)kv->n_kv_heads, total = 0;
+    size_t sink_row = (size_t)kv->head_dim * sizeof(float);
+    int n = n_tokens < kv->n_ctx ? n_tokens : kv->n_ctx;
+    for (int l = 0; l < kv->n_layers; l++)
+        for (int p = 0; p < n; p++) {
+            int s = p < c->n_tok[l] ? c->state[(size_t)l * kv->n_ctx + p] : KV_MIKV_HI;
+            size_t r = p < c->cfg.sink ? sink_row : s == KV_MIKV_HI ? c->hi_row : s == KV_MIKV_LO ? c->lo_row : 0;
+            total += 2 * nkv * r;
+        }
+    return total;
+}
+
+static void mikv_free(it_kv *kv) {
+    kv_mikv *c = (kv_mikv *)kv;
+    if (!c) return;
+    free(c->sink_k);
+    free(c->sink_v);
+    free(c->hi_k);
+    free(c->hi_v);
+    free(c->lo_k);
+    free(c->lo_v);
+    free(c->state);
+    free(c->imp);
+    free(c->n_tok);
+    free(c->order);
+    free(c->rowbuf);
+    free(c->bal);
+    free(c->bal_on);
+    free(c->scratch);
+    free(c);
+}
+
+static const it_kv_ops mikv_ops = {mikv_store, mikv_attend, mikv_bytes, mikv_free};
+
+kv_mikv_config kv_mikv_default_config(void) {
+    kv_mikv_config cfg = {0.2f, KVQ_F16, KVQ_INT4, 32, 1, 32, 0};
+    return cfg;
+}
+
+it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
+                   const kv_mikv_config *cfg) {
+    if (!cfg || n_layers <= 0 || n_ctx <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads ||
+        head_dim <= 0)
+        return NULL;
+    kv_mikv_config rc = *cfg;
+    if (rc.group == 0) rc.group = 32;
+    if (!(rc.hi_ratio > 0 && rc.hi_ratio <= 1) || rc.recent < 0 || rc.sink < 0 || rc.sink > n_ctx ||
+        (rc.evict != 0 && rc.evict != 1))
+        return NULL;
+    if (rc.hi_type != KVQ_F32 && rc.hi_type != KVQ_F16 && rc.hi_type != KVQ_INT8) return NULL;
+    if (rc.lo_type != KVQ_INT4 && rc.lo_type != KVQ_INT3 && rc.lo_type != KVQ_INT2) return NULL;
+    if (rc.group < 8 || rc.group > KVQ_MAX_GROUP || rc.group % 8 || head_dim % rc.group) return NULL;
+    kv_mikv *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    it_kv b = {&mikv_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL};
+    c->base = b;
+    c->cfg = rc;
+    c->hi_bits = kvq_bits(rc.hi_type);
+    c->lo_bits = kvq_bits(rc.lo_type);
+    c->hi_row = row_bytes(c->hi_bits, head_dim, rc.group);
+    c->lo_row = row_bytes(c->lo_bits, head_dim, rc.group);
+    size_t rows = (size_t)n_layers * n_ctx * n_kv_heads, per_layer = (size_t)n_layers * n_ctx;
+    size_t sink_f = (size_t)n_layers * rc.sink * n_kv_heads * head_dim + 1;
+    c->sink_k = malloc(sink_f * sizeof(float));
+    c->sink_v = malloc(sink_f * sizeof(float));
+    c->hi_k = malloc(rows * c->hi_row);
+    c->hi_v = malloc(rows * c->hi_row);
+    c->lo_k = malloc(rows * c->lo_row);
+    c->lo_v = malloc(rows * c->lo_row);
+    c->state = calloc(per_layer, 1);
+    c->imp = calloc(per_layer, sizeof(float));
+    c->n_tok = calloc((size_t)n_layers, sizeof(int));
+    c->order = malloc(2 * (size_t)n_ctx * sizeof(int));
+    c->rowbuf = malloc((size_t)n_kv_heads * head_dim * sizeof(float));
+    c->bal = malloc((size_t)n_layers * n_kv_heads * head_dim * sizeof(float));
+    c->bal_on = calloc((size_t)n_layers, 1);
+    if (!c->sink_k || !c->sink_v || !c->hi_k || !c->hi_v || !c->lo_k || !c->lo_v || !c->state || !c->imp ||
+        !c->n_tok || !c->order || !c->rowbuf || !c->bal || !c->bal_on) {
+        mikv_free(&c->base);
+        return NULL;
+    }
+    return &c->base;
+}
+
+// ---- Key balancing ----
+
+int kv_balance_compute(const float *q, const float *k, int n, int n_heads, int n_kv_heads, int head_dim,
+                       float *b) {
+    if (!q || !k || !b || n <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads)
+        return -1;
+    int rep = n_heads / n_kv_heads;
+    size_t kv_dim = (size_t)n_kv_heads * head_dim, q_dim = (size_t)n_heads * head_dim;
+    for (int h = 0; h < n_kv_heads; h++)
+        for (int d = 0; d < head_dim; d++) {
+            float mq = 0, mk = 0;
+            for (int t = 0; t < n; t++) {
+                float a = fabsf(k[(size_t)t * kv_dim + (size_t)h * head_dim + d]);
+                mk = a > mk ? a : mk;
+                for (int g = 0; g < rep; g++) {
+                    a = fabsf(q[(size_t)t * q_dim + ((size_t)h * rep + g) * head_dim + d]);
+                    mq = a > mq ? a : mq;
+                }
+            }
+            b[(size_t)h * head_dim + d] = mq > 0 && mk > 0 && isfinite(mq / mk) ? sqrtf(mq / mk) : 1.0f;
+        }
+    return 0;
+}
+
+int kv_mikv_set_balance(it_kv *kv, int layer, const float *b) {
+    if (!kv || kv->ops != &mikv_ops || layer < 0 || layer >= kv->n_layers) return -1;
+    kv_mikv *c = (kv_mikv *)kv;
+    if (c->n_tok[layer] > 0) return -1;
+    size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
+    if (b)
+        for (size_t i = 0; i < kv_dim; i++)
+            if (!(b[i] > 0) || !isfinite(b[i])) return -1;
+    c->bal_on[layer] = b != NULL;
+    if (b) memcpy(c->bal + (size_t)layer * kv_dim, b, kv_dim * sizeof(float));
+    return 0;
+}
+
+// ---- Introspection ----
+
+static const kv_mikv *as_mikv(const it_kv *kv, int layer) {
+    if (!kv || kv->ops != &mikv_ops || layer < 0 || layer >= kv->n_layers) return NULL;
+    return (const kv_mikv *)kv;
+}
+
+int kv_mikv_n_tokens(const it_kv *kv, int layer) {
+    const kv_mikv *c = as_mikv(kv, layer);
+    return c ? c->n_tok[layer] : -1;
+}
+
+int kv_mikv_count(const it_kv *kv, int layer, int state) {
+    const kv_mikv *c = as_mikv(kv, layer);
+    if (!c) return -1;
+    int cnt = 0;
+    for (int p = 0; p < c->n_tok[layer]; p++) cnt += c->state[(size_t)layer * kv->n_ctx + p] == state;
+    return cnt;
+}
+
+int kv_mikv_state(const it_kv *kv, int layer, int pos) {
+    const kv_mikv *c = as_mikv(kv, layer);
+    if (!c || pos < 0 || pos >= c->n_tok[layer]) return -1;
+    return c->state[(size_t)layer * kv->n_ctx + pos];
+}
+
+float kv_mikv_importance(const it_kv *kv, int layer, int pos) {
+    const kv_mikv *c = as_mikv(kv, layer);
+    if (!c || pos < 0 || pos >= c->n_tok[layer]) return NAN;
+    return c->imp[(size_t)layer * kv->n_ctx + pos];
+}
+
+int kv_mikv_read_row(const it_kv *kv, int layer, int pos, int which, float *out) {
+    const kv_mikv *c = as_mikv(kv, layer);
+    if (!c || pos < 0 || pos >= c->n_tok[layer] || c->state[(size_t)layer * kv->n_ctx + pos] == KV_MIKV_EVICTED)
+        return -1;
+    for (int h = 0; h < kv->n_kv_heads; h++) load(c, layer, pos, h, which != 0, out + (size_t)h * kv->head_dim);
+    return 0;
+}
