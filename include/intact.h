@@ -143,6 +143,13 @@ typedef struct intact_kv_params {
     const char *k_type, *v_type;   // NULL: "f32"
     int group;
     int key_per_channel;
+    // MiKV (mikv_hi > 0) or H2O (h2o > 0) instead of a uniform cache: the sink tokens (`sink`, at
+    // least 1: [BOS] or the IntactKV prefix; stored exactly in fp32), the `recent` newest tokens and
+    // the top ratio of the others by accumulated attention stay in high precision (hi_type "f16" or
+    // "int8"); the rest are demoted in place to lo_type ("int2", "int3", "int4") — or, for H2O, evicted.
+    float mikv_hi, h2o;
+    const char *mikv_hi_type, *mikv_lo_type;
+    int recent, sink;
 } intact_kv_params;
 // Replaces the context's cache (and resets it). 0 or -1 (bad type, group not dividing head_dim, ...).
 int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);

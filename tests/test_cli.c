@@ -417,9 +417,21 @@ int main(void) {
         r = run("run -m '%s' -z '%s' -p 'The president' -n 4 --temp 0 --kv-k int8 --kv-v int8", m_en, m_tok);
         CHECK(r.rc == 0 && strncmp(r.out, "The president", 13) == 0, "run: %s", r.err);
         rfree(&r);
+        // MiKV keeps every token (demoted, never dropped): more bytes than H2O at the same budget.
+        r = run("kld -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --json --mikv --mikv-hi 0.2 --mikv-lo-type int2",
+                m_en, m_tok, m_en, textfile);
+        double mikv_bytes = json_num(r.out, "kv_bytes");
+        CHECK(r.rc == 0 && mikv_bytes > 0, "mikv: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("kld -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --json --h2o 0.2", m_en, m_tok, m_en, textfile);
+        CHECK(r.rc == 0 && json_num(r.out, "kv_bytes") < mikv_bytes, "h2o: %s %s", r.out, r.err);
+        rfree(&r);
         static const char *bad[][2] = {{"--kv-k int5", "unknown KV type"}, {"--kv-key-axis diagonal", "token"},
-                                       {"--kv-k int4 --kv-group 24", "group"}, {"--kv-group 4", "--kv-group"}};
-        for (int i = 0; i < 4; i++) {
+                                       {"--kv-k int4 --kv-group 24", "group"}, {"--kv-group 4", "--kv-group"},
+                                       {"--mikv", "--mikv-hi"}, {"--mikv-hi 0.2", "--mikv"},
+                                       {"--mikv --mikv-hi 0.2 --h2o 0.2", "H2O"},
+                                       {"--mikv --mikv-hi 0.2 --mikv-lo-type int8", "MiKV"}};
+        for (int i = 0; i < 8; i++) {
             r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 %s", m_en, m_tok, textfile, bad[i][0]);
             CHECK_FAILS(r, bad[i][0]);
             CHECK(strstr(r.err, bad[i][1]) != NULL, "%s: stderr '%s'", bad[i][0], r.err);

@@ -28,7 +28,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     int bad_kv;
-    const intact_kv_params *kvp = kv_flags_get("bench", &kvf, &bad_kv);
+    const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 1, &bad_kv);
     if (bad_kv) return 2;
     intact_model *m = cli_load_model("bench", model, tok);
     if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
@@ -37,6 +37,7 @@ int cmd_bench(int argc, char **argv) {
     intact_model_get_info(m, &in);
     intact_prefix *prefix = ikv ? cli_load_prefix("bench", ikv, m) : NULL;
     if (ikv && !prefix) { intact_model_free(m); return 1; }
+    if (prefix) kvf.p.sink = intact_prefix_n_tokens(prefix); // MiKV/H2O keep the prefix exact
     intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix, kvp};
     intact_bench_result r;
     intact_error err = {0, ""};

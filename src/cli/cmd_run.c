@@ -57,7 +57,7 @@ int cmd_run(int argc, char **argv) {
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     int bad_kv;
-    const intact_kv_params *kvp = kv_flags_get("run", &kvf, &bad_kv);
+    const intact_kv_params *kvp = kv_flags_get("run", &kvf, 1, &bad_kv);
     if (bad_kv) return 2;
     if (prompt && prompt_file) {
         fprintf(stderr, "intact run: give either -p or -f, not both\n");
@@ -105,7 +105,8 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "intact run: the prompt does not start with the prefix's %d token%s (%s)\n", pn,
                     pn == 1 ? "" : "s", intact_prefix_from_bos(prefix) ? "its BOS" : "its system prompt");
             rc = 1;
-        } else if (intact_ctx_use_prefix(c, prefix, &err) != 0) {
+        } else if ((kvp && (kvf.p.sink = pn) && intact_ctx_set_kv(c, kvp, &err) != 0) ||
+                   intact_ctx_use_prefix(c, prefix, &err) != 0) { // MiKV keeps the prefix exact
             fprintf(stderr, "intact run: %s\n", err.msg);
             rc = 1;
         }

@@ -6,15 +6,18 @@
 #include "cli/args.h"
 #include "intact.h"
 
-enum { KV_N_OPTS = 4 };
+enum { KV_N_OPTS = 11 };
 
 typedef struct kv_flags {
     const char *axis;
+    int mikv, mikv_recent, h2o_recent;
+    float mikv_hi, h2o;
     intact_kv_params p;
 } kv_flags;
 
 int kv_flags_add(kv_flags *f, cli_opt *opts, int n);
-// NULL when no KV flag was given (fp32 cache); *bad = 1 (message printed) for a bad axis.
-const intact_kv_params *kv_flags_get(const char *cmd, kv_flags *f, int *bad);
+// NULL when no KV flag was given (fp32 cache); *bad = 1 (message printed) for bad combinations.
+// sink: tokens always kept exact by MiKV/H2O (the IntactKV prefix length, else 1 for [BOS]).
+const intact_kv_params *kv_flags_get(const char *cmd, kv_flags *f, int sink, int *bad);
 
 #endif

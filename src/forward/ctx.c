@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "forward/forward.h"
+#include "kv/kv_mikv.h"
 #include "kv/kv_quant.h"
 
 enum { CTX_UBATCH = 64, CTX_MAX_THREADS = 256 };
@@ -128,8 +129,38 @@ static int kv_type_of(const char *name, int *out) {
     return -1;
 }
 
+static it_kv *mikv_from_params(const intact_ctx *c, const intact_kv_params *kp, intact_error *err) {
+    const it_hparams *hp = &c->model->hp;
+    kv_mikv_config mc = kv_mikv_default_config();
+    mc.evict = kp->h2o > 0;
+    mc.hi_ratio = mc.evict ? kp->h2o : kp->mikv_hi;
+    if (kp->group) mc.group = kp->group;
+    if (kp->recent > 0) mc.recent = kp->recent;
+    if (kp->sink > 0) mc.sink = kp->sink;
+    if ((kp->mikv_hi_type && kv_type_of(kp->mikv_hi_type, &mc.hi_type)) ||
+        (kp->mikv_lo_type && kv_type_of(kp->mikv_lo_type, &mc.lo_type))) {
+        it_fail(err, INTACT_E_ARG, "unknown MiKV type (hi: f16, int8; lo: int2, int3, int4)");
+        return NULL;
+    }
+    it_kv *kv = kv_mikv_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &mc);
+    if (!kv)
+        it_fail(err, INTACT_E_ARG, "bad %s configuration (ratio %g in (0, 1], hi f16/int8, lo int2/3/4, group %d "
+                "dividing head dimension %d) or out of memory", mc.evict ? "H2O" : "MiKV", (double)mc.hi_ratio,
+                mc.group, hp->head_dim);
+    return kv;
+}
+
 int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *err) {
     const it_hparams *hp = &c->model->hp;
+    if (kp->mikv_hi > 0 || kp->h2o > 0) {
+        if (kp->mikv_hi > 0 && kp->h2o > 0) return it_fail(err, INTACT_E_ARG, "choose MiKV or H2O, not both");
+        it_kv *kv = mikv_from_params(c, kp, err);
+        if (!kv) return -1;
+        c->kv->ops->free(c->kv);
+        c->kv = kv;
+        intact_ctx_reset(c);
+        return 0;
+    }
     kvq_config cfg = {KVQ_F32, KVQ_F32, kp->group, kp->key_per_channel ? KVQ_PER_CHANNEL : KVQ_PER_TOKEN, 0};
     if (kv_type_of(kp->k_type, &cfg.k_type) || kv_type_of(kp->v_type, &cfg.v_type))
         return it_fail(err, INTACT_E_ARG, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)",
