@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ikv/train.h"
+#include "kv/kv.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 
@@ -125,17 +126,6 @@ static void add_bias(float *x, const float *b, int n, int width) {
         for (int j = 0; j < width; j++) x[(size_t)i * width + j] += b[j];
 }
 
-// kv_full.c's dot: eight partial sums in the same order, so scores round identically.
-static float dot8(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 typedef struct {
     const ikv_train *w;
     ikv_acts *a;
@@ -155,7 +145,7 @@ static void attend_worker(void *arg, int ith, int nth) {
             const float *q = a->q + (size_t)t * H * hd + (size_t)h * hd;
             float *sg = a->probs + ((size_t)h * w->T + t) * nk, mx = -INFINITY;
             for (int p = 0; p < n_keys; p++) {
-                sg[p] = dot8(q, a->kall + (size_t)p * kvd + (size_t)kvh * hd, hd) * scale;
+                sg[p] = kv_dot(q, a->kall + (size_t)p * kvd + (size_t)kvh * hd, hd) * scale;
                 mx = sg[p] > mx ? sg[p] : mx;
             }
             double sum = 0;

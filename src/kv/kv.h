@@ -29,6 +29,19 @@ struct it_kv {
     float *probs;
 };
 
+// q·k for attention scores, shared by every cache so that fp32 storage gives bit-identical scores
+// whichever cache holds it. Eight independent partial sums: the compiler turns this into one
+// vector FMA chain per 8 lanes without needing -ffast-math to reassociate a scalar reduction.
+static inline float kv_dot(const float *a, const float *b, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 // Full-precision (fp32) cache.
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim);
 

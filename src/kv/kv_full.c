@@ -29,18 +29,6 @@ typedef struct {
     float *out;
 } attend_job;
 
-// Eight independent partial sums: the compiler turns this into one vector FMA chain per 8 lanes
-// without needing -ffast-math to reassociate a scalar reduction.
-static float dot(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 // One (query token, kv head) pair per work item, dealt round-robin to threads. The query heads
 // that share a kv head (GQA) are processed together so each cached K and V row is read once.
 static void attend_worker(void *arg, int ith, int nth) {
@@ -59,7 +47,7 @@ static void attend_worker(void *arg, int ith, int nth) {
         float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
         for (int p = 0; p < n_keys; p++) {
             const float *kp = K + (size_t)p * kv_dim + (size_t)kvh * hd;
-            for (int g = 0; g < group; g++) scores[(size_t)g * n_keys + p] = dot(q + g * hd, kp, hd) * scale;
+            for (int g = 0; g < group; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, kp, hd) * scale;
         }
         for (int g = 0; g < group; g++) {
             float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;

@@ -36,53 +36,6 @@ typedef struct {
 
 static const it_kv_ops mikv_ops;
 
-static size_t row_bytes(int bits, int hd, int g) {
-    if (bits == 32) return (size_t)hd * 4;
-    if (bits == 16) return (size_t)hd * 2;
-    return (size_t)(hd / g) * (4 + (size_t)g * bits / 8);
-}
-
-static void encode_row(const float *x, int hd, int g, int bits, uint8_t *dst) {
-    if (bits == 32) {
-        memcpy(dst, x, (size_t)hd * sizeof(float));
-    } else if (bits == 16) {
-        for (int i = 0; i < hd; i++) {
-            uint16_t h = it_f32_to_fp16(x[i]);
-            memcpy(dst + 2 * i, &h, 2);
-        }
-    } else {
-        int ng = hd / g;
-        size_t gb = (size_t)g * bits / 8;
-        for (int gi = 0; gi < ng; gi++) {
-            uint16_t d, m;
-            kvq_quant_group(x + gi * g, g, bits, dst + 4 * (size_t)ng + gi * gb, &d, &m);
-            memcpy(dst + 4 * gi, &d, 2);
-            memcpy(dst + 4 * gi + 2, &m, 2);
-        }
-    }
-}
-
-static void decode_row(const uint8_t *src, int hd, int g, int bits, float *out) {
-    if (bits == 32) {
-        memcpy(out, src, (size_t)hd * sizeof(float));
-    } else if (bits == 16) {
-        for (int i = 0; i < hd; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            out[i] = it_fp16_to_f32(h);
-        }
-    } else {
-        int ng = hd / g;
-        size_t gb = (size_t)g * bits / 8;
-        for (int gi = 0; gi < ng; gi++) {
-            uint16_t d, m;
-            memcpy(&d, src + 4 * gi, 2);
-            memcpy(&m, src + 4 * gi + 2, 2);
-            kvq_dequant_group(src + 4 * (size_t)ng + gi * gb, g, bits, d, m, out + gi * g);
-        }
-    }
-}
-
 static size_t slot(const kv_mikv *c, int layer, int pos, int h) {
     return ((size_t)layer * c->base.n_ctx + (size_t)pos) * c->base.n_kv_heads + (size_t)h;
 }
@@ -97,10 +50,10 @@ static void load(const kv_mikv *c, int layer, int pos, int h, int which, float *
                          ((size_t)layer * c->cfg.sink + (size_t)pos) * kv->n_kv_heads * hd + (size_t)h * hd;
         memcpy(out, s, (size_t)hd * sizeof(float));
     } else if (c->state[(size_t)layer * kv->n_ctx + pos] == KV_MIKV_HI) {
-        decode_row((which ? c->hi_v : c->hi_k) + slot(c, layer, pos, h) * c->hi_row, hd, c->cfg.group,
+        kvq_load_row((which ? c->hi_v : c->hi_k) + slot(c, layer, pos, h) * c->hi_row, hd, c->cfg.group,
                    c->hi_bits, out);
     } else {
-        decode_row((which ? c->lo_v : c->lo_k) + slot(c, layer, pos, h) * c->lo_row, hd, c->cfg.group,
+        kvq_load_row((which ? c->lo_v : c->lo_k) + slot(c, layer, pos, h) * c->lo_row, hd, c->cfg.group,
                    c->lo_bits, out);
     }
 }
@@ -125,8 +78,8 @@ static int mikv_store(it_kv *kv, int layer, int pos, int n, const float *k, cons
             memcpy(c->sink_v + off, vt, kv_dim * sizeof(float));
         } else {
             for (int h = 0; h < kv->n_kv_heads; h++) {
-                encode_row(kt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_k + slot(c, layer, p, h) * c->hi_row);
-                encode_row(vt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_v + slot(c, layer, p, h) * c->hi_row);
+                kvq_store_row(kt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_k + slot(c, layer, p, h) * c->hi_row);
+                kvq_store_row(vt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_v + slot(c, layer, p, h) * c->hi_row);
             }
         }
         c->state[(size_t)layer * kv->n_ctx + p] = KV_MIKV_HI;
@@ -186,10 +139,10 @@ static void rebalance(kv_mikv *c, int layer) {
         if (!c->cfg.evict)
             for (int h = 0; h < kv->n_kv_heads; h++) {
                 size_t s = slot(c, layer, p, h);
-                decode_row(c->hi_k + s * c->hi_row, hd, g, c->hi_bits, row);
-                encode_row(row, hd, g, c->lo_bits, c->lo_k + s * c->lo_row);
-                decode_row(c->hi_v + s * c->hi_row, hd, g, c->hi_bits, row);
-                encode_row(row, hd, g, c->lo_bits, c->lo_v + s * c->lo_row);
+                kvq_load_row(c->hi_k + s * c->hi_row, hd, g, c->hi_bits, row);
+                kvq_store_row(row, hd, g, c->lo_bits, c->lo_k + s * c->lo_row);
+                kvq_load_row(c->hi_v + s * c->hi_row, hd, g, c->hi_bits, row);
+                kvq_store_row(row, hd, g, c->lo_bits, c->lo_v + s * c->lo_row);
             }
         st[p] = c->cfg.evict ? KV_MIKV_EVICTED : KV_MIKV_LO;
     }
@@ -201,17 +154,6 @@ typedef struct {
     const float *q;
     float *out;
 } mikv_job;
-
-// Same as kv_full.c's dot (eight independent partial sums), so F32 scores are bit-identical.
-static float mikv_dot(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 // Per-thread scratch, in floats: scores (rep, n_ctx) | importance partial sums (n_ctx) | row (hd) |
 // balanced queries q/b (rep, hd).
@@ -248,7 +190,7 @@ static void mikv_worker(void *arg, int ith, int nth) {
                 continue;
             }
             load(c, j->layer, p, kvh, 0, row);
-            for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = mikv_dot(q + g * hd, row, hd) * scale;
+            for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, row, hd) * scale;
         }
         for (int g = 0; g < rep; g++) {
             float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
@@ -372,8 +314,8 @@ it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int hea
     c->cfg = rc;
     c->hi_bits = kvq_bits(rc.hi_type);
     c->lo_bits = kvq_bits(rc.lo_type);
-    c->hi_row = row_bytes(c->hi_bits, head_dim, rc.group);
-    c->lo_row = row_bytes(c->lo_bits, head_dim, rc.group);
+    c->hi_row = kvq_row_bytes(c->hi_bits, head_dim, rc.group);
+    c->lo_row = kvq_row_bytes(c->lo_bits, head_dim, rc.group);
     size_t rows = (size_t)n_layers * n_ctx * n_kv_heads, per_layer = (size_t)n_layers * n_ctx;
     size_t sink_f = (size_t)n_layers * rc.sink * n_kv_heads * head_dim + 1;
     c->sink_k = malloc(sink_f * sizeof(float));

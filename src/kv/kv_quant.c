@@ -95,14 +95,14 @@ void kvq_dequant_group(const uint8_t *packed, int n, int bits, uint16_t d, uint1
     for (int i = 0; i < n; i++) out[i] = df * out[i] + mf;
 }
 
-static size_t row_bytes(int bits, int hd, int g) {
+size_t kvq_row_bytes(int bits, int hd, int g) {
     if (bits == 32) return (size_t)hd * 4;
     if (bits == 16) return (size_t)hd * 2;
     return (size_t)(hd / g) * (4 + (size_t)g * bits / 8);
 }
 
 // One (token, kv head) row of head_dim values in the per-token format of `bits`.
-static void store_row(const float *x, int hd, int g, int bits, uint8_t *dst) {
+void kvq_store_row(const float *x, int hd, int g, int bits, uint8_t *dst) {
     if (bits == 32) {
         memcpy(dst, x, (size_t)hd * sizeof(float));
     } else if (bits == 16) {
@@ -122,7 +122,7 @@ static void store_row(const float *x, int hd, int g, int bits, uint8_t *dst) {
     }
 }
 
-static void load_row(const uint8_t *src, int hd, int g, int bits, float *out) {
+void kvq_load_row(const uint8_t *src, int hd, int g, int bits, float *out) {
     if (bits == 32) {
         memcpy(out, src, (size_t)hd * sizeof(float));
     } else if (bits == 16) {
@@ -169,7 +169,7 @@ int kvq_dequant_row(const it_kv *kv, int layer, int pos, int which, float *out) 
     if (which == 1 || !c->k_chan) {
         for (int h = 0; h < kv->n_kv_heads; h++) {
             const uint8_t *r = which == 1 ? kvq_v_row(c, layer, pos, h) : kvq_k_row(c, layer, pos, h);
-            load_row(r, hd, g, which == 1 ? c->vbits : c->kbits, out + h * hd);
+            kvq_load_row(r, hd, g, which == 1 ? c->vbits : c->kbits, out + h * hd);
         }
         return 0;
     }
@@ -229,10 +229,10 @@ static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const
     for (int t = 0; t < n; t++) {
         int p = pos + t;
         for (int h = 0; h < kv->n_kv_heads; h++) {
-            store_row(v + t * kv_dim + (size_t)h * hd, hd, g, c->vbits,
+            kvq_store_row(v + t * kv_dim + (size_t)h * hd, hd, g, c->vbits,
                       (uint8_t *)kvq_v_row(c, layer, p, h));
             if (!c->k_chan)
-                store_row(k + t * kv_dim + (size_t)h * hd, hd, g, c->kbits,
+                kvq_store_row(k + t * kv_dim + (size_t)h * hd, hd, g, c->kbits,
                           (uint8_t *)kvq_k_row(c, layer, p, h));
         }
         if (c->k_chan) {
@@ -299,12 +299,12 @@ size_t kvq_bytes_per_token(const kvq_config *cfg, int n_kv_heads, int head_dim) 
     kvq_config c;
     if (n_kv_heads <= 0 || resolve_config(cfg, head_dim, &c)) return 0;
     int kb = kvq_bits(c.k_type), vb = kvq_bits(c.v_type);
-    size_t per_head = row_bytes(vb, head_dim, c.group);
+    size_t per_head = kvq_row_bytes(vb, head_dim, c.group);
     if (kb <= 8 && c.key_axis == KVQ_PER_CHANNEL) {
         size_t blk = (size_t)head_dim * (4 + (size_t)c.group * kb / 8);
         per_head += (blk + (size_t)c.group - 1) / (size_t)c.group;
     } else {
-        per_head += row_bytes(kb, head_dim, c.group);
+        per_head += kvq_row_bytes(kb, head_dim, c.group);
     }
     return per_head * (size_t)n_kv_heads;
 }
@@ -323,7 +323,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
     c->kbits = kvq_bits(rc.k_type);
     c->vbits = kvq_bits(rc.v_type);
     c->k_chan = c->kbits <= 8 && rc.key_axis == KVQ_PER_CHANNEL;
-    c->v_row = row_bytes(c->vbits, head_dim, rc.group);
+    c->v_row = kvq_row_bytes(c->vbits, head_dim, rc.group);
     size_t rows = (size_t)n_layers * n_ctx * n_kv_heads;
     c->v = malloc(rows * c->v_row);
     if (c->k_chan) {
@@ -332,7 +332,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
         c->k = malloc((size_t)n_layers * c->n_blk * n_kv_heads * c->k_blk + 1);
         c->res = malloc((size_t)n_layers * rc.residual * n_kv_heads * head_dim * sizeof(float));
     } else {
-        c->k_row = row_bytes(c->kbits, head_dim, rc.group);
+        c->k_row = kvq_row_bytes(c->kbits, head_dim, rc.group);
         c->k = malloc(rows * c->k_row);
     }
     c->n_tok = calloc((size_t)n_layers, sizeof(int));

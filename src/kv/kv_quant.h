@@ -57,6 +57,12 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
 
 // K+V bytes per token for one layer, scales and zero points included (per-channel keys: amortized
 // over a full block, rounded up; the fp32 residual window is not counted). 0 on bad config.
+// One (token, kv head) row of head_dim values in the per-token format of `bits` (32 fp32, 16 fp16,
+// else groups of g: fp16 scale + min each, then the codes) — shared with the MiKV cache.
+size_t kvq_row_bytes(int bits, int hd, int g);
+void kvq_store_row(const float *x, int hd, int g, int bits, uint8_t *dst);
+void kvq_load_row(const uint8_t *src, int hd, int g, int bits, float *out);
+
 size_t kvq_bytes_per_token(const kvq_config *cfg, int n_kv_heads, int head_dim);
 
 // The cache's bytes(kv, n) counts, per layer: n tokens of values and per-token keys at their row

@@ -19,17 +19,6 @@ typedef struct {
     float *out;
 } kvq_job;
 
-// Same as kv_full.c's dot (eight independent partial sums), so F32 scores are bit-identical.
-static float kvq_dot(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 // Scratch layout per thread, in floats: scores (rep, n_ctx) | row (hd) | codes (G) |
 // qsum (rep, ng) | qd (rep, hd) | qm (rep) | kb (G, hd).
 static size_t scratch_floats(const kvq_cache *c) {
@@ -54,7 +43,7 @@ static void key_scores(const kvq_cache *c, int layer, int kvh, int n_keys, const
                 for (int i = 0; i < hd; i++) row[i] = kvq_rd16(r + 2 * i);
                 kp = row;
             }
-            for (int gq = 0; gq < rep; gq++) scores[(size_t)gq * n_keys + p] = kvq_dot(q + gq * hd, kp, hd) * scale;
+            for (int gq = 0; gq < rep; gq++) scores[(size_t)gq * n_keys + p] = kv_dot(q + gq * hd, kp, hd) * scale;
         }
         return;
     }
@@ -74,7 +63,7 @@ static void key_scores(const kvq_cache *c, int layer, int kvh, int n_keys, const
                 float d = kvq_rd16(r + 4 * gi), m = kvq_rd16(r + 4 * gi + 2);
                 kvq_unpack(r + 4 * (size_t)ng + gi * gb, g, c->kbits, cf);
                 for (int gq = 0; gq < rep; gq++)
-                    acc[gq] += d * kvq_dot(q + gq * hd + gi * g, cf, g) + m * qsum[gq * ng + gi];
+                    acc[gq] += d * kv_dot(q + gq * hd + gi * g, cf, g) + m * qsum[gq * ng + gi];
             }
             for (int gq = 0; gq < rep; gq++) scores[(size_t)gq * n_keys + p] = acc[gq] * scale;
         }
@@ -98,11 +87,11 @@ static void key_scores(const kvq_cache *c, int layer, int kvh, int n_keys, const
         for (int j = 0; j < nt; j++)
             for (int gq = 0; gq < rep; gq++)
                 scores[(size_t)gq * n_keys + b * g + j] =
-                    (kvq_dot(qd + (size_t)gq * hd, kb + (size_t)j * hd, hd) + qm[gq]) * scale;
+                    (kv_dot(qd + (size_t)gq * hd, kb + (size_t)j * hd, hd) + qm[gq]) * scale;
     }
     for (int p = nq; p < n_keys; p++) {
         const float *kp = kvq_res_row(c, layer, p) + (size_t)kvh * hd;
-        for (int gq = 0; gq < rep; gq++) scores[(size_t)gq * n_keys + p] = kvq_dot(q + gq * hd, kp, hd) * scale;
+        for (int gq = 0; gq < rep; gq++) scores[(size_t)gq * n_keys + p] = kv_dot(q + gq * hd, kp, hd) * scale;
     }
 }
 
