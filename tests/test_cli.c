@@ -388,6 +388,13 @@ int main(void) {
                 "--max-prefix 2 --json", m_en, m_tok, m_en, textfile);
         CHECK(r.rc == 0 && one_json_object(r.out) && strstr(r.out, "\"n_intact\":2"), "mse: %s %s", r.out, r.err);
         rfree(&r);
+        r = run("ikv mse -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --max-prefix 63", m_en, m_tok, m_en, textfile);
+        CHECK_FAILS(r, "--max-prefix beyond the chunk");
+        CHECK(strstr(r.err, "--max-prefix") != NULL, "stderr: %s", r.err);
+        rfree(&r);
+        r = run("ikv calibrate -m '%s' -z '%s' --base '%s' --ikv %s -o %s", m_en, m_tok, m_en, pf, pc);
+        CHECK_FAILS(r, "calibrate without --calib");
+        rfree(&r);
         r = run("ikv calibrate -m '%s' -z '%s' --quant rtn --bits 3 --group 32 --base '%s' --ikv %s --calib '%s' "
                 "--samples 2 --len 16 --epochs 2 -o %s --json", m_en, m_tok, m_en, pf, textfile, pc);
         CHECK(r.rc == 0 && json_num(r.out, "loss_after") <= json_num(r.out, "loss_before"), "calibrate: %s %s",

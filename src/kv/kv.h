@@ -42,6 +42,11 @@ static inline float kv_dot(const float *a, const float *b, int n) {
     return s;
 }
 
+// Softmax of the scores of the rep query heads that share kv head kvh, for query t of a block of n
+// at positions pos.., over n_keys keys (rows of n_keys in `scores`, normalized in place); writes
+// them to kv->probs when recording.
+void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int kvh, int t, int pos, int n);
+
 // Full-precision (fp32) cache.
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim);
 

@@ -49,23 +49,7 @@ static void attend_worker(void *arg, int ith, int nth) {
             const float *kp = K + (size_t)p * kv_dim + (size_t)kvh * hd;
             for (int g = 0; g < group; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, kp, hd) * scale;
         }
-        for (int g = 0; g < group; g++) {
-            float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
-            for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
-            double sum = 0;
-            for (int p = 0; p < n_keys; p++) {
-                sg[p] = expf(sg[p] - mx);
-                sum += sg[p];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n_keys; p++) sg[p] *= inv;
-            if (kv->probs) {
-                int w = j->pos + j->n;
-                float *dst = kv->probs + ((size_t)(kvh * group + g) * j->n + t) * w;
-                memcpy(dst, sg, (size_t)n_keys * sizeof *dst);
-                memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
-            }
-        }
+        kv_softmax_group(kv, scores, group, n_keys, kvh, t, j->pos, j->n);
         memset(o, 0, (size_t)group * hd * sizeof(float));
         for (int p = 0; p < n_keys; p++) {
             const float *vp = V + (size_t)p * kv_dim + (size_t)kvh * hd;

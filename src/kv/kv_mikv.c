@@ -192,26 +192,8 @@ static void mikv_worker(void *arg, int ith, int nth) {
             load(c, j->layer, p, kvh, 0, row);
             for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, row, hd) * scale;
         }
-        for (int g = 0; g < rep; g++) {
-            float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
-            for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
-            double sum = 0;
-            for (int p = 0; p < n_keys; p++) {
-                sg[p] = expf(sg[p] - mx);   // evicted: exp(-inf) = 0 exactly
-                sum += sg[p];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n_keys; p++) {
-                sg[p] *= inv;
-                acc[p] += sg[p];
-            }
-            if (kv->probs) {
-                int w = j->pos + j->n;
-                float *dst = kv->probs + ((size_t)(kvh * rep + g) * j->n + t) * w;
-                memcpy(dst, sg, (size_t)n_keys * sizeof *dst);
-                memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
-            }
-        }
+        kv_softmax_group(kv, scores, rep, n_keys, kvh, t, j->pos, j->n);
+        for (size_t i = 0; i < (size_t)rep * n_keys; i++) acc[i % n_keys] += scores[i];
         memset(o, 0, (size_t)rep * hd * sizeof(float));
         for (int p = 0; p < n_keys; p++) {
             if (st[p] == KV_MIKV_EVICTED) continue;

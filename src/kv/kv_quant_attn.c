@@ -146,23 +146,7 @@ static void kvq_worker(void *arg, int ith, int nth) {
         const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
         float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
         key_scores(c, j->layer, kvh, n_keys, q, scores, sc, scale);
-        for (int g = 0; g < rep; g++) {
-            float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
-            for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
-            double sum = 0;
-            for (int p = 0; p < n_keys; p++) {
-                sg[p] = expf(sg[p] - mx);
-                sum += sg[p];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n_keys; p++) sg[p] *= inv;
-            if (kv->probs) {
-                int w = j->pos + j->n;
-                float *dst = kv->probs + ((size_t)(kvh * rep + g) * j->n + t) * w;
-                memcpy(dst, sg, (size_t)n_keys * sizeof *dst);
-                memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
-            }
-        }
+        kv_softmax_group(kv, scores, rep, n_keys, kvh, t, j->pos, j->n);
         value_sums(c, j->layer, kvh, n_keys, scores, o, sc);
     }
 }

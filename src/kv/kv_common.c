@@ -1,0 +1,25 @@
+// Attention steps every cache shares, whatever its storage.
+#include <math.h>
+#include <string.h>
+
+#include "kv/kv.h"
+
+void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int kvh, int t, int pos, int n) {
+    for (int g = 0; g < rep; g++) {
+        float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
+        for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
+        double sum = 0;
+        for (int p = 0; p < n_keys; p++) {
+            sg[p] = expf(sg[p] - mx);   // a -inf score (an evicted token) becomes exactly 0
+            sum += sg[p];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int p = 0; p < n_keys; p++) sg[p] *= inv;
+        if (kv->probs) {
+            int w = pos + n;
+            float *dst = kv->probs + ((size_t)(kvh * rep + g) * n + t) * w;
+            memcpy(dst, sg, (size_t)n_keys * sizeof *dst);
+            memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
+        }
+    }
+}
