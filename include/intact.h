@@ -150,6 +150,10 @@ typedef struct intact_kv_params {
     float mikv_hi, h2o;
     const char *mikv_hi_type, *mikv_lo_type;
     int recent, sink;
+    // Outlier-aware key balancing (MiKV): per layer, kv head and channel b = sqrt(max|q| / max|k|)
+    // from the first prefill block (and any prefix already cached); keys are cached as k·b and
+    // queries attend as q/b, so scores are unchanged in exact arithmetic. Any cache type.
+    int balance;
 } intact_kv_params;
 // Replaces the context's cache (and resets it). 0 or -1 (bad type, group not dividing head_dim, ...).
 int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);
@@ -245,6 +249,12 @@ typedef struct intact_quant_params {
     int n_threads;
     intact_progress progress;  // per layer
     void *progress_user;
+    // QuaRot-style rotation before quantizing (also alone, with method NULL): RMSNorm weights folded
+    // into the next linear layers, the residual stream multiplied by a randomized Hadamard matrix
+    // (seeded by rotate_seed) and the down-projection input by an online Hadamard transform. The
+    // rotated FP model computes the same function.
+    int rotate;
+    uint64_t rotate_seed;
 } intact_quant_params;
 
 typedef struct intact_quant_report {
@@ -273,6 +283,45 @@ typedef struct intact_ikv_mse_row {
 int intact_ikv_mse(const intact_model *qm, const intact_model *fp, const char *text, size_t len,
                    const intact_eval_params *p, int max_prefix, intact_ikv_mse_row *rows /* max_prefix+1 */,
                    intact_error *err);
+
+// ---------------------------------------------------------------- activation quantization
+// The inputs of every layer linear (q/k/v, o, gate/up, down; not the output head) quantized per
+// token, symmetric and dynamic: s = clip·max|x| / (2^(bits-1) - 1), x ≈ s·clamp(round(x/s)).
+// bits 8 or 4 (16 = off), clip in (0, 1] (1 = no clipping). With 4- or 8-bit integer weights the
+// products run in integer kernels (int32 accumulation per group); with other weights, or fake = 1,
+// the quantized-dequantized floats go through the float kernels (the research twin).
+typedef struct intact_act_quant {
+    int bits;     // 16 (off), 8 or 4
+    float clip;   // 0 -> 1
+    int fake;
+} intact_act_quant;
+int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err);
+
+// ---------------------------------------------------------------- line retrieval (LongEval)
+// Prompts of n_lines lines "line <id>: REGISTER_CONTENT is <n>" then "What is the REGISTER_CONTENT in
+// line <id>?"; the model answers greedily and is right when the first number it writes is <n>.
+// Made for the chat models users bring: the small test models score near zero.
+typedef struct intact_retrieval_params {
+    int n_lines;                   // default 20
+    int trials;                    // default 10
+    uint64_t seed;
+    int n_threads;
+    int max_answer_tokens;         // default 16
+    const intact_prefix *prefix;   // IntactKV prefix installed before each prompt (NULL: [BOS])
+    const intact_kv_params *kv;    // KV cache (NULL: fp32)
+    intact_progress progress;
+    void *progress_user;
+} intact_retrieval_params;
+typedef struct intact_retrieval_result {
+    int trials, correct;
+    double accuracy;
+    double prompt_tokens;          // mean prompt length in tokens
+    uint64_t kv_bytes;             // cache after the last trial
+    double kv_bytes_vs_f16;
+} intact_retrieval_result;
+intact_retrieval_params intact_retrieval_default_params(void);
+int intact_eval_retrieval(const intact_model *m, const intact_retrieval_params *p, intact_retrieval_result *out,
+                          intact_error *err);
 
 // ---------------------------------------------------------------- benchmark
 typedef struct intact_bench_params {

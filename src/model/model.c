@@ -55,6 +55,8 @@ intact_model *intact_model_load(const char *path, const char *tokenizer_path, in
     fclose(f);
     intact_model *m = calloc(1, sizeof *m);
     if (!m) { it_fail(err, INTACT_E_NOMEM, "out of memory"); return NULL; }
+    m->aq.bits = 16;
+    m->aq.clip = 1.0f;
     int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, err)
                                                          : model_load_llama2c(m, path, err);
     if (rc == 0) {

@@ -42,6 +42,10 @@ struct intact_model {
     int n_all;
     uint64_t weight_bytes;
     struct { char method[16]; int bits, group, sym; } quant;   // set by intact_model_quantize
+    struct { int bits; float clip; int fake; } aq;   // activation quantization (intact_act_quant); bits 16 = off
+    // Rotation (intact_quant_params.rotate): the down-projection input is multiplied by a
+    // block-diagonal normalized Hadamard matrix with blocks of rot_down_block (0 = not rotated).
+    int rotated, rot_down_block;
     void **bufs;                       // memory owned for replaced tensors (quantization)
     int n_bufs;
 };
