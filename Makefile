@@ -44,6 +44,12 @@ $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
 
+# AVX-512 VNNI kernels (iqmatmul_avx512vnni.c): their own suffix so AVX512_FLAGS stays VNNI-free
+# (Skylake-X has AVX-512 without VNNI); chosen at run time only when cpuid reports VNNI.
+$(BUILD)/%_avx512vnni.o: %_avx512vnni.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -mavx512vnni -mavxvnni $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@

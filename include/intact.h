@@ -143,8 +143,10 @@ typedef struct intact_kv_params {
     const char *k_type, *v_type;   // NULL: "f32"
     int group;
     int key_per_channel;
-    // MiKV (mikv_hi > 0) or H2O (h2o > 0) instead of a uniform cache: the sink tokens (`sink`, at
-    // least 1: [BOS] or the IntactKV prefix; stored exactly in fp32), the `recent` newest tokens and
+    // sink: leading tokens stored exactly in fp32 by every cache type. intact_ctx_use_prefix raises
+    // it to the prefix length by itself (the IntactKV prefix is never quantized); MiKV/H2O want at
+    // least 1 ([BOS]). A uniform cache with sink 0 quantizes every token.
+    // MiKV (mikv_hi > 0) or H2O (h2o > 0) instead of a uniform cache: the sink tokens, the `recent` newest tokens and
     // the top ratio of the others by accumulated attention stay in high precision (hi_type "f16" or
     // "int8"); the rest are demoted in place to lo_type ("int2", "int3", "int4") — or, for H2O, evicted.
     float mikv_hi, h2o;

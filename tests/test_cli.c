@@ -446,6 +446,40 @@ int main(void) {
         }
     } while (0);
 
+    TEST_CASE("retrieval: stories260K with JSON, help, bad flags, a prompt too long") do {
+        result r = run("retrieval -m '%s' -z '%s' --lines 3 --trials 2 --json", m_st, m_tok);
+        double acc = json_num(r.out, "accuracy");
+        CHECK(r.rc == 0 && one_json_object(r.out) && json_num(r.out, "trials") == 2 && json_num(r.out, "lines") == 3,
+              "rc %d out '%s' err '%s'", r.rc, r.out, r.err);
+        CHECK(acc >= 0 && acc <= 1 && json_num(r.out, "prompt_tokens") > 0 && json_num(r.out, "kv_bytes") > 0 &&
+              json_num(r.out, "kv_bytes_vs_f16") > 0, "%s", r.out);
+        CHECK(strstr(r.err, "trial 1/2") && strstr(r.err, "trial 2/2"), "no per-trial progress: '%s'", r.err);
+        rfree(&r);
+        r = run("retrieval -m '%s' -z '%s' --lines 2 --trials 1 -q", m_st, m_tok);
+        CHECK(r.rc == 0 && strstr(r.out, "accuracy") && strstr(r.out, "of fp16") && r.err[0] == '\0',
+              "summary: rc %d '%s' '%s'", r.rc, r.out, r.err);
+        rfree(&r);
+        r = run("retrieval --help");
+        CHECK(r.rc == 0 && strstr(r.out, "usage:") && strstr(r.out, "chat models") && strstr(r.out, "near zero"),
+              "help: '%s'", r.out);
+        rfree(&r);
+        static const char *bad[] = {"--lines 0", "--lines abc", "--trials 0", "--template vicuna", "--bogus",
+                                    "--max-answer 0", "--mikv"};
+        for (int i = 0; i < 7; i++) {
+            r = run("retrieval -m '%s' -z '%s' --trials 1 %s", m_st, m_tok, bad[i]);
+            CHECK(r.rc == 2 && r.err[0], "%s: rc %d stderr '%s'", bad[i], r.rc, r.err);
+            rfree(&r);
+        }
+        r = run("retrieval -m '%s' -z '%s' --lines 40 --trials 1", m_st, m_tok);
+        CHECK_FAILS(r, "40 lines in 512 tokens");
+        CHECK(strstr(r.err, "needs") && strstr(r.err, "512") && strstr(r.err, "fewer lines"), "'%s'", r.err);
+        rfree(&r);
+        r = run("retrieval -m '%s' -z '%s' --lines 3 --trials 1", m_en, m_tok);
+        CHECK_FAILS(r, "english-1m: 3 lines in 256 tokens");
+        CHECK(strstr(r.err, "needs") && strstr(r.err, "context is 256"), "'%s'", r.err);
+        rfree(&r);
+    } while (0);
+
     if (errfile[0]) unlink(errfile);
     unlink(textfile);
     golden_free(g);

@@ -5,6 +5,7 @@
 #include "core/pool.h"
 #include "harness.h"
 #include "kv/kv.h"
+#include "kv/kv_balance.h"
 #include "kv/kv_mikv.h"
 #include "kv/kv_quant.h"
 
@@ -124,7 +125,7 @@ int main(void) {
     TEST_CASE("hi_ratio 1, F16 hi == uniform F16 kv_quant bit for bit") {
         kv_mikv_config cfg = cfg_of(1.0f, KVQ_F16, KVQ_INT4, 0, 0, 0);
         it_kv *kv = kv_mikv_new(NL, NCTX, NH, NKV, HD, &cfg);
-        kvq_config qc = {KVQ_F16, KVQ_F16, 32, KVQ_PER_TOKEN, 0};
+        kvq_config qc = {KVQ_F16, KVQ_F16, 32, KVQ_PER_TOKEN, 0, 0};
         it_kv *u = kv_quant_new(NL, NCTX, NH, NKV, HD, &qc);
         CHECK(kv && u, "new");
         if (!kv || !u) break;
@@ -246,24 +247,29 @@ int main(void) {
     }
 
     TEST_CASE("key balancing: fp32 scores unchanged; low-bit keys with outlier channels improve") {
-        // Keys with outlier channels, as real keys have; b from the 20-token prefill of each layer.
+        // Keys with outlier channels, as real keys have; b from the 20-token prefill of each layer,
+        // applied as the forward pass does (kv_balance.h): the cache sees k·b and q/b.
         for (size_t i = 0; i < nkv; i++) k[i] *= (i % HD) % 13 == 0 ? 8.0f : 1.0f;
         full = kv_full_new(NL, NCTX, NH, NKV, HD);
         run(full, pool, k, v, q, ref, 20, NULL);
         full->ops->free(full);
         float b[NL][KVD];
-        for (int l = 0; l < NL; l++)
-            CHECK(kv_balance_compute(q + (size_t)l * NCTX * QD, k + (size_t)l * NCTX * KVD, 20, NH, NKV, HD, b[l]) == 0,
-                  "compute");
+        float *kb = malloc(nkv * sizeof *kb), *qb = malloc(nq * sizeof *qb);
+        memcpy(kb, k, nkv * sizeof *kb);
+        memcpy(qb, q, nq * sizeof *qb);
+        for (int l = 0; l < NL; l++) {
+            CHECK(kv_balance_channels(q + (size_t)l * NCTX * QD, 20, k + (size_t)l * NCTX * KVD, 20, NULL, 0, NH, NKV,
+                                      HD, b[l]) == 0, "compute");
+            kv_balance_scale_keys(kb + (size_t)l * NCTX * KVD, NCTX, KVD, b[l]);
+            kv_balance_scale_queries(qb + (size_t)l * NCTX * QD, NCTX, NH, NKV, HD, b[l]);
+        }
         CHECK(b[0][0] < 0.6f && b[0][1] > 0.6f, "outlier channel b %g, plain %g", b[0][0], b[0][1]);
         kv_mikv_config cfgs[2] = {cfg_of(1.0f, KVQ_F32, KVQ_INT4, 4, 1, 0), cfg_of(0.1f, KVQ_INT8, KVQ_INT2, 8, 1, 0)};
         double e[2][2];
         for (int ci = 0; ci < 2; ci++)
             for (int on = 0; on < 2; on++) {
                 it_kv *kv = kv_mikv_new(NL, NCTX, NH, NKV, HD, &cfgs[ci]);
-                for (int l = 0; l < NL && on; l++) CHECK(kv_mikv_set_balance(kv, l, b[l]) == 0, "set");
-                run(kv, pool, k, v, q, out, 20, NULL);
-                CHECK(kv_mikv_set_balance(kv, 0, NULL) == -1, "set after store accepted");
+                run(kv, pool, on ? kb : k, v, on ? qb : q, out, 20, NULL);
                 e[ci][on] = rel_err(out, ref, nq);
                 kv->ops->free(kv);
             }
@@ -271,6 +277,8 @@ int main(void) {
                e[1][0], e[1][1]);
         CHECK(e[0][0] == 0 && e[0][1] < 1e-5, "fp32 balanced %g", e[0][1]);
         CHECK(e[1][1] < e[1][0], "balancing did not help: %g vs %g", e[1][1], e[1][0]);
+        free(kb);
+        free(qb);
     }
 
     free(k); free(v); free(q); free(ref); free(out);

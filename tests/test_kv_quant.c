@@ -54,7 +54,7 @@ static void test_round_trip(void) {
             char name[64];
             snprintf(name, sizeof name, "round trip %s %s", tname[type], axis ? "per-channel" : "per-token");
             TEST_CASE(name) {
-                kvq_config cfg = {type, type, 32, axis, 0};
+                kvq_config cfg = {type, type, 32, axis, 0, 0};
                 it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
                 CHECK(kv != NULL, "new");
                 if (!kv) break;
@@ -136,7 +136,7 @@ static void test_attention(it_pool *pool) {
         snprintf(name, sizeof name, "attention F32 == kv_full exactly (%s)", batched ? "batched" : "token by token");
         TEST_CASE(name) {
             for (int axis = 0; axis < 2; axis++) {
-                kvq_config cfg = {KVQ_F32, KVQ_F32, 32, axis, 0};
+                kvq_config cfg = {KVQ_F32, KVQ_F32, 32, axis, 0, 0};
                 it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
                 run_attn(kv, pool, k, v, q, out, batched);
                 CHECK(memcmp(out, ref, nq * sizeof(float)) == 0, "axis %d rel err %g", axis, rel_err(out, ref, nq));
@@ -149,7 +149,7 @@ static void test_attention(it_pool *pool) {
             TEST_CASE(name) {
                 double e[KVQ_INT2 + 1];
                 for (int type = KVQ_F16; type <= KVQ_INT2; type++) {
-                    kvq_config cfg = {type, type, 32, axis, 0};
+                    kvq_config cfg = {type, type, 32, axis, 0, 0};
                     it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
                     run_attn(kv, pool, k, v, q, out, batched);
                     e[type] = rel_err(out, ref, nq);
@@ -169,8 +169,8 @@ static void test_attention(it_pool *pool) {
         it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
         run_attn(full, pool, k, v, q, ref, 1);
         full->ops->free(full);
-        kvq_config cfgs[] = {{KVQ_INT8, KVQ_INT4, 16, KVQ_PER_TOKEN, 0}, {KVQ_INT4, KVQ_F16, 16, KVQ_PER_CHANNEL, 32},
-                             {KVQ_F16, KVQ_INT8, 64, KVQ_PER_TOKEN, 0}};
+        kvq_config cfgs[] = {{KVQ_INT8, KVQ_INT4, 16, KVQ_PER_TOKEN, 0, 0}, {KVQ_INT4, KVQ_F16, 16, KVQ_PER_CHANNEL, 32, 0},
+                             {KVQ_F16, KVQ_INT8, 64, KVQ_PER_TOKEN, 0, 0}};
         for (int i = 0; i < 3; i++) {
             it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfgs[i]);
             CHECK(kv != NULL, "cfg %d", i);
@@ -192,7 +192,7 @@ static void test_residual(void) {
         char name[64];
         snprintf(name, sizeof name, "per-channel residual window %d", r);
         TEST_CASE(name) {
-            kvq_config cfg = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_CHANNEL, r};
+            kvq_config cfg = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_CHANNEL, r, 0};
             it_kv *tok = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg), *bat = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg);
             CHECK(tok && bat, "new");
             if (!tok || !bat) break;
@@ -251,21 +251,21 @@ static void test_bytes(void) {
     TEST_CASE("bytes accounting") {
         // INT4 per-token, group 32, head_dim 64: per head per token 64*4/8 = 32 bytes of codes + 2 groups
         // x 4 bytes (fp16 scale + fp16 zero) = 40 bytes for K, the same for V. FP16: 128 bytes each.
-        kvq_config i4 = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_TOKEN, 0}, f16 = {KVQ_F16, KVQ_F16, 32, 0, 0};
+        kvq_config i4 = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_TOKEN, 0, 0}, f16 = {KVQ_F16, KVQ_F16, 32, 0, 0, 0};
         size_t b4 = kvq_bytes_per_token(&i4, 1, 64), b16 = kvq_bytes_per_token(&f16, 1, 64);
         CHECK(b4 == 80, "%zu", b4);
         CHECK(b16 == 256, "%zu", b16);
         CHECK(b16 * 10 == b4 * 32, "FP16 : INT4 = 3.2 : 1");   // 256 / 80 = 3.2x smaller
         printf("  INT4 g32 hd64: %zu B/token/kv-head (K+V) vs FP16 %zu: %.2fx smaller\n", b4, b16, (double)b16 / b4);
-        kvq_config i8 = {KVQ_INT8, KVQ_INT8, 32, 0, 0}, i3 = {KVQ_INT3, KVQ_INT3, 32, 0, 0},
-                   i2 = {KVQ_INT2, KVQ_INT2, 32, 0, 0}, f32 = {KVQ_F32, KVQ_F32, 32, 0, 0};
+        kvq_config i8 = {KVQ_INT8, KVQ_INT8, 32, 0, 0, 0}, i3 = {KVQ_INT3, KVQ_INT3, 32, 0, 0, 0},
+                   i2 = {KVQ_INT2, KVQ_INT2, 32, 0, 0, 0}, f32 = {KVQ_F32, KVQ_F32, 32, 0, 0, 0};
         CHECK(kvq_bytes_per_token(&i8, 1, 64) == 2 * (64 + 8), "int8");
         CHECK(kvq_bytes_per_token(&i3, 1, 64) == 2 * (24 + 8), "int3");
         CHECK(kvq_bytes_per_token(&i2, 1, 64) == 2 * (16 + 8), "int2");
         CHECK(kvq_bytes_per_token(&f32, 2, 64) == 2 * 2 * 256, "f32");
         // Per-channel INT4 keys, group 32: a block is 64 channels x (16 code bytes + 4) = 1280 bytes
         // per 32 tokens = 40 per token, amortized.
-        kvq_config pc = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_CHANNEL, 0};
+        kvq_config pc = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_CHANNEL, 0, 0};
         CHECK(kvq_bytes_per_token(&pc, 1, 64) == 80, "%zu", kvq_bytes_per_token(&pc, 1, 64));
         it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &i4);
         CHECK(kv->ops->bytes(kv, 50) == (size_t)NL * 50 * NKV * 80, "%zu", kv->ops->bytes(kv, 50));
@@ -280,9 +280,9 @@ static void test_bytes(void) {
         kv->ops->free(kv);
     }
     TEST_CASE("bad configs are rejected") {
-        kvq_config bad[] = {{KVQ_INT4, KVQ_INT4, 12, 0, 0}, {KVQ_INT4, KVQ_INT4, 48, 0, 0},
-                            {KVQ_INT4, KVQ_INT4, 32, 1, 48}, {9, KVQ_INT4, 32, 0, 0},
-                            {KVQ_INT4, KVQ_INT4, 32, 2, 0}, {KVQ_INT4, KVQ_INT4, 512, 1, 0}};
+        kvq_config bad[] = {{KVQ_INT4, KVQ_INT4, 12, 0, 0, 0}, {KVQ_INT4, KVQ_INT4, 48, 0, 0, 0},
+                            {KVQ_INT4, KVQ_INT4, 32, 1, 48, 0}, {9, KVQ_INT4, 32, 0, 0, 0},
+                            {KVQ_INT4, KVQ_INT4, 32, 2, 0, 0}, {KVQ_INT4, KVQ_INT4, 512, 1, 0, 0}};
         for (int i = 0; i < 6; i++) {
             it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &bad[i]);
             CHECK(kv == NULL, "config %d accepted", i);
@@ -290,7 +290,7 @@ static void test_bytes(void) {
             CHECK(kvq_bytes_per_token(&bad[i], NKV, HD) == 0, "config %d bytes", i);
         }
         CHECK(kv_quant_new(NL, NCTX, 3, NKV, HD, &bad[0]) == NULL, "gqa");
-        kvq_config dflt = {KVQ_INT4, KVQ_INT2, 0, KVQ_PER_CHANNEL, 0};
+        kvq_config dflt = {KVQ_INT4, KVQ_INT2, 0, KVQ_PER_CHANNEL, 0, 0};
         it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &dflt);
         CHECK(kv != NULL, "defaults");
         if (kv) kv->ops->free(kv);
@@ -309,7 +309,7 @@ static void test_probs(it_pool *pool) {
         fill_kv(k, v, W);
         for (int i = 0; i < N * QD; i++) q[i] = frand();
         it_kv *full = kv_full_new(1, 16, NH, NKV, HD);
-        kvq_config f32 = {KVQ_F32, KVQ_F32, 32, 0, 0}, i4 = {KVQ_INT4, KVQ_INT4, 32, 1, 0};
+        kvq_config f32 = {KVQ_F32, KVQ_F32, 32, 0, 0, 0}, i4 = {KVQ_INT4, KVQ_INT4, 32, 1, 0, 0};
         it_kv *kq = kv_quant_new(1, 16, NH, NKV, HD, &f32), *k4 = kv_quant_new(1, 16, NH, NKV, HD, &i4);
         it_kv *all[3] = {full, kq, k4};
         float *pr[3] = {p1, p2, p2};
@@ -338,6 +338,98 @@ static void test_probs(it_pool *pool) {
     }
 }
 
+// IntactKV prefix / [BOS]: the first `sink` positions are stored exactly and never quantized.
+static void test_sink(it_pool *pool) {
+    enum { SINK = 3 };
+    size_t nkv = (size_t)NCTX * KVD, nq = (size_t)NCTX * QD;
+    float *k = malloc(nkv * sizeof(float)), *v = malloc(nkv * sizeof(float)), *q = malloc(nq * sizeof(float));
+    float *out = malloc(nq * sizeof(float)), *ref = malloc(nq * sizeof(float)), row[KVD];
+    float *dk = malloc(nkv * sizeof(float)), *dv = malloc(nkv * sizeof(float));
+    fill_kv(k, v, NCTX);
+    for (size_t i = 0; i < nq; i++) q[i] = frand();
+    for (int axis = 0; axis < 2; axis++) {
+        char name[160];
+        snprintf(name, sizeof name, "sink rows read back bit-exact, INT2 %s keys; counts and bytes",
+                 axis ? "per-channel" : "per-token");
+        TEST_CASE(name) {
+            kvq_config cfg = {KVQ_INT2, KVQ_INT2, 32, axis, 0, SINK};
+            it_kv *kv = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg);
+            CHECK(kv != NULL, "new");
+            if (!kv) break;
+            for (int p = 0; p < NCTX;) {   // uneven batches, one straddling the sinks
+                int n = p == 0 ? 2 : p % 3 == 0 ? 7 : 1;
+                if (p + n > NCTX) n = NCTX - p;
+                CHECK(kv->ops->store(kv, 0, p, n, k + p * KVD, v + p * KVD) == 0, "store %d", p);
+                p += n;
+                int nqz = kvq_n_quantized(kv, 0), nr = kvq_n_residual(kv, 0), ns = p < SINK ? p : SINK;
+                CHECK(nqz + nr + ns == p, "p %d: %d + %d + %d", p, nqz, nr, ns);
+                if (axis) CHECK(nqz == (p - ns) / 32 * 32, "p %d: quantized %d", p, nqz);
+            }
+            for (int which = 0; which < 2; which++)
+                for (int p = 0; p < SINK; p++) {
+                    CHECK(kvq_dequant_row(kv, 0, p, which, row) == 0, "read");
+                    CHECK(memcmp(row, (which ? v : k) + p * KVD, sizeof row) == 0, "%c%d not exact", "KV"[which], p);
+                }
+            kvq_dequant_row(kv, 0, SINK, 0, row);
+            CHECK(memcmp(row, k + SINK * KVD, sizeof row) != 0, "row after the sinks not quantized");
+            // Per layer: 3 fp32 sinks (2·KVD·4 bytes each), then INT2 rows of 24 bytes per kv head, K and V;
+            // per-channel keys: a block of 64 channels × (4 + 8) bytes per 32 tokens + fp32 residual keys.
+            size_t n = NCTX - SINK, want = SINK * 2 * KVD * 4 + n * NKV * 24;
+            want += axis ? n / 32 * NKV * 64 * 12 + n % 32 * KVD * 4 : n * NKV * 24;
+            CHECK(kv->ops->bytes(kv, NCTX) == want, "bytes %zu vs %zu", kv->ops->bytes(kv, NCTX), want);
+            CHECK(kv->ops->bytes(kv, 2) == 2 * 2 * KVD * 4, "bytes of sinks only");
+            if (axis) {   // a rewind into the sinks drops every quantized block
+                CHECK(kv->ops->store(kv, 0, 1, 1, k + KVD, v + KVD) == 0, "rewind");
+                CHECK(kvq_n_quantized(kv, 0) == 0 && kvq_n_residual(kv, 0) == 0, "after rewind %d %d",
+                      kvq_n_quantized(kv, 0), kvq_n_residual(kv, 0));
+            }
+            kv->ops->free(kv);
+        }
+        snprintf(name, sizeof name, "attention, sink 1, INT2 %s keys == fp32 attention over its exact row 0 and "
+                 "dequantized rest", axis ? "per-channel" : "per-token");
+        TEST_CASE(name) {
+            kvq_config cfg = {KVQ_INT2, KVQ_INT2, 32, axis, 0, 1};
+            it_kv *kv = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg), *full = kv_full_new(1, NCTX, NH, NKV, HD);
+            double worst = 0;
+            for (int p = 0; p < NCTX; p++) {   // decode: the per-channel window fills and empties
+                kv->ops->store(kv, 0, p, 1, k + p * KVD, v + p * KVD);
+                kv->ops->attend(kv, pool, 0, p, 1, q + p * QD, out + p * QD);
+                // The reference sees the cache's current contents: exact row 0, the rest as stored now.
+                for (int t = 0; t <= p; t++) {
+                    kvq_dequant_row(kv, 0, t, 0, dk + t * KVD);
+                    kvq_dequant_row(kv, 0, t, 1, dv + t * KVD);
+                }
+                CHECK(memcmp(dk, k, sizeof row) == 0 && memcmp(dv, v, sizeof row) == 0, "row 0 not exact");
+                full->ops->store(full, 0, 0, p + 1, dk, dv);
+                full->ops->attend(full, pool, 0, p, 1, q + p * QD, ref + p * QD);
+                for (int i = 0; i < QD; i++) {
+                    double e = fabs((double)out[p * QD + i] - ref[p * QD + i]) / (1 + fabs(ref[p * QD + i]));
+                    worst = e > worst ? e : worst;
+                }
+            }
+            printf("  worst |out - ref| / (1 + |ref|): %.3g\n", worst);
+            CHECK(worst < 2e-5, "%g", worst);
+            kv->ops->free(kv);
+            full->ops->free(full);
+        }
+    }
+    TEST_CASE("F32 with sinks == kv_full exactly; bad sink refused") {
+        kvq_config cfg = {KVQ_F32, KVQ_F32, 32, 0, 0, 2};
+        it_kv *kv = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg), *full = kv_full_new(1, NCTX, NH, NKV, HD);
+        kv->ops->store(kv, 0, 0, 40, k, v);
+        full->ops->store(full, 0, 0, 40, k, v);
+        kv->ops->attend(kv, pool, 0, 0, 40, q, out);
+        full->ops->attend(full, pool, 0, 0, 40, q, ref);
+        CHECK(memcmp(out, ref, (size_t)40 * QD * sizeof(float)) == 0, "differs");
+        kv->ops->free(kv);
+        full->ops->free(full);
+        kvq_config neg = {KVQ_INT4, KVQ_INT4, 32, 0, 0, -1}, big = {KVQ_INT4, KVQ_INT4, 32, 0, 0, NCTX + 1};
+        CHECK(kv_quant_new(1, NCTX, NH, NKV, HD, &neg) == NULL, "negative sink");
+        CHECK(kv_quant_new(1, NCTX, NH, NKV, HD, &big) == NULL, "sink > n_ctx");
+    }
+    free(k); free(v); free(q); free(out); free(ref); free(dk); free(dv);
+}
+
 int main(void) {
     it_pool *pool = it_pool_new(3);
     test_round_trip();
@@ -345,6 +437,7 @@ int main(void) {
     test_residual();
     test_bytes();
     test_probs(pool);
+    test_sink(pool);
     it_pool_free(pool);
     return th_finish("test_kv_quant");
 }

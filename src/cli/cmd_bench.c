@@ -28,7 +28,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     int bad_kv;
-    const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 1, &bad_kv);
+    const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
     intact_model *m = cli_load_model("bench", model, tok);
     if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
@@ -42,6 +42,7 @@ int cmd_bench(int argc, char **argv) {
     intact_bench_result r;
     intact_error err = {0, ""};
     int brc = intact_bench(m, &p, &r, &err);
+    int n_pre = prefix ? intact_prefix_n_tokens(prefix) : 0;
     intact_prefix_free(prefix);
     if (brc != 0) {
         fprintf(stderr, "intact bench: %s\n", err.msg);
@@ -56,10 +57,10 @@ int cmd_bench(int argc, char **argv) {
         printf(",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
                "\"weight_bytes\":%llu,\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.3f,"
                "\"mem_bw_gb_s\":%.3f,\"bw_fraction\":%.4f,\"peak_rss_mb\":%.1f,\"kv_bytes\":%llu,"
-               "\"kv_bytes_vs_f16\":%.4f}\n",
+               "\"kv_bytes_vs_f16\":%.4f,\"kv_bytes_per_token_layer\":%.1f}\n",
                threads, n_prompt, n_gen, r.prefill_tok_s, r.decode_tok_s, (unsigned long long)in.weight_bytes,
                r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss, (unsigned long long)r.kv_bytes,
-               r.kv_bytes_vs_f16);
+               r.kv_bytes_vs_f16, (double)r.kv_bytes / (n_pre + n_prompt + n_gen) / in.n_layers);
     } else {
         printf("model       %s, %.2f GiB of weights, %d threads\n", in.name, in.weight_bytes / 1073741824.0, threads);
         printf("prefill     %d tokens: %.2f tok/s\n", n_prompt, r.prefill_tok_s);
@@ -68,7 +69,10 @@ int cmd_bench(int argc, char **argv) {
         if (bw > 0)
             printf("bandwidth   %.2f GB/s streaming the same weights (median probe); decode reaches %.0f%% of it "
                    "(median over 16-token segments, each against its adjacent probes)\n", bw, 100 * frac);
-        printf("KV cache    %.2f MiB at the end (%.2f of an fp16 cache)\n", r.kv_bytes / 1048576.0, r.kv_bytes_vs_f16);
+        int n_tok = n_pre + n_prompt + n_gen;
+        printf("KV cache    %d tokens: %.2f MiB = %.1f bytes per token per layer (K+V, scales and zero points "
+               "included), %.3f of an fp16 cache\n", n_tok, r.kv_bytes / 1048576.0,
+               (double)r.kv_bytes / n_tok / in.n_layers, r.kv_bytes_vs_f16);
         printf("peak RSS    %.1f MiB (weights are mmapped: pages of the file count once touched)\n", rss);
     }
     intact_model_free(m);

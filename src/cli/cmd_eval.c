@@ -65,7 +65,7 @@ int cmd_ppl(int argc, char **argv) {
     intact_prefix *prefix = f.ikv ? cli_load_prefix("ppl", f.ikv, m) : NULL;
     if (f.ikv && !prefix) { free(text); intact_model_free(m); return 1; }
     int bad;
-    const intact_kv_params *kvp = kv_flags_get("ppl", &f.kv, prefix ? intact_prefix_n_tokens(prefix) : 1, &bad);
+    const intact_kv_params *kvp = kv_flags_get("ppl", &f.kv, prefix ? intact_prefix_n_tokens(prefix) : 0, &bad);
     if (bad) { intact_prefix_free(prefix); free(text); intact_model_free(m); return 2; }
     intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks", prefix, kvp};
     intact_ppl_result r;
@@ -100,7 +100,7 @@ int cmd_kld(int argc, char **argv) {
     rc = 1;
     intact_prefix *prefix = base && f.ikv ? cli_load_prefix("kld", f.ikv, m) : NULL;
     int bad = 0;
-    const intact_kv_params *kvp = kv_flags_get("kld", &f.kv, prefix ? intact_prefix_n_tokens(prefix) : 1, &bad);
+    const intact_kv_params *kvp = kv_flags_get("kld", &f.kv, prefix ? intact_prefix_n_tokens(prefix) : 0, &bad);
     if (bad) rc = 2;
     if (base && !bad && (!f.ikv || prefix)) {
         intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks", prefix, kvp};

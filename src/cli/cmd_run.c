@@ -57,7 +57,7 @@ int cmd_run(int argc, char **argv) {
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     int bad_kv;
-    const intact_kv_params *kvp = kv_flags_get("run", &kvf, 1, &bad_kv);
+    const intact_kv_params *kvp = kv_flags_get("run", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
     if (prompt && prompt_file) {
         fprintf(stderr, "intact run: give either -p or -f, not both\n");

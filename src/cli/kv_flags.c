@@ -17,6 +17,7 @@ int kv_flags_add(kv_flags *f, cli_opt *o, int n) {
         {"--mikv-recent", NULL, ARG_INT, &f->mikv_recent, "R", "MiKV: newest tokens kept high (default 32)", 0, 1 << 20},
         {"--h2o", NULL, ARG_FLOAT, &f->h2o, "RATIO", "H2O baseline: evict instead of demote, same budget", 1e-6, 1},
         {"--h2o-recent", NULL, ARG_INT, &f->h2o_recent, "R", "H2O: newest tokens kept (default 32)", 0, 1 << 20},
+        {"--kv-balance", NULL, ARG_FLAG, &f->p.balance, NULL, "outlier-aware keys: cache k*b, attend with q/b", 0, 0},
     };
     memcpy(o + n, add, sizeof add);
     return n + KV_N_OPTS;
@@ -32,13 +33,14 @@ const intact_kv_params *kv_flags_get(const char *cmd, kv_flags *f, int sink, int
     f->p.mikv_hi = f->mikv ? f->mikv_hi : 0;
     f->p.h2o = f->h2o;
     f->p.recent = f->mikv ? f->mikv_recent : f->h2o_recent;
-    f->p.sink = sink > 0 ? sink : 1;
+    f->p.sink = (f->mikv || f->h2o > 0) && sink < 1 ? 1 : sink;   // [BOS] is a MiKV/H2O sink
     if (f->axis && strcmp(f->axis, "token") && strcmp(f->axis, "channel")) {
         fprintf(stderr, "intact %s: --kv-key-axis is 'token' or 'channel', not '%s'\n", cmd, f->axis);
         *bad = 1;
         return NULL;
     }
     f->p.key_per_channel = f->axis && !strcmp(f->axis, "channel");
-    if (!f->p.k_type && !f->p.v_type && !f->p.group && !f->axis && !f->mikv && !(f->h2o > 0)) return NULL;
+    if (!f->p.k_type && !f->p.v_type && !f->p.group && !f->axis && !f->mikv && !(f->h2o > 0) && !f->p.balance)
+        return NULL;
     return &f->p;
 }

@@ -10,6 +10,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *wha
     {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
     {"ppl", cmd_ppl, "perplexity of a text file"},
     {"kld", cmd_kld, "KL divergence of a model against a base model"},
+    {"retrieval", cmd_retrieval, "LongEval line retrieval accuracy (for chat models)"},
     {"bench", cmd_bench, "prefill and decode speed, memory bandwidth, peak RSS"},
     {"quantize", cmd_quantize, "RTN / GPTQ / AWQ weight quantization to GGUF"},
     {"ikv", cmd_ikv, "IntactKV prefixes: build, calibrate, mse"},

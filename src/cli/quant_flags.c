@@ -12,12 +12,14 @@ void quant_flags_init(quant_flags *q) {
     q->group = 128;
     q->samples = 128;
     q->len = 512;
+    q->rotate_seed = intact_quant_default_params().rotate_seed;
 }
 
 int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
     const cli_opt add[QUANT_N_OPTS] = {
         {for_quantize_cmd ? "--method" : "--quant", NULL, ARG_STR, &q->method, "rtn|gptq|awq",
-         for_quantize_cmd ? "quantization method (default rtn)" : "quantize the model in memory first", 0, 0},
+         for_quantize_cmd ? "quantization method (default rtn; none: with --rotate, only rotate)"
+                          : "quantize the model in memory first", 0, 0},
         {"--bits", NULL, ARG_INT, &q->bits, "B", "bits per weight: 2, 3, 4 or 8 (default 4)", 2, 8},
         {"--group", NULL, ARG_INT, &q->group, "G", "group size: 32, 64 or 128 (default 128)", 32, 128},
         {"--sym", NULL, ARG_FLAG, &q->sym, NULL, "symmetric groups (no zero point)", 0, 0},
@@ -28,6 +30,10 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
         {"--calib-len", NULL, ARG_INT, &q->len, "L", "tokens per sequence (default 512)", 2, 1 << 20},
         {"--quant-seed", NULL, ARG_U64, &q->seed, "S", "seed for the calibration windows (default 0)", 0, 0},
         {"--fake-quant", NULL, ARG_FLAG, &q->fake, NULL, "keep dequantized fp32 weights, not packed", 0, 0},
+        {"--rotate", NULL, ARG_FLAG, &q->rotate, NULL,
+         "QuaRot Hadamard rotation of the fp model first (same function; fp32 weights)", 0, 0},
+        {"--rotate-seed", NULL, ARG_U64, &q->rotate_seed, "S", "seed of the rotation's random signs (default 24301)",
+         0, 0},
     };
     memcpy(o + n, add, sizeof add);
     return n + QUANT_N_OPTS;
@@ -41,9 +47,15 @@ static void progress(void *user, int done, int total) {
 
 int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,
                       intact_quant_report *rep_out) {
-    if (!q->method) return 0;
+    if (!q->method && !q->rotate) return 0;
     intact_quant_params p = intact_quant_default_params();
-    p.method = q->method;
+    p.method = q->method && strcmp(q->method, "none") != 0 ? q->method : NULL;  // NULL: rotate only
+    if (!p.method && !q->rotate) {
+        fprintf(stderr, "intact %s: method 'none' only makes sense with --rotate\n", cmd);
+        return -1;
+    }
+    p.rotate = q->rotate;
+    p.rotate_seed = q->rotate_seed;
     p.bits = q->bits;
     p.group = q->group;
     p.sym = q->sym;
@@ -55,7 +67,10 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     p.fake = q->fake;
     p.n_threads = n_threads;
     char label[64];
-    snprintf(label, sizeof label, "%s w%d g%d", q->method, q->bits, q->group);
+    if (p.method)
+        snprintf(label, sizeof label, "%s%s w%d g%d", q->rotate ? "rotate + " : "", p.method, q->bits, q->group);
+    else
+        snprintf(label, sizeof label, "rotate");
     p.progress = quiet ? NULL : progress;
     p.progress_user = label;
     char *text = NULL;
@@ -72,7 +87,11 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
         fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
         return -1;
     }
-    if (!quiet)
+    if (!quiet && !p.method)
+        fprintf(stderr, "rotate (seed %llu): fp32 weights, %.2f MiB -> %.2f MiB of tensors, %.1f s\n",
+                (unsigned long long)p.rotate_seed, rep.bytes_before / 1048576.0, rep.bytes_after / 1048576.0,
+                rep.seconds);
+    else if (!quiet)
         fprintf(stderr, "%s: %d matrices quantized (%.3f bits/weight incl. scales)%s%s, %.1f s\n", label,
                 rep.n_quantized, rep.bits_per_weight, rep.n_kept ? "; kept in their stored type: " : "",
                 rep.n_kept ? rep.kept : "", rep.seconds);

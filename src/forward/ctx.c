@@ -86,6 +86,8 @@ void intact_ctx_free(intact_ctx *c) {
     free(c->rope_theta); free(c->rope_cs);
     free(c->x); free(c->xb); free(c->q); free(c->att); free(c->k); free(c->v);
     free(c->gate); free(c->up); free(c->logits); free(c->probs);
+    ctx_balance_enable(c, 0);
+    kern_actq_free(&c->actq);
     free(c);
 }
 
@@ -104,7 +106,11 @@ void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user) {
     c->observer_user = user;
 }
 
-void intact_ctx_reset(intact_ctx *c) { c->pos = 0; c->n_logits = 0; }
+void intact_ctx_reset(intact_ctx *c) {
+    c->pos = 0;
+    c->n_logits = 0;
+    ctx_balance_reset(c);
+}
 int intact_ctx_pos(const intact_ctx *c) { return c->pos; }
 
 int intact_ctx_record_attention(intact_ctx *c, int on) {
@@ -150,30 +156,55 @@ static it_kv *mikv_from_params(const intact_ctx *c, const intact_kv_params *kp, 
     return kv;
 }
 
+static const char *canonical_type(const char *name) {
+    static const char *const names[] = {"f32", "f16", "int8", "int4", "int3", "int2"};
+    int t;
+    return !name || kv_type_of(name, &t) ? name : names[t];
+}
+
 int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *err) {
     const it_hparams *hp = &c->model->hp;
+    if (kp->sink < 0 || kp->sink >= c->n_ctx)
+        return it_fail(err, INTACT_E_ARG, "sink of %d tokens for a context of %d", kp->sink, c->n_ctx);
+    it_kv *kv;
     if (kp->mikv_hi > 0 || kp->h2o > 0) {
         if (kp->mikv_hi > 0 && kp->h2o > 0) return it_fail(err, INTACT_E_ARG, "choose MiKV or H2O, not both");
-        it_kv *kv = mikv_from_params(c, kp, err);
-        if (!kv) return -1;
-        c->kv->ops->free(c->kv);
-        c->kv = kv;
-        intact_ctx_reset(c);
-        return 0;
+        if (!(kv = mikv_from_params(c, kp, err))) return -1;
+    } else {
+        kvq_config cfg = {KVQ_F32, KVQ_F32, kp->group, kp->key_per_channel ? KVQ_PER_CHANNEL : KVQ_PER_TOKEN, 0,
+                          kp->sink};
+        if (kv_type_of(kp->k_type, &cfg.k_type) || kv_type_of(kp->v_type, &cfg.v_type))
+            return it_fail(err, INTACT_E_ARG, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)",
+                           kv_type_of(kp->k_type, &cfg.k_type) ? kp->k_type : kp->v_type);
+        kv = kv_quant_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &cfg);
+        if (!kv)
+            return it_fail(err, INTACT_E_ARG, "bad KV-cache configuration: group %d for head dimension %d (the "
+                           "group must be a multiple of 8 that divides it) or out of memory",
+                           kp->group ? kp->group : 32, hp->head_dim);
     }
-    kvq_config cfg = {KVQ_F32, KVQ_F32, kp->group, kp->key_per_channel ? KVQ_PER_CHANNEL : KVQ_PER_TOKEN, 0};
-    if (kv_type_of(kp->k_type, &cfg.k_type) || kv_type_of(kp->v_type, &cfg.v_type))
-        return it_fail(err, INTACT_E_ARG, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)",
-                       kv_type_of(kp->k_type, &cfg.k_type) ? kp->k_type : kp->v_type);
-    it_kv *kv = kv_quant_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &cfg);
-    if (!kv)
-        return it_fail(err, INTACT_E_ARG, "bad KV-cache configuration: group %d for head dimension %d (the group "
-                       "must be a multiple of 8 that divides it) or out of memory", kp->group ? kp->group : 32,
-                       hp->head_dim);
+    if (ctx_balance_enable(c, kp->balance) != 0) {
+        kv->ops->free(kv);
+        return it_fail(err, INTACT_E_NOMEM, "out of memory");
+    }
     c->kv->ops->free(c->kv);
     c->kv = kv;
+    // Kept (with canonical static type names, so the caller's strings need not outlive the call)
+    // for ctx_kv_keep_exact.
+    c->kvp = *kp;
+    c->kvp.k_type = canonical_type(kp->k_type);
+    c->kvp.v_type = canonical_type(kp->v_type);
+    c->kvp.mikv_hi_type = canonical_type(kp->mikv_hi_type);
+    c->kvp.mikv_lo_type = canonical_type(kp->mikv_lo_type);
+    c->has_kvp = 1;
     intact_ctx_reset(c);
     return 0;
+}
+
+int ctx_kv_keep_exact(intact_ctx *c, int n, intact_error *err) {
+    if (!c->has_kvp || c->kvp.sink >= n) return 0;
+    intact_kv_params kp = c->kvp;
+    kp.sink = n;
+    return intact_ctx_set_kv(c, &kp, err);
 }
 
 uint64_t intact_ctx_kv_bytes(const intact_ctx *c) { return c->kv->ops->bytes(c->kv, c->pos); }

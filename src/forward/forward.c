@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/hadamard.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 
@@ -48,7 +49,7 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "attn_norm", xb, n, dim);
         const it_tensor *wqkv[3] = {&ly->wq, &ly->wk, &ly->wv};
         float *yqkv[3] = {q, k, v};
-        kern_matmul_group(pool, 3, wqkv, xb, n, yqkv);
+        fwd_linear_group(c, 3, wqkv, xb, n, yqkv);
         add_bias(q, ly->bq, n, dim);
         add_bias(k, ly->bk, n, kv_dim);
         add_bias(v, ly->bv, n, kv_dim);
@@ -57,13 +58,14 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "q", q, n, dim);
         observe(c, l, "k", k, n, kv_dim);
         observe(c, l, "v", v, n, kv_dim);
+        if (c->bal) (void)ctx_balance_layer(c, l, n, q, k);   // fails only if the cache refuses rows it took before
         c->kv->ops->store(c->kv, l, c->pos, n, k, v);
         c->kv->probs = c->probs;
         c->kv->ops->attend(c->kv, pool, l, c->pos, n, q, att);
         c->kv->probs = NULL;
         if (c->probs) observe(c, l, "attn_probs", c->probs, hp->n_heads * n, c->pos + n);
         observe(c, l, "wo_in", att, n, dim);
-        kern_matmul(pool, &ly->wo, att, n, xb);
+        fwd_linear(c, &ly->wo, att, n, xb);
         observe(c, l, "attn_out", xb, n, dim);
         ops_add(x, xb, (size_t)n * dim);
 
@@ -71,10 +73,12 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "ffn_norm", xb, n, dim);
         const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
         float *ygu[2] = {g, u};
-        kern_matmul_group(pool, 2, wgu, xb, n, ygu);
+        fwd_linear_group(c, 2, wgu, xb, n, ygu);
         ops_swiglu(g, u, (size_t)n * hid);
+        // Rotated models (quant/rotate.h): the online Hadamard transform w_down was built for.
+        if (m->rot_down_block) kern_hadamard_rows(g, n, hid, m->rot_down_block);
         observe(c, l, "down_in", g, n, hid);
-        kern_matmul(pool, &ly->w_down, g, n, xb);
+        fwd_linear(c, &ly->w_down, g, n, xb);
         observe(c, l, "ffn_out", xb, n, dim);
         ops_add(x, xb, (size_t)n * dim);
         observe(c, l, "block_out", x, n, dim);

@@ -4,6 +4,7 @@
 
 #include "intact.h"
 #include "core/pool.h"
+#include "kernels/iqmatmul.h"
 #include "kv/kv.h"
 #include "model/model.h"
 
@@ -25,8 +26,39 @@ struct intact_ctx {
     int stop_after_layer;        // -1: run the whole model; else skip later layers and the head
     intact_observer observer;
     void *observer_user;
+    // Key balancing (intact_kv_params.balance; NULL when off): per layer b, computed from the first
+    // block of each sequence. The prefix K/V are kept so they can be re-stored as k·b then.
+    float *bal;                  // (n_layers, kv_dim)
+    unsigned char *bal_set;      // (n_layers) b computed for the current sequence
+    float *bal_pre;              // (n_layers, 2, bal_pre_n, kv_dim) prefix K then V per layer
+    float *bal_tmp;              // (bal_pre_n, kv_dim)
+    int bal_pre_n;
+    kern_actq actq;              // quantized activations of the current linear's input
+    intact_kv_params kvp;        // the cache's configuration (has_kvp: set by intact_ctx_set_kv)
+    int has_kvp;
 };
 
 int ctx_reserve_logits(intact_ctx *c, int n);
+
+// The IntactKV prefix is never quantized: when a cache set by intact_ctx_set_kv keeps fewer than n
+// leading tokens exact, it is rebuilt keeping n (which resets the context). 0 or -1.
+int ctx_kv_keep_exact(intact_ctx *c, int n, intact_error *err);
+
+// Layer linears y[i] = x w[i]^T with the model's activation quantization (forward/linear.c); x is
+// scratch (the fake-quant path quantizes it in place).
+void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y);
+static inline void fwd_linear(intact_ctx *c, const it_tensor *w, float *x, int n, float *y) {
+    fwd_linear_group(c, 1, &w, x, n, &y);
+}
+
+// Key balancing (forward/balance.c). ctx_balance_enable(c, 0) frees the state.
+int ctx_balance_enable(intact_ctx *c, int on);
+void ctx_balance_reset(intact_ctx *c);
+// Keeps layer l's prefix K/V (n rows) to re-store them balanced; n must be the same for all layers.
+int ctx_balance_keep_prefix(intact_ctx *c, int l, int n, const float *k, const float *v);
+// Before store/attend of layer l for a block of n rows: computes b on the sequence's first block,
+// re-stores a kept prefix balanced, then scales k by b and q by 1/b in place. 0, or -1 when the cache
+// refused the prefix rows.
+int ctx_balance_layer(intact_ctx *c, int l, int n, float *q, float *k);
 
 #endif

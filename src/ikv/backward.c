@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ikv/train.h"
+#include "kernels/hadamard.h"
 #include "kernels/matmul.h"
 
 static const it_tensor *wt(const ikv_train *w, int l, int i) { return &w->wt[l * IKV_NMAT + i]; }
@@ -126,6 +127,8 @@ void ikv_train_backward(ikv_train *w, const float *target, float *gk, float *gv)
 
         // FFN: x_out = xmid + down(silu(g) * u), g/u = gate/up(rmsnorm(xmid)).
         kern_matmul(w->pool, wt(w, l, IKV_WDOWN), dx, T, w->dh1);    // d s
+        // Rotated models: s went through the online Hadamard Hd before w_down; Hd^T = Hd.
+        if (m->rot_down_block) kern_hadamard_rows(w->dh1, T, hid, m->rot_down_block);
         for (size_t i = 0; i < th; i++) {
             double g = a->g[i], sg = 1.0 / (1.0 + exp(-g)), ds = w->dh1[i];
             w->dh2[i] = (float)(ds * g * sg);                          // d u

@@ -71,6 +71,10 @@ static int check_args(const intact_model *qm, const intact_model *fp, const inta
         a->n_kv_heads != b->n_kv_heads || a->head_dim != b->head_dim || a->hidden_dim != b->hidden_dim ||
         a->n_vocab != b->n_vocab)
         return it_fail(err, INTACT_E_ARG, "the quantized and FP models have different shapes");
+    if (qm->rotated != fp->rotated)   // quant/rotate.h: block outputs live in the rotated basis
+        return it_fail(err, INTACT_E_ARG, "the quantized model is %s but the FP model is %s: the residual "
+                       "streams compared must be in one basis (rotate both with the same seed, or neither)",
+                       qm->rotated ? "rotated" : "not rotated", fp->rotated ? "rotated" : "not rotated");
     if (p->n_layers != a->n_layers || p->n_kv_heads != a->n_kv_heads || p->head_dim != a->head_dim)
         return it_fail(err, INTACT_E_ARG, "the prefix does not fit the model");
     if (a->n_layers > 1024 || a->head_dim > 256 || a->n_heads % a->n_kv_heads)

@@ -62,6 +62,10 @@ int intact_ikv_mse(const intact_model *qm, const intact_model *fp, const char *t
                    const intact_eval_params *p, int max_prefix, intact_ikv_mse_row *rows, intact_error *err) {
     if (qm->hp.dim != fp->hp.dim || qm->hp.n_layers != fp->hp.n_layers || qm->hp.n_vocab != fp->hp.n_vocab)
         return it_fail(err, INTACT_E_ARG, "the quantized and base models have different shapes");
+    if (qm->rotated != fp->rotated)   // quant/rotate.h: attn_out / block_out live in the rotated basis
+        return it_fail(err, INTACT_E_ARG, "the quantized model is %s but the base model is %s: the residual "
+                       "streams compared must be in one basis (rotate both with the same seed, or neither)",
+                       qm->rotated ? "rotated" : "not rotated", fp->rotated ? "rotated" : "not rotated");
     if (max_prefix < 0 || max_prefix >= p->n_ctx - 1)
         return it_fail(err, INTACT_E_ARG, "--max-prefix %d must be below the chunk length %d", max_prefix, p->n_ctx - 1);
     intact_eval_params ep = *p;

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ikv/train.h"
 #include "kv/kv.h"
+#include "kernels/hadamard.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 
@@ -211,6 +212,7 @@ double ikv_train_forward(ikv_train *w, const intact_prefix *p, const int32_t *to
         float *ygu[2] = {a->g, a->u};
         kern_matmul_group(w->pool, 2, wgu, a->xn2, T, ygu);
         for (size_t i = 0; i < (size_t)T * hid; i++) a->s[i] = a->g[i] / (1.0f + expf(-a->g[i])) * a->u[i];
+        if (m->rot_down_block) kern_hadamard_rows(a->s, T, hid, m->rot_down_block);  // as forward.c
         kern_matmul(w->pool, &ly->w_down, a->s, T, w->dtmp);
         for (size_t i = 0; i < td; i++) xout[i] = a->xmid[i] + w->dtmp[i];
         if (target) {

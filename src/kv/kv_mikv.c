@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/fp16.h"
+#include "kv/kv_kern.h"
 #include "kv/kv_mikv.h"
 
 typedef struct {
@@ -26,9 +27,7 @@ typedef struct {
     float *imp;                     // (n_layers, n_ctx) accumulated attention
     int *n_tok;                     // per layer
     int *order;                     // (2·n_ctx) demotion scratch: indices, merge buffer
-    float *rowbuf;                  // (kv_dim) demotion decode / balanced key buffer
-    float *bal;                     // (n_layers, kv_dim) key balance b (see kv_mikv.h)
-    uint8_t *bal_on;                // per layer: bal in use
+    float *rowbuf;                  // (kv_dim) demotion decode
     float *scratch;                 // attend: per thread scratch_per floats
     size_t scratch_per;
     int scratch_threads;
@@ -67,11 +66,6 @@ static int mikv_store(it_kv *kv, int layer, int pos, int n, const float *k, cons
     for (int t = 0; t < n; t++) {
         int p = pos + t;
         const float *kt = k + t * kv_dim, *vt = v + t * kv_dim;
-        if (c->bal_on[layer]) {   // k·b, stored as if it were the key
-            const float *b = c->bal + (size_t)layer * kv_dim;
-            for (size_t i = 0; i < kv_dim; i++) c->rowbuf[i] = kt[i] * b[i];
-            kt = c->rowbuf;
-        }
         if (p < sink) {
             size_t off = ((size_t)layer * sink + (size_t)p) * kv_dim;
             memcpy(c->sink_k + off, kt, kv_dim * sizeof(float));
@@ -132,7 +126,21 @@ static void rebalance(kv_mikv *c, int layer) {
         if (st[p] == KV_MIKV_HI) idx[nc++] = p;
     int heavy = (int)ceil((double)c->cfg.hi_ratio * n);
     if (nc <= heavy) return;
-    sort_desc(idx, tmp, nc, imp);
+    if (nc - heavy <= 8) {
+        // A decode step demotes one or two tokens: move the nc - heavy least important (last in the
+        // total order) to the end by selection, O(nc) each, instead of sorting nc every step. The
+        // demoted set is the same as after a full sort.
+        for (int r = nc - 1; r >= heavy; r--) {
+            int w = 0;
+            for (int i = 1; i <= r; i++)
+                if (by_importance(&idx[i], &idx[w], imp) > 0) w = i;
+            int t = idx[w];
+            idx[w] = idx[r];
+            idx[r] = t;
+        }
+    } else {
+        sort_desc(idx, tmp, nc, imp);
+    }
     float *row = c->rowbuf;
     for (int i = heavy; i < nc; i++) {
         int p = idx[i];
@@ -150,59 +158,87 @@ static void rebalance(kv_mikv *c, int layer) {
 
 typedef struct {
     kv_mikv *c;
+    const kvk_ops *kern;
     int layer, pos, n;
     const float *q;
     float *out;
+    const int *hi_pos, *lo_pos;   // non-sink hi / lo positions of the layer, ascending
+    int n_hi, n_lo;
 } mikv_job;
 
-// Per-thread scratch, in floats: scores (rep, n_ctx) | importance partial sums (n_ctx) | row (hd) |
-// balanced queries q/b (rep, hd).
+// Per-thread scratch, in floats: scores (rep, n_ctx) | importance partial sums (n_ctx) | row (hd).
 static size_t scratch_floats(const kv_mikv *c) {
     const it_kv *kv = &c->base;
     size_t rep = (size_t)(kv->n_heads / kv->n_kv_heads);
-    return rep * kv->n_ctx + (size_t)kv->n_ctx + (size_t)kv->head_dim + rep * kv->head_dim;
+    return rep * kv->n_ctx + (size_t)kv->n_ctx + (size_t)kv->head_dim;
 }
 
+// Entries of the ascending list pos[0..n) below lim.
+static int count_below(const int *pos, int n, int lim) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (pos[mid] < lim) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+// Sinks and fp32 hi rows take kv_full's own operations (kv_dot; o += w·v in position order), so
+// F32 with everything hi stays bit-identical to kv_full; fp16 / INT rows go through the kv_kern
+// kernels, hi rows then lo rows, each list in one batch.
 static void mikv_worker(void *arg, int ith, int nth) {
     const mikv_job *j = arg;
     const kv_mikv *c = j->c;
     const it_kv *kv = &c->base;
-    int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, rep = n_heads / n_kv;
+    int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, rep = n_heads / n_kv, g = c->cfg.group;
     float *scores = c->scratch + (size_t)ith * c->scratch_per;   // (rep, n_keys)
-    float *acc = scores + (size_t)rep * kv->n_ctx, *row = acc + kv->n_ctx, *qb = row + hd;
-    const float *bal = c->bal_on[j->layer] ? c->bal + (size_t)j->layer * n_kv * hd : NULL;
+    float *acc = scores + (size_t)rep * kv->n_ctx, *row = acc + kv->n_ctx;
     const uint8_t *st = c->state + (size_t)j->layer * kv->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
     memset(acc, 0, (size_t)(j->pos + j->n) * sizeof(float));
     for (int item = ith; item < j->n * n_kv; item += nth) {
         int t = item / n_kv, kvh = item % n_kv;
-        int n_keys = j->pos + t + 1;
+        int n_keys = j->pos + t + 1, sink = c->cfg.sink < n_keys ? c->cfg.sink : n_keys;
+        int n_hi = count_below(j->hi_pos, j->n_hi, n_keys), n_lo = count_below(j->lo_pos, j->n_lo, n_keys);
         const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
         float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
-        if (bal) {   // q/b against the stored k·b
-            for (int g = 0; g < rep; g++)
-                for (int d = 0; d < hd; d++) qb[g * hd + d] = q[g * hd + d] / bal[kvh * hd + d];
-            q = qb;
-        }
-        for (int p = 0; p < n_keys; p++) {
-            if (st[p] == KV_MIKV_EVICTED) {
-                for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = -INFINITY;
-                continue;
-            }
+        size_t ld = (size_t)n_keys, s0 = slot(c, j->layer, 0, kvh);
+        kvk_rows hi = {c->hi_k + s0 * c->hi_row, (size_t)n_kv * c->hi_row, j->hi_pos, 0, n_hi, c->hi_bits, hd, g};
+        kvk_rows lo = {c->lo_k + s0 * c->lo_row, (size_t)n_kv * c->lo_row, j->lo_pos, 0, n_lo, c->lo_bits, hd, g};
+        if (sink + n_hi + n_lo < n_keys)   // evicted tokens: weight exactly 0 after the softmax
+            for (int p = sink; p < n_keys; p++)
+                if (st[p] == KV_MIKV_EVICTED)
+                    for (int h = 0; h < rep; h++) scores[h * ld + p] = -INFINITY;
+        for (int p = 0; p < sink; p++) {
             load(c, j->layer, p, kvh, 0, row);
-            for (int g = 0; g < rep; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, row, hd) * scale;
+            for (int h = 0; h < rep; h++) scores[h * ld + p] = kv_dot(q + h * hd, row, hd) * scale;
         }
+        if (c->hi_bits == 32) {
+            for (int i = 0; i < n_hi; i++) {
+                load(c, j->layer, j->hi_pos[i], kvh, 0, row);
+                for (int h = 0; h < rep; h++) scores[h * ld + j->hi_pos[i]] = kv_dot(q + h * hd, row, hd) * scale;
+            }
+        } else if (n_hi) {
+            j->kern->scores(&hi, q, rep, scale, scores, ld);
+        }
+        if (n_lo) j->kern->scores(&lo, q, rep, scale, scores, ld);
         kv_softmax_group(kv, scores, rep, n_keys, kvh, t, j->pos, j->n);
-        for (size_t i = 0; i < (size_t)rep * n_keys; i++) acc[i % n_keys] += scores[i];
+        for (int h = 0; h < rep; h++)   // head by head: the order the importance sums always had
+            for (int p = 0; p < n_keys; p++) acc[p] += scores[h * ld + p];
         memset(o, 0, (size_t)rep * hd * sizeof(float));
-        for (int p = 0; p < n_keys; p++) {
-            if (st[p] == KV_MIKV_EVICTED) continue;
+        for (int i = 0; i < sink + (c->hi_bits == 32 ? n_hi : 0); i++) {
+            int p = i < sink ? i : j->hi_pos[i - sink];
             load(c, j->layer, p, kvh, 1, row);
-            for (int g = 0; g < rep; g++) {
-                float w = scores[(size_t)g * n_keys + p], *og = o + g * hd;
-                for (int d = 0; d < hd; d++) og[d] += w * row[d];
+            for (int h = 0; h < rep; h++) {
+                float w = scores[h * ld + p], *oh = o + h * hd;
+                for (int d = 0; d < hd; d++) oh[d] += w * row[d];
             }
         }
+        hi.base = c->hi_v + s0 * c->hi_row;
+        lo.base = c->lo_v + s0 * c->lo_row;
+        if (c->hi_bits != 32 && n_hi) j->kern->accum(&hi, scores, ld, rep, o);
+        if (n_lo) j->kern->accum(&lo, scores, ld, rep, o);
     }
 }
 
@@ -222,7 +258,15 @@ static void mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, con
             return;
         }
     }
-    mikv_job j = {c, layer, pos, n, q, out};
+    // The hi / lo position lists, once per call for every item; they live in the demotion scratch
+    // (`order`), which rebalance only uses after the workers are done.
+    const uint8_t *st = c->state + (size_t)layer * kv->n_ctx;
+    int *hi_pos = c->order, *lo_pos = c->order + kv->n_ctx, n_hi = 0, n_lo = 0;
+    for (int p = c->cfg.sink; p < pos + n; p++) {
+        if (st[p] == KV_MIKV_HI) hi_pos[n_hi++] = p;
+        else if (st[p] == KV_MIKV_LO) lo_pos[n_lo++] = p;
+    }
+    mikv_job j = {c, kvk_active(), layer, pos, n, q, out, hi_pos, lo_pos, n_hi, n_lo};
     int used = c->scratch_threads >= nth ? nth : 1;
     if (used == nth) it_pool_run(pool, mikv_worker, &j);
     else mikv_worker(&j, 0, 1);
@@ -263,8 +307,6 @@ static void mikv_free(it_kv *kv) {
     free(c->n_tok);
     free(c->order);
     free(c->rowbuf);
-    free(c->bal);
-    free(c->bal_on);
     free(c->scratch);
     free(c);
 }
@@ -311,51 +353,12 @@ it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int hea
     c->n_tok = calloc((size_t)n_layers, sizeof(int));
     c->order = malloc(2 * (size_t)n_ctx * sizeof(int));
     c->rowbuf = malloc((size_t)n_kv_heads * head_dim * sizeof(float));
-    c->bal = malloc((size_t)n_layers * n_kv_heads * head_dim * sizeof(float));
-    c->bal_on = calloc((size_t)n_layers, 1);
     if (!c->sink_k || !c->sink_v || !c->hi_k || !c->hi_v || !c->lo_k || !c->lo_v || !c->state || !c->imp ||
-        !c->n_tok || !c->order || !c->rowbuf || !c->bal || !c->bal_on) {
+        !c->n_tok || !c->order || !c->rowbuf) {
         mikv_free(&c->base);
         return NULL;
     }
     return &c->base;
-}
-
-// ---- Key balancing ----
-
-int kv_balance_compute(const float *q, const float *k, int n, int n_heads, int n_kv_heads, int head_dim,
-                       float *b) {
-    if (!q || !k || !b || n <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads)
-        return -1;
-    int rep = n_heads / n_kv_heads;
-    size_t kv_dim = (size_t)n_kv_heads * head_dim, q_dim = (size_t)n_heads * head_dim;
-    for (int h = 0; h < n_kv_heads; h++)
-        for (int d = 0; d < head_dim; d++) {
-            float mq = 0, mk = 0;
-            for (int t = 0; t < n; t++) {
-                float a = fabsf(k[(size_t)t * kv_dim + (size_t)h * head_dim + d]);
-                mk = a > mk ? a : mk;
-                for (int g = 0; g < rep; g++) {
-                    a = fabsf(q[(size_t)t * q_dim + ((size_t)h * rep + g) * head_dim + d]);
-                    mq = a > mq ? a : mq;
-                }
-            }
-            b[(size_t)h * head_dim + d] = mq > 0 && mk > 0 && isfinite(mq / mk) ? sqrtf(mq / mk) : 1.0f;
-        }
-    return 0;
-}
-
-int kv_mikv_set_balance(it_kv *kv, int layer, const float *b) {
-    if (!kv || kv->ops != &mikv_ops || layer < 0 || layer >= kv->n_layers) return -1;
-    kv_mikv *c = (kv_mikv *)kv;
-    if (c->n_tok[layer] > 0) return -1;
-    size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
-    if (b)
-        for (size_t i = 0; i < kv_dim; i++)
-            if (!(b[i] > 0) || !isfinite(b[i])) return -1;
-    c->bal_on[layer] = b != NULL;
-    if (b) memcpy(c->bal + (size_t)layer * kv_dim, b, kv_dim * sizeof(float));
-    return 0;
 }
 
 // ---- Introspection ----

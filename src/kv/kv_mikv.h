@@ -55,18 +55,8 @@ kv_mikv_config kv_mikv_default_config(void);
 it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
                    const kv_mikv_config *cfg);
 
-// ---- Outlier-aware key balancing (--kv-balance) ----
-// Keys have a few outlier channels that ruin low-bit groups; queries do not mind a rescale. Per kv
-// head and channel, b = sqrt(max|q| / max|k|) (max over the tokens given and, for q, over the query
-// heads sharing that kv head) is computed once, at prefill; the cache then stores k·b and attends
-// with q/b, so q·k is unchanged up to float rounding while k's channel ranges are flattened.
-// q: (n, n_heads·head_dim), k: (n, n_kv_heads·head_dim); b out: (n_kv_heads·head_dim). Channels
-// with max|q| or max|k| zero get b = 1. -1 on bad arguments.
-int kv_balance_compute(const float *q, const float *k, int n, int n_heads, int n_kv_heads, int head_dim,
-                       float *b);
-// Sets layer's balance (copied; b NULL turns it off). Only before the layer holds tokens (-1 else),
-// because rows already stored were not scaled. kv_mikv_read_row returns keys as stored (k·b).
-int kv_mikv_set_balance(it_kv *kv, int layer, const float *b);
+// Key balancing (--kv-balance) is not the cache's business: the forward pass stores k·b and attends
+// with q/b (kv/kv_balance.h), whatever the cache.
 
 // ---- Introspection (tests, statistics). -1 / error when kv is not a MiKV cache or args are bad. ----
 

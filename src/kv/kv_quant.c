@@ -139,18 +139,18 @@ void kvq_load_row(const uint8_t *src, int hd, int g, int bits, float *out) {
     }
 }
 
-// Quantizes the residual window's `residual` tokens starting at token cs (a multiple of residual)
-// into residual/group blocks, channel by channel.
+// Quantizes the residual window's `residual` tokens starting at token cs (sink + a multiple of
+// residual) into residual/group blocks, channel by channel.
 static void quantize_chunk(kvq_cache *c, int layer, int cs) {
     const it_kv *kv = &c->base;
-    int g = c->cfg.group, hd = kv->head_dim;
+    int g = c->cfg.group, hd = kv->head_dim, sink = c->cfg.sink;
     size_t gb = (size_t)g * c->kbits / 8;
     float col[KVQ_MAX_GROUP];
-    for (int b = cs / g; b < (cs + c->cfg.residual) / g; b++)
+    for (int b = (cs - sink) / g; b < (cs - sink + c->cfg.residual) / g; b++)
         for (int h = 0; h < kv->n_kv_heads; h++) {
             uint8_t *blk = (uint8_t *)kvq_k_blk(c, layer, b, h);
             for (int ch = 0; ch < hd; ch++) {
-                for (int j = 0; j < g; j++) col[j] = kvq_res_row(c, layer, b * g + j)[h * hd + ch];
+                for (int j = 0; j < g; j++) col[j] = kvq_res_row(c, layer, sink + b * g + j)[h * hd + ch];
                 uint16_t d, m;
                 kvq_quant_group(col, g, c->kbits, blk + 4 * (size_t)hd + ch * gb, &d, &m);
                 memcpy(blk + 4 * ch, &d, 2);
@@ -165,7 +165,11 @@ int kvq_dequant_row(const it_kv *kv, int layer, int pos, int which, float *out) 
     if (!kv || !is_kvq(kv) || layer < 0 || layer >= kv->n_layers || pos < 0 || pos >= kv->n_ctx)
         return -1;
     const kvq_cache *c = (const kvq_cache *)kv;
-    int hd = kv->head_dim, g = c->cfg.group;
+    int hd = kv->head_dim, g = c->cfg.group, sink = c->cfg.sink;
+    if (pos < sink) {
+        memcpy(out, kvq_sink_row(c, layer, pos, which == 1), (size_t)kv->n_kv_heads * hd * sizeof(float));
+        return 0;
+    }
     if (which == 1 || !c->k_chan) {
         for (int h = 0; h < kv->n_kv_heads; h++) {
             const uint8_t *r = which == 1 ? kvq_v_row(c, layer, pos, h) : kvq_k_row(c, layer, pos, h);
@@ -181,13 +185,13 @@ int kvq_dequant_row(const it_kv *kv, int layer, int pos, int which, float *out) 
     size_t gb = (size_t)g * c->kbits / 8;
     float col[KVQ_MAX_GROUP];
     for (int h = 0; h < kv->n_kv_heads; h++) {
-        const uint8_t *blk = kvq_k_blk(c, layer, pos / g, h);
+        const uint8_t *blk = kvq_k_blk(c, layer, (pos - sink) / g, h);
         for (int ch = 0; ch < hd; ch++) {
             uint16_t d, m;
             memcpy(&d, blk + 4 * ch, 2);
             memcpy(&m, blk + 4 * ch + 2, 2);
             kvq_dequant_group(blk + 4 * (size_t)hd + ch * gb, g, c->kbits, d, m, col);
-            out[h * hd + ch] = col[pos % g];
+            out[h * hd + ch] = col[(pos - sink) % g];
         }
     }
     return 0;
@@ -195,7 +199,9 @@ int kvq_dequant_row(const it_kv *kv, int layer, int pos, int which, float *out) 
 
 int kvq_n_quantized(const it_kv *kv, int layer) {
     if (!kv || !is_kvq(kv) || layer < 0 || layer >= kv->n_layers) return -1;
-    return ((const kvq_cache *)kv)->n_quant[layer];
+    const kvq_cache *c = (const kvq_cache *)kv;
+    int nq = c->n_quant[layer];
+    return nq - (nq < c->cfg.sink ? nq : c->cfg.sink);
 }
 
 int kvq_n_residual(const it_kv *kv, int layer) {
@@ -206,16 +212,19 @@ int kvq_n_residual(const it_kv *kv, int layer) {
 
 // Positions are written in order; storing at pos < cached length truncates first (a rewind). For
 // per-channel keys a rewind into a quantized chunk moves that chunk's kept tokens back into the
-// residual window dequantized (lossy), so they get quantized again with the new tokens.
+// residual window dequantized (lossy), so they get quantized again with the new tokens; a rewind
+// into the sinks drops every quantized chunk.
 static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
     kvq_cache *c = (kvq_cache *)kv;
     if (layer < 0 || layer >= kv->n_layers || pos < 0 || n < 0 || pos + n > kv->n_ctx) return -1;
-    int hd = kv->head_dim, g = c->cfg.group, r = c->cfg.residual;
+    int hd = kv->head_dim, g = c->cfg.group, r = c->cfg.residual, sink = c->cfg.sink;
     size_t kv_dim = (size_t)kv->n_kv_heads * hd;
     if (c->k_chan) {
         if (pos > c->n_tok[layer]) return -1;   // a gap would leave the window inconsistent
-        if (pos < c->n_quant[layer]) {
-            int cs = pos / r * r;
+        if (pos < c->n_quant[layer] && pos <= sink) {
+            c->n_quant[layer] = pos;
+        } else if (pos < c->n_quant[layer]) {
+            int cs = sink + (pos - sink) / r * r;
             float *row = malloc(kv_dim * sizeof(float));
             if (!row) return -1;
             for (int p = cs; p < pos; p++) {
@@ -228,6 +237,12 @@ static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const
     }
     for (int t = 0; t < n; t++) {
         int p = pos + t;
+        if (p < sink) {   // exact, whatever the types; settled at once
+            memcpy((float *)kvq_sink_row(c, layer, p, 0), k + t * kv_dim, kv_dim * sizeof(float));
+            memcpy((float *)kvq_sink_row(c, layer, p, 1), v + t * kv_dim, kv_dim * sizeof(float));
+            if (c->k_chan) c->n_quant[layer] = p + 1;
+            continue;
+        }
         for (int h = 0; h < kv->n_kv_heads; h++) {
             kvq_store_row(v + t * kv_dim + (size_t)h * hd, hd, g, c->vbits,
                       (uint8_t *)kvq_v_row(c, layer, p, h));
@@ -237,7 +252,7 @@ static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const
         }
         if (c->k_chan) {
             memcpy((float *)kvq_res_row(c, layer, p), k + t * kv_dim, kv_dim * sizeof(float));
-            if ((p + 1) % r == 0) {
+            if ((p + 1 - sink) % r == 0) {
                 quantize_chunk(c, layer, p + 1 - r);
                 c->n_quant[layer] = p + 1;
             }
@@ -251,7 +266,10 @@ static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const
 static size_t kvq_bytes(const it_kv *kv, int n_tokens) {
     const kvq_cache *c = (const kvq_cache *)kv;
     size_t n = n_tokens > 0 ? (size_t)n_tokens : 0, nkv = (size_t)kv->n_kv_heads;
-    size_t per_layer = n * nkv * c->v_row;
+    size_t ns = n < (size_t)c->cfg.sink ? n : (size_t)c->cfg.sink;
+    size_t per_layer = ns * 2 * nkv * (size_t)kv->head_dim * sizeof(float);
+    n -= ns;
+    per_layer += n * nkv * c->v_row;
     if (c->k_chan) {
         size_t r = (size_t)c->cfg.residual, nq = n / r * r;
         per_layer += nq / (size_t)c->cfg.group * nkv * c->k_blk
@@ -268,6 +286,8 @@ static void kvq_free(it_kv *kv) {
     free(c->k);
     free(c->v);
     free(c->res);
+    free(c->sink_k);
+    free(c->sink_v);
     free(c->n_tok);
     free(c->n_quant);
     free(c->scratch);
@@ -289,6 +309,7 @@ static int resolve_config(const kvq_config *in, int head_dim, kvq_config *out) {
     if (c.key_axis != KVQ_PER_TOKEN && c.key_axis != KVQ_PER_CHANNEL) return -1;
     if (c.group < 8 || c.group > KVQ_MAX_GROUP || c.group % 8) return -1;
     if (c.residual < c.group || c.residual % c.group) return -1;
+    if (c.sink < 0) return -1;
     int k_chan = kb <= 8 && c.key_axis == KVQ_PER_CHANNEL;
     if ((vb <= 8 || (kb <= 8 && !k_chan)) && head_dim % c.group) return -1;
     *out = c;
@@ -313,7 +334,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
                     const kvq_config *cfg) {
     kvq_config rc;
     if (n_layers <= 0 || n_ctx <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads ||
-        resolve_config(cfg, head_dim, &rc))
+        resolve_config(cfg, head_dim, &rc) || rc.sink > n_ctx)
         return NULL;
     kvq_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -327,7 +348,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
     size_t rows = (size_t)n_layers * n_ctx * n_kv_heads;
     c->v = malloc(rows * c->v_row);
     if (c->k_chan) {
-        c->n_blk = n_ctx / rc.group;
+        c->n_blk = (n_ctx - rc.sink) / rc.group;
         c->k_blk = (size_t)head_dim * (4 + (size_t)rc.group * c->kbits / 8);
         c->k = malloc((size_t)n_layers * c->n_blk * n_kv_heads * c->k_blk + 1);
         c->res = malloc((size_t)n_layers * rc.residual * n_kv_heads * head_dim * sizeof(float));
@@ -335,9 +356,12 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
         c->k_row = kvq_row_bytes(c->kbits, head_dim, rc.group);
         c->k = malloc(rows * c->k_row);
     }
+    size_t sink_f = (size_t)n_layers * rc.sink * n_kv_heads * head_dim + 1;
+    c->sink_k = malloc(sink_f * sizeof(float));
+    c->sink_v = malloc(sink_f * sizeof(float));
     c->n_tok = calloc((size_t)n_layers, sizeof(int));
     c->n_quant = calloc((size_t)n_layers, sizeof(int));
-    if (!c->k || !c->v || (c->k_chan && !c->res) || !c->n_tok || !c->n_quant) {
+    if (!c->k || !c->v || (c->k_chan && !c->res) || !c->sink_k || !c->sink_v || !c->n_tok || !c->n_quant) {
         kvq_free(&c->base);
         return NULL;
     }

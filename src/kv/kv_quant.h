@@ -25,13 +25,19 @@
 //     [ng × {uint16 d, uint16 m}] [ng × gb packed codes]             -> ng·(4 + gb) bytes
 //   per-channel INT key block for (layer, block, kv head):
 //     [head_dim × {uint16 d, uint16 m}] [head_dim × gb packed codes] -> head_dim·(4 + gb) bytes
-//     (channel c's codes at offset 4·head_dim + c·gb, element j = token bG + j)
+//     (channel c's codes at offset 4·head_dim + c·gb, element j = token sink + bG + j)
 //   F16 row: head_dim uint16; F32 row: head_dim float.
 //   Packed codes of one group form a little-endian bit stream: element i occupies stream bits
 //   [i·n, i·n + n), stream bit s being bit s%8 of byte s/8 (n = 4: element 2k is the low nibble of
 //   byte k; n = 3 crosses byte boundaries). G must be a multiple of 8 so every group is whole bytes.
 //
-// Config defaults: group 0 -> 32, residual 0 -> group. Limits: 8 ≤ group ≤ 256, group % 8 == 0.
+// Sinks: the first `sink` positions (the IntactKV prefix or [BOS], which draw attention from every
+// later token) are stored exactly as fp32 K and V rows whatever the types, as MiKV's sinks are. With
+// per-channel keys the blocks and the residual window start after them: block b = tokens
+// sink + bG .. sink + bG + G - 1, and n_quant counts from sink.
+//
+// Config defaults: group 0 -> 32, residual 0 -> group, sink 0. Limits: 8 ≤ group ≤ 256,
+// group % 8 == 0, 0 ≤ sink ≤ n_ctx.
 #ifndef IT_KV_KV_QUANT_H
 #define IT_KV_KV_QUANT_H
 
@@ -49,6 +55,7 @@ typedef struct kvq_config {
     int group;           // G: channels per group (per token) or tokens per block (per channel)
     int key_axis;        // enum kvq_axis
     int residual;        // per-channel keys: fp32 window, a multiple of group (default = group)
+    int sink;            // first positions kept exact in fp32, never quantized (IntactKV prefix / [BOS])
 } kvq_config;
 
 // NULL on bad config / OOM. n_heads must be a multiple of n_kv_heads (GQA).
@@ -56,7 +63,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
                     const kvq_config *cfg);
 
 // K+V bytes per token for one layer, scales and zero points included (per-channel keys: amortized
-// over a full block, rounded up; the fp32 residual window is not counted). 0 on bad config.
+// over a full block, rounded up; the fp32 residual window and sinks are not counted). 0 on bad config.
 // One (token, kv head) row of head_dim values in the per-token format of `bits` (32 fp32, 16 fp16,
 // else groups of g: fp16 scale + min each, then the codes) — shared with the MiKV cache.
 size_t kvq_row_bytes(int bits, int hd, int g);
@@ -65,9 +72,10 @@ void kvq_load_row(const uint8_t *src, int hd, int g, int bits, float *out);
 
 size_t kvq_bytes_per_token(const kvq_config *cfg, int n_kv_heads, int head_dim);
 
-// The cache's bytes(kv, n) counts, per layer: n tokens of values and per-token keys at their row
-// size; for per-channel keys, floor(n/residual)·residual tokens as quantized blocks plus the
-// n mod residual newest tokens as fp32 — the storage those n tokens actually occupy.
+// The cache's bytes(kv, n) counts, per layer: min(n, sink) tokens of fp32 K and V, then the other
+// n' = n - min(n, sink) tokens: values and per-token keys at their row size; for per-channel keys,
+// floor(n'/residual)·residual tokens as quantized blocks plus the n' mod residual newest tokens as
+// fp32 — the storage those n tokens actually occupy.
 
 // ---- Internals exposed for tests and for the MiKV work that builds on them. ----
 
@@ -85,7 +93,8 @@ void kvq_unpack(const uint8_t *packed, int n, int bits, float *codes);   // code
 int kvq_dequant_row(const it_kv *kv, int layer, int pos, int which, float *out);
 
 // Tokens of `layer` held quantized / in the fp32 residual window (per-token keys: all cached
-// tokens count as quantized, residual 0).
+// tokens count as quantized, residual 0). Sinks count in neither: quantized + residual + sinks
+// cached = tokens cached.
 int kvq_n_quantized(const it_kv *kv, int layer);
 int kvq_n_residual(const it_kv *kv, int layer);
 

@@ -11,12 +11,13 @@ typedef struct kvq_cache {
     kvq_config cfg;        // defaults applied
     int kbits, vbits;      // 32, 16, 8, 4, 3, 2
     int k_chan;            // keys quantized per channel (INT key type and KVQ_PER_CHANNEL)
-    int n_blk;             // per-channel: quantized blocks per (layer, kv head) = n_ctx / group
+    int n_blk;             // per-channel: quantized blocks per (layer, kv head) = (n_ctx - sink) / group
     size_t k_row, v_row;   // bytes per (position, kv head) row, per-token storage
     size_t k_blk;          // per-channel: bytes per (block, kv head)
     uint8_t *k, *v;
-    float *res;            // per-channel: (n_layers, residual, kv_dim) fp32, token p at row p % residual
-    int *n_tok, *n_quant;  // per layer: cached tokens, of which the first n_quant are quantized
+    float *res;            // per-channel: (n_layers, residual, kv_dim) fp32, token p at row (p - sink) % residual
+    float *sink_k, *sink_v; // (n_layers, sink, kv_dim) fp32: positions < sink (their rows in k/v unused)
+    int *n_tok, *n_quant;  // per layer: cached tokens; [0, n_quant) are settled (sinks, then quantized)
     float *scratch;        // attend: per thread scratch_per floats, grown to the pool's size
     size_t scratch_per;
     int scratch_threads;
@@ -45,7 +46,14 @@ static inline const uint8_t *kvq_k_blk(const kvq_cache *c, int layer, int blk, i
 static inline const float *kvq_res_row(const kvq_cache *c, int layer, int pos) {
     const it_kv *kv = &c->base;
     size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
-    return c->res + ((size_t)layer * c->cfg.residual + (size_t)(pos % c->cfg.residual)) * kv_dim;
+    return c->res + ((size_t)layer * c->cfg.residual + (size_t)((pos - c->cfg.sink) % c->cfg.residual)) * kv_dim;
+}
+
+// Sink position pos < sink of `layer`: n_kv_heads·head_dim floats (K: which 0, V: which 1).
+static inline const float *kvq_sink_row(const kvq_cache *c, int layer, int pos, int which) {
+    const it_kv *kv = &c->base;
+    size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
+    return (which ? c->sink_v : c->sink_k) + ((size_t)layer * c->cfg.sink + (size_t)pos) * kv_dim;
 }
 
 void kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);

@@ -140,6 +140,22 @@ static int bind_layers(gguf_bind *b, float *cursor) {
     return 0;
 }
 
+// Rotated models (written by intact quantize --rotate) need the online Hadamard transform of the
+// down-projection input, with the block size their ffn_down weights were built for.
+static int read_rotation(gguf_bind *b) {
+    static const char key[] = "intact.rotate.down_block";
+    if (gguf_find_key(b->m->gguf, key) < 0) return 0;
+    uint64_t v;
+    if (gguf_get_u64(b->m->gguf, key, &v, b->err) != 0) return -1;
+    uint64_t hid = (uint64_t)b->m->hp.hidden_dim;
+    if (v == 0 || (v & (v - 1)) != 0 || v > hid || hid % v != 0)
+        return it_fail(b->err, INTACT_E_FORMAT, "'%s' = %llu is not a power of 2 dividing the hidden size %llu",
+                       key, (unsigned long long)v, (unsigned long long)hid);
+    b->m->rot_down_block = (int)v;
+    b->m->rotated = 1;
+    return 0;
+}
+
 int model_load_gguf(intact_model *m, const char *path, intact_error *err) {
     m->is_gguf = 1;
     m->gguf = gguf_open(path, err);
@@ -172,6 +188,7 @@ int model_load_gguf(intact_model *m, const char *path, intact_error *err) {
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->owned || !m->layers) return it_fail(err, INTACT_E_NOMEM, "out of memory");
     if (bind_layers(&b, m->owned) != 0) return -1;
+    if (read_rotation(&b) != 0) return -1;
 
     m->n_all = (int)gguf_n_tensors(m->gguf);
     m->all = calloc((size_t)m->n_all, sizeof *m->all);

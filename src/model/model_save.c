@@ -62,6 +62,8 @@ int intact_model_save(const intact_model *m, const char *path, intact_error *err
         gguf_writer_add_u32(w, "intact.quant.group", (uint32_t)m->quant.group);
         gguf_writer_add_bool(w, "intact.quant.sym", m->quant.sym);
     }
+    // A rotated model (quant/rotate.h) only runs right with its online Hadamard transform.
+    if (m->rot_down_block) gguf_writer_add_u32(w, "intact.rotate.down_block", (uint32_t)m->rot_down_block);
 
     add_matrix(w, "token_embd.weight", &m->tok_embd);
     add_vector(w, "output_norm.weight", m->output_norm, hp->dim);

@@ -106,7 +106,9 @@ int quant_awq_scale_layer(quant_run *q, int l) {
         q->awq_scales[QI_FFN_NORM] = s;
     }
     it_tensor *d[1] = {&ly->w_down};
-    if (rc == 0 && (s = search(q, QI_DOWN_IN, d, 1, &rc))) {
+    // Rotated models apply a Hadamard transform between up and down, so per-channel scales cannot
+    // move from ffn_down's input into ffn_up: that input is left unscaled (clips are still searched).
+    if (rc == 0 && !m->rot_down_block && (s = search(q, QI_DOWN_IN, d, 1, &rc))) {
         float *inv = malloc((size_t)hp->hidden_dim * sizeof *inv);
         for (int i = 0; inv && i < hp->hidden_dim; i++) inv[i] = 1.0f / s[i];
         rc = inv ? rescale(q, &ly->w_down, s, NULL) : it_fail(q->err, INTACT_E_NOMEM, "out of memory");

@@ -12,6 +12,7 @@
 #include "quant/gptq.h"
 #include "quant/qformat.h"
 #include "quant/quant_internal.h"
+#include "quant/rotate.h"
 #include "quant/rtn.h"
 
 intact_quant_params intact_quant_default_params(void) {
@@ -23,6 +24,7 @@ intact_quant_params intact_quant_default_params(void) {
     p.calib_samples = 128;
     p.calib_tokens = 512;
     p.n_threads = 1;
+    p.rotate_seed = 0x5eed;
     return p;
 }
 
@@ -139,14 +141,23 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
     q.spec.group = p->group;
     q.spec.sym = p->sym;
     int type;
-    if (parse_method(p->method, &q.method, err) != 0) return -1;
-    if (qf_type_of(&q.spec, &type) != 0)
+    // rotate with no method only rotates; a NULL method alone still means rtn, as it always did.
+    int rotate_only = p->rotate && !p->method;
+    if (!rotate_only && parse_method(p->method, &q.method, err) != 0) return -1;
+    if (!rotate_only && qf_type_of(&q.spec, &type) != 0)
         return it_fail(err, INTACT_E_ARG, "unsupported format: %d bits, group %d (bits 2/3/4/8, group 32/64/128)",
                        p->bits, p->group);
     if (m->quant.method[0])
         return it_fail(err, INTACT_E_ARG, "the model is already quantized (%s)", m->quant.method);
     double t0 = it_now_s();
     q.rep->bytes_before = m->weight_bytes;
+    // Rotation first: the quantizers (and GPTQ/AWQ calibration) see the rotated weights and inputs.
+    if (p->rotate && rot_model(m, p->rotate_seed, p->n_threads, err) != 0) return -1;
+    if (rotate_only) {
+        q.rep->bytes_after = m->weight_bytes;
+        q.rep->seconds = it_now_s() - t0;
+        return 0;
+    }
     int rc = quant_run_begin(&q);
     for (int l = 0; rc == 0 && l < m->hp.n_layers; l++) {
         if (q.method != QM_RTN) rc = quant_collect(&q, l);

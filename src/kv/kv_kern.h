@@ -1,0 +1,53 @@
+// Attention kernels over cached K/V rows in their stored low-bit / fp16 form (formats in
+// kv_quant.h), shared by the uniform cache (kv_quant_attn.c) and MiKV/H2O (kv_mikv.c).
+//
+// Each kernel handles one kv head and the `rep` GQA query heads that share it, over a batch of
+// rows, so that a row is decoded once (into registers or a small stack buffer) and used for every
+// query head; nothing ever dequantizes the cache into a float copy. F32 rows are NOT handled here:
+// the caches score them with kv_dot() and sum them in kv_full's order, which keeps fp32 storage
+// bit-identical to kv_full.
+//
+// Two implementations with the same contract: `_ref` (portable scalar, decodes a group at a time
+// with kvq_dequant_group / fp16 reads, float sums) and AVX2+FMA+F16C (kv_kern_avx2.c). They agree
+// up to float reassociation (the AVX2 kernels dequantize with an FMA and sum in 8 lanes).
+//
+// ISA choice (kvk_active, per attend call): kvk_force() if set (tests, benchmarks); else scalar if
+// INTACT_ISA=ref or kern_force_ref(1) is in effect (the matmul kernels' switches) or the CPU lacks
+// AVX2+FMA+F16C; else AVX2.
+#ifndef IT_KV_KV_KERN_H
+#define IT_KV_KV_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// A batch of per-token rows of one kv head, all in one format.
+typedef struct kvk_rows {
+    const uint8_t *base;   // row of position p at base + p·stride
+    size_t stride;
+    const int *pos;        // the n positions to read, ascending; NULL: p0, p0+1, ..., p0+n-1
+    int p0, n;
+    int bits;              // 16 (fp16), 8, 4, 3 or 2 (groups of `group`: fp16 d, m + codes)
+    int hd, group;         // head_dim; group divides hd for INT rows (ignored for fp16)
+} kvk_rows;
+
+typedef struct kvk_ops {
+    const char *name;      // "ref" or "avx2"
+    // s[h·ld + p] = scale · (q_h · row_p) for every row p of r and h < rep; q_h = q + h·hd.
+    void (*scores)(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
+    // o[h·hd + i] += Σ_p w[h·ld + p] · row_p[i] over the rows p of r (o accumulates; h < rep).
+    void (*accum)(const kvk_rows *r, const float *w, size_t ld, int rep, float *o);
+    // Per-channel (KIVI) key block of `group` tokens (kv_quant.h layout, bits 8/4/3/2):
+    // s[h·ld + j] = scale · Σ_c q_h[c] · (d_c · code_{c,j} + m_c) for tokens j < nt ≤ group.
+    void (*chan_scores)(const uint8_t *blk, int bits, int hd, int group, int nt, const float *q, int rep,
+                        float scale, float *s, size_t ld);
+} kvk_ops;
+
+const kvk_ops *kvk_ref(void);
+const kvk_ops *kvk_avx2(void);        // the table; only call its kernels where kern_cpu_has_avx2()
+const kvk_ops *kvk_get(const char *isa);   // "ref" / "avx2"; NULL if unknown or unsupported here
+const kvk_ops *kvk_active(void);      // what the caches use now (see above)
+// Overrides kvk_active() (NULL: back to automatic). Not synchronized with running attends: set it
+// between calls (tests, benchmarks).
+void kvk_force(const kvk_ops *ops);
+
+#endif

@@ -1,0 +1,250 @@
+// AVX2 + FMA + F16C attention kernels over stored KV rows (contract in kv_kern.h).
+//
+// Work is arranged so that each decoded group of 8 values feeds one FMA per query head:
+//   scores:      per row, 8 values at a time are decoded (fp16: vcvtph2ps; INT: shift/mask the codes,
+//                then d·code + m with one FMA) and multiplied into one accumulator per query head
+//                (≤ 8 heads at once = 8 independent FMA chains); a hadd tree then turns the 8
+//                accumulators into the 8 heads' scores in one vector.
+//   accum:       rows in blocks of VB; per 8 output channels the heads' running sums stay in
+//                registers across the block's rows (the block's bytes stay in L1 for the passes).
+//   chan_scores: per 8 tokens of a block, Σ_c (q_c·d_c)·code_{c,j} accumulates in registers per head
+//                (q·d and Σ q·m precomputed once per block), stored contiguously: no reduction.
+// Heads are taken 8, 4, 2, 1 at a time, each count and bit width a compile-time constant of an
+// always-inline body. head_dim must be a multiple of 8 and ≤ MAX_HD; otherwise the scalar kernels
+// run (they have no such limit).
+#include <immintrin.h>
+#include <string.h>
+
+#include "kv/kv_kern.h"
+
+#define KI static inline __attribute__((always_inline))
+// Head loops fully unrolled so the accumulators live in registers (GCC keeps a rolled loop's
+// __m256 array in memory: a store-forwarding round trip per FMA).
+#define UNROLL _Pragma("GCC unroll 8")
+
+enum { MAX_HD = 256, VB = 32 };
+
+// 8 codes of `bits` bits starting at p (exactly `bits` bytes: never reads past a row) as floats.
+KI __m256 codes8(const uint8_t *p, int bits) {
+    if (bits == 8) return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)));
+    uint32_t x = 0;
+    memcpy(&x, p, (size_t)bits);
+    __m256i sh = bits == 4 ? _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)
+               : bits == 3 ? _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21)
+                           : _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    __m256i v = _mm256_srlv_epi32(_mm256_set1_epi32((int)x), sh);
+    return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32((1 << bits) - 1)));
+}
+
+// The ng {fp16 d, fp16 m} pairs at src as floats dm[2g] = d, dm[2g+1] = m.
+KI void header(const uint8_t *src, int ng, float *dm) {
+    int g = 0;
+    for (; g + 4 <= ng; g += 4)
+        _mm256_storeu_ps(dm + 2 * g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + 4 * g))));
+    if (g + 2 <= ng) {
+        _mm_storeu_ps(dm + 2 * g, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(src + 4 * g))));
+        g += 2;
+    }
+    if (g < ng) {
+        uint32_t x;
+        memcpy(&x, src + 4 * g, 4);
+        __m128 v = _mm_cvtph_ps(_mm_cvtsi32_si128((int)x));
+        _mm_storel_pi((__m64 *)(void *)(dm + 2 * g), v);
+    }
+}
+
+// Values 8c .. 8c+7 of a row. INT: dm holds the row's header (see header()), codes its packed codes.
+KI __m256 value8(const uint8_t *row, const uint8_t *codes, const float *dm, int bits, int c, int cpg) {
+    if (bits == 16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
+    int g = c / cpg;
+    return _mm256_fmadd_ps(codes8(codes + (size_t)c * bits, bits), _mm256_broadcast_ss(dm + 2 * g),
+                           _mm256_broadcast_ss(dm + 2 * g + 1));
+}
+
+// Lane h = horizontal sum of a[h].
+KI __m256 reduce8(const __m256 *a) {
+    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 s03 = _mm256_hadd_ps(s01, s23), s47 = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(s03, s47, 0x20), _mm256_permute2f128_ps(s03, s47, 0x31));
+}
+
+KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH,
+                    const int bits) {
+    int hd = r->hd, nc = hd / 8, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 8;
+    float dm[2 * MAX_HD / 8], out[8];
+    __m256 vs = _mm256_set1_ps(scale);
+    for (int i = 0; i < r->n; i++) {
+        int p = r->pos ? r->pos[i] : r->p0 + i;
+        const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
+        if (bits != 16) header(row, ng, dm);
+        __m256 acc[8];
+        UNROLL for (int h = 0; h < 8; h++) acc[h] = _mm256_setzero_ps();
+        for (int c = 0; c < nc; c++) {
+            __m256 k = value8(row, codes, dm, bits, c, cpg);
+            UNROLL for (int h = 0; h < NH; h++)
+                acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + 8 * c), k, acc[h]);
+        }
+        _mm256_storeu_ps(out, _mm256_mul_ps(reduce8(acc), vs));
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + p] = out[h];
+    }
+}
+
+KI void accum_body(const kvk_rows *r, const float *w, size_t ld, float *o, const int NH, const int bits) {
+    int hd = r->hd, nc = hd / 8, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 8;
+    float dm[VB][2 * MAX_HD / 8];
+    const uint8_t *rows[VB];
+    int ps[VB];
+    for (int i0 = 0; i0 < r->n; i0 += VB) {
+        int nb = r->n - i0 < VB ? r->n - i0 : VB;
+        for (int j = 0; j < nb; j++) {
+            ps[j] = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
+            rows[j] = r->base + (size_t)ps[j] * r->stride;
+            if (bits != 16) header(rows[j], ng, dm[j]);
+        }
+        for (int c = 0; c < nc; c++) {
+            __m256 acc[8];
+            UNROLL for (int h = 0; h < NH; h++) acc[h] = _mm256_loadu_ps(o + (size_t)h * hd + 8 * c);
+            for (int j = 0; j < nb; j++) {
+                __m256 v = value8(rows[j], rows[j] + 4 * (size_t)ng, dm[j], bits, c, cpg);
+                UNROLL for (int h = 0; h < NH; h++)
+                    acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + h * ld + ps[j]), v, acc[h]);
+            }
+            UNROLL for (int h = 0; h < NH; h++) _mm256_storeu_ps(o + (size_t)h * hd + 8 * c, acc[h]);
+        }
+    }
+}
+
+KI void chan_body(const uint8_t *blk, int hd, int group, int nt, const float *q, float scale, float *s, size_t ld,
+                  const int NH, const int bits) {
+    float dm[2 * MAX_HD], qd[8 * MAX_HD], qm[8], out[8];
+    size_t gb = (size_t)group * bits / 8;
+    const uint8_t *codes = blk + 4 * (size_t)hd;
+    header(blk, hd, dm);
+    for (int h = 0; h < NH; h++) {
+        float a = 0;
+        for (int c = 0; c < hd; c++) {
+            qd[h * hd + c] = q[h * hd + c] * dm[2 * c];
+            a += q[h * hd + c] * dm[2 * c + 1];
+        }
+        qm[h] = a;
+    }
+    __m256 vs = _mm256_set1_ps(scale);
+    for (int j0 = 0; j0 < nt; j0 += 8) {
+        __m256 acc[8];
+        UNROLL for (int h = 0; h < NH; h++) acc[h] = _mm256_setzero_ps();
+        for (int c = 0; c < hd; c++) {
+            __m256 k = codes8(codes + c * gb + (size_t)j0 * bits / 8, bits);
+            UNROLL for (int h = 0; h < NH; h++) acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(qd + h * hd + c), k, acc[h]);
+        }
+        int m = nt - j0 < 8 ? nt - j0 : 8;
+        UNROLL for (int h = 0; h < NH; h++) {
+            __m256 v = _mm256_mul_ps(_mm256_add_ps(acc[h], _mm256_set1_ps(qm[h])), vs);
+            if (m == 8) {
+                _mm256_storeu_ps(s + h * ld + j0, v);
+            } else {
+                _mm256_storeu_ps(out, v);
+                memcpy(s + h * ld + j0, out, (size_t)m * sizeof(float));
+            }
+        }
+    }
+}
+
+// One specialised function per (bits, heads at once); tables indexed by bits_index / heads index.
+#define KVK_FNS(B, NH)                                                                                \
+    static void sc_b##B##_h##NH(const kvk_rows *r, const float *q, float scale, float *s, size_t ld) { \
+        scores_body(r, q, scale, s, ld, NH, B);                                                       \
+    }                                                                                                 \
+    static void ac_b##B##_h##NH(const kvk_rows *r, const float *w, size_t ld, float *o) {             \
+        accum_body(r, w, ld, o, NH, B);                                                               \
+    }
+#define KVK_CHAN(B, NH)                                                                              \
+    static void ch_b##B##_h##NH(const uint8_t *blk, int hd, int g, int nt, const float *q, float scale, \
+                                float *s, size_t ld) {                                               \
+        chan_body(blk, hd, g, nt, q, scale, s, ld, NH, B);                                           \
+    }
+#define KVK_ALL_HEADS(M, B) M(B, 8) M(B, 4) M(B, 2) M(B, 1)
+KVK_ALL_HEADS(KVK_FNS, 16)
+KVK_ALL_HEADS(KVK_FNS, 8)
+KVK_ALL_HEADS(KVK_FNS, 4)
+KVK_ALL_HEADS(KVK_FNS, 3)
+KVK_ALL_HEADS(KVK_FNS, 2)
+KVK_ALL_HEADS(KVK_CHAN, 8)
+KVK_ALL_HEADS(KVK_CHAN, 4)
+KVK_ALL_HEADS(KVK_CHAN, 3)
+KVK_ALL_HEADS(KVK_CHAN, 2)
+
+typedef void (*sc_fn)(const kvk_rows *, const float *, float, float *, size_t);
+typedef void (*ac_fn)(const kvk_rows *, const float *, size_t, float *);
+typedef void (*ch_fn)(const uint8_t *, int, int, int, const float *, float, float *, size_t);
+
+#define ROW4(P, B) {P##_b##B##_h8, P##_b##B##_h4, P##_b##B##_h2, P##_b##B##_h1}
+static const sc_fn k_sc[5][4] = {ROW4(sc, 16), ROW4(sc, 8), ROW4(sc, 4), ROW4(sc, 3), ROW4(sc, 2)};
+static const ac_fn k_ac[5][4] = {ROW4(ac, 16), ROW4(ac, 8), ROW4(ac, 4), ROW4(ac, 3), ROW4(ac, 2)};
+static const ch_fn k_ch[5][4] = {{0}, ROW4(ch, 8), ROW4(ch, 4), ROW4(ch, 3), ROW4(ch, 2)};
+
+static int bits_index(int bits) {
+    switch (bits) {
+    case 16: return 0;
+    case 8: return 1;
+    case 4: return 2;
+    case 3: return 3;
+    case 2: return 4;
+    default: return -1;
+    }
+}
+
+// Largest of 8, 4, 2, 1 not above n (n ≥ 1), as a table column.
+static inline int heads_step(int n, int *col) {
+    int nh = n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
+    *col = nh == 8 ? 0 : nh == 4 ? 1 : nh == 2 ? 2 : 3;
+    return nh;
+}
+
+static int rows_ok(const kvk_rows *r) {
+    return r->hd % 8 == 0 && r->hd <= MAX_HD && bits_index(r->bits) >= 0 && (r->bits == 16 || r->group % 8 == 0);
+}
+
+static void scores_avx2(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+    if (!rows_ok(r)) {
+        kvk_ref()->scores(r, q, rep, scale, s, ld);
+        return;
+    }
+    int b = bits_index(r->bits), col;
+    for (int h0 = 0; h0 < rep;) {
+        int nh = heads_step(rep - h0, &col);
+        k_sc[b][col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
+        h0 += nh;
+    }
+}
+
+static void accum_avx2(const kvk_rows *r, const float *w, size_t ld, int rep, float *o) {
+    if (!rows_ok(r)) {
+        kvk_ref()->accum(r, w, ld, rep, o);
+        return;
+    }
+    int b = bits_index(r->bits), col;
+    for (int h0 = 0; h0 < rep;) {
+        int nh = heads_step(rep - h0, &col);
+        k_ac[b][col](r, w + h0 * ld, ld, o + (size_t)h0 * r->hd);
+        h0 += nh;
+    }
+}
+
+static void chan_scores_avx2(const uint8_t *blk, int bits, int hd, int group, int nt, const float *q, int rep,
+                             float scale, float *s, size_t ld) {
+    int b = bits_index(bits), col;
+    if (b < 1 || hd > MAX_HD || group % 8) {
+        kvk_ref()->chan_scores(blk, bits, hd, group, nt, q, rep, scale, s, ld);
+        return;
+    }
+    for (int h0 = 0; h0 < rep;) {
+        int nh = heads_step(rep - h0, &col);
+        k_ch[b][col](blk, hd, group, nt, q + (size_t)h0 * hd, scale, s + h0 * ld, ld);
+        h0 += nh;
+    }
+}
+
+static const kvk_ops avx2_ops = {"avx2", scores_avx2, accum_avx2, chan_scores_avx2};
+
+const kvk_ops *kvk_avx2(void) { return &avx2_ops; }

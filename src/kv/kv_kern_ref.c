@@ -1,0 +1,114 @@
+// Scalar reference attention kernels over stored KV rows (contract in kv_kern.h), and the run-time
+// choice between them and the AVX2 ones. A row is decoded one span at a time (an INT group, or up
+// to SPAN fp16 values) into a stack buffer and used for every query head before the next span.
+#include "kv/kv_kern.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fp16.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_simd.h"
+#include "kv/kv.h"
+#include "kv/kv_quant.h"
+
+enum { SPAN = 64 };   // fp16 values decoded at a time (INT rows: one group, ≤ KVQ_MAX_GROUP)
+_Static_assert((int)SPAN <= (int)KVQ_MAX_GROUP, "a span fits the decode buffer");
+
+static inline int span_len(const kvk_rows *r) { return r->bits == 16 ? SPAN : r->group; }
+
+// Values [i0, i0 + len) of a row into out; i0 is a multiple of span_len (a group start for INT).
+static void decode_span(const uint8_t *row, const kvk_rows *r, int i0, int len, float *out) {
+    if (r->bits == 16) {
+        for (int i = 0; i < len; i++) {
+            uint16_t h;
+            memcpy(&h, row + 2 * (size_t)(i0 + i), 2);
+            out[i] = it_fp16_to_f32(h);
+        }
+        return;
+    }
+    int ng = r->hd / r->group, gi = i0 / r->group;
+    uint16_t d, m;
+    memcpy(&d, row + 4 * gi, 2);
+    memcpy(&m, row + 4 * gi + 2, 2);
+    kvq_dequant_group(row + 4 * (size_t)ng + (size_t)gi * r->group * r->bits / 8, r->group, r->bits, d, m, out);
+}
+
+static inline int row_pos(const kvk_rows *r, int i) { return r->pos ? r->pos[i] : r->p0 + i; }
+
+static void scores_ref(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+    float buf[KVQ_MAX_GROUP];
+    int hd = r->hd, step = span_len(r);
+    for (int i = 0; i < r->n; i++) {
+        int p = row_pos(r, i);
+        const uint8_t *row = r->base + (size_t)p * r->stride;
+        for (int h = 0; h < rep; h++) s[h * ld + p] = 0;
+        for (int i0 = 0; i0 < hd; i0 += step) {
+            int len = hd - i0 < step ? hd - i0 : step;
+            decode_span(row, r, i0, len, buf);
+            for (int h = 0; h < rep; h++) s[h * ld + p] += kv_dot(q + (size_t)h * hd + i0, buf, len);
+        }
+        for (int h = 0; h < rep; h++) s[h * ld + p] *= scale;
+    }
+}
+
+static void accum_ref(const kvk_rows *r, const float *w, size_t ld, int rep, float *o) {
+    float buf[KVQ_MAX_GROUP];
+    int hd = r->hd, step = span_len(r);
+    for (int i = 0; i < r->n; i++) {
+        int p = row_pos(r, i);
+        const uint8_t *row = r->base + (size_t)p * r->stride;
+        for (int i0 = 0; i0 < hd; i0 += step) {
+            int len = hd - i0 < step ? hd - i0 : step;
+            decode_span(row, r, i0, len, buf);
+            for (int h = 0; h < rep; h++) {
+                float wh = w[h * ld + p], *oh = o + (size_t)h * hd + i0;
+                for (int k = 0; k < len; k++) oh[k] += wh * buf[k];
+            }
+        }
+    }
+}
+
+static void chan_scores_ref(const uint8_t *blk, int bits, int hd, int group, int nt, const float *q, int rep,
+                            float scale, float *s, size_t ld) {
+    float col[KVQ_MAX_GROUP];
+    size_t gb = (size_t)group * bits / 8;
+    for (int h = 0; h < rep; h++)
+        for (int j = 0; j < nt; j++) s[h * ld + j] = 0;
+    for (int c = 0; c < hd; c++) {   // channel by channel: a channel's G tokens share d, m
+        uint16_t d, m;
+        memcpy(&d, blk + 4 * c, 2);
+        memcpy(&m, blk + 4 * c + 2, 2);
+        kvq_dequant_group(blk + 4 * (size_t)hd + c * gb, group, bits, d, m, col);
+        for (int h = 0; h < rep; h++) {
+            float qc = q[(size_t)h * hd + c];
+            for (int j = 0; j < nt; j++) s[h * ld + j] += qc * col[j];
+        }
+    }
+    for (int h = 0; h < rep; h++)
+        for (int j = 0; j < nt; j++) s[h * ld + j] *= scale;
+}
+
+static const kvk_ops ref_ops = {"ref", scores_ref, accum_ref, chan_scores_ref};
+
+const kvk_ops *kvk_ref(void) { return &ref_ops; }
+
+const kvk_ops *kvk_get(const char *isa) {
+    if (!isa) return NULL;
+    if (!strcmp(isa, "ref")) return &ref_ops;
+    if (!strcmp(isa, "avx2")) return kern_cpu_has_avx2() ? kvk_avx2() : NULL;
+    return NULL;
+}
+
+static const kvk_ops *g_forced;
+
+void kvk_force(const kvk_ops *ops) { g_forced = ops; }
+
+// Follows the matmul kernels' switches instead of re-reading INTACT_ISA (its state is private to
+// matmul_simd.c): if they are held to scalar (INTACT_ISA=ref, kern_force_ref), so are we. Cheap
+// enough to ask on every attend call, so kern_force_ref toggles take effect at once.
+const kvk_ops *kvk_active(void) {
+    if (g_forced) return g_forced;
+    if (!kern_cpu_has_avx2() || !kern_simd_matmul(IT_TYPE_F16)) return &ref_ops;
+    return kvk_avx2();
+}

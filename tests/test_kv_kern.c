@@ -1,0 +1,204 @@
+// KV attention kernels (kv_kern): AVX2 vs the scalar _ref on random rows of every format, group
+// and head_dim, and _ref vs an independent double-precision computation over the dequantized rows
+// (kvq_load_row / kvq_dequant_group). Tolerances are relative to the sum of |terms| (1e-5): the
+// kernels differ only in float summation order and in computing d·c + m with or without an FMA.
+#include <stdint.h>
+
+#include "core/fp16.h"
+#include "harness.h"
+#include "kv/kv_kern.h"
+#include "kv/kv_quant.h"
+
+enum { NROWS = 45, MAXREP = 12, MAXHD = 128 };
+
+static uint64_t rng = 0x853c49e6748fea9bull;
+static float frand(void) {   // uniform in [-1, 1)
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / (float)(1u << 23) - 1.0f;
+}
+
+// Rows of head_dim values with an offset per row (so m is not ~ -max) and an outlier channel.
+static void fill_rows(uint8_t *buf, size_t stride, int n, int bits, int hd, int g, float *x) {
+    for (int p = 0; p < n; p++) {
+        for (int i = 0; i < hd; i++) x[i] = frand() * (i % 17 == 0 ? 4.0f : 1.0f) + 0.5f * (float)(p % 5);
+        kvq_store_row(x, hd, g, bits, buf + (size_t)p * stride);
+    }
+}
+
+// |m| of the group holding channel i of a stored INT row (0 for fp16): the size of the terms that
+// d·c + m cancels, which bounds its rounding error.
+static double moff(const uint8_t *row, int bits, int hd, int g, int i) {
+    if (bits == 16) return 0;
+    uint16_t m;
+    memcpy(&m, row + 4 * (i / g) + 2, 2);
+    (void)hd;
+    return fabs(it_fp16_to_f32(m));
+}
+
+static const int k_bits[] = {16, 8, 4, 3, 2};
+static const int k_reps[] = {1, 3, 8, 12};
+
+static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
+    size_t stride_max = 2 * kvq_row_bytes(16, MAXHD, 32);
+    uint8_t *buf = malloc(NROWS * stride_max);
+    float *q = malloc(sizeof(float) * MAXREP * MAXHD), x[MAXHD], row[MAXHD];
+    float *s1 = malloc(sizeof(float) * MAXREP * NROWS), *s2 = malloc(sizeof(float) * MAXREP * NROWS);
+    float *w = malloc(sizeof(float) * MAXREP * NROWS);
+    float *o0 = malloc(sizeof(float) * MAXREP * MAXHD), *o1 = malloc(sizeof(float) * MAXREP * MAXHD),
+          *o2 = malloc(sizeof(float) * MAXREP * MAXHD);
+    int pos[NROWS], npos = 0;
+    for (int p = 1; p < NROWS; p += 1 + p % 3) pos[npos++] = p;   // a sparse ascending list
+    for (int bi = 0; bi < 5; bi++)
+        for (int g = 32; g <= 64; g += 32)
+            for (int hd = 64; hd <= MAXHD; hd += 64) {
+                int bits = k_bits[bi];
+                char name[96];
+                snprintf(name, sizeof name, "scores/accum %s%d group %d head_dim %d", bits == 16 ? "F" : "INT", bits, g,
+                         hd);
+                TEST_CASE(name) {
+                    size_t rb = kvq_row_bytes(bits, hd, g), stride = 2 * rb;   // every other row: a stride
+                    fill_rows(buf, stride, NROWS, bits, hd, g, x);
+                    double worst_simd = 0, worst_ref = 0;
+                    for (int ri = 0; ri < 4; ri++)
+                        for (int sparse = 0; sparse < 2; sparse++) {
+                            int rep = k_reps[ri];
+                            kvk_rows r = {buf, stride, sparse ? pos : NULL, sparse ? 0 : 3, sparse ? npos : NROWS - 3,
+                                          bits, hd, g};
+                            for (int i = 0; i < rep * hd; i++) q[i] = frand();
+                            for (int i = 0; i < rep * NROWS; i++) s1[i] = s2[i] = -7.0f, w[i] = frand() * frand();
+                            float scale = 0.125f;
+                            ref->scores(&r, q, rep, scale, s1, NROWS);
+                            if (simd) simd->scores(&r, q, rep, scale, s2, NROWS);
+                            for (int k = 0; k < r.n; k++) {
+                                int p = r.pos ? r.pos[k] : r.p0 + k;
+                                const uint8_t *rp = buf + (size_t)p * stride;
+                                kvq_load_row(rp, hd, g, bits, row);
+                                for (int h = 0; h < rep; h++) {
+                                    double exact = 0, mag = 0;
+                                    for (int i = 0; i < hd; i++) {
+                                        exact += (double)q[h * hd + i] * row[i];
+                                        mag += fabs(q[h * hd + i]) * (fabs(row[i]) + moff(rp, bits, hd, g, i));
+                                    }
+                                    exact *= scale, mag *= scale;
+                                    double er = fabs(s1[h * NROWS + p] - exact) / mag;
+                                    worst_ref = er > worst_ref ? er : worst_ref;
+                                    if (simd) {
+                                        double es = fabs(s2[h * NROWS + p] - s1[h * NROWS + p]) / mag;
+                                        worst_simd = es > worst_simd ? es : worst_simd;
+                                    }
+                                }
+                            }
+                            // Positions outside the batch are left alone.
+                            int untouched = 1;
+                            for (int h = 0; h < rep; h++)
+                                for (int p = 0; p < (sparse ? 1 : 3); p++)
+                                    untouched &= s1[h * NROWS + p] == -7.0f && (!simd || s2[h * NROWS + p] == -7.0f);
+                            CHECK(untouched, "rep %d sparse %d: wrote outside the rows", rep, sparse);
+                            // accum: o starts non-zero (it accumulates).
+                            for (int i = 0; i < rep * hd; i++) o0[i] = o1[i] = o2[i] = frand();
+                            ref->accum(&r, w, NROWS, rep, o1);
+                            if (simd) simd->accum(&r, w, NROWS, rep, o2);
+                            for (int h = 0; h < rep; h++)
+                                for (int i = 0; i < hd; i++) {
+                                    double exact = o0[h * hd + i], mag = fabs(o0[h * hd + i]);
+                                    for (int k = 0; k < r.n; k++) {
+                                        int p = r.pos ? r.pos[k] : r.p0 + k;
+                                        const uint8_t *rp = buf + (size_t)p * stride;
+                                        kvq_load_row(rp, hd, g, bits, row);
+                                        double wv = w[h * NROWS + p];
+                                        exact += wv * row[i];
+                                        mag += fabs(wv) * (fabs(row[i]) + moff(rp, bits, hd, g, i));
+                                    }
+                                    double er = fabs(o1[h * hd + i] - exact) / mag;
+                                    worst_ref = er > worst_ref ? er : worst_ref;
+                                    if (simd) {
+                                        double es = fabs(o2[h * hd + i] - o1[h * hd + i]) / mag;
+                                        worst_simd = es > worst_simd ? es : worst_simd;
+                                    }
+                                }
+                        }
+                    CHECK(worst_ref < 1e-5, "ref vs double: %g", worst_ref);
+                    CHECK(worst_simd < 1e-5, "avx2 vs ref: %g", worst_simd);
+                    if (bits == 4 && g == 32 && hd == 64)
+                        printf("  worst relative error: ref vs double %.2g, avx2 vs ref %.2g\n", worst_ref, worst_simd);
+                }
+            }
+    free(buf); free(q); free(s1); free(s2); free(w); free(o0); free(o1); free(o2);
+}
+
+// A per-channel key block: hd channels, each G tokens quantized as one group.
+static void test_chan(const kvk_ops *ref, const kvk_ops *simd) {
+    float col[64], deq[MAXHD][64], q[MAXREP * MAXHD], s1[MAXREP * 64], s2[MAXREP * 64];
+    for (int bi = 1; bi < 5; bi++)
+        for (int g = 32; g <= 64; g += 32)
+            for (int hd = 64; hd <= MAXHD; hd += 64) {
+                int bits = k_bits[bi];
+                char name[96];
+                snprintf(name, sizeof name, "per-channel block INT%d group %d head_dim %d", bits, g, hd);
+                TEST_CASE(name) {
+                    size_t gb = (size_t)g * bits / 8;
+                    uint8_t *blk = malloc((size_t)hd * (4 + gb));
+                    double mabs[MAXHD];
+                    for (int c = 0; c < hd; c++) {
+                        uint16_t d, m;
+                        for (int j = 0; j < g; j++) col[j] = frand() * (c % 13 == 0 ? 5.0f : 1.0f) + 0.3f * (float)(c % 7);
+                        kvq_quant_group(col, g, bits, blk + 4 * (size_t)hd + c * gb, &d, &m);
+                        memcpy(blk + 4 * c, &d, 2);
+                        memcpy(blk + 4 * c + 2, &m, 2);
+                        kvq_dequant_group(blk + 4 * (size_t)hd + c * gb, g, bits, d, m, deq[c]);
+                        mabs[c] = fabs(it_fp16_to_f32(m));
+                    }
+                    double worst_ref = 0, worst_simd = 0;
+                    int nts[3] = {g, g - 5, 3};
+                    for (int ri = 0; ri < 4; ri++)
+                        for (int ni = 0; ni < 3; ni++) {
+                            int rep = k_reps[ri], nt = nts[ni];
+                            for (int i = 0; i < rep * hd; i++) q[i] = frand();
+                            for (int i = 0; i < rep * 64; i++) s1[i] = s2[i] = -7.0f;
+                            ref->chan_scores(blk, bits, hd, g, nt, q, rep, 0.25f, s1, 64);
+                            if (simd) simd->chan_scores(blk, bits, hd, g, nt, q, rep, 0.25f, s2, 64);
+                            for (int h = 0; h < rep; h++) {
+                                for (int j = 0; j < nt; j++) {
+                                    double exact = 0, mag = 0;
+                                    for (int c = 0; c < hd; c++) {
+                                        exact += (double)q[h * hd + c] * deq[c][j];
+                                        mag += fabs(q[h * hd + c]) * (fabs(deq[c][j]) + mabs[c]);
+                                    }
+                                    exact *= 0.25, mag *= 0.25;
+                                    double er = fabs(s1[h * 64 + j] - exact) / mag;
+                                    worst_ref = er > worst_ref ? er : worst_ref;
+                                    if (simd) {
+                                        double es = fabs(s2[h * 64 + j] - s1[h * 64 + j]) / mag;
+                                        worst_simd = es > worst_simd ? es : worst_simd;
+                                    }
+                                }
+                                for (int j = nt; j < 64; j++)
+                                    CHECK(s1[h * 64 + j] == -7.0f && s2[h * 64 + j] == -7.0f, "wrote token %d of %d", j, nt);
+                            }
+                        }
+                    CHECK(worst_ref < 1e-5, "ref vs double: %g", worst_ref);
+                    CHECK(worst_simd < 1e-5, "avx2 vs ref: %g", worst_simd);
+                    free(blk);
+                }
+            }
+}
+
+int main(void) {
+    const kvk_ops *ref = kvk_get("ref"), *simd = kvk_get("avx2");
+    TEST_CASE("dispatch") {
+        CHECK(ref == kvk_ref() && !strcmp(ref->name, "ref"), "ref table");
+        CHECK(kvk_get("avx512") == NULL && kvk_get(NULL) == NULL, "unknown ISA");
+        const char *isa = getenv("INTACT_ISA");
+        if (isa && !strcmp(isa, "ref")) CHECK(kvk_active() == ref, "INTACT_ISA=ref not honored");
+        else CHECK(kvk_active() == (simd ? simd : ref), "active %s", kvk_active()->name);
+        kvk_force(ref);
+        CHECK(kvk_active() == ref, "force");
+        kvk_force(NULL);
+        printf("  active kernels: %s%s\n", kvk_active()->name, simd ? "" : " (no AVX2 here: SIMD checks skipped)");
+    }
+    test_rows(ref, simd);
+    test_chan(ref, simd);
+    return th_finish("test_kv_kern");
+}
