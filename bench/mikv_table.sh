@@ -3,7 +3,7 @@
 # row (eval-en.txt, 8 chunks of 256 tokens), FP32 weights, KL against the same model with an exact
 # fp32 cache; each row without and with IntactKV (the FP [BOS] prefix, kept exact by every cache).
 # Columns: KL vs FP cache, PPL, cache bytes as a share of an FP16 cache of the same tokens (scales
-# and zero points included). Rows:
+# and zero points included). Groups of 32 (english-1m) or 8 (stories260K: head_dim 8). Rows:
 #   FP16; uniform INT8/4/3/2 with per-token keys, per-token keys + balance, per-channel (KIVI) keys,
 #   per-channel + balance (values per token, group 32);
 #   MiKV: hi 10/20/50% FP16 with INT4/3/2 low, plus hi 10% INT8 + INT2 low (the <= 25% budget row);
@@ -32,9 +32,12 @@ for name in "${MODELS[@]}"; do
     else
         model=$SHARED/models/$name.bin base=$model
     fi
-    "$BIN" ikv build -m "$base" -z "$TOK" --bos -o "$TMP/$name.ikv" >/dev/null
+    "$BIN" ikv build -m "$model" -z "$TOK" --bos -o "$TMP/$name.ikv" >/dev/null   # the FP prefix of the model itself
+    # KV groups run along head_dim: 32 for english-1m (head_dim 32), 8 for stories260K (head_dim 8).
+    G=32; [ "$name" = stories260K ] && G=8
     row() { # label flags...
         local label=$1; shift
+        [ "$label" != FP16 ] && set -- "$@" --kv-group "$G"
         local a b
         a=$("$BIN" kld -m "$model" -z "$TOK" --base "$base" -f "$TEXT" -c 256 --chunks 8 -t "$T" --json "$@" 2>/dev/null)
         b=$("$BIN" kld -m "$model" -z "$TOK" --base "$base" -f "$TEXT" -c 256 --chunks 8 -t "$T" --json \

@@ -313,6 +313,9 @@ typedef struct intact_retrieval_params {
     const intact_kv_params *kv;    // KV cache (NULL: fp32)
     intact_progress progress;
     void *progress_user;
+    // "none" (NULL), "llama2", "llama3" or "chatml": the prompt as one user turn; header tokens
+    // written as text map to their ids when the vocabulary has them.
+    const char *chat_template;
 } intact_retrieval_params;
 typedef struct intact_retrieval_result {
     int trials, correct;
@@ -334,6 +337,10 @@ typedef struct intact_bench_params {
     int measure_bandwidth; // interleave read-bandwidth probes with decode (see mem_bw_gb_s)
     const intact_prefix *prefix;  // IntactKV prefix installed before the prompt (NULL: none)
     const intact_kv_params *kv;   // KV-cache storage (NULL: fp32)
+    // Context size: 0 = prefix + prompt + generated, which must fit the model's training context;
+    // an explicit n_ctx may exceed it (as llama.cpp's -c does; RoPE just continues), for speed at
+    // long contexts.
+    int n_ctx;
 } intact_bench_params;
 
 typedef struct intact_bench_result {

@@ -9,11 +9,11 @@
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL;
-    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0;
+    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0, n_ctx = 0;
     quant_flags qf;
     quant_flags_init(&qf);
     kv_flags kvf;
-    cli_opt opts[8 + QUANT_N_OPTS + KV_N_OPTS] = {
+    cli_opt opts[9 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
         {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
@@ -22,8 +22,10 @@ int cmd_bench(int argc, char **argv) {
         {"--n-gen", "-n", ARG_INT, &n_gen, "N", "decoded tokens (default 64)", 0, 1 << 20},
         {"--no-bandwidth", NULL, ARG_FLAG, &no_bw, NULL, "skip the memory bandwidth measurement", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
+        {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: what the run needs; may exceed the "
+         "model's training context, for long-context speed)", 1, 1 << 20},
     };
-    int n_opts = quant_flags_add(&qf, opts, 8, 0);
+    int n_opts = quant_flags_add(&qf, opts, 9, 0);
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
@@ -38,7 +40,10 @@ int cmd_bench(int argc, char **argv) {
     intact_prefix *prefix = ikv ? cli_load_prefix("bench", ikv, m) : NULL;
     if (ikv && !prefix) { intact_model_free(m); return 1; }
     if (prefix) kvf.p.sink = intact_prefix_n_tokens(prefix); // MiKV/H2O keep the prefix exact
-    intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix, kvp};
+    intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix, kvp, n_ctx};
+    if (n_ctx > in.ctx_len && !json)
+        fprintf(stderr, "intact bench: context %d exceeds the model's training context %d (speed only)\n", n_ctx,
+                in.ctx_len);
     intact_bench_result r;
     intact_error err = {0, ""};
     int brc = intact_bench(m, &p, &r, &err);

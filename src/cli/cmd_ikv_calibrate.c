@@ -49,6 +49,7 @@ int ikv_calibrate_cmd(int argc, char **argv) {
     intact_model *m = cli_load_model("ikv calibrate", model, tok);
     if (m && quant_flags_apply("ikv calibrate", &qf, m, threads, 0, NULL) != 0) { intact_model_free(m); m = NULL; }
     intact_model *fp = m ? cli_load_model("ikv calibrate", base, tok) : NULL;
+    if (fp && quant_flags_rotate_base("ikv calibrate", &qf, fp, threads, 0) != 0) { intact_model_free(fp); fp = NULL; }
     intact_prefix *p = fp ? cli_load_prefix("ikv calibrate", ikv, fp) : NULL;
     rc = 1;
     if (p) {

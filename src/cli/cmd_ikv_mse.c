@@ -36,6 +36,7 @@ int ikv_mse_cmd(int argc, char **argv) {
     intact_model *m = cli_load_model("ikv mse", model, tok);
     if (m && quant_flags_apply("ikv mse", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
     intact_model *fp = m ? cli_load_model("ikv mse", base, tok) : NULL;
+    if (fp && quant_flags_rotate_base("ikv mse", &qf, fp, threads, json) != 0) { intact_model_free(fp); fp = NULL; }
     intact_ikv_mse_row *rows = calloc((size_t)max_prefix + 1, sizeof *rows);
     rc = 1;
     if (fp && rows) {

@@ -13,6 +13,8 @@ void quant_flags_init(quant_flags *q) {
     q->samples = 128;
     q->len = 512;
     q->rotate_seed = intact_quant_default_params().rotate_seed;
+    q->abits = 16;
+    q->a_clip = 1.0f;
 }
 
 int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
@@ -34,9 +36,13 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
          "QuaRot Hadamard rotation of the fp model first (same function; fp32 weights)", 0, 0},
         {"--rotate-seed", NULL, ARG_U64, &q->rotate_seed, "S", "seed of the rotation's random signs (default 24301)",
          0, 0},
+        {"--abits", NULL, ARG_INT, &q->abits, "8|4|16", "quantize every layer linear's input per token (16: off)", 4, 16},
+        {"--a-clip", NULL, ARG_FLOAT, &q->a_clip, "R", "activation clip ratio in (0, 1] (default 1)", 1e-3, 1},
+        {"--a-fake", NULL, ARG_FLAG, &q->a_fake, NULL, "fake-quantized activations through float kernels", 0, 0},
     };
-    memcpy(o + n, add, sizeof add);
-    return n + QUANT_N_OPTS;
+    int count = for_quantize_cmd ? QUANT_N_OPTS - 3 : QUANT_N_OPTS;
+    memcpy(o + n, add, (size_t)count * sizeof add[0]);
+    return n + count;
 }
 
 static void progress(void *user, int done, int total) {
@@ -47,6 +53,14 @@ static void progress(void *user, int done, int total) {
 
 int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,
                       intact_quant_report *rep_out) {
+    if (q->abits != 16 || q->a_fake || q->a_clip != 1.0f) {
+        intact_act_quant a = {q->abits, q->a_clip, q->a_fake};
+        intact_error e = {0, ""};
+        if (intact_model_set_act_quant(m, &a, &e) != 0) {
+            fprintf(stderr, "intact %s: %s\n", cmd, e.msg);
+            return -1;
+        }
+    }
     if (!q->method && !q->rotate) return 0;
     intact_quant_params p = intact_quant_default_params();
     p.method = q->method && strcmp(q->method, "none") != 0 ? q->method : NULL;  // NULL: rotate only
@@ -97,4 +111,14 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
                 rep.n_kept ? rep.kept : "", rep.seconds);
     if (rep_out) *rep_out = rep;
     return 0;
+}
+
+int quant_flags_rotate_base(const char *cmd, const quant_flags *q, intact_model *base, int n_threads, int quiet) {
+    if (!q->rotate) return 0;
+    quant_flags r;
+    quant_flags_init(&r);
+    r.method = "none";
+    r.rotate = 1;
+    r.rotate_seed = q->rotate_seed;
+    return quant_flags_apply(cmd, &r, base, n_threads, quiet, NULL);
 }

@@ -104,10 +104,11 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     if (p->n_prompt < 1 || p->n_gen < 0)
         return it_fail(err, INTACT_E_ARG, "bench needs a prompt of at least 1 token");
     int head = p->prefix ? intact_prefix_n_tokens(p->prefix) : 0;
-    if (head + p->n_prompt + p->n_gen > m->hp.ctx_len)
-        return it_fail(err, INTACT_E_ARG, "prefix %d + prompt %d + generated %d exceeds the model context %d",
-                       head, p->n_prompt, p->n_gen, m->hp.ctx_len);
-    intact_ctx_params cp = {head + p->n_prompt + p->n_gen, p->n_threads, 0};
+    int limit = p->n_ctx > 0 ? p->n_ctx : m->hp.ctx_len;
+    if (p->n_ctx < 0 || head + p->n_prompt + p->n_gen > limit)
+        return it_fail(err, INTACT_E_ARG, "prefix %d + prompt %d + generated %d exceeds the %s context %d", head,
+                       p->n_prompt, p->n_gen, p->n_ctx > 0 ? "requested" : "model", limit);
+    intact_ctx_params cp = {p->n_ctx > 0 ? p->n_ctx : head + p->n_prompt + p->n_gen, p->n_threads, 0};
     intact_ctx *c = intact_ctx_new(m, &cp, err);
     if (!c) return -1;
     if (p->kv && intact_ctx_set_kv(c, p->kv, err) != 0) {

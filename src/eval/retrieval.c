@@ -351,5 +351,8 @@ int retrieval_eval(const intact_model *m, const intact_retrieval_params *p, int 
 
 int intact_eval_retrieval(const intact_model *m, const intact_retrieval_params *p, intact_retrieval_result *out,
                           intact_error *err) {
-    return retrieval_eval(m, p, RT_NONE, NULL, NULL, out, err);
+    int tmpl = p->chat_template ? retrieval_template_parse(p->chat_template) : RT_NONE;
+    if (tmpl < 0) return it_fail(err, INTACT_E_ARG, "unknown chat template '%s' (none, llama2, llama3, chatml)",
+                                 p->chat_template);
+    return retrieval_eval(m, p, tmpl, NULL, NULL, out, err);
 }

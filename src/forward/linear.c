@@ -23,6 +23,8 @@ int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intac
     return 0;
 }
 
+enum { FWD_INT_MIN_ROWS = 4 };
+
 static int integer_path(const it_tensor *w) {
     qf_spec s;
     return qf_spec_of(w->type, &s) == 0 && (s.bits == 4 || s.bits == 8);
@@ -36,7 +38,10 @@ void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x
         return;
     }
     int64_t n_in = w[0]->ne[0];
-    int ints = !m->aq.fake;
+    // Decode (a few rows) is bandwidth-bound and the integer GEMV is slower than the float one there
+    // (horizontal sums and scale gathers per row, see kernels/iqmatmul.h), so small batches take the
+    // float kernel over the same quantized activations; prefill gets the integer GEMM.
+    int ints = !m->aq.fake && n >= FWD_INT_MIN_ROWS;
     for (int i = 0; i < nw; i++) ints = ints && integer_path(w[i]);
     if (ints && kern_actq_quantize(&c->actq, x, n, n_in, m->aq.bits, m->aq.clip) == 0) {
         if (nw == 1) kern_matmul_iq(c->pool, w[0], &c->actq, y[0]);

@@ -71,6 +71,9 @@ static int check_args(const intact_model *qm, const intact_model *fp, const inta
         a->n_kv_heads != b->n_kv_heads || a->head_dim != b->head_dim || a->hidden_dim != b->hidden_dim ||
         a->n_vocab != b->n_vocab)
         return it_fail(err, INTACT_E_ARG, "the quantized and FP models have different shapes");
+    if (qm->aq.bits != 16)   // train.c's forward has float activations only
+        return it_fail(err, INTACT_E_UNSUPPORTED, "calibration does not model activation quantization: "
+                       "calibrate the prefix for the weight-quantized model (no --abits) and use it with --abits");
     if (qm->rotated != fp->rotated)   // quant/rotate.h: block outputs live in the rotated basis
         return it_fail(err, INTACT_E_ARG, "the quantized model is %s but the FP model is %s: the residual "
                        "streams compared must be in one basis (rotate both with the same seed, or neither)",
