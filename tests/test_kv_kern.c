@@ -2,6 +2,8 @@
 // and head_dim, and _ref vs an independent double-precision computation over the dequantized rows
 // (kvq_load_row / kvq_dequant_group). Tolerances are relative to the sum of |terms| (1e-5): the
 // kernels differ only in float summation order and in computing d·c + m with or without an FMA.
+// INT4 `scores` use the int8 query of kvk_quant_q (kv_kern.h): the double reference does too,
+// and a separate check bounds its distance from the float-query score.
 #include <stdint.h>
 
 #include "core/fp16.h"
@@ -35,6 +37,13 @@ static double moff(const uint8_t *row, int bits, int hd, int g, int i) {
     memcpy(&m, row + 4 * (i / g) + 2, 2);
     (void)hd;
     return fabs(it_fp16_to_f32(m));
+}
+
+// Signed m of the group holding channel i of a stored INT row.
+static double mval(const uint8_t *row, int g, int i) {
+    uint16_t m;
+    memcpy(&m, row + 4 * (i / g) + 2, 2);
+    return it_fp16_to_f32(m);
 }
 
 static const int k_bits[] = {16, 8, 4, 3, 2};
@@ -76,12 +85,25 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                                 const uint8_t *rp = buf + (size_t)p * stride;
                                 kvq_load_row(rp, hd, g, bits, row);
                                 for (int h = 0; h < rep; h++) {
-                                    double exact = 0, mag = 0;
+                                    double exact = 0, mag = 0, fexact = 0;
+                                    int8_t q8[MAXHD];
+                                    float sq[MAXHD], qs[MAXHD];
+                                    if (bits == 4) kvk_quant_q(q + h * hd, hd, g, q8, sq, qs);
                                     for (int i = 0; i < hd; i++) {
-                                        exact += (double)q[h * hd + i] * row[i];
+                                        double qi = q[h * hd + i];
+                                        fexact += qi * row[i];
+                                        if (bits == 4) {   // row = d·c + m: q̂·(d·c) + m·q
+                                            double qh = (double)q8[i] * sq[i / g], mi = mval(rp, g, i);
+                                            exact += qh * (row[i] - mi) + qi * mi;
+                                        } else {
+                                            exact += qi * row[i];
+                                        }
                                         mag += fabs(q[h * hd + i]) * (fabs(row[i]) + moff(rp, bits, hd, g, i));
                                     }
-                                    exact *= scale, mag *= scale;
+                                    exact *= scale, mag *= scale, fexact *= scale;
+                                    // int8 query: |q - q̂| ≤ sq/2 ≤ max|q_g|/254 per channel.
+                                    CHECK(fabs(exact - fexact) <= mag / 200 + 1e-6, "int8-query score %g vs float %g",
+                                          exact, fexact);
                                     double er = fabs(s1[h * NROWS + p] - exact) / mag;
                                     worst_ref = er > worst_ref ? er : worst_ref;
                                     if (simd) {

@@ -90,6 +90,74 @@ KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, si
     }
 }
 
+// Integer twin of reduce8 without its last step: lo lane h = Σ of a[h]'s low 128-bit half, hi lane
+// h = Σ of its high half (exact int32).
+KI void reduce8_i32(const __m256i *a, __m256i *lo, __m256i *hi) {
+    __m256i s01 = _mm256_hadd_epi32(a[0], a[1]), s23 = _mm256_hadd_epi32(a[2], a[3]);
+    __m256i s45 = _mm256_hadd_epi32(a[4], a[5]), s67 = _mm256_hadd_epi32(a[6], a[7]);
+    __m256i s03 = _mm256_hadd_epi32(s01, s23), s47 = _mm256_hadd_epi32(s45, s67);
+    *lo = _mm256_permute2x128_si256(s03, s47, 0x20);
+    *hi = _mm256_permute2x128_si256(s03, s47, 0x31);
+}
+
+// INT4 rows, int8 query (kv_kern.h): hd % 64 == 0, group % 32 == 0, so each 16-byte half of a
+// 32-byte code chunk (64 channels) lies in one group. Per chunk, the low nibbles (even channels) and
+// high nibbles (odd channels) meet the query's even / odd int8 values in two maddubs per head
+// (|c·q8| ≤ 15·127: no saturation), a madd with ones widens to int32, and an integer hadd tree
+// gives each head's per-half sums in one vector; d·sq and m·Σq are then applied per group in 8
+// head lanes.
+KI void scores_i4_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH) {
+    enum { MAXC = MAX_HD / 64, MAXG = MAX_HD / 32 };
+    int hd = r->hd, G = r->group, ng = hd / G, nck = hd / 64;
+    int8_t q8[MAX_HD];
+    float sqh[8][MAXG], qsh[8][MAXG], sqv[MAXG][8], qsv[MAXG][8], dm[2 * MAXG], out[8];
+    __m256i qe[8][MAXC], qo[8][MAXC];
+    UNROLL for (int h = 0; h < NH; h++) {
+        kvk_quant_q(q + (size_t)h * hd, hd, G, q8, sqh[h], qsh[h]);
+        for (int k = 0; k < nck; k++) {
+            int8_t e[32], o[32];
+            for (int j = 0; j < 32; j++) e[j] = q8[64 * k + 2 * j], o[j] = q8[64 * k + 2 * j + 1];
+            qe[h][k] = _mm256_loadu_si256((const __m256i *)(const void *)e);
+            qo[h][k] = _mm256_loadu_si256((const __m256i *)(const void *)o);
+        }
+    }
+    for (int g = 0; g < ng; g++)
+        for (int h = 0; h < 8; h++) sqv[g][h] = h < NH ? sqh[h][g] : 0.0f, qsv[g][h] = h < NH ? qsh[h][g] : 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 vs = _mm256_set1_ps(scale);
+    int hpg = G / 32;   // 32-channel halves per group
+    for (int i = 0; i < r->n; i++) {
+        int p = r->pos ? r->pos[i] : r->p0 + i;
+        const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
+        header(row, ng, dm);
+        __m256 tot = _mm256_setzero_ps();
+        for (int g = 0; g < ng; g++)
+            tot = _mm256_fmadd_ps(_mm256_broadcast_ss(dm + 2 * g + 1), _mm256_loadu_ps(qsv[g]), tot);
+        for (int k = 0; k < nck; k++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(codes + 32 * k));
+            __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+            __m256i a[8];
+            UNROLL for (int h = 0; h < 8; h++) {
+                if (h < NH) {
+                    __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(lo, qe[h][k]), _mm256_maddubs_epi16(hi, qo[h][k]));
+                    a[h] = _mm256_madd_epi16(t, ones);
+                } else {
+                    a[h] = _mm256_setzero_si256();
+                }
+            }
+            __m256i sl, sh;
+            reduce8_i32(a, &sl, &sh);
+            int g0 = 2 * k / hpg, g1 = (2 * k + 1) / hpg;
+            tot = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sl),
+                                  _mm256_mul_ps(_mm256_broadcast_ss(dm + 2 * g0), _mm256_loadu_ps(sqv[g0])), tot);
+            tot = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sh),
+                                  _mm256_mul_ps(_mm256_broadcast_ss(dm + 2 * g1), _mm256_loadu_ps(sqv[g1])), tot);
+        }
+        _mm256_storeu_ps(out, _mm256_mul_ps(tot, vs));
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + p] = out[h];
+    }
+}
+
 KI void accum_body(const kvk_rows *r, const float *w, size_t ld, float *o, const int NH, const int bits) {
     int hd = r->hd, nc = hd / 8, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 8;
     float dm[VB][2 * MAX_HD / 8];
@@ -163,12 +231,17 @@ KI void chan_body(const uint8_t *blk, int hd, int group, int nt, const float *q,
                                 float *s, size_t ld) {                                               \
         chan_body(blk, hd, g, nt, q, scale, s, ld, NH, B);                                           \
     }
+#define KVK_I4(B, NH)                                                                                \
+    static void sq_b##B##_h##NH(const kvk_rows *r, const float *q, float scale, float *s, size_t ld) { \
+        scores_i4_body(r, q, scale, s, ld, NH);                                                       \
+    }
 #define KVK_ALL_HEADS(M, B) M(B, 8) M(B, 4) M(B, 2) M(B, 1)
 KVK_ALL_HEADS(KVK_FNS, 16)
 KVK_ALL_HEADS(KVK_FNS, 8)
 KVK_ALL_HEADS(KVK_FNS, 4)
 KVK_ALL_HEADS(KVK_FNS, 3)
 KVK_ALL_HEADS(KVK_FNS, 2)
+KVK_ALL_HEADS(KVK_I4, 4)
 KVK_ALL_HEADS(KVK_CHAN, 8)
 KVK_ALL_HEADS(KVK_CHAN, 4)
 KVK_ALL_HEADS(KVK_CHAN, 3)
@@ -181,6 +254,7 @@ typedef void (*ch_fn)(const uint8_t *, int, int, int, const float *, float, floa
 #define ROW4(P, B) {P##_b##B##_h8, P##_b##B##_h4, P##_b##B##_h2, P##_b##B##_h1}
 static const sc_fn k_sc[5][4] = {ROW4(sc, 16), ROW4(sc, 8), ROW4(sc, 4), ROW4(sc, 3), ROW4(sc, 2)};
 static const ac_fn k_ac[5][4] = {ROW4(ac, 16), ROW4(ac, 8), ROW4(ac, 4), ROW4(ac, 3), ROW4(ac, 2)};
+static const sc_fn k_sq4[4] = ROW4(sq, 4);
 static const ch_fn k_ch[5][4] = {{0}, ROW4(ch, 8), ROW4(ch, 4), ROW4(ch, 3), ROW4(ch, 2)};
 
 static int bits_index(int bits) {
@@ -211,6 +285,18 @@ static void scores_avx2(const kvk_rows *r, const float *q, int rep, float scale,
         return;
     }
     int b = bits_index(r->bits), col;
+    if (r->bits == 4) {   // int8-query form (kv_kern.h); the scalar twin where the layout doesn't fit
+        if (r->hd % 64 || r->group % 32) {
+            kvk_ref()->scores(r, q, rep, scale, s, ld);
+            return;
+        }
+        for (int h0 = 0; h0 < rep;) {
+            int nh = heads_step(rep - h0, &col);
+            k_sq4[col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
+            h0 += nh;
+        }
+        return;
+    }
     for (int h0 = 0; h0 < rep;) {
         int nh = heads_step(rep - h0, &col);
         k_sc[b][col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);

@@ -3,6 +3,7 @@
 // to SPAN fp16 values) into a stack buffer and used for every query head before the next span.
 #include "kv/kv_kern.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,58 @@ static void decode_span(const uint8_t *row, const kvk_rows *r, int i0, int len, 
 
 static inline int row_pos(const kvk_rows *r, int i) { return r->pos ? r->pos[i] : r->p0 + i; }
 
+void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float *qsum) {
+    for (int g = 0; g * group < hd; g++) {
+        const float *x = q + (size_t)g * group;
+        float mx = 0, sum = 0;
+        for (int i = 0; i < group; i++) {
+            float a = fabsf(x[i]);
+            mx = a > mx ? a : mx;
+            sum += x[i];
+        }
+        float inv = mx > 0 ? 127.0f / mx : 0.0f;
+        for (int i = 0; i < group; i++) {
+            long v = lrintf(x[i] * inv);
+            q8[(size_t)g * group + i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+        sq[g] = mx / 127.0f;
+        qsum[g] = sum;
+    }
+}
+
+// INT4 rows: the int8-query form (kv_kern.h).
+static void scores_ref_int4(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+    int hd = r->hd, G = r->group, ng = hd / G;
+    int8_t *q8 = malloc((size_t)rep * hd);
+    float *sq = malloc(sizeof(float) * 2 * (size_t)rep * ng), *qs = sq + (size_t)rep * ng;
+    for (int h = 0; h < rep; h++)
+        kvk_quant_q(q + (size_t)h * hd, hd, G, q8 + (size_t)h * hd, sq + (size_t)h * ng, qs + (size_t)h * ng);
+    for (int i = 0; i < r->n; i++) {
+        int p = row_pos(r, i);
+        const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
+        for (int h = 0; h < rep; h++) {
+            float acc = 0;
+            for (int g = 0; g < ng; g++) {
+                uint16_t d, m;
+                memcpy(&d, row + 4 * g, 2);
+                memcpy(&m, row + 4 * g + 2, 2);
+                int32_t isum = 0;
+                for (int k = g * G; k < (g + 1) * G; k++)
+                    isum += (int32_t)((codes[k / 2] >> (4 * (k & 1))) & 15) * q8[(size_t)h * hd + k];
+                acc += it_fp16_to_f32(d) * sq[h * ng + g] * (float)isum + it_fp16_to_f32(m) * qs[h * ng + g];
+            }
+            s[h * ld + p] = acc * scale;
+        }
+    }
+    free(q8);
+    free(sq);
+}
+
 static void scores_ref(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+    if (r->bits == 4) {
+        scores_ref_int4(r, q, rep, scale, s, ld);
+        return;
+    }
     float buf[KVQ_MAX_GROUP];
     int hd = r->hd, step = span_len(r);
     for (int i = 0; i < r->n; i++) {
