@@ -446,6 +446,25 @@ int main(void) {
         }
     } while (0);
 
+    TEST_CASE("weight-activation flags: --abits, --a-clip, --rotate, --kv-balance") do {
+        result r = run("kld -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --json --quant rtn --bits 4 --group 32 "
+                       "--rotate --abits 4 --kv-k int4 --kv-v int4 --kv-balance", m_en, m_tok, m_en, textfile);
+        CHECK(r.rc == 0 && json_num(r.out, "kld_mean") > 0, "W4A4KV4: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("kld -m '%s' -z '%s' --base '%s' -f '%s' -c 64 --json --rotate", m_en, m_tok, m_en, textfile);
+        CHECK(r.rc == 0 && json_num(r.out, "kld_mean") < 1e-8, "rotation alone must keep the function: %s %s", r.out,
+              r.err);
+        rfree(&r);
+        static const char *bad[][2] = {{"--abits 5", "activation bits"}, {"--abits 2", "--abits"},
+                                       {"--a-clip 1.5", "--a-clip"}, {"--abits 8 --a-clip 0", "--a-clip"}};
+        for (int i = 0; i < 4; i++) {
+            r = run("ppl -m '%s' -z '%s' -f '%s' -c 64 %s", m_en, m_tok, textfile, bad[i][0]);
+            CHECK_FAILS(r, bad[i][0]);
+            CHECK(strstr(r.err, bad[i][1]) != NULL, "%s: stderr '%s'", bad[i][0], r.err);
+            rfree(&r);
+        }
+    } while (0);
+
     TEST_CASE("retrieval: stories260K with JSON, help, bad flags, a prompt too long") do {
         result r = run("retrieval -m '%s' -z '%s' --lines 3 --trials 2 --json", m_st, m_tok);
         double acc = json_num(r.out, "accuracy");
