@@ -16,7 +16,7 @@ JOBS=${FUZZ_JOBS:-1}
 NPROC=$(nproc 2>/dev/null || echo 2)
 command -v clang >/dev/null || { echo "fuzz: clang not found (libFuzzer needs clang)"; exit 1; }
 make --no-print-directory -j"$NPROC" CC=clang BUILD=build-fuzz OPT=-O1 \
-    SIMD_O0="src/kernels/matmul_avx512.c src/kernels/matmul_avx2.c" \
+    SIMD_O0="src/kernels/matmul_avx512.c src/kernels/matmul_avx2.c src/kernels/iqmatmul_avx512vnni.c" \
     SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/libintact.a >/dev/null
 intact_bin=""
 [ -x build/intact ] && intact_bin=build/intact
