@@ -421,6 +421,19 @@ int main(void) {
         r = run("bench -m '%s' -p 8 -n 4 --no-bandwidth --json --kv-k int8 --kv-v int4 --kv-key-axis channel", m_en);
         CHECK(r.rc == 0 && json_num(r.out, "kv_bytes") > 0, "bench: %s %s", r.out, r.err);
         rfree(&r);
+        // english-1m: 6 layers, 4 kv heads of 32; f16 K+V = 2 x 4 x 32 x 2 = 512 bytes per token per layer.
+        // -c may exceed the training context (256) but must hold the run.
+        r = run("bench -m '%s' -p 300 -n 2 -c 320 --no-bandwidth --json --kv-k f16 --kv-v f16", m_en);
+        CHECK(r.rc == 0 && near_rel(json_num(r.out, "kv_bytes_per_token_layer"), 512, 1e-9), "bench -c: %s %s",
+              r.out, r.err);
+        rfree(&r);
+        r = run("bench -m '%s' -p 300 -n 2 -c 301 --no-bandwidth", m_en);
+        CHECK_FAILS(r, "bench -c too small");
+        CHECK(strstr(r.err, "exceeds the requested context 301") != NULL, "stderr '%s'", r.err);
+        rfree(&r);
+        r = run("bench -m '%s' -p 300 -n 2 --no-bandwidth", m_en);
+        CHECK_FAILS(r, "bench past the model context without -c");
+        rfree(&r);
         r = run("run -m '%s' -z '%s' -p 'The president' -n 4 --temp 0 --kv-k int8 --kv-v int8", m_en, m_tok);
         CHECK(r.rc == 0 && strncmp(r.out, "The president", 13) == 0, "run: %s", r.err);
         rfree(&r);

@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
-#include "model/tokenizer_impl.h"
+#include "model/tokenizer.h"
 
 static const char *const ADJ[48] = {
     "swift", "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "kind", "lively", "merry", "nice",
@@ -118,17 +118,9 @@ char *retrieval_apply_template(int tmpl, const char *prompt) {
     return s;
 }
 
-// The id of the vocabulary piece spelling `text` exactly (a control token such as <|eot_id|>), or -1.
-// A linear scan: control tokens are outside the encoder's lookup map, and this runs a few times a run.
+// The id of a control token such as <|eot_id|> spelled by `text`, or -1.
 static int special_id(const intact_model *m, const char *text) {
-    const tok_vocab *v = m->vocab;
-    size_t n = strlen(text);
-    for (int id = 0; v && id < v->n; id++) {
-        int len;
-        const char *p = tok_piece(v, id, &len);
-        if ((size_t)len == n && memcmp(p, text, n) == 0) return id;
-    }
-    return -1;
+    return m->vocab ? tok_find_piece(m->vocab, text, strlen(text)) : -1;
 }
 
 // Appends the tokens of text[0..len) (no BOS) to *ids.

@@ -98,4 +98,9 @@ void kern_iq_quant_row_avx2(const float *x, int64_t n, int qmax, float clip, int
 // AVX-512 F/BW/VL/DQ (kern_cpu_has_avx512) plus AVX512_VNNI (cpuid 7.0 ecx bit 11).
 int kern_iq_cpu_has_vnni(void);
 
+// X(bits, group, sym) for every format the SIMD kernels instantiate (4- and 8-bit weights).
+#define IQ_FOR_EACH_SIMD(X) \
+    X(4, 32, 0) X(4, 64, 0) X(4, 128, 0) X(4, 32, 1) X(4, 64, 1) X(4, 128, 1) \
+    X(8, 32, 0) X(8, 64, 0) X(8, 128, 0) X(8, 32, 1) X(8, 64, 1) X(8, 128, 1)
+
 #endif

@@ -257,9 +257,6 @@ KI void dec_kernel(const int B, const int G, const int S, const uint8_t *w, size
         else                                                                                     \
             tok_kernel(B, G, S, w, rb, a, y, ldy, r0, r1);                                       \
     }
-#define IQ_FOR_EACH_SIMD(X) \
-    X(4, 32, 0) X(4, 64, 0) X(4, 128, 0) X(4, 32, 1) X(4, 64, 1) X(4, 128, 1) \
-    X(8, 32, 0) X(8, 64, 0) X(8, 128, 0) X(8, 32, 1) X(8, 64, 1) X(8, 128, 1)
 IQ_FOR_EACH_SIMD(IQ_VNNI)
 
 kern_iq_fn kern_iq_avx512vnni_get(int bits, int group, int sym) {

@@ -47,6 +47,11 @@ static inline float kv_dot(const float *a, const float *b, int n) {
 // them to kv->probs when recording.
 void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int kvh, int t, int pos, int n);
 
+// Per-thread attention scratch of per floats, grown on demand to nth threads. 0 when *threads >= nth
+// afterwards; if growing fails with one thread's worth already there, the caller must run single-
+// threaded (*threads < nth, returns 0); -1 when there is no scratch at all.
+int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t per, int nth);
+
 // Full-precision (fp32) cache.
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim);
 

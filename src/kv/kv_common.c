@@ -1,5 +1,6 @@
 // Attention steps every cache shares, whatever its storage.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/kv.h"
@@ -22,4 +23,15 @@ void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int k
             memset(dst + n_keys, 0, (size_t)(w - n_keys) * sizeof *dst);
         }
     }
+}
+
+int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t per, int nth) {
+    if (*threads >= nth) return 0;
+    float *s = realloc(*scratch, (size_t)nth * per * sizeof(float));
+    if (s) {
+        *scratch = s;
+        *per_out = per;
+        *threads = nth;
+    }
+    return *threads > 0 ? 0 : -1;
 }

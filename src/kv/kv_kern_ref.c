@@ -4,7 +4,6 @@
 #include "kv/kv_kern.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/fp16.h"
@@ -56,32 +55,30 @@ void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float
     }
 }
 
-// INT4 rows: the int8-query form (kv_kern.h).
+// INT4 rows: the int8-query form (kv_kern.h). Heads and groups outside, rows inside, so one group
+// of one head's query is quantized at a time into a stack buffer (group <= KVQ_MAX_GROUP); the
+// per-row sums over groups run in the same order as the AVX2 kernel's.
 static void scores_ref_int4(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
     int hd = r->hd, G = r->group, ng = hd / G;
-    int8_t *q8 = malloc((size_t)rep * hd);
-    float *sq = malloc(sizeof(float) * 2 * (size_t)rep * ng), *qs = sq + (size_t)rep * ng;
-    for (int h = 0; h < rep; h++)
-        kvk_quant_q(q + (size_t)h * hd, hd, G, q8 + (size_t)h * hd, sq + (size_t)h * ng, qs + (size_t)h * ng);
-    for (int i = 0; i < r->n; i++) {
-        int p = row_pos(r, i);
-        const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
-        for (int h = 0; h < rep; h++) {
-            float acc = 0;
-            for (int g = 0; g < ng; g++) {
+    int8_t q8[KVQ_MAX_GROUP];
+    for (int h = 0; h < rep; h++) {
+        for (int i = 0; i < r->n; i++) s[h * ld + row_pos(r, i)] = 0;
+        for (int g = 0; g < ng; g++) {
+            float sq, qs;
+            kvk_quant_q(q + (size_t)h * hd + (size_t)g * G, G, G, q8, &sq, &qs);
+            for (int i = 0; i < r->n; i++) {
+                int p = row_pos(r, i);
+                const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng + (size_t)g * G / 2;
                 uint16_t d, m;
                 memcpy(&d, row + 4 * g, 2);
                 memcpy(&m, row + 4 * g + 2, 2);
                 int32_t isum = 0;
-                for (int k = g * G; k < (g + 1) * G; k++)
-                    isum += (int32_t)((codes[k / 2] >> (4 * (k & 1))) & 15) * q8[(size_t)h * hd + k];
-                acc += it_fp16_to_f32(d) * sq[h * ng + g] * (float)isum + it_fp16_to_f32(m) * qs[h * ng + g];
+                for (int k = 0; k < G; k++) isum += (int32_t)((codes[k / 2] >> (4 * (k & 1))) & 15) * q8[k];
+                s[h * ld + p] += it_fp16_to_f32(d) * sq * (float)isum + it_fp16_to_f32(m) * qs;
             }
-            s[h * ld + p] = acc * scale;
         }
+        for (int i = 0; i < r->n; i++) s[h * ld + row_pos(r, i)] *= scale;
     }
-    free(q8);
-    free(sq);
 }
 
 static void scores_ref(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {

@@ -246,18 +246,8 @@ static void mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, con
     kv_mikv *c = (kv_mikv *)kv;
     int nth = it_pool_size(pool);
     if (nth < 1) nth = 1;
-    if (c->scratch_threads < nth) {
-        // Grown on demand to the pool's size; if that fails, fall back to one thread's scratch.
-        size_t per = scratch_floats(c);
-        float *s = realloc(c->scratch, (size_t)nth * per * sizeof(float));
-        if (s) {
-            c->scratch = s;
-            c->scratch_per = per;
-            c->scratch_threads = nth;
-        } else if (!c->scratch_threads) {
-            return;
-        }
-    }
+    if (kv_scratch_reserve(&c->scratch, &c->scratch_per, &c->scratch_threads, scratch_floats(c), nth) != 0)
+        return;   // not even one thread's scratch: nothing sensible to compute
     // The hi / lo position lists, once per call for every item; they live in the demotion scratch
     // (`order`), which rebalance only uses after the workers are done.
     const uint8_t *st = c->state + (size_t)layer * kv->n_ctx;

@@ -125,18 +125,8 @@ void kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float
     kvq_cache *c = (kvq_cache *)kv;
     int nth = it_pool_size(pool);
     if (nth < 1) nth = 1;
-    if (c->scratch_threads < nth) {
-        // Grown on demand to the pool's size; if that fails, fall back to one thread's scratch.
-        size_t per = scratch_floats(c);
-        float *s = realloc(c->scratch, (size_t)nth * per * sizeof(float));
-        if (s) {
-            c->scratch = s;
-            c->scratch_per = per;
-            c->scratch_threads = nth;
-        } else if (!c->scratch_threads) {
-            return;   // not even one thread's scratch: nothing sensible to compute
-        }
-    }
+    if (kv_scratch_reserve(&c->scratch, &c->scratch_per, &c->scratch_threads, scratch_floats(c), nth) != 0)
+        return;   // not even one thread's scratch: nothing sensible to compute
     kvq_job j = {c, kvk_active(), layer, pos, n, q, out};
     if (c->scratch_threads >= nth) it_pool_run(pool, kvq_worker, &j);
     else kvq_worker(&j, 0, 1);

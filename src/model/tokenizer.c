@@ -406,6 +406,15 @@ int tok_bos(const tok_vocab *v) { return v->bos; }
 int tok_eos(const tok_vocab *v) { return v->eos; }
 int tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 
+int tok_find_piece(const tok_vocab *v, const char *s, size_t len) {
+    for (int id = 0; v && id < v->n; id++) {
+        int n;
+        const char *p = tok_piece(v, id, &n);
+        if ((size_t)n == len && memcmp(p, s, len) == 0) return id;
+    }
+    return -1;
+}
+
 int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,
                int32_t *out, int max, intact_error *err) {
     if (!v || (!text && len) || max < 0 || (!out && max > 0))

@@ -25,6 +25,9 @@ int tok_eos(const tok_vocab *v);
 // gpt2 without the key: 1 for the llama3 pre-tokenizer, else 0). tok_encode's add_bos is not
 // filtered by it: callers that honour the file pass add_bos && tok_add_bos(v).
 int tok_add_bos(const tok_vocab *v);
+// The id of the piece spelling s[0..len) exactly, control tokens (<|eot_id|>) included, which the
+// encoder's lookup map leaves out; -1 if none. A linear scan, for a few lookups per run.
+int tok_find_piece(const tok_vocab *v, const char *s, size_t len);
 
 // Same contract as intact_tokenize.
 int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_bos,
