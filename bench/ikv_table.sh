@@ -1,45 +1,47 @@
 #!/usr/bin/env bash
-# IntactKV table (README): for every test model, RTN / GPTQ / AWQ at W4 and W3 (g32), without IntactKV,
-# with the full-precision [BOS] prefix, and with that prefix calibrated for the quantized model
-# (ikv calibrate: CAL_SAMPLES windows of CAL_LEN tokens of calib-en.txt, CAL_EPOCHS epochs, lr CAL_LR),
-# same text and chunks for every row: eval-en.txt, 8 chunks of 256 tokens. Prints PPL, KL vs FP, and
-# the share of the quantization gap that IntactKV removes (in KL, and in PPL).
-# Usage: bench/ikv_table.sh [SAMPLES]   (calibration windows for GPTQ/AWQ, default 128)
+# IntactKV table (docs/intactkv.md, the paper's Table): RTN / GPTQ / AWQ x W3 / W4 x g128 / g32 on
+# MODEL, each without IntactKV, with the FP [BOS] prefix, and with that prefix calibrated for the
+# quantized model (ikv calibrate on calib-en.txt: CAL_SAMPLES windows of CAL_LEN tokens, CAL_EPOCHS
+# epochs, lr CAL_LR). Same text and chunks for every cell: eval-en.txt, 8 chunks of the model's
+# context (512 for english-12m). Columns: PPL and KL vs FP, then the share of the PPL gap to FP and
+# of the KL that IntactKV removes (FP prefix / calibrated prefix).
+# GPTQ/AWQ: SAMPLES calibration windows of calib-en.txt, of the model's context, seed 0.
+# Usage: bench/ikv_table.sh [MODEL_NAME] [SAMPLES]   (default english-12m, 32)
+#   env: WGROUPS="128 32", BITS="3 4", METHODS="rtn gptq awq", QDIR (reuse quantized files), CAL_*
 set -euo pipefail
-SHARED=${INTACT_SHARED:-../shared}
-BIN=${INTACT_BIN:-build/intact}
-SAMPLES=${1:-128}
-T=${THREADS:-2}
-TEXT=$SHARED/data/eval-en.txt
-CALIB=$SHARED/data/calib-en.txt
-TOK=$SHARED/models/tok512.bin
-CAL_SAMPLES=${CAL_SAMPLES:-32} CAL_LEN=${CAL_LEN:-128} CAL_EPOCHS=${CAL_EPOCHS:-10} CAL_LR=${CAL_LR:-1e-3}
+. "$(dirname "$0")/common.sh"
+MODEL_NAME=${1:-english-12m}
+SAMPLES=${2:-32}
+q_model_setup "$MODEL_NAME"
+BITS=${BITS:-3 4} METHODS=${METHODS:-rtn gptq awq}
+CAL_SAMPLES=${CAL_SAMPLES:-16} CAL_LEN=${CAL_LEN:-128} CAL_EPOCHS=${CAL_EPOCHS:-5} CAL_LR=${CAL_LR:-3e-3}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-field() { printf '%s' "$1" | sed -E "s/.*\"$2\":([0-9.eE+-]+).*/\1/"; }
-kld() { "$BIN" kld -m "$1" -z "$TOK" --base "$1" -f "$TEXT" -c 256 --chunks 8 -t "$T" --json \
-        --calib "$CALIB" --calib-samples "$SAMPLES" "${@:2}" 2>/dev/null; }
-echo "| model | weights | PPL | +IntactKV | +calibrated | KL vs FP | +IntactKV | +calibrated | KL gap removed (IntactKV / calibrated) |"
+QDIR=${QDIR:-$TMP}
+"$BIN" ikv build -m "$MODEL" -z "$TOK" --bos -o "$TMP/bos.ikv" >/dev/null
+fp=$(field "$(q_kld "$MODEL")" ppl_base)
+echo "$MODEL_NAME: eval-en.txt, $CHUNKS chunks x $CTX tokens; FP PPL $(printf '%.3f' "$fp"); GPTQ/AWQ on $SAMPLES windows;"
+echo "calibrated prefix: $CAL_SAMPLES windows x $CAL_LEN tokens of calib-en.txt, $CAL_EPOCHS epochs, lr $CAL_LR"
+echo
+echo "| weights | PPL | +IntactKV | +calibrated | KL vs FP | +IntactKV | +calibrated | PPL gap removed (IntactKV / calibrated) | KL removed (IntactKV / calibrated) |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for name in english-1m stories260K; do
-    model=$SHARED/models/$name.bin
-    "$BIN" ikv build -m "$model" -z "$TOK" --bos -o "$TMP/$name.ikv" >/dev/null
-    fp=$(field "$(kld "$model")" ppl_base)
-    printf '| %s | FP32 | %.3f | | | | | | |\n' "$name" "$fp"
-    for bits in 4 3; do
-        for method in rtn gptq awq; do
-            q=(--quant "$method" --bits "$bits" --group 32)
-            a=$(kld "$model" "${q[@]}")
-            b=$(kld "$model" "${q[@]}" --ikv "$TMP/$name.ikv")
-            "$BIN" ikv calibrate -m "$model" -z "$TOK" "${q[@]}" --calib "$CALIB" --calib-samples "$SAMPLES" \
-                --base "$model" --ikv "$TMP/$name.ikv" --samples "$CAL_SAMPLES" --len "$CAL_LEN" \
-                --epochs "$CAL_EPOCHS" --lr "$CAL_LR" -o "$TMP/cal.ikv" >/dev/null 2>&1
-            c=$(kld "$model" "${q[@]}" --ikv "$TMP/cal.ikv")
-            awk -v n="$name" -v w="W$bits g32 $method" -v p0="$(field "$a" ppl)" -v p1="$(field "$b" ppl)" \
+printf '| FP32 | %.3f | | | | | | | |\n' "$fp"
+for bits in $BITS; do
+    for g in $WGROUPS; do
+        for method in $METHODS; do
+            f=$(q_file "$method" "$bits" "$g")
+            a=$(q_kld "$f")
+            b=$(q_kld "$f" --ikv "$TMP/bos.ikv")
+            "$BIN" ikv calibrate -m "$f" -z "$TOK" --base "$MODEL" --ikv "$TMP/bos.ikv" --calib "$CALIB" \
+                --samples "$CAL_SAMPLES" --len "$CAL_LEN" --epochs "$CAL_EPOCHS" --lr "$CAL_LR" -t "$T" \
+                -o "$TMP/cal.ikv" >/dev/null 2>&1
+            c=$(q_kld "$f" --ikv "$TMP/cal.ikv")
+            awk -v w="W$bits g$g $method" -v fp="$fp" -v p0="$(field "$a" ppl)" -v p1="$(field "$b" ppl)" \
                 -v p2="$(field "$c" ppl)" -v k0="$(field "$a" kld_mean)" -v k1="$(field "$b" kld_mean)" \
                 -v k2="$(field "$c" kld_mean)" 'BEGIN {
-                printf "| %s | %s | %.3f | %.3f | %.3f | %.5f | %.5f | %.5f | %.1f%% / %.1f%% |\n", n, w, p0, p1, p2,
-                       k0, k1, k2, 100 * (k0 - k1) / k0, 100 * (k0 - k2) / k0 }'
+                printf "| %s | %.3f | %.3f | %.3f | %.4f | %.4f | %.4f | %.1f%% / %.1f%% | %.1f%% / %.1f%% |\n",
+                       w, p0, p1, p2, k0, k1, k2, 100 * (p0 - p1) / (p0 - fp), 100 * (p0 - p2) / (p0 - fp),
+                       100 * (k0 - k1) / k0, 100 * (k0 - k2) / k0 }'
         done
     done
 done

@@ -1,39 +1,37 @@
 #!/usr/bin/env bash
-# Weight-quantization quality table (README): FP vs RTN / GPTQ / AWQ at 4, 3 and 2 bits on every
-# test model, same evaluation text and chunks for every row.
-#   english-1m  : perplexity on eval-en.txt (8 chunks of 256 tokens) and KL vs FP
-#   stories260K : KL vs FP on the same text (English is far from its training data, so its PPL
-#                 says little), plus PPL for completeness
-# Group 32 everywhere: these models' widths (64, 128, 172, 352) are too small for g128.
-# Usage: bench/quality.sh [SAMPLES]   (calibration sequences, default 128)
+# Weight-quantization quality table (docs/weight-quant.md): FP vs RTN / GPTQ / AWQ at BITS on each
+# MODEL, with every group size its widths allow (g128 and g32 for english-12m; g32 for the small
+# models), same evaluation text and chunks for every row: eval-en.txt, 8 chunks of the model's
+# context (512 tokens for english-12m); PPL, KL vs FP and top-1 agreement with FP.
+# GPTQ/AWQ: SAMPLES windows of calib-en.txt of the model's context, seed 0.
+# Usage: bench/quality.sh [SAMPLES] [MODEL_NAMES...]   (default 32, english-12m)
+#   env: BITS ("4 3 2"), METHODS ("rtn gptq awq"), QDIR (reuse quantized files between scripts)
 set -euo pipefail
-SHARED=${INTACT_SHARED:-../shared}
-BIN=${INTACT_BIN:-build/intact}
-SAMPLES=${1:-128}
-TEXT=$SHARED/data/eval-en.txt
-CALIB=$SHARED/data/calib-en.txt
-T=${THREADS:-2}
-row() { # model tok ctx label quantflags...
-    local model=$1 tok=$2 ctx=$3 label=$4; shift 4
-    local j
-    j=$("$BIN" kld -m "$model" -z "$tok" --base "$model" -f "$TEXT" -c "$ctx" --chunks 8 -t "$T" --json \
-        --calib "$CALIB" --calib-samples "$SAMPLES" "$@" 2>/dev/null)
-    local ppl kld top1
-    ppl=$(printf '%s' "$j" | sed -E 's/.*"ppl":([0-9.]+).*/\1/')
-    kld=$(printf '%s' "$j" | sed -E 's/.*"kld_mean":([0-9.]+).*/\1/')
-    top1=$(printf '%s' "$j" | sed -E 's/.*"top1":([0-9.]+).*/\1/')
-    awk -v m="$(basename "$model")" -v l="$label" -v p="$ppl" -v k="$kld" -v t="$top1" \
-        'BEGIN { printf "| %s | %s | %.3f | %.5f | %.1f%% |\n", m, l, p, k, 100 * t }'
+. "$(dirname "$0")/common.sh"
+SAMPLES=${1:-32}; shift || true
+MODELS=("$@")
+[ ${#MODELS[@]} -eq 0 ] && MODELS=(english-12m)
+BITS=${BITS:-4 3 2} METHODS=${METHODS:-rtn gptq awq}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+QDIR=${QDIR:-$TMP}
+row() { # label file
+    local j; j=$(q_kld "$2")
+    awk -v m="$MODEL_NAME" -v l="$1" -v p="$(field "$j" ppl)" -v k="$(field "$j" kld_mean)" \
+        -v t="$(field "$j" top1)" -v b="$(stat -c %s "$2")" 'BEGIN {
+        printf "| %s | %s | %.3f | %.5f | %.1f%% | %.2f MiB |\n", m, l, p, k, 100 * t, b / 1048576 }'
 }
-echo "| model | weights | PPL | KL vs FP | top-1 agree |"
-echo "|---|---|---|---|---|"
-for spec in "$SHARED/models/english-1m.bin 256" "$SHARED/models/stories260K.bin 256"; do
-    set -- $spec
-    model=$1 ctx=$2 tok=$SHARED/models/tok512.bin
-    row "$model" "$tok" "$ctx" "FP32"
-    for bits in 4 3 2; do
-        for method in rtn gptq awq; do
-            row "$model" "$tok" "$ctx" "W${bits} g32 $method" --quant "$method" --bits "$bits" --group 32
+echo "| model | weights | PPL | KL vs FP | top-1 agree | file |"
+echo "|---|---|---|---|---|---|"
+for MODEL_NAME in "${MODELS[@]}"; do
+    unset CTX WGROUPS
+    q_model_setup "$MODEL_NAME"
+    row "FP32" "$MODEL"
+    for bits in $BITS; do
+        for g in $WGROUPS; do
+            for method in $METHODS; do
+                row "W$bits g$g $method" "$(q_file "$method" "$bits" "$g")"
+            done
         done
     done
 done

@@ -137,8 +137,10 @@ const int32_t *intact_prefix_tokens(const intact_prefix *p);
 int intact_prefix_from_bos(const intact_prefix *p);
 // KV-cache storage (see src/kv/kv_quant.h): per layer, K and V as "f32" (default), "f16", "int8",
 // "int4", "int3" or "int2" — group-wise asymmetric with fp16 scale and minimum, groups of `group`
-// (0: 32) along head_dim per token, or for keys with key_per_channel along tokens per channel
-// (KIVI; the newest < group tokens stay fp32 until their group fills).
+// along head_dim per token, or for keys with key_per_channel along tokens per channel (KIVI; the
+// newest < group tokens stay fp32 until their group fills). group 0: the largest multiple of 8 that
+// divides head_dim and is at most 32 (head_dim 8 -> 8, 48 -> 24, 64 -> 32); a given group must be a
+// multiple of 8 dividing head_dim, else intact_ctx_set_kv fails with INTACT_E_ARG naming both.
 typedef struct intact_kv_params {
     const char *k_type, *v_type;   // NULL: "f32"
     int group;
@@ -149,6 +151,7 @@ typedef struct intact_kv_params {
     // MiKV (mikv_hi > 0) or H2O (h2o > 0) instead of a uniform cache: the sink tokens, the `recent` newest tokens and
     // the top ratio of the others by accumulated attention stay in high precision (hi_type "f16" or
     // "int8"); the rest are demoted in place to lo_type ("int2", "int3", "int4") — or, for H2O, evicted.
+    // recent: newest tokens kept high; 0 -> 32, negative -> none.
     float mikv_hi, h2o;
     const char *mikv_hi_type, *mikv_lo_type;
     int recent, sink;
@@ -157,7 +160,9 @@ typedef struct intact_kv_params {
     // queries attend as q/b, so scores are unchanged in exact arithmetic. Any cache type.
     int balance;
 } intact_kv_params;
-// Replaces the context's cache (and resets it). 0 or -1 (bad type, group not dividing head_dim, ...).
+// Replaces the context's cache (and resets it). 0 or -1: INTACT_E_ARG for a bad configuration (bad
+// type, group not fitting head_dim, ...; the message names it), INTACT_E_NOMEM when it does not fit
+// in memory.
 int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);
 // Bytes the cache uses for the tokens it holds now, scales and zero points included, and the same
 // for an fp16 cache of those tokens (the usual baseline).

@@ -3,6 +3,7 @@
 # runs each for N seconds; prints executions per target and fails on any crash, leak or timeout.
 #   FUZZ_TARGETS="fuzz_args fuzz_ikv"  only these targets (default: every fuzz/fuzz_*.c)
 #   FUZZ_JOBS=N                        run up to N targets at once (default 1)
+#   FUZZ_BUILD=DIR                     build, seeds, corpora and logs in DIR (default build-fuzz)
 # A target whose source has a line "// fuzz-extra-src: FILE..." is linked with those files too
 # (for code outside libintact.a); a line "// fuzz-flags: ..." adds libFuzzer flags for that target
 # (fuzz_qformat: -entropic=0, which is 10x faster there). The library is built once into build-fuzz/
@@ -13,35 +14,36 @@ SECONDS_EACH=${FUZZ_SECONDS:-10}
 SHARED=${INTACT_SHARED:-../shared}
 export INTACT_SHARED=$SHARED
 JOBS=${FUZZ_JOBS:-1}
+FB=${FUZZ_BUILD:-build-fuzz}
 NPROC=$(nproc 2>/dev/null || echo 2)
 command -v clang >/dev/null || { echo "fuzz: clang not found (libFuzzer needs clang)"; exit 1; }
-make --no-print-directory -j"$NPROC" CC=clang BUILD=build-fuzz OPT=-O1 \
+make --no-print-directory -j"$NPROC" CC=clang BUILD=$FB OPT=-O1 \
     SIMD_O0="src/kernels/matmul_avx512.c src/kernels/matmul_avx2.c src/kernels/iqmatmul_avx512vnni.c" \
-    SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/libintact.a >/dev/null
+    SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" $FB/libintact.a >/dev/null
 intact_bin=""
 [ -x build/intact ] && intact_bin=build/intact
-python3 scripts/fuzz_seeds.py --shared "$SHARED" --out build-fuzz/seeds --intact "$intact_bin"
+python3 scripts/fuzz_seeds.py --shared "$SHARED" --out $FB/seeds --intact "$intact_bin"
 targets=${FUZZ_TARGETS:-$(for s in fuzz/fuzz_*.c; do basename "$s" .c; done)}
 
 build_one() {
     local name=$1 src=fuzz/$1.c extra
     extra=$(sed -n 's|^// fuzz-extra-src: *||p' "$src")
     # shellcheck disable=SC2086
-    if [ ! build-fuzz/$name -nt "$src" ] || [ ! build-fuzz/$name -nt build-fuzz/libintact.a ] ||
-       [ -n "$(find $extra src/*/*.h -newer build-fuzz/$name 2>/dev/null | head -1)" ]; then
+    if [ ! $FB/$name -nt "$src" ] || [ ! $FB/$name -nt $FB/libintact.a ] ||
+       [ -n "$(find $extra src/*/*.h -newer $FB/$name 2>/dev/null | head -1)" ]; then
         clang -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
-            -Iinclude -Isrc "$src" $extra build-fuzz/libintact.a -lm -pthread -o "build-fuzz/$name"
+            -Iinclude -Isrc "$src" $extra $FB/libintact.a -lm -pthread -o "$FB/$name"
     fi
 }
 
 run_one() {
-    local name=$1 log=build-fuzz/$1.log flags
+    local name=$1 log=$FB/$1.log flags
     flags=$(sed -n 's|^// fuzz-flags: *||p' "fuzz/$name.c")
-    mkdir -p "build-fuzz/corpus/$name" "build-fuzz/artifacts/$name"
+    mkdir -p "$FB/corpus/$name" "$FB/artifacts/$name"
     # shellcheck disable=SC2086
-    if ! "./build-fuzz/$name" $flags -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout=10 -rss_limit_mb=4096 \
-            -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$name/" \
-            "build-fuzz/corpus/$name" "build-fuzz/seeds/$name" >"$log" 2>&1; then
+    if ! "$FB/$name" $flags -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout=10 -rss_limit_mb=4096 \
+            -print_final_stats=1 -artifact_prefix="$FB/artifacts/$name/" \
+            "$FB/corpus/$name" "$FB/seeds/$name" >"$log" 2>&1; then
         grep -E "ERROR|SUMMARY|==[0-9]+==|Test unit written" "$log" | head -20
         echo "$name: FAILED (log: $log)"
         return 1
@@ -65,7 +67,7 @@ else
 fi
 total=0
 for t in $targets; do
-    e=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$t.log" 2>/dev/null | grep -o '[0-9]*$' || echo 0)
+    e=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$FB/$t.log" 2>/dev/null | grep -o '[0-9]*$' || echo 0)
     total=$((total + ${e:-0}))
 done
 if [ "$fail" -ne 0 ]; then

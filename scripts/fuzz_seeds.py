@@ -67,17 +67,42 @@ def qformat_seeds(put):
     put("fuzz_qformat", "quant-special", bytes([4, 1 << 6, 255]) + struct.pack("<32f", *(special * 4)))
     put("fuzz_qformat", "dequant-nan-scale", bytes([5, 0, 0]) + b"\xff\x7f" + bytes(range(16)) * 2)
 
+# fuzz_args: byte 0 indexes fuzz_args.c's COMMANDS (info, run, tokenize, ppl, kld, retrieval, bench,
+# quantize, ikv build, ikv calibrate, ikv mse, analyze); 255: the input names the command itself.
+ARGS_COMMANDS = ["info", "run", "tokenize", "ppl", "kld", "retrieval", "bench", "quantize", "ikv build",
+                 "ikv calibrate", "ikv mse", "analyze"]
+
 def args_seeds(put):
+    kv = ["--kv-k", "int4", "--kv-v", "int8", "--kv-group", "16", "--kv-key-axis", "channel"]
+    mikv = ["--mikv", "--mikv-hi", "0.2", "--mikv-lo-type", "int2", "--mikv-recent", "8"]
+    quant = ["--quant", "gptq", "--bits", "3", "--group", "64", "--calib", "-", "--calib-samples", "4",
+             "--calib-len", "64", "--rotate", "--abits", "8", "--a-clip", "0.9"]
     lines = [
-        (0, ["-m", "model.gguf", "-p", "Once upon a time", "-n", "200", "--temp", "0"]),
-        (0, ["--model=m.bin", "-z", "tok.bin", "--top-p=0.9", "--seed", "18446744073709551615", "--stats"]),
-        (0, ["-c", "1073741824", "-t", "0", "--temp", "nan"]),
-        (0, ["--ctx-size", "-5", "--n-predict", "1e3", "--help"]),
-        (1, ["-m", "in.gguf", "-o", "out.gguf", "--bits", "4", "--group", "128", "--lr", "1e-4", "--bos"]),
-        (1, ["--bits=3", "--group=64", "--threads=2", "--seed=-1", "extra"]),
+        ("info", ["-m", "model.gguf", "--tensors", "--json"]),
+        ("run", ["-m", "model.gguf", "-p", "Once upon a time", "-n", "200", "--temp", "0"]),
+        ("run", ["--model=m.bin", "-z", "tok.bin", "-f", "-", "--top-p=0.9", "--seed", "18446744073709551615",
+                 "--stats", "-c", "1024"] + kv),
+        ("run", ["-m", "m", "-c", "1073741824", "-t", "0", "--temp", "nan", "--ikv", "p.ikv"]),
+        ("run", ["-m", "m", "--ctx-size", "-5", "--n-predict", "1e3", "--help"]),
+        ("tokenize", ["-m", "m", "-p", "hi", "--no-bos"]),
+        ("ppl", ["-m", "m", "-f", "t.txt", "-c", "64", "--chunks", "2", "--json"] + quant),
+        ("kld", ["-m", "m", "--base", "b", "-f", "-", "-c", "64", "--json"] + mikv),
+        ("kld", ["-m", "m", "--base", "b", "-f", "t", "--h2o", "0.3", "--h2o-recent", "4", "--kv-balance"]),
+        ("retrieval", ["-m", "m", "--lines", "3", "--trials", "2", "--template", "llama3", "-q", "--json"]),
+        ("bench", ["-m", "m", "-p", "8", "-n", "4", "--no-bandwidth", "--json", "-c", "320"] + kv),
+        ("quantize", ["-m", "in.gguf", "-o", "out.gguf", "--method", "awq", "--bits", "4", "--group", "128",
+                      "--sym", "--clip-search", "--act-order", "--quant-seed", "3", "--fake-quant"]),
+        ("ikv build", ["-m", "m", "--prompt-file", "-", "-o", "p.ikv", "--fp16"]),
+        ("ikv calibrate", ["-m", "q", "--base", "fp", "--ikv", "p.ikv", "--calib", "c.txt", "-o", "p2.ikv",
+                           "--samples", "2", "--len", "16", "--epochs", "3", "--lr", "1e-4", "--seed", "5"]),
+        ("ikv mse", ["-m", "q", "--base", "fp", "-f", "t", "--max-prefix", "4", "-c", "64", "--chunks", "1"]),
+        ("analyze", ["-m", "m", "-p", "text", "--svg", "d", "--layers", "0,2", "--heads", "1", "--first", "8",
+                     "--pivot-ratio", "4", "--attn-ratio", "3", "--json"]),
     ]
-    for i, (table, argv) in enumerate(lines):
-        put("fuzz_args", f"argv-{i}", bytes([table]) + b"\0".join(a.encode() for a in argv))
+    for i, (cmd, argv) in enumerate(lines):
+        put("fuzz_args", f"argv-{i:02d}", bytes([ARGS_COMMANDS.index(cmd)]) + b"\0".join(a.encode() for a in argv))
+    for i, argv in enumerate([["ikv", "calibrate", "--bogus"], ["run", "-m", "x"], ["--help"], ["nosuch"]]):
+        put("fuzz_args", f"raw-{i}", bytes([255]) + b"\0".join(a.encode() for a in argv))
 
 def main():
     ap = argparse.ArgumentParser()

@@ -12,9 +12,13 @@
 static int th_passed, th_failed, th_case_failed;
 static const char *th_case = "";
 
+// The inner one-pass loop is what a `break` in a case body leaves, so a case that breaks out after a
+// failed CHECK is still counted by the outer loop's increment (a bare `for` would skip it: a failure
+// lost and the program exiting 0).
 #define TEST_CASE(name) for (th_case = (name), th_case_failed = 0; th_case; \
     (th_case_failed ? th_failed++ : th_passed++), \
-    printf("%s %s\n", th_case_failed ? "FAIL" : "ok  ", th_case), th_case = NULL)
+    printf("%s %s\n", th_case_failed ? "FAIL" : "ok  ", th_case), th_case = NULL) \
+    for (int th_once = 1; th_once; th_once = 0)
 
 #define CHECK(cond, ...) do { if (!(cond)) { th_case_failed = 1; \
     printf("  %s:%d: %s: ", __FILE__, __LINE__, #cond); printf(__VA_ARGS__); printf("\n"); } } while (0)

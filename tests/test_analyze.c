@@ -5,7 +5,12 @@
 //    top final-layer channel is 125 or 45 (the numbers of ../shared/models/README.md's independent
 //    numpy analysis); attention maps, micro-batching and shares agree with each other;
 //  - stories260K (no sink): attention share on token 0 below 6% in every layer;
-//  - SVG files parse as XML (python3's xml.dom.minidom) even with hostile token text;
+//  - SVG files parse as XML (python3's xml.dom.minidom) even with hostile token text; tick values
+//    against hand-computed lists; the colour bar shows them; line-chart peaks carry their index;
+//  - channel profile: the planted channel is the pivot token's, in every layer;
+//  - english-12m: [BOS] max|h| ~540 on channels 216/38 and > 20% attention in layers 1,2,4,5,7 (the
+//    models README's numpy numbers); its plots write 216 in the [BOS] cells, label ch 216 / ch 38,
+//    show the space of " she"; --svg names every file it wrote on stderr;
 //  - the CLI: --help, bad flags, missing files, --json is one object.
 // The binary is $INTACT_BIN (default build/intact); models come from $INTACT_SHARED.
 // Case bodies are `do { } while (0)` so that `break` skips the rest of a case.
@@ -187,6 +192,24 @@ int main(void) {
             CHECK(!isnan(a->kv[0].k_absmax[0]) && !isnan(a->kv[0].k_absmax[1]), "kv stats missing");
         }
         intact_analysis_free(a);
+        // the channel profile (a separate pass) puts the planted 100 on channel PIVOT_CH of the pivot token
+        // in every layer, and no other token comes near it (embeddings in [-1, 1], matrices +-0.05)
+        int layers[T_LAYERS] = {0, 1, 2};
+        float prof[T_LAYERS * 3 * T_DIM];
+        CHECK(analyze_channel_profile(m, ids, 24, PIVOT_POS, layers, T_LAYERS, 1, prof, &err) == 0, "profile: %s",
+              err.msg);
+        for (int k = 0; k < T_LAYERS; k++) {
+            const float *who = prof + k * 3 * T_DIM, *mx = who + T_DIM, *med = who + 2 * T_DIM;
+            CHECK(who[PIVOT_CH] > 90 && who[PIVOT_CH] < 110, "layer %d: pivot channel %g", k, who[PIVOT_CH]);
+            for (int c = 0; c < T_DIM; c++) {
+                CHECK(mx[c] < 3 && med[c] <= mx[c] && med[c] >= 0, "layer %d ch %d: max %g median %g", k, c, mx[c], med[c]);
+                CHECK(c == PIVOT_CH || who[c] < 3, "layer %d: pivot token's channel %d is %g", k, c, who[c]);
+            }
+        }
+        layers[1] = T_LAYERS;
+        CHECK(analyze_channel_profile(m, ids, 24, 0, layers, 2, 1, prof, &err) != 0 && err.code == INTACT_E_ARG,
+              "layer out of range accepted");
+        CHECK(analyze_channel_profile(m, ids, 24, 24, layers, 1, 1, prof, &err) != 0, "token out of range accepted");
         CHECK(intact_analyze(m, ids, 1, &p, &err) == NULL && err.code == INTACT_E_ARG, "1 token accepted");
         CHECK(intact_analyze(m, ids, T_SEQ + 1, &p, &err) == NULL, "more tokens than the context accepted");
         ids[0] = T_VOCAB;
@@ -276,18 +299,23 @@ int main(void) {
         CHECK(svg_utf8_next((const unsigned char *)"\xe2\x82", 2, &cp) == 1 && cp == 0xFFFD, "truncated");
         CHECK(svg_utf8_next((const unsigned char *)"\xe2\x82\xac", 3, &cp) == 3 && cp == 0x20AC, "euro sign");
         CHECK(svg_printable("abcdef", 6, out, 4) == 3 && strcmp(out, "abc") == 0, "cap: '%s'", out);
-        char path[1200], files[4096];
+        char path[1200], files[4096], cmd[1400];
         const char *labels[3] = {hostile, "\xef\xbf\xbe", "]]>"};
         float v[9] = {1, 0, 0, 0.5f, 0.5f, 0, 0.2f, 0.3f, 0.5f};
         intact_error err = {0, ""};
         snprintf(path, sizeof path, "%s/h.svg", svgdir);
-        svg_heatmap h = {hostile, hostile, "q<", v, 3, 3, labels, labels, 1, 1e-3f, 1};
+        const char *cells[9] = {hostile, NULL, NULL, "&", "<b>", NULL, NULL, NULL, "\"'"};
+        svg_heatmap h = {hostile, hostile, "q<", v, 3, 3, labels, labels, 1, 1e-3f, 1, hostile, cells, hostile};
         CHECK(svg_write_heatmap(path, &h, &err) == 0, "heatmap: %s", err.msg);
         snprintf(files, sizeof files, "'%s'", path);
         snprintf(path, sizeof path, "%s/b.svg", svgdir);
         float ref[3] = {0.3f, NAN, 0.1f};
-        svg_bars bc = {hostile, "x&", "y\"", v, 3, 3, labels, labels, ref, hostile};
+        svg_bars bc = {hostile, "x&", "y\"", v, 3, 3, labels, labels, ref, hostile, hostile};
         CHECK(svg_write_bars(path, &bc, &err) == 0, "bars: %s", err.msg);
+        snprintf(files + strlen(files), sizeof files - strlen(files), " '%s'", path);
+        snprintf(path, sizeof path, "%s/l.svg", svgdir);
+        svg_lines lc = {hostile, "x<", "y>", v, 3, 3, labels, 1, 1e-3f, 2, hostile, hostile};
+        CHECK(svg_write_lines(path, &lc, &err) == 0, "lines: %s", err.msg);
         snprintf(files + strlen(files), sizeof files - strlen(files), " '%s'", path);
         CHECK(xml_ok(files), "not well-formed: %s", files);
         char *s = read_all(path);
@@ -295,6 +323,54 @@ int main(void) {
         free(s);
         CHECK(svg_write_heatmap("/nonexistent-dir/x.svg", &h, &err) != 0 && err.code == INTACT_E_IO,
               "unwritable path accepted");
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -c tmp >/dev/null", svgdir);
+        CHECK(system(cmd) != 0, "a .tmp file was left in %s", svgdir);
+    } while (0);
+
+    TEST_CASE("svg: tick values (hand-computed), colour bar ticks, peak labels") do {
+        double t[16];
+        static const double lin1[] = {0, 200, 400}, lin2[] = {0, 0.2, 0.4, 0.6, 0.8, 1.0}, lin3[] = {-2, 0, 2, 4, 6};
+        static const double log1[] = {5, 10, 20, 50, 100, 200, 500}, log2[] = {0.001, 0.01, 0.1, 1}, log3[] = {3, 4};
+        struct { double lo, hi; int log; const double *want; int n; } cases[] = {
+            {0, 546, 0, lin1, 3}, {0, 1, 0, lin2, 6}, {-3, 7, 0, lin3, 5},
+            {2.71, 632, 1, log1, 7},        // < 3 powers of ten inside: 1-2-5
+            {1e-3f, 1, 1, log2, 4},         // a float bound just above 0.001 still gets its tick
+            {3, 4, 1, log3, 2},             // no 1-2-5 value inside: the two ends
+        };
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            int n = svg_ticks(cases[c].lo, cases[c].hi, cases[c].log, t, 16);
+            CHECK(n == cases[c].n, "case %zu: %d ticks, want %d", c, n, cases[c].n);
+            for (int i = 0; i < n && i < cases[c].n; i++)
+                CHECK(fabs(t[i] - cases[c].want[i]) <= 1e-12 * fabs(cases[c].want[i]) + 1e-15, "case %zu tick %d: %g vs %g",
+                      c, i, t[i], cases[c].want[i]);
+        }
+        CHECK(svg_ticks(2, 1, 0, t, 16) == 0 && svg_ticks(0, 1, 1, t, 16) == 0, "bad ranges give ticks");
+        CHECK(svg_ticks(0, 1, 0, t, 2) == 2, "max not respected");
+        // a log colour bar over [0.001, 1] shows those four values, named by its label
+        char path[1200];
+        float v[4] = {1, 0, 0.001f, 0.5f};
+        intact_error err = {0, ""};
+        snprintf(path, sizeof path, "%s/bar.svg", svgdir);
+        svg_heatmap h = {.title = "t", .v = v, .rows = 2, .cols = 2, .log_scale = 1, .floor = 1e-3f, .causal = 1,
+                         .cbar_label = "attention probability"};
+        CHECK(svg_write_heatmap(path, &h, &err) == 0, "heatmap: %s", err.msg);
+        char *s = read_all(path);
+        CHECK(strstr(s, ">0.001</text>") && strstr(s, ">0.01</text>") && strstr(s, ">0.1</text>") &&
+              strstr(s, ">1</text>") && strstr(s, "attention probability (log scale)"), "colour bar ticks missing");
+        free(s);
+        // a line chart labels its two largest points of series 0 with their index: 7 and 2
+        float lv[20] = {0};
+        lv[2] = 50; lv[7] = 90; lv[10 + 7] = 99;   // series 1's maximum is not a peak of series 0
+        const char *sl[2] = {"a", "b"};
+        snprintf(path, sizeof path, "%s/peaks.svg", svgdir);
+        svg_lines lc = {.title = "t", .v = lv, .n = 10, .n_series = 2, .series_labels = sl, .n_peaks = 2,
+                        .peak_prefix = "ch "};
+        CHECK(svg_write_lines(path, &lc, &err) == 0, "lines: %s", err.msg);
+        s = read_all(path);
+        CHECK(strstr(s, ">ch 7</text>") && strstr(s, ">ch 2</text>") && !strstr(s, ">ch 0</text>"), "peak labels");
+        free(s);
+        lc.n_peaks = 9;
+        CHECK(svg_write_lines(path, &lc, &err) != 0 && err.code == INTACT_E_ARG, "9 peaks accepted");
     } while (0);
 
     TEST_CASE("cli: report, --json, --svg with hostile text") do {
@@ -312,11 +388,26 @@ int main(void) {
         char cmd[2048];
         snprintf(cmd, sizeof cmd, "python3 -c 'import json,sys; json.load(open(sys.argv[1]))' '%s'", outfile);
         CHECK(system(cmd) == 0, "python3 cannot parse the JSON");
-        rfree(&r);
         char files[4096];
         snprintf(files, sizeof files, "'%s'/en/activations.svg '%s'/en/attention_share.svg '%s'/en/attention_L1_H0.svg "
-                 "'%s'/en/attention_L4_H3.svg '%s'/en/attention_L4_H0.svg", svgdir, svgdir, svgdir, svgdir, svgdir);
+                 "'%s'/en/attention_L4_H3.svg '%s'/en/attention_L4_H0.svg '%s'/en/channels_L1.svg '%s'/en/channels_L4.svg",
+                 svgdir, svgdir, svgdir, svgdir, svgdir, svgdir, svgdir);
         CHECK(xml_ok(files), "SVGs missing or not well-formed: %s", files);
+        // stderr names every file written, one line each, and nothing else is in the directory
+        static const char *names[] = {"activations", "attention_L1_H0", "attention_L1_H3", "attention_L4_H0",
+                                      "attention_L4_H3", "attention_share", "channels_L1", "channels_L4"};
+        int lines = 0;
+        for (const char *q = r.err; (q = strstr(q, "wrote ")); q++) lines++;
+        CHECK(lines == 8, "%d 'wrote' lines: '%s'", lines, r.err);
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            char want[1200];
+            snprintf(want, sizeof want, "wrote %s/en/%s.svg\n", svgdir, names[i]);
+            CHECK(strstr(r.err, want) != NULL, "stderr lacks '%s'", want);
+        }
+        snprintf(cmd, sizeof cmd, "test $(ls '%s/en' | wc -l) -eq 8", svgdir);
+        CHECK(system(cmd) == 0, "files in %s/en other than the 8 named", svgdir);
+        rfree(&r);
+        snprintf(cmd, sizeof cmd, "python3 -c 'import json,sys; json.load(open(sys.argv[1]))' '%s'", outfile);
         r = run("analyze -m '%s' -z '%s' -f '%s' --json --svg '%s/host/deep'", m_en, m_tok, hostf, svgdir);
         CHECK(r.rc == 0, "hostile text: rc %d err '%s'", r.rc, r.err);
         CHECK(system(cmd) == 0, "hostile text: python3 cannot parse the JSON: %.300s", r.out);
@@ -325,6 +416,48 @@ int main(void) {
                  "'%s'/host/deep/attention_L3_H0.svg '%s'/host/deep/attention_L5_H0.svg '%s'/host/deep/attention_share.svg",
                  svgdir, svgdir, svgdir, svgdir, svgdir);
         CHECK(xml_ok(files), "hostile SVGs not well-formed");
+    } while (0);
+
+    TEST_CASE("english-12m plots: [BOS] column, channels 216 and 38, sink (numbers of the models README)") do {
+        char m12[1024];
+        th_shared("models/english-12m.bin", m12, sizeof m12);
+        intact_model *big = load("models/english-12m.bin");
+        if (!big || !setup_ok) { CHECK(0, "prerequisites missing"); intact_model_free(big); break; }
+        int n;
+        int32_t *ids = tokens_of(big, eval_text, text_len, 56, &n);
+        intact_error err = {0, ""};
+        intact_analysis *a = ids && n == 56 ? intact_analyze(big, ids, n, NULL, &err) : NULL;
+        CHECK(a != NULL, "analyze (%d tokens): %s", n, err.msg);
+        for (int l = 0; a && l < a->n_layers; l++) {   // README: max|h| ~540 on channels 216 and 38
+            size_t li = (size_t)l * n;
+            CHECK(a->max_abs[li] > 500 && a->max_abs[li] < 700, "layer %d: BOS max|h| %g", l, a->max_abs[li]);
+            CHECK((a->channel[li] == 216 && a->channel2[li] == 38) || (a->channel[li] == 38 && a->channel2[li] == 216),
+                  "layer %d: channels %d, %d", l, a->channel[li], a->channel2[li]);
+        }
+        if (a) CHECK(a->max_abs[0] > 50 * a->median_other[0], "layer 0 ratio %g", a->max_abs[0] / a->median_other[0]);
+        static const int sink_layers[] = {1, 2, 4, 5, 7};   // README: 25-36% of the attention (512 tokens)
+        for (int k = 0; a && k < 5; k++)
+            CHECK(a->share[(size_t)sink_layers[k] * n] > 0.2, "layer %d: BOS share %g", sink_layers[k],
+                  a->share[(size_t)sink_layers[k] * n]);
+        intact_analysis_free(a);
+        free(ids);
+        intact_model_free(big);
+        result r = run("analyze -m '%s' -z '%s' -f '%s' -c 56 --svg '%s/12m' --layers 1", m12, m_tok, textf, svgdir);
+        CHECK(r.rc == 0, "rc %d err '%s'", r.rc, r.err);
+        rfree(&r);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/12m/activations.svg", svgdir);
+        char *svg = read_all(path);
+        int n216 = 0;
+        for (const char *q = svg; (q = strstr(q, ">216</text>")); q++) n216++;
+        CHECK(n216 >= 8, "channel 216 written in %d cells, want every layer's [BOS] cell", n216);
+        CHECK(strstr(svg, ">[BOS]</text>") != NULL, "no [BOS] label");
+        CHECK(strstr(svg, ">\xE2\x90\xA3she</text>") != NULL, "the word-initial space of ' she' is not shown");
+        free(svg);
+        snprintf(path, sizeof path, "%s/12m/channels_L1.svg", svgdir);
+        svg = read_all(path);
+        CHECK(strstr(svg, ">ch 216</text>") && strstr(svg, ">ch 38</text>"), "channel plot lacks ch 216 / ch 38");
+        free(svg);
     } while (0);
 
     TEST_CASE("cli: --help, bad flags and values, missing files") do {

@@ -2,100 +2,16 @@
 // functional output of every command (tokenize ids and greedy text of the PyTorch reference, ppl/kld
 // JSON equal to tests/goldens/eval.gold). The binary is $INTACT_BIN (tests/run.sh sets it; default
 // build/intact); goldens come from tests/goldens or $INTACT_GOLDENS; models from $INTACT_SHARED.
-// Case bodies are `do { } while (0)` so that `break` skips the rest of a case.
-#include <stdarg.h>
-#include <stdint.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include "harness.h"
+// Case bodies are `do { } while (0)` so that `break` skips the rest of a case. The process harness
+// (run, results, JSON helpers) is tests/cli_harness.h, shared with test_cli_inputs.c, which covers
+// every input path (files, stdin, models, tokenizers, flags) with good and bad input.
+#include "cli_harness.h"
 #include "golden.h"
 
 #define PREFIX_BYTES 4000
 #define REL 1e-4
 
-static char bin[1024], errfile[64] = "";
 static char m_st[1024], m_stg[1024], m_en[1024], m_tok[1024];
-
-typedef struct result {
-    int rc;          // exit status, or -1 if it did not exit normally
-    char *out, *err; // stdout, stderr (NUL-terminated, never NULL)
-} result;
-
-static char *slurp(FILE *f) {
-    size_t cap = 4096, n = 0;
-    char *buf = (char *)malloc(cap);
-    if (!buf) return NULL;
-    for (;;) {
-        if (cap - n < 2048) {
-            char *nb = (char *)realloc(buf, cap *= 2);
-            if (!nb) { free(buf); return NULL; }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-static char *read_path(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = slurp(f);
-    fclose(f);
-    if (s && len) *len = strlen(s);
-    return s;
-}
-
-// Runs "$INTACT_BIN args" through the shell (args is shell syntax; paths are single-quoted by the
-// callers), stdout through popen and stderr into a temp file.
-static result run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static result run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s' </dev/null", bin, args, errfile);
-    result r = {-1, NULL, NULL};
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    if (p) {
-        r.out = slurp(p);
-        int st = pclose(p);
-        r.rc = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
-    }
-    r.err = read_path(errfile, NULL);
-    if (!r.out) r.out = strdup("");
-    if (!r.err) r.err = strdup("");
-    return r;
-}
-
-static void rfree(result *r) { free(r->out); free(r->err); }
-
-// The number after "key": in a flat JSON object; NAN if the key is absent.
-static double json_num(const char *js, const char *key) {
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    if (!p) return NAN;
-    p += strlen(pat);
-    while (*p == ' ') p++;
-    char *end;
-    double v = strtod(p, &end);
-    return end == p ? NAN : v;
-}
-
-// One JSON object on one line: "{...}\n" and nothing else.
-static int one_json_object(const char *s) {
-    size_t n = strlen(s);
-    if (n < 3 || s[0] != '{' || s[n - 1] != '\n' || s[n - 2] != '}') return 0;
-    return memchr(s, '\n', n - 1) == NULL;
-}
-
-static int near_rel(double a, double b, double rel) { return fabs(a - b) <= rel * fabs(b); }
 
 static const char *golden_path(const char *file, char *buf, size_t cap) {
     const char *root = getenv("INTACT_GOLDENS");
@@ -103,12 +19,8 @@ static const char *golden_path(const char *file, char *buf, size_t cap) {
     return buf;
 }
 
-#define CHECK_FAILS(r, what) CHECK((r).rc > 0 && (r).err[0] != '\0', \
-    "%s: rc %d, stderr '%s'", what, (r).rc, (r).err)
-
 int main(void) {
-    const char *b = getenv("INTACT_BIN");
-    snprintf(bin, sizeof bin, "%s", b && *b ? b : "build/intact");
+    int harness_ok = cli_harness_init() == 0;
     th_shared("models/stories260K.bin", m_st, sizeof m_st);
     th_shared("models/stories260K.gguf", m_stg, sizeof m_stg);
     th_shared("models/english-1m.bin", m_en, sizeof m_en);
@@ -120,10 +32,8 @@ int main(void) {
 
     // temp files: stderr capture and the 4000-byte text prefix
     char textfile[] = "/tmp/intact_test_cli_text_XXXXXX";
-    snprintf(errfile, sizeof errfile, "/tmp/intact_test_cli_err_XXXXXX");
-    int efd = mkstemp(errfile), tfd = mkstemp(textfile);
-    int setup_ok = efd >= 0 && tfd >= 0;
-    if (efd >= 0) close(efd);
+    int tfd = mkstemp(textfile);
+    int setup_ok = harness_ok && tfd >= 0;
     if (tfd >= 0) {
         size_t flen = 0;
         char *file = read_path(th_shared("data/eval-en.txt", tp, sizeof tp), &flen);
@@ -207,7 +117,8 @@ int main(void) {
             CHECK(r.rc > 0 && r.err[0], "'%s': rc %d, stderr '%s'", bad[i], r.rc, r.err);
             rfree(&r);
         }
-        static const char *bad_eval[] = {"-c abc", "-c 1", "-c 257", "--chunks abc", "-t 0", "-c"};
+        // (-c beyond the training context is a warning, not an error: test_cli_inputs.c)
+        static const char *bad_eval[] = {"-c abc", "-c 1", "-c 1048577", "--chunks abc", "-t 0", "-c"};
         for (size_t i = 0; i < sizeof bad_eval / sizeof bad_eval[0]; i++) {
             result r = run("ppl -m '%s' -z '%s' -f '%s' %s", m_en, m_tok, textfile, bad_eval[i]);
             CHECK(r.rc > 0 && r.err[0], "ppl '%s': rc %d, stderr '%s'", bad_eval[i], r.rc, r.err);
@@ -478,14 +389,77 @@ int main(void) {
         }
     } while (0);
 
-    TEST_CASE("retrieval: stories260K with JSON, help, bad flags, a prompt too long") do {
-        result r = run("retrieval -m '%s' -z '%s' --lines 3 --trials 2 --json", m_st, m_tok);
-        double acc = json_num(r.out, "accuracy");
-        CHECK(r.rc == 0 && one_json_object(r.out) && json_num(r.out, "trials") == 2 && json_num(r.out, "lines") == 3,
-              "rc %d out '%s' err '%s'", r.rc, r.out, r.err);
-        CHECK(acc >= 0 && acc <= 1 && json_num(r.out, "prompt_tokens") > 0 && json_num(r.out, "kv_bytes") > 0 &&
-              json_num(r.out, "kv_bytes_vs_f16") > 0, "%s", r.out);
-        CHECK(strstr(r.err, "trial 1/2") && strstr(r.err, "trial 2/2"), "no per-trial progress: '%s'", r.err);
+    // Scoring is checked against the rule written out here: each stderr trial line ("line ID = V, ...
+    // answer "A": correct|wrong") must be flagged correct exactly when A's first integer is V, and the
+    // JSON must count those. stories260K scores ~0, so a scripted model (tests/ref/retrieval_model.py:
+    // it always answers one number) is given the value of one trial: accuracy exactly 1/4.
+    TEST_CASE("retrieval: stories260K and a scripted model with a known accuracy, help, bad flags, too long") do {
+        result r = {0, NULL, NULL, 0};
+        long vals[4] = {-1, -1, -1, -1};
+        char answer[32] = "";
+        for (int pass = 0; pass < 3; pass++) {
+            char smodel[64];
+            snprintf(smodel, sizeof smodel, "/tmp/test_cli_retrieval_%d.bin", (int)getpid());
+            if (pass == 0) {
+                r = run("retrieval -m '%s' -z '%s' --lines 3 --trials 2 --json", m_st, m_tok);
+            } else if (pass == 1) {   // the values of 4 one-line trials (stories260K answers 1 token)
+                r = run("retrieval -m '%s' -z '%s' --lines 1 --trials 4 --seed 9 --max-answer 1", m_st, m_tok);
+            } else {
+                for (int t = 3; t >= 0 && !answer[0]; t--)   // a value with distinct digits (the model's rule)
+                    for (long v = vals[t], seen = 0; v > 0; v /= 10) {
+                        if (seen & (1 << (v % 10))) break;
+                        seen |= 1 << (v % 10);
+                        if (v < 10) snprintf(answer, sizeof answer, "%ld", vals[t]);
+                    }
+                char cmd[3072];
+                snprintf(cmd, sizeof cmd, "%s tests/ref/retrieval_model.py --tok '%s' --answer '%s' --out '%s'",
+                         access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", m_tok, answer,
+                         smodel);
+                int src = answer[0] ? system(cmd) : -1;
+                CHECK(answer[0] && src == 0, "values %ld %ld %ld %ld; '%s' exited %d (run from the repo root)",
+                      vals[0], vals[1], vals[2], vals[3], cmd, src);
+                if (!answer[0] || src != 0) break;
+                r = run("retrieval -m '%s' -z '%s' --lines 1 --trials 4 --seed 9 --json", smodel, m_tok);
+                unlink(smodel);
+            }
+            int trials = pass == 0 ? 2 : 4, n_lines = 0, n_right = 0, n_bad = 0, expect = 0;
+            for (const char *l = strstr(r.err, "retrieval trial "); l; l = strstr(l + 1, "retrieval trial ")) {
+                int ti, tn;
+                long v;
+                const char *a = strstr(l, "answer \""), *e = strchr(l, '\n');
+                if (sscanf(l, "retrieval trial %d/%d: line %*[a-z-] = %ld,", &ti, &tn, &v) != 3 || !a || !e) {
+                    n_bad++;
+                    continue;
+                }
+                const char *end = e;   // the answer may hold quotes: it ends at the line's last '": '
+                while (end > a && strncmp(end, "\": ", 3) != 0) end--;
+                const char *d = a + 8;
+                while (d < end && (*d < '0' || *d > '9')) d++;
+                int right = d < end && strtol(d, NULL, 10) == v;
+                int said = strncmp(end, "\": correct\n", 11) == 0;
+                n_bad += right != said || ti != n_lines + 1 || tn != trials;
+                if (pass == 2) n_bad += (size_t)(end - a - 8) != strlen(answer) || strncmp(a + 8, answer, strlen(answer));
+                if (pass == 1 && ti >= 1 && ti <= 4) vals[ti - 1] = v;
+                if (pass == 2) expect += v == strtol(answer, NULL, 10);
+                n_right += right;
+                n_lines++;
+                l = e;
+            }
+            CHECK(r.rc == 0 && n_lines == trials && n_bad == 0, "pass %d: rc %d, %d trial lines, %d wrong: '%s'", pass,
+                  r.rc, n_lines, n_bad, r.err);
+            if (pass != 1) {
+                double acc = json_num(r.out, "accuracy");
+                CHECK(r.rc == 0 && one_json_object(r.out) && json_num(r.out, "trials") == trials &&
+                      json_num(r.out, "lines") == (pass ? 1 : 3), "rc %d out '%s' err '%s'", r.rc, r.out, r.err);
+                CHECK(json_num(r.out, "correct") == n_right && acc == n_right / (double)trials &&
+                      json_num(r.out, "prompt_tokens") > 0 && json_num(r.out, "kv_bytes") > 0 &&
+                      json_num(r.out, "kv_bytes_vs_f16") > 0, "pass %d: %d right by the rule: %s", pass, n_right, r.out);
+            }
+            if (pass == 2)
+                CHECK(expect >= 1 && n_right == expect && json_num(r.out, "correct") == expect,
+                      "the scripted model answers '%s', %d trials hold it, %d scored right", answer, expect, n_right);
+            if (pass < 2) { rfree(&r); r.out = r.err = NULL; }
+        }
         rfree(&r);
         r = run("retrieval -m '%s' -z '%s' --lines 2 --trials 1 -q", m_st, m_tok);
         CHECK(r.rc == 0 && strstr(r.out, "accuracy") && strstr(r.out, "of fp16") && r.err[0] == '\0',
@@ -512,7 +486,7 @@ int main(void) {
         rfree(&r);
     } while (0);
 
-    if (errfile[0]) unlink(errfile);
+    cli_harness_done();
     unlink(textfile);
     golden_free(g);
     return th_finish("test_cli");

@@ -5,7 +5,9 @@
 #include "core/fp16.h"
 #include "core/pool.h"
 #include "harness.h"
+#include "intact.h"
 #include "kv/kv.h"
+#include "kv/kv_mikv.h"
 #include "kv/kv_quant.h"
 
 enum { NL = 2, NCTX = 100, NH = 4, NKV = 2, HD = 64, KVD = NKV * HD, QD = NH * HD };
@@ -430,8 +432,122 @@ static void test_sink(it_pool *pool) {
     free(k); free(v); free(q); free(out); free(ref); free(dk); free(dv);
 }
 
+// The default group: the largest multiple of 8 that divides head_dim and is at most 32. Expected
+// values worked out by hand from that rule (divisors of head_dim among 32, 24, 16, 8).
+static void test_default_group(void) {
+    TEST_CASE("default KV group: largest multiple of 8 <= 32 dividing head_dim") {
+        static const int hd[] = {8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 128, 12, 4, 20, 0};
+        static const int want[] = {8, 16, 24, 32, 8, 24, 8, 32, 24, 16, 32, 32, 0, 0, 0, 0};
+        for (int i = 0; i < 16; i++)
+            CHECK(kvq_default_group(hd[i]) == want[i], "head_dim %d: %d, want %d", hd[i], kvq_default_group(hd[i]),
+                  want[i]);
+    }
+    TEST_CASE("default group fits head_dim 8 and 48; a given group that does not names it, not memory") {
+        char why[256] = "";
+        kvq_config dflt = {KVQ_INT4, KVQ_INT4, 0, KVQ_PER_TOKEN, 0, 0}, g32 = {KVQ_INT4, KVQ_INT4, 32, 0, 0, 0};
+        CHECK(kvq_config_check(&dflt, 8, why, sizeof why) == 0, "hd 8 default refused: %s", why);
+        it_kv *kv = kv_quant_new(1, 16, 2, 1, 8, &dflt);
+        CHECK(kv != NULL, "hd 8 default cache");
+        if (kv) kv->ops->free(kv);
+        CHECK(kvq_bytes_per_token(&dflt, 1, 8) == 2 * (4 + 4), "hd 8: one group of 8 per row: %zu",
+              kvq_bytes_per_token(&dflt, 1, 8));
+        // head_dim 48 -> group 24 (two groups): round trip of one row within the analytic bound.
+        kv = kv_quant_new(1, 4, 1, 1, 48, &dflt);
+        CHECK(kv != NULL, "hd 48 default cache");
+        if (kv) {
+            float x[48], y[48];
+            for (int i = 0; i < 48; i++) x[i] = frand() * (i < 24 ? 1.0f : 10.0f);
+            CHECK(kv->ops->store(kv, 0, 0, 1, x, x) == 0, "store");
+            kvq_dequant_row(kv, 0, 0, 1, y);
+            for (int g = 0; g < 2; g++)
+                for (int i = 0; i < 24; i++)
+                    CHECK(fabs(y[g * 24 + i] - x[g * 24 + i]) <= qbound(x + g * 24, 24, 1, 4), "hd 48 g%d i%d", g, i);
+            kv->ops->free(kv);
+        }
+        CHECK(kvq_config_check(&g32, 8, why, sizeof why) != 0, "group 32 for hd 8 accepted");
+        CHECK(strstr(why, "32") && strstr(why, "head dimension 8") && !strstr(why, "memory"), "message '%s'", why);
+        CHECK(kvq_config_check(&dflt, 12, why, sizeof why) != 0 && strstr(why, "head dimension 12"), "hd 12: '%s'",
+              why);
+        kv_mikv_config mc = kv_mikv_default_config();
+        CHECK(kv_mikv_config_check(&mc, 8, why, sizeof why) == 0, "MiKV hd 8 default refused: %s", why);
+        kv = kv_mikv_new(1, 16, 2, 1, 8, &mc);
+        CHECK(kv != NULL, "MiKV hd 8 default cache");
+        if (kv) kv->ops->free(kv);
+        mc.group = 16;
+        CHECK(kv_mikv_config_check(&mc, 8, why, sizeof why) != 0 && strstr(why, "head dimension 8") &&
+              !strstr(why, "memory"), "MiKV group 16 hd 8: '%s'", why);
+    }
+}
+
+// Through the library on a real model (stories260K, head_dim 8): intact_ctx_set_kv names the cause,
+// and a cache that cannot get its working memory makes intact_ctx_eval fail with INTACT_E_NOMEM
+// (kv_test_fail_allocs injects the failure) instead of returning unwritten attention outputs.
+static void test_ctx_errors(void) {
+    char path[1024], tok[1024];
+    intact_error err = {0, ""};
+    intact_model *m = intact_model_load(th_shared("models/stories260K.bin", path, sizeof path),
+                                        th_shared("models/tok512.bin", tok, sizeof tok), &err);
+    // do { } while (0): `break` skips the rest of the case without skipping TEST_CASE's accounting.
+    TEST_CASE("stories260K: set_kv errors name the cause; attend/store failures reach intact_ctx_eval") do {
+        CHECK(m != NULL, "load: %s", err.msg);
+        if (!m) break;
+        intact_ctx_params cp = intact_ctx_default_params();
+        cp.n_ctx = 32;
+        cp.n_threads = 2;
+        intact_ctx *c = intact_ctx_new(m, &cp, &err);
+        CHECK(c != NULL, "ctx: %s", err.msg);
+        if (!c) break;
+        intact_kv_params kp;
+        memset(&kp, 0, sizeof kp);
+        kp.k_type = kp.v_type = "int4";
+        kp.group = 32;
+        CHECK(intact_ctx_set_kv(c, &kp, &err) != 0 && err.code == INTACT_E_ARG && strstr(err.msg, "head dimension 8")
+              && !strstr(err.msg, "memory"), "group 32: %d '%s'", err.code, err.msg);
+        kp.mikv_hi = 0.5f;
+        kp.k_type = kp.v_type = NULL;
+        CHECK(intact_ctx_set_kv(c, &kp, &err) != 0 && err.code == INTACT_E_ARG && strstr(err.msg, "head dimension 8")
+              && !strstr(err.msg, "memory"), "MiKV group 32: %d '%s'", err.code, err.msg);
+        int32_t toks[6] = {1, 100, 200, 300, 400, 500};
+        for (int mikv = 0; mikv < 2; mikv++) {
+            memset(&kp, 0, sizeof kp);
+            if (mikv) kp.mikv_hi = 0.5f, kp.sink = 1;
+            else kp.k_type = kp.v_type = "int4";
+            const char *what = mikv ? "MiKV" : "int4";
+            CHECK(intact_ctx_set_kv(c, &kp, &err) == 0, "%s default group: %s", what, err.msg);
+            kv_test_fail_allocs(1);   // the first attend's scratch
+            err.code = 0;
+            int rc = intact_ctx_eval(c, toks, 6, &err);
+            kv_test_fail_allocs(0);
+            CHECK(rc != 0 && err.code == INTACT_E_NOMEM && strstr(err.msg, "out of memory"), "%s: rc %d code %d '%s'",
+                  what, rc, err.code, err.msg);
+            CHECK(intact_ctx_pos(c) == 0, "%s: pos %d after a failed eval", what, intact_ctx_pos(c));
+            intact_ctx_reset(c);
+            CHECK(intact_ctx_eval(c, toks, 6, &err) == 0 && intact_ctx_pos(c) == 6, "%s recovers: %s", what, err.msg);
+        }
+        intact_ctx_free(c);
+    } while (0);
+    intact_model_free(m);
+    TEST_CASE("per-channel rewind: an allocation failure is KV_E_NOMEM, a gap KV_E_ARG") do {
+        kvq_config pc = {KVQ_INT4, KVQ_INT4, 8, KVQ_PER_CHANNEL, 0, 0};
+        it_kv *kv = kv_quant_new(1, 64, 2, 1, 8, &pc);
+        CHECK(kv != NULL, "cache");
+        if (!kv) break;
+        float k[40 * 8], v[40 * 8];
+        for (int i = 0; i < 40 * 8; i++) k[i] = frand(), v[i] = frand();
+        CHECK(kv->ops->store(kv, 0, 0, 40, k, v) == KV_OK, "store 40");
+        kv_test_fail_allocs(1);
+        int rc = kv->ops->store(kv, 0, 20, 1, k, v);   // rewinds into a quantized block: needs a row buffer
+        kv_test_fail_allocs(0);
+        CHECK(rc == KV_E_NOMEM, "rewind under allocation failure: %d", rc);
+        CHECK(kv->ops->store(kv, 0, 50, 1, k, v) == KV_E_ARG, "gap");
+        kv->ops->free(kv);
+    } while (0);
+}
+
 int main(void) {
     it_pool *pool = it_pool_new(3);
+    test_default_group();
+    test_ctx_errors();
     test_round_trip();
     test_attention(pool);
     test_residual();

@@ -145,6 +145,12 @@ int main(void) {
             int nx = intact_tokenize(m, "The president said", 18, 1, x, 32, &err);
             int ny = intact_tokenize(r, "The president said", 18, 1, y, 32, &err);
             CHECK(nx == ny && nx > 0 && memcmp(x, y, sizeof(int32_t) * (size_t)nx) == 0, "tokenizer differs");
+            // A reloaded quantized file does not remember being quantized in memory, but its tensor types
+            // say it: quantizing it again (e.g. `run -m Q.gguf --quant rtn`) is refused, naming the type.
+            intact_quant_params p4 = intact_quant_default_params();
+            p4.group = 32;
+            CHECK(intact_model_quantize(r, &p4, NULL, &err) != 0 && strstr(err.msg, "already quantized (int3_g64)"),
+                  "re-quantizing a quantized file: '%s'", err.msg);
         }
         free(a);
         free(b);

@@ -1,6 +1,8 @@
-// Line retrieval (LongEval): the answer parser, the prompt builder, the chat templates and their
-// special tokens, and runs on stories260K (which fits only a few lines and scores near zero).
+// Line retrieval (LongEval): the answer parser, the scoring rule, the prompt builder, the chat
+// templates and their special tokens, runs on stories260K (which fits only a few lines and scores near
+// zero) and on a scripted model with a known accuracy (tests/ref/retrieval_model.py, needs python3).
 #include <stdint.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "eval/retrieval.h"
@@ -52,10 +54,62 @@ static int same_text(int n, uint64_t s1, int t1, uint64_t s2, int t2) {
     return same;
 }
 
-static int n_reports;
+// The asked line's value read back from the prompt text alone: the id after the question's "in line
+// ", then that line's "<n>". -1 when the text does not say.
+static long value_in_text(const char *text) {
+    const char *q = strstr(text, "Tell me what is the <REGISTER_CONTENT> in line ");
+    if (!q) return -1;
+    q += strlen("Tell me what is the <REGISTER_CONTENT> in line ");
+    const char *e = strchr(q, '?');
+    char want[64];
+    if (!e || e - q > 40) return -1;
+    snprintf(want, sizeof want, "line %.*s: REGISTER_CONTENT is <", (int)(e - q), q);
+    const char *l = strstr(text, want);
+    return l ? strtol(l + strlen(want), NULL, 10) : -1;
+}
+
+// The rule written out independently of retrieval.c: skip to the first digit, read the digits.
+static int answer_is(const char *answer, long value) {
+    while (*answer && (*answer < '0' || *answer > '9')) answer++;
+    if (!*answer) return 0;
+    char *end;
+    long v = strtol(answer, &end, 10);
+    return v == value;
+}
+
+// Per-trial reports: counted, and the flag of each checked against the independent rule.
+static int n_reports, n_report_bad, n_report_correct;
+static char first_answer[64];
 static void count_report(void *user, const retrieval_trial *t) {
     (void)user;
     if (t->answer && t->c && t->prompt_tokens > 0 && (t->correct == 0 || t->correct == 1)) n_reports++;
+    if (!t->answer || !t->c || t->correct != answer_is(t->answer, value_in_text(t->c->text))) n_report_bad++;
+    n_report_correct += t->correct == 1;
+    if (t->trial == 1 && t->answer) snprintf(first_answer, sizeof first_answer, "%s", t->answer);
+}
+
+// Writes tests/ref/retrieval_model.py's scripted model (always answers `answer`, then EOS) to path.
+static int write_scripted_model(const char *tok, const char *answer, const char *path) {
+    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    if (access("tests/ref/retrieval_model.py", R_OK) != 0) {
+        printf("  tests/ref/retrieval_model.py not found: run the tests from the repository root\n");
+        return -1;
+    }
+    char cmd[3072];
+    snprintf(cmd, sizeof cmd, "%s tests/ref/retrieval_model.py --tok '%s' --answer %s --out '%s'", py, tok, answer,
+             path);
+    int rc = system(cmd);
+    if (rc != 0) printf("  '%s' failed (status %d)\n", cmd, rc);
+    return rc == 0 ? 0 : -1;
+}
+
+static int distinct_digits(long v) {
+    int seen = 0;
+    for (; v > 0; v /= 10) {
+        if (seen & (1 << (v % 10))) return 0;
+        seen |= 1 << (v % 10);
+    }
+    return 1;
 }
 
 int main(void) {
@@ -107,6 +161,23 @@ int main(void) {
         free(s);
     }
 
+    TEST_CASE("scoring: hand-written answers, 6 of 11 right") {
+        retrieval_case c = {NULL, 3, 1, 4711, "calm-river"};
+        static const struct { const char *answer; int right; } cases[] = {
+            {"4711", 1}, {" <4711>", 1}, {"The number is 4711.", 1}, {"04711", 1}, {"-4711", 1},
+            {"4711 or 4712", 1}, {"47110", 0}, {"4,711", 0}, {"12 then 4711", 0}, {"", 0}, {"four", 0}};
+        int right = 0;
+        for (int i = 0; i < 11; i++) {
+            int got = retrieval_score(&c, cases[i].answer);
+            CHECK(got == cases[i].right, "'%s' for 4711: scored %d", cases[i].answer, got);
+            right += got;
+        }
+        CHECK(right == 6, "%d of 11 scored right", right);
+        c.value = 7;
+        CHECK(retrieval_score(&c, "7") == 1 && retrieval_score(&c, "70") == 0 && retrieval_score(&c, "x 7 y") == 1,
+              "value 7");
+    }
+
     char mp[1024], tp[1024];
     intact_error err = {0, ""};
     intact_model *m = intact_model_load(th_shared("models/stories260K.bin", mp, sizeof mp),
@@ -154,9 +225,11 @@ int main(void) {
         CHECK(r.prompt_tokens > 100 && r.prompt_tokens < 512, "prompt tokens %g", r.prompt_tokens);
         CHECK(r.kv_bytes > 0 && r.kv_bytes_vs_f16 > 1.9 && r.kv_bytes_vs_f16 < 2.1, "fp32 cache: %llu bytes, %g of f16",
               (unsigned long long)r.kv_bytes, r.kv_bytes_vs_f16);
-        n_reports = 0;
+        n_reports = n_report_bad = n_report_correct = 0;
         rc = retrieval_eval(m, &p, RT_NONE, count_report, NULL, &r2, &err);
-        CHECK(rc == 0 && n_reports == 2, "rc %d reports %d: %s", rc, n_reports, err.msg);
+        CHECK(rc == 0 && n_reports == 2 && n_report_bad == 0 && n_report_correct == r.correct,
+              "rc %d reports %d (%d flags against the rule, %d correct): %s", rc, n_reports, n_report_bad,
+              n_report_correct, err.msg);
         CHECK(rc == 0 && r2.correct == r.correct && r2.prompt_tokens == r.prompt_tokens, "not deterministic");
         // A quantized cache is smaller; a template makes the prompt longer.
         intact_kv_params kv = {0};
@@ -167,6 +240,66 @@ int main(void) {
         rc = retrieval_eval(m, &p, RT_LLAMA2, NULL, NULL, &r2, &err);
         CHECK(rc == 0 && r2.kv_bytes_vs_f16 < 0.6 && r2.prompt_tokens > r.prompt_tokens, "int4 + llama2: %g %g %s",
               r2.kv_bytes_vs_f16, r2.prompt_tokens, err.msg);
+    } while (0);
+
+    // A scripted model (tests/ref/retrieval_model.py: whatever the prompt, the greedy answer is one
+    // fixed number) answers the value of one trial, read from that trial's text. The reported
+    // accuracy must then be exactly (trials holding that value) / trials, 1 of 4 here: forcing every
+    // answer wrong, or every answer right, in retrieval.c fails this.
+    TEST_CASE("end to end: a scripted model that knows one trial's answer scores exactly 1/4") do {
+        enum { T = 4, LINES = 2 };
+        long vals[T];
+        uint64_t seed = 0;
+        int pick = -1;
+        for (; pick < 0 && seed < 100; seed++) {
+            for (int t = 0; t < T; t++) {
+                retrieval_case c;
+                vals[t] = -1;
+                if (retrieval_build_case(LINES, seed, t, &c, NULL) == 0) vals[t] = value_in_text(c.text);
+                retrieval_case_free(&c);
+            }
+            for (int t = T - 1; t >= 0; t--)   // a later trial, so trial order matters too
+                if (vals[t] > 0 && distinct_digits(vals[t])) pick = t;
+        }
+        seed--;
+        CHECK(pick >= 0, "no trial value with distinct digits");
+        if (pick < 0) break;
+        int expect = 0;
+        for (int t = 0; t < T; t++) expect += vals[t] == vals[pick];
+        char answer[32], path[64];
+        snprintf(answer, sizeof answer, "%ld", vals[pick]);
+        snprintf(path, sizeof path, "/tmp/test_retrieval_%d.bin", (int)getpid());
+        CHECK(write_scripted_model(tp, answer, path) == 0, "could not build the scripted model");
+        intact_model *sm = intact_model_load(path, tp, &err);
+        unlink(path);
+        CHECK(sm != NULL, "%s", err.msg);
+        if (!sm) break;
+        intact_retrieval_params p = intact_retrieval_default_params();
+        p.n_lines = LINES;
+        p.trials = T;
+        p.seed = seed;
+        intact_retrieval_result r;
+        n_reports = n_report_bad = n_report_correct = 0;
+        first_answer[0] = '\0';
+        int rc = retrieval_eval(sm, &p, RT_NONE, count_report, NULL, &r, &err);
+        CHECK(rc == 0, "%s", err.msg);
+        CHECK(rc == 0 && strcmp(first_answer, answer) == 0, "the scripted model answered '%s', not '%s'",
+              first_answer, answer);
+        CHECK(rc == 0 && r.trials == T && r.correct == expect && r.accuracy == (double)expect / T,
+              "seed %llu: %d of %d correct (accuracy %g), expected exactly %d", (unsigned long long)seed, r.correct,
+              r.trials, r.accuracy, expect);
+        CHECK(n_reports == T && n_report_bad == 0 && n_report_correct == expect,
+              "per-trial flags: %d reports, %d disagree with the rule, %d correct", n_reports, n_report_bad,
+              n_report_correct);
+        // A compressed cache does not change this model's answer (its attention adds exactly 0).
+        intact_kv_params kv = {0};
+        kv.k_type = "int2";
+        kv.v_type = "int2";
+        kv.group = 8;
+        p.kv = &kv;
+        rc = intact_eval_retrieval(sm, &p, &r, &err);
+        CHECK(rc == 0 && r.correct == expect, "int2 cache: rc %d, %d correct: %s", rc, r.correct, err.msg);
+        intact_model_free(sm);
     } while (0);
 
     TEST_CASE("errors: prompt too long, bad parameters") do {

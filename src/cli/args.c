@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void (*cli_parse_only_hook)(const char *cmd, const cli_opt *opts, int n_opts, int argc, char **argv);
+
 void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts, void *stream) {
     FILE *f = stream;
     fprintf(f, "usage: intact %s %s\n\noptions:\n", cmd, synopsis);
@@ -21,11 +23,12 @@ void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n
 static int parse_number(const char *cmd, const cli_opt *o, const char *v) {
     char *end;
     errno = 0;
-    if (o->kind == ARG_FLOAT) {
+    int kind = o->kind & ARG_KIND_MASK;
+    if (kind == ARG_FLOAT) {
         double d = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(d) || d < o->lo || d > o->hi) goto bad;
         *(float *)o->dst = (float)d;
-    } else if (o->kind == ARG_U64) {
+    } else if (kind == ARG_U64) {
         if (*v == '-') goto bad;
         unsigned long long u = strtoull(v, &end, 10);
         if (errno || end == v || *end) goto bad;
@@ -37,11 +40,11 @@ static int parse_number(const char *cmd, const cli_opt *o, const char *v) {
     }
     return 0;
 bad:
-    if (o->kind == ARG_U64)
+    if (kind == ARG_U64)
         fprintf(stderr, "intact %s: %s expects a non-negative integer, got '%s'\n", cmd, o->lng, v);
     else
         fprintf(stderr, "intact %s: %s expects a %s in [%.15g, %.15g], got '%s'\n", cmd, o->lng,
-                o->kind == ARG_FLOAT ? "number" : "whole number", o->lo, o->hi, v);
+                kind == ARG_FLOAT ? "number" : "whole number", o->lo, o->hi, v);
     return -1;
 }
 
@@ -58,7 +61,8 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_opt *opts, int n_
             size_t ln = strlen(opts[k].lng);
             if (strcmp(a, opts[k].lng) == 0 || (opts[k].shrt && strcmp(a, opts[k].shrt) == 0)) {
                 o = &opts[k];
-            } else if (strncmp(a, opts[k].lng, ln) == 0 && a[ln] == '=' && opts[k].kind != ARG_FLAG) {
+            } else if (strncmp(a, opts[k].lng, ln) == 0 && a[ln] == '=' &&
+                       (opts[k].kind & ARG_KIND_MASK) != ARG_FLAG) {
                 o = &opts[k];
                 inline_val = a + ln + 1;
             }
@@ -68,7 +72,8 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_opt *opts, int n_
                     a[0] == '-' ? "flag" : "argument", a, cmd);
             return -1;
         }
-        if (o->kind == ARG_FLAG) {
+        int kind = o->kind & ARG_KIND_MASK;
+        if (kind == ARG_FLAG) {
             *(int *)o->dst = 1;
             continue;
         }
@@ -80,8 +85,22 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_opt *opts, int n_
             }
             v = argv[++i];
         }
-        if (o->kind == ARG_STR) *(const char **)o->dst = v;
+        if (kind == ARG_STR) *(const char **)o->dst = v;
         else if (parse_number(cmd, o, v) != 0) return -1;
+    }
+    for (int k = 0; k < n_opts; k++) {
+        if (!(opts[k].kind & ARG_REQUIRED)) continue;
+        const char *given = *(const char **)opts[k].dst;
+        if (!given || !*given) {   // "--model=" names no model either
+            const char *what = opts[k].lng + 2;   // "--model" -> "model"
+            fprintf(stderr, "intact %s: no %s given (%s %s)\n", cmd, what, opts[k].shrt ? opts[k].shrt : opts[k].lng,
+                    opts[k].meta ? opts[k].meta : "");
+            return -1;
+        }
+    }
+    if (cli_parse_only_hook) {
+        cli_parse_only_hook(cmd, opts, n_opts, argc, argv);
+        return 1;
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/common.h"
+#include "eval/analyze.h"
 #include "eval/svg.h"
 
 enum { MAX_LIST = 64, LABEL_CAP = 64 };
@@ -33,7 +34,8 @@ static const char *SYNOPSIS =
     "attn_share_first[], sink_ratio[]} (per token; null where not judged), kv_stats[] {layer,\n"
     "k_absmax, k_std, v_absmax, v_std: [pivot tokens, others]}.\n"
     "--svg DIR writes activations.svg, attention_L<l>_H<h>.svg (default layers: first, middle, last;\n"
-    "head 0) and attention_share.svg";
+    "head 0), attention_share.svg and channels_L<l>.svg (|h| per channel of token 0 vs the others),\n"
+    "printing 'wrote PATH' on stderr for each";
 
 // "1,3,5" into out (each in [0, limit)); returns the count or -1 (message printed).
 static int parse_list(const char *what, const char *s, int limit, int *out) {
@@ -231,46 +233,118 @@ static void print_report(const intact_analysis *a, const intact_model_info *in, 
     }
 }
 
-static int write_svgs(const intact_analysis *a, const char *model, char (*lab)[LABEL_CAP], const an_flags *f,
-                      const int *layers, int nl, const int *heads, int nh) {
-    int n = a->n_tokens, L = a->n_layers, H = a->n_heads, F = f->first < n ? f->first : n, rc = 0;
+// A token label for the plots: spaces shown as U+2423 (a word-initial piece " out" differs from
+// "out", and a lone space would be an invisible label).
+static void plot_label(const char *in, char *out, size_t cap) {
+    size_t n = 0;
+    for (; *in && n + 4 < cap; in++) {
+        if (*in == ' ') { memcpy(out + n, "\xE2\x90\xA3", 3); n += 3; }
+        else out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
+// Median of v[0..n) (n >= 1); v is reordered.
+static float median_of(float *v, int n) {
+    for (int i = 1; i < n; i++)   // insertion sort: n is one model width
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) { float t = v[j]; v[j] = v[j - 1]; v[j - 1] = t; }
+    return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// One SVG written: say where (stderr, so that --json stays one object on stdout).
+static int wrote(int rc, const char *path, const intact_error *err) {
+    if (rc == 0) fprintf(stderr, "wrote %s\n", path);
+    else fprintf(stderr, "intact analyze: %s\n", err->msg);
+    return rc;
+}
+
+static int write_svgs(const intact_model *m, const intact_analysis *a, const char *model,
+                      char (*lab)[LABEL_CAP], const an_flags *f, const int *layers, int nl, const int *heads,
+                      int nh) {
+    int n = a->n_tokens, L = a->n_layers, H = a->n_heads, D = a->dim, F = f->first < n ? f->first : n, rc = 0;
     const char **tl = malloc((size_t)n * sizeof *tl);
+    char (*pl)[LABEL_CAP * 3] = malloc((size_t)n * sizeof *pl);
     const char **ll = malloc((size_t)L * sizeof *ll);
     char (*lnames)[24] = malloc((size_t)L * sizeof *lnames);
+    const char **cells = calloc((size_t)L * n, sizeof *cells);
+    char (*chan)[16] = malloc((size_t)L * n * sizeof *chan);
     float *bars = malloc((size_t)L * F * sizeof *bars);
-    char path[4200], title[512];
+    float *prof = malloc((size_t)nl * 3 * D * sizeof *prof);   // token 0, max and median of the others
+    char path[4200], title[512], note[512];
     intact_error err = {0, ""};
-    if (!tl || !ll || !lnames || !bars) { fprintf(stderr, "intact analyze: out of memory\n"); rc = -1; goto out; }
-    for (int i = 0; i < n; i++) tl[i] = lab[i];
+    if (!tl || !pl || !ll || !lnames || !cells || !chan || !bars || !prof) {
+        fprintf(stderr, "intact analyze: out of memory\n");
+        rc = -1;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) { plot_label(lab[i], pl[i], sizeof pl[i]); tl[i] = pl[i]; }
     for (int l = 0; l < L; l++) { snprintf(lnames[l], sizeof lnames[l], "layer %d", l); ll[l] = lnames[l]; }
 
+    // Activations: log colour (the pivot is ~100x the rest: on a linear scale everything else would be
+    // one colour), and the channel of the max written into the cells that meet the criterion.
+    for (size_t li = 0; li < (size_t)L * n; li++)
+        if (a->why[li] & INTACT_PIVOT_ACT) {
+            snprintf(chan[li], sizeof chan[li], "%d", a->channel[li]);
+            cells[li] = chan[li];
+        }
     snprintf(path, sizeof path, "%s/activations.svg", f->svg_dir);
-    snprintf(title, sizeof title, "%s: max |h| of the residual stream per token and layer", model);
-    svg_heatmap hm = {title, "token", "layer (block output)", a->max_abs, L, n, tl, ll, 1, 1e-6f, 0};
-    rc = svg_write_heatmap(path, &hm, &err);
+    snprintf(title, sizeof title, "%s: largest |h| of each token's residual stream, per layer", model);
+    snprintf(note, sizeof note, "Numbers in cells: the channel holding the max, where max|h| >= %g x the median "
+             "of the other tokens (massive activation).", f->pivot_ratio);
+    svg_heatmap hm = {.title = title, .xlabel = "token (\xE2\x90\xA3 = space)", .ylabel = "layer (block output)",
+                      .v = a->max_abs, .rows = L, .cols = n, .xlabels = tl, .ylabels = ll, .log_scale = 1,
+                      .floor = 1e-6f, .cbar_label = "max over channels of |h|", .cell_text = cells, .note = note};
+    rc = wrote(svg_write_heatmap(path, &hm, &err), path, &err);
     for (int x = 0; x < nl && rc == 0; x++)
         for (int y = 0; y < nh && rc == 0; y++) {
             int l = layers[x], h = heads[y];
             snprintf(path, sizeof path, "%s/attention_L%d_H%d.svg", f->svg_dir, l, h);
-            snprintf(title, sizeof title, "%s: attention probabilities, layer %d head %d", model, l, h);
-            svg_heatmap am = {title, "key", "query", a->maps + ((size_t)l * H + h) * n * n, n, n, tl, tl, 1,
-                              1e-3f, 1};
-            rc = svg_write_heatmap(path, &am, &err);
+            snprintf(title, sizeof title, "%s, layer %d, head %d: attention probabilities", model, l, h);
+            snprintf(note, sizeof note, "Row = query, column = key it attends to; above the diagonal is masked. "
+                     "This head gives [BOS] %.0f%% of its attention (uniform: %.0f%%).",
+                     100 * a->head_share[((size_t)l * H + h) * n], 100 * a->uniform[0]);
+            svg_heatmap am = {.title = title, .xlabel = "key (\xE2\x90\xA3 = space)", .ylabel = "query",
+                              .v = a->maps + ((size_t)l * H + h) * n * n, .rows = n, .cols = n, .xlabels = tl,
+                              .ylabels = tl, .log_scale = 1, .floor = 1e-3f, .causal = 1,
+                              .cbar_label = "attention probability", .note = note};
+            rc = wrote(svg_write_heatmap(path, &am, &err), path, &err);
         }
     if (rc == 0) {
         for (int l = 0; l < L; l++)
             for (int j = 0; j < F; j++) bars[(size_t)l * F + j] = 100 * a->share[(size_t)l * n + j];
         snprintf(path, sizeof path, "%s/attention_share.svg", f->svg_dir);
-        snprintf(title, sizeof title, "%s: attention share of the first %d tokens", model, F);
+        snprintf(title, sizeof title, "%s: attention received by the first %d tokens (%d-token text)", model, F, n);
         float ref[64];
         for (int j = 0; j < F; j++) ref[j] = 100 * a->uniform[j];
-        svg_bars bc = {title, "layer", "attention share (%, mean over heads and queries)", bars, L, F, ll, tl,
-                       ref, "uniform attention"};
-        rc = svg_write_bars(path, &bc, &err);
+        svg_bars bc = {.title = title, .xlabel = "layer", .ylabel = "attention share (%, mean over heads and queries)",
+                       .v = bars, .n_groups = L, .n_series = F, .group_labels = ll, .series_labels = tl,
+                       .ref = ref, .ref_label = "if attention were uniform",
+                       .note = "Share = mean over the queries that can see the key of the probability they give it."};
+        rc = wrote(svg_write_bars(path, &bc, &err), path, &err);
     }
-    if (rc != 0) fprintf(stderr, "intact analyze: %s\n", err.msg);
+    // Channel profiles of token 0 ([BOS]): which channels are massive, against every other token.
+    if (rc == 0 && (rc = analyze_channel_profile(m, a->tokens, n, 0, layers, nl, f->threads, prof, &err)) != 0)
+        fprintf(stderr, "intact analyze: %s\n", err.msg);
+    for (int x = 0; x < nl && rc == 0; x++) {
+        char s0[LABEL_CAP * 3 + 16], s1[64];
+        snprintf(s0, sizeof s0, "token 0 (%s)", pl[0]);
+        snprintf(s1, sizeof s1, "max of the other %d tokens", n - 1);
+        const char *sl[2] = {s0, s1};
+        snprintf(path, sizeof path, "%s/channels_L%d.svg", f->svg_dir, layers[x]);
+        snprintf(title, sizeof title, "%s, layer %d: |h| per channel of the residual stream", model, layers[x]);
+        const float *others = prof + ((size_t)x * 3 + 1) * D;
+        float omax = 0;
+        for (int c = 0; c < D; c++) omax = others[c] > omax ? others[c] : omax;
+        snprintf(note, sizeof note, "No other token exceeds %.3g on any channel; their median |h| is about %.2g.",
+                 omax, median_of(prof + ((size_t)x * 3 + 2) * D, D));
+        // Linear y: the point is the few channels hundreds of times above everything else.
+        svg_lines lc = {.title = title, .xlabel = "channel", .ylabel = "|h| after the layer",
+                        .v = prof + (size_t)x * 3 * D, .n = D, .n_series = 2, .series_labels = sl,
+                        .n_peaks = 3, .peak_prefix = "ch ", .note = note};
+        rc = wrote(svg_write_lines(path, &lc, &err), path, &err);
+    }
 out:
-    free(tl); free(ll); free(lnames); free(bars);
+    free(tl); free(pl); free(ll); free(lnames); free(cells); free(chan); free(bars); free(prof);
     return rc;
 }
 
@@ -297,7 +371,7 @@ int cmd_analyze(int argc, char **argv) {
     f.pivot_ratio = 4;
     f.attn_ratio = 3;
     cli_opt opts[] = {
-        {"--model", "-m", ARG_STR, &f.model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &f.model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &f.tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--prompt", "-p", ARG_STR, &f.prompt, "TEXT", "text to analyze (BOS is prepended)", 0, 0},
         {"--file", "-f", ARG_STR, &f.file, "PATH", "read the text from a file", 0, 0},
@@ -361,7 +435,7 @@ int cmd_analyze(int argc, char **argv) {
         fprintf(stderr, "intact analyze: cannot create directory '%s'\n", f.svg_dir);
         goto out;
     }
-    if (f.svg_dir && write_svgs(a, model, lab, &f, layers, nl, heads, nh) != 0) goto out;
+    if (f.svg_dir && write_svgs(m, a, model, lab, &f, layers, nl, heads, nh) != 0) goto out;
     if (f.json) print_json(a, model, ids, lab, &f);
     else print_report(a, &in, model, ids, lab, &f);
     rc = 0;

@@ -15,7 +15,7 @@ int cmd_bench(int argc, char **argv) {
     kv_flags kvf;
     cli_opt opts[9 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
-        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--n-prompt", "-p", ARG_INT, &n_prompt, "N", "prefill tokens (default 128)", 1, 1 << 20},
@@ -29,6 +29,7 @@ int cmd_bench(int argc, char **argv) {
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    if (quant_flags_check("bench", &qf, opts, n_opts, argc, argv) != 0) return 2;
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
@@ -41,9 +42,7 @@ int cmd_bench(int argc, char **argv) {
     if (ikv && !prefix) { intact_model_free(m); return 1; }
     if (prefix) kvf.p.sink = intact_prefix_n_tokens(prefix); // MiKV/H2O keep the prefix exact
     intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix, kvp, n_ctx};
-    if (n_ctx > in.ctx_len && !json)
-        fprintf(stderr, "intact bench: context %d exceeds the model's training context %d (speed only)\n", n_ctx,
-                in.ctx_len);
+    cli_warn_ctx("bench", n_ctx, in.ctx_len);
     intact_bench_result r;
     intact_error err = {0, ""};
     int brc = intact_bench(m, &p, &r, &err);
@@ -67,7 +66,9 @@ int cmd_bench(int argc, char **argv) {
                r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss, (unsigned long long)r.kv_bytes,
                r.kv_bytes_vs_f16, (double)r.kv_bytes / (n_pre + n_prompt + n_gen) / in.n_layers);
     } else {
-        printf("model       %s, %.2f GiB of weights, %d threads\n", in.name, in.weight_bytes / 1073741824.0, threads);
+        char wb[32];
+        printf("model       %s, %s of weights, %d threads\n", in.name,
+               cli_human_bytes(wb, sizeof wb, (double)in.weight_bytes), threads);
         printf("prefill     %d tokens: %.2f tok/s\n", n_prompt, r.prefill_tok_s);
         printf("decode      %d tokens: %.2f tok/s, %.1f MB read per token = %.2f GB/s\n", n_gen, r.decode_tok_s,
                r.decode_bytes_per_token / 1e6, r.decode_gb_s);

@@ -17,9 +17,9 @@ typedef struct {
 static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, char **argv) {
     cli_opt opts[9 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &f->ikv, "P.ikv", "IntactKV prefix: each chunk starts with it (model only)", 0, 0},
-        {"--model", "-m", ARG_STR, &f->model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &f->model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &f->tok, "PATH", "llama2.c tokenizer.bin (used for both models)", 0, 0},
-        {"--file", "-f", ARG_STR, &f->file, "PATH", "text to evaluate", 0, 0},
+        {"--file", "-f", ARG_STR, &f->file, "PATH", "text to evaluate ('-': standard input)", 0, 0},
         {"--ctx-size", "-c", ARG_INT, &f->n_ctx, "N", "chunk length incl. BOS (default min(512, model ctx))", 2, 1 << 20},
         {"--chunks", NULL, ARG_INT, &f->chunks, "N", "evaluate at most N chunks (default all)", 0, 1 << 30},
         {"--threads", "-t", ARG_INT, &f->threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
@@ -32,6 +32,7 @@ static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, c
     n = kv_flags_add(&f->kv, opts, n);
     int rc = cli_parse(cmd, syn, opts, n, argc, argv);
     if (rc) return rc;
+    if (quant_flags_check(cmd, &f->q, opts, n, argc, argv) != 0 || kv_flags_check(cmd, &f->kv) != 0) return -1;
     if (!f->file) {
         fprintf(stderr, "intact %s: no text given (-f FILE)\n", cmd);
         return -1;
@@ -43,11 +44,11 @@ static int parse_eval(const char *cmd, int with_base, eval_flags *f, int argc, c
     return 0;
 }
 
-static int default_ctx(intact_model *m, int n_ctx) {
-    if (n_ctx) return n_ctx;
+static int default_ctx(const char *cmd, intact_model *m, int n_ctx) {
     intact_model_info in;
     intact_model_get_info(m, &in);
-    return in.ctx_len < 512 ? in.ctx_len : 512;
+    cli_warn_ctx(cmd, n_ctx, in.ctx_len);
+    return n_ctx ? n_ctx : in.ctx_len < 512 ? in.ctx_len : 512;
 }
 
 int cmd_ppl(int argc, char **argv) {
@@ -67,7 +68,7 @@ int cmd_ppl(int argc, char **argv) {
     int bad;
     const intact_kv_params *kvp = kv_flags_get("ppl", &f.kv, prefix ? intact_prefix_n_tokens(prefix) : 0, &bad);
     if (bad) { intact_prefix_free(prefix); free(text); intact_model_free(m); return 2; }
-    intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks", prefix, kvp};
+    intact_eval_params p = {default_ctx("ppl", m, f.n_ctx), f.chunks, f.threads, cli_progress, "ppl chunks", prefix, kvp};
     intact_ppl_result r;
     intact_error err = {0, ""};
     rc = intact_eval_ppl(m, text, len, &p, &r, &err);
@@ -103,7 +104,11 @@ int cmd_kld(int argc, char **argv) {
     const intact_kv_params *kvp = kv_flags_get("kld", &f.kv, prefix ? intact_prefix_n_tokens(prefix) : 0, &bad);
     if (bad) rc = 2;
     if (base && !bad && (!f.ikv || prefix)) {
-        intact_eval_params p = {default_ctx(m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks", prefix, kvp};
+        intact_eval_params p = {default_ctx("kld", m, f.n_ctx), f.chunks, f.threads, cli_progress, "kld chunks", prefix, kvp};
+        intact_model_info mi, bi;
+        intact_model_get_info(m, &mi);
+        intact_model_get_info(base, &bi);
+        if (bi.ctx_len < mi.ctx_len) cli_warn_ctx("kld --base", p.n_ctx, bi.ctx_len);   // the base's own limit
         intact_kld_result r;
         intact_error err = {0, ""};
         rc = intact_eval_kld(m, base, text, len, &p, &r, &err);

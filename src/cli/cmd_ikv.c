@@ -12,11 +12,11 @@ static int ikv_build(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *out = NULL, *prompt = NULL, *prompt_file = NULL;
     int bos = 0, fp16 = 0;
     const cli_opt opts[] = {
-        {"--model", "-m", ARG_STR, &model, "PATH", "full-precision model", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "full-precision model", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin", 0, 0},
         {"--bos", NULL, ARG_FLAG, &bos, NULL, "the prefix is [BOS] alone (default)", 0, 0},
         {"--prompt", NULL, ARG_STR, &prompt, "TEXT", "the prefix is BOS + this system prompt", 0, 0},
-        {"--prompt-file", NULL, ARG_STR, &prompt_file, "F", "the system prompt from a file", 0, 0},
+        {"--prompt-file", NULL, ARG_STR, &prompt_file, "F", "the system prompt from a file ('-': standard input)", 0, 0},
         {"--output", "-o", ARG_STR, &out, "P.ikv", "output prefix file", 0, 0},
         {"--fp16", NULL, ARG_FLAG, &fp16, NULL, "store K/V as fp16 (half the size, not lossless)", 0, 0},
     };

@@ -15,11 +15,11 @@ static void epoch_progress(void *user, int epoch, int epochs, double loss) {
 int ikv_calibrate_cmd(int argc, char **argv) {
     const char *model = NULL, *base = NULL, *tok = NULL, *ikv = NULL, *calib = NULL, *out = NULL;
     intact_ikv_calib_params cp = intact_ikv_calib_default_params();
-    int threads = 1, json = 0;
+    int threads = cli_default_threads(), json = 0;
     quant_flags qf;
     quant_flags_init(&qf);
     cli_opt opts[12 + QUANT_N_OPTS] = {
-        {"--model", "-m", ARG_STR, &model, "PATH", "quantized model (or FP with --quant ...)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "quantized model (or FP with --quant ...)", 0, 0},
         {"--base", NULL, ARG_STR, &base, "PATH", "full-precision model the prefix came from", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (both models)", 0, 0},
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "prefix to calibrate (from ikv build)", 0, 0},
@@ -29,15 +29,16 @@ int ikv_calibrate_cmd(int argc, char **argv) {
         {"--epochs", NULL, ARG_INT, &cp.epochs, "E", "epochs (default 20)", 1, 100000},
         {"--lr", NULL, ARG_FLOAT, &cp.lr, "LR", "AdamW learning rate (default 2e-4)", 1e-9, 1},
         {"--seed", NULL, ARG_U64, &cp.seed, "S", "window choice and order (default 0)", 0, 0},
-        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default 1)", 1, 256},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print a JSON summary", 0, 0},
     };
     // --calib (from the quantization flags) is the calibration text of both the prefix and, when
     // quantizing in memory, the quantizer.
-    int n = quant_flags_add(&qf, opts, 12, 0);
+    int n = quant_flags_add(&qf, opts, 12, QF_CALIB_CMD);
     int rc = cli_parse("ikv calibrate", "-m QUANT_MODEL --base FP_MODEL --ikv P.ikv --calib FILE -o P2.ikv",
                        opts, n, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    if (quant_flags_check("ikv calibrate", &qf, opts, n, argc, argv) != 0) return 2;
     if (!base || !ikv || !qf.calib || !out) {
         fprintf(stderr, "intact ikv calibrate: needs --base, --ikv, --calib and -o\n");
         return 2;
@@ -63,8 +64,8 @@ int ikv_calibrate_cmd(int argc, char **argv) {
         } else {
             rc = 0;
             if (json)
-                printf("{\"loss_before\":%.9g,\"loss_after\":%.9g,\"seconds\":%.3f,\"epochs\":%d,\"samples\":%d}\n",
-                       r.loss_before, r.loss_after, r.seconds, cp.epochs, cp.samples);
+                printf("{\"loss_before\":%.9g,\"loss_after\":%.9g,\"seconds\":%.3f,\"epochs\":%d,\"samples\":%d,"
+                       "\"threads\":%d}\n", r.loss_before, r.loss_after, r.seconds, cp.epochs, cp.samples, threads);
             else
                 printf("wrote %s: loss %.6g -> %.6g in %.1f s\n", out, r.loss_before, r.loss_after, r.seconds);
         }

@@ -13,19 +13,20 @@ int ikv_mse_cmd(int argc, char **argv) {
     quant_flags qf;
     quant_flags_init(&qf);
     cli_opt opts[9 + QUANT_N_OPTS] = {
-        {"--model", "-m", ARG_STR, &model, "PATH", "quantized model (or FP with --quant ...)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "quantized model (or FP with --quant ...)", 0, 0},
         {"--base", NULL, ARG_STR, &base, "PATH", "full-precision model", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (both models)", 0, 0},
-        {"--file", "-f", ARG_STR, &file, "PATH", "text", 0, 0},
+        {"--file", "-f", ARG_STR, &file, "PATH", "text ('-': standard input)", 0, 0},
         {"--max-prefix", NULL, ARG_INT, &max_prefix, "N", "intact initial tokens 0..N (default 8)", 0, 4096},
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "chunk length incl. BOS (default min(512, model ctx))", 2, 1 << 20},
         {"--chunks", NULL, ARG_INT, &chunks, "N", "chunks (default 4)", 1, 1 << 20},
-        {"--threads", "-t", ARG_INT, &threads, "N", "threads", 1, 256},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
     };
     int n = quant_flags_add(&qf, opts, 9, 0);
     int rc = cli_parse("ikv mse", "-m QUANT --base FP -f TEXT [--max-prefix 8] [--json]", opts, n, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    if (quant_flags_check("ikv mse", &qf, opts, n, argc, argv) != 0) return 2;
     if (!file || !base) {
         fprintf(stderr, "intact ikv mse: needs --base FP_MODEL and -f TEXT\n");
         return 2;
@@ -42,6 +43,7 @@ int ikv_mse_cmd(int argc, char **argv) {
     if (fp && rows) {
         intact_model_info in;
         intact_model_get_info(m, &in);
+        cli_warn_ctx("ikv mse", n_ctx, in.ctx_len);
         intact_eval_params p = {n_ctx ? n_ctx : in.ctx_len < 512 ? in.ctx_len : 512, chunks, threads, cli_progress,
                                 "ikv mse chunks", NULL, NULL};
         intact_error err = {0, ""};

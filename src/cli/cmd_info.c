@@ -7,7 +7,7 @@ int cmd_info(int argc, char **argv) {
     const char *model = NULL, *tok = NULL;
     int json = 0, tensors = 0;
     const cli_opt opts[] = {
-        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin", 0, 0},
         {"--tensors", NULL, ARG_FLAG, &tensors, NULL, "list every tensor", 0, 0},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print JSON", 0, 0},
@@ -59,7 +59,9 @@ int cmd_info(int argc, char **argv) {
         printf("}\n");
     } else {
         printf("model        %s (%s, %s)\n", in.name, in.format, in.arch);
-        printf("parameters   %lld (%.2f MiB of weights)\n", (long long)in.n_params, in.weight_bytes / 1048576.0);
+        char wb[32];
+        printf("parameters   %lld (%s of weights)\n", (long long)in.n_params,
+               cli_human_bytes(wb, sizeof wb, (double)in.weight_bytes));
         printf("shape        dim %d, hidden %d, layers %d, heads %d, kv heads %d, head dim %d\n", in.dim,
                in.hidden_dim, in.n_layers, in.n_heads, in.n_kv_heads, in.head_dim);
         printf("context      %d tokens, RoPE base %g (%s pairs), RMSNorm eps %g\n", in.ctx_len,

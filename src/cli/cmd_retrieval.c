@@ -44,7 +44,7 @@ int cmd_retrieval(int argc, char **argv) {
     quant_flags_init(&qf);
     kv_flags kvf;
     cli_opt opts[12 + QUANT_N_OPTS + KV_N_OPTS] = {
-        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--lines", NULL, ARG_INT, &p.n_lines, "N", "lines in each record (default 20)", 1, RETRIEVAL_MAX_LINES},
         {"--trials", NULL, ARG_INT, &p.trials, "T", "prompts to ask (default 10)", 1, 1 << 20},
@@ -63,6 +63,7 @@ int cmd_retrieval(int argc, char **argv) {
                        "[--template none|llama2|llama3|chatml] [KV-cache flags] [--json]", opts, n_opts, argc, argv);
     if (rc > 0) fputs(ABOUT, stdout);
     if (rc) return rc > 0 ? 0 : 2;
+    if (quant_flags_check("retrieval", &qf, opts, n_opts, argc, argv) != 0) return 2;
     int tmpl = retrieval_template_parse(tmpl_name);
     if (tmpl < 0) {
         fprintf(stderr, "intact retrieval: --template is none, llama2, llama3 or chatml, not '%s'\n", tmpl_name);

@@ -40,11 +40,12 @@ int cmd_run(int argc, char **argv) {
     kv_flags kvf;
     cli_opt opts[12 + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix; the prompt must start with its tokens", 0, 0},
-        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--prompt", "-p", ARG_STR, &prompt, "TEXT", "prompt (default: empty, BOS only)", 0, 0},
-        {"--file", "-f", ARG_STR, &prompt_file, "PATH", "read the prompt from a file", 0, 0},
-        {"--n-predict", "-n", ARG_INT, &n_gen, "N", "tokens to generate (default 128)", 0, 1 << 24},
+        {"--file", "-f", ARG_STR, &prompt_file, "PATH", "read the prompt from a file ('-': standard input)", 0, 0},
+        {"--n-predict", "-n", ARG_INT, &n_gen, "N", "tokens to generate (default 128; 0: only evaluate and echo "
+         "the prompt)", 0, 1 << 24},
         {"--temp", NULL, ARG_FLOAT, &temp, "T", "temperature; 0 = greedy (default 0.8)", 0, 100},
         {"--top-p", NULL, ARG_FLOAT, &top_p, "P", "nucleus sampling threshold (default 0.95; 1 = off)", 0, 1},
         {"--seed", NULL, ARG_U64, &seed, "S", "random seed (default: from the clock)", 0, 0},
@@ -56,6 +57,7 @@ int cmd_run(int argc, char **argv) {
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    if (quant_flags_check("run", &qf, opts, n_opts, argc, argv) != 0) return 2;
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("run", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
@@ -64,7 +66,7 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     size_t plen = prompt ? strlen(prompt) : 0;
-    char *fbuf = NULL;
+    char *fbuf = NULL;   // the prompt file; text points into it until the prompt is echoed
     if (prompt_file && !(fbuf = cli_read_file("run", prompt_file, &plen))) return 1;
     const char *text = fbuf ? fbuf : prompt ? prompt : "";
     intact_model *m = cli_load_model("run", model, tok);
@@ -74,9 +76,9 @@ int cmd_run(int argc, char **argv) {
     intact_model_get_info(m, &in);
     int n_prompt = 0;
     int32_t *ids = tokenize_all("run", m, text, plen, in.add_bos, &n_prompt);
-    free(fbuf);
-    if (!ids) { intact_model_free(m); return 1; }
+    if (!ids) { free(fbuf); intact_model_free(m); return 1; }
     if (n_ctx == 0) n_ctx = in.ctx_len;
+    cli_warn_ctx("run", n_ctx, in.ctx_len);
     intact_error err = {0, ""};
     intact_ctx_params cp = {n_ctx, threads, 0};
     intact_ctx *c = intact_ctx_new(m, &cp, &err);
@@ -146,6 +148,7 @@ int cmd_run(int argc, char **argv) {
                     generated > 0 ? generated / t_gen : 0.0);
     }
     free(ids);
+    free(fbuf);
     intact_prefix_free(prefix);
     intact_ctx_free(c);
     intact_model_free(m);
@@ -156,10 +159,10 @@ int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *text = NULL, *file = NULL;
     int no_bos = 0;
     const cli_opt opts[] = {
-        {"--model", "-m", ARG_STR, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin", 0, 0},
         {"--prompt", "-p", ARG_STR, &text, "TEXT", "text to tokenize", 0, 0},
-        {"--file", "-f", ARG_STR, &file, "PATH", "read the text from a file", 0, 0},
+        {"--file", "-f", ARG_STR, &file, "PATH", "read the text from a file ('-': standard input)", 0, 0},
         {"--no-bos", NULL, ARG_FLAG, &no_bos, NULL, "do not prepend BOS (default: as the tokenizer says)", 0, 0},
     };
     int rc = cli_parse("tokenize", "-m MODEL [-z TOKENIZER] -p TEXT", opts, 5, argc, argv);

@@ -1,8 +1,10 @@
 #include "cli/common.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer) {
@@ -16,38 +18,85 @@ intact_model *cli_load_model(const char *cmd, const char *path, const char *toke
     return m;
 }
 
-char *cli_read_file(const char *cmd, const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "intact %s: cannot open '%s'\n", cmd, path);
-        return NULL;
-    }
+// Reads f to the end into a NUL-terminated buffer; prints the cause and returns NULL on failure.
+static char *read_stream(const char *cmd, const char *name, FILE *f, size_t *len) {
+    struct stat st;
+    int err = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode) ? EISDIR : 0;   // fopen opens directories
     size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
+    char *buf = err ? NULL : malloc(cap + 1);
+    const char *why = err ? strerror(err) : buf ? NULL : "out of memory";
+    while (buf && !why) {
         size_t got = fread(buf + n, 1, cap - n, f);
+        const char *nul = memchr(buf + n, '\0', got);   // checked per read: /dev/zero fails at once
         n += got;
-        if (n < cap) break;
-        if (cap >= ((size_t)1 << 30)) {
-            fprintf(stderr, "intact %s: '%s' is larger than 1 GiB\n", cmd, path);
-            free(buf);
-            buf = NULL;
-            break;
+        if (nul) {
+            fprintf(stderr, "intact %s: %s is not text: NUL byte at offset %zu\n", cmd, name, (size_t)(nul - buf));
+            why = "";
+        } else if (ferror(f)) {
+            why = strerror(errno);
+        } else if (n == cap && cap >= ((size_t)1 << 30)) {
+            fprintf(stderr, "intact %s: %s is larger than 1 GiB\n", cmd, name);
+            why = "";
+        } else if (n == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) why = "out of memory";
+            else buf = nb, cap *= 2;
+        } else {
+            break;   // end of file
         }
-        char *nb = realloc(buf, cap * 2 + 1);
-        if (!nb) { free(buf); buf = NULL; break; }
-        buf = nb;
-        cap *= 2;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (buf && bad) {
-        fprintf(stderr, "intact %s: error reading '%s'\n", cmd, path);
+    if (why && *why) fprintf(stderr, "intact %s: cannot read %s: %s\n", cmd, name, why);
+    if (!why && n == 0) fprintf(stderr, "intact %s: %s is empty\n", cmd, name);
+    if (why || n == 0) {
         free(buf);
         return NULL;
     }
-    if (buf) { buf[n] = 0; *len = n; }
+    buf[n] = 0;
+    *len = n;
     return buf;
+}
+
+// Standard input is read once and kept: several options may name "-" (ikv calibrate reads --calib
+// for the prefix and again for the quantizer), and each gets the same text.
+static char *stdin_text;
+static size_t stdin_len;
+
+char *cli_read_file(const char *cmd, const char *path, size_t *len) {
+    if (strcmp(path, "-") == 0) {
+        if (!stdin_text && !(stdin_text = read_stream(cmd, "standard input", stdin, &stdin_len))) return NULL;
+        char *copy = malloc(stdin_len + 1);
+        if (!copy) fprintf(stderr, "intact %s: out of memory\n", cmd);
+        else memcpy(copy, stdin_text, stdin_len + 1), *len = stdin_len;
+        return copy;
+    }
+    char name[1100];
+    snprintf(name, sizeof name, "'%s'", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "intact %s: cannot open %s: %s\n", cmd, name, strerror(errno));
+        return NULL;
+    }
+    char *buf = read_stream(cmd, name, f, len);
+    fclose(f);
+    return buf;
+}
+
+const char *cli_human_bytes(char *buf, size_t cap, double bytes) {
+    static const char *units[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (bytes < 1024) {
+        snprintf(buf, cap, "%.0f bytes", bytes);
+        return buf;
+    }
+    int u = 0;
+    for (bytes /= 1024; bytes >= 1024 && u < 3; u++) bytes /= 1024;
+    snprintf(buf, cap, "%.2f %s", bytes, units[u]);
+    return buf;
+}
+
+void cli_warn_ctx(const char *cmd, int n_ctx, int train_ctx) {
+    if (n_ctx > train_ctx)
+        fprintf(stderr, "intact %s: warning: context %d exceeds the model's training context %d (positions past it "
+                "were never trained)\n", cmd, n_ctx, train_ctx);
 }
 
 void cli_json_str(FILE *f, const char *s) {

@@ -7,8 +7,16 @@
 #include "intact.h"
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer);
-// Reads a whole file (at most 1 GiB); prints an error and returns NULL on failure.
+// Reads a whole text file, or standard input when path is "-" (a file named "-" is "./-"), at
+// most 1 GiB, NUL-terminated. Prints one line naming the cause and returns NULL when the path
+// cannot be opened or read (strerror: missing, permission, a directory), when the input is empty
+// or when it holds a NUL byte (not text). Standard input is read once; every "-" gets that text.
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
+// "512 bytes", "4.85 MiB", "12.55 GiB": the largest binary unit that leaves a value >= 1.
+const char *cli_human_bytes(char *buf, size_t cap, double bytes);
+// -c beyond the model's training context is allowed (as in llama.cpp: RoPE runs on, quality past
+// the trained length is the user's risk); this prints the one-line warning on stderr.
+void cli_warn_ctx(const char *cmd, int n_ctx, int train_ctx);
 void cli_json_str(FILE *f, const char *s);
 void cli_progress(void *user, int done, int total);   // "\r<what>: done/total" on stderr
 double cli_peak_rss_mb(void);
@@ -17,6 +25,10 @@ int cli_default_threads(void);
 
 // Loads and validates an IntactKV prefix for m; prints the error and returns NULL on failure.
 intact_prefix *cli_load_prefix(const char *cmd, const char *path, const intact_model *m);
+
+// The command table (src/cli/commands.c): `intact ARGS...` without the program name, i.e. argv[0]
+// is the command. Returns the exit status (0 ok, 1 failure, 2 usage error).
+int cli_main(int argc, char **argv);
 
 int cmd_info(int argc, char **argv);
 int cmd_ikv(int argc, char **argv);

@@ -17,7 +17,9 @@ void quant_flags_init(quant_flags *q) {
     q->a_clip = 1.0f;
 }
 
-int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
+int quant_flags_add(quant_flags *q, cli_opt *o, int n, int mode) {
+    int for_quantize_cmd = mode == QF_QUANTIZE_CMD;
+    q->mode = mode;
     const cli_opt add[QUANT_N_OPTS] = {
         {for_quantize_cmd ? "--method" : "--quant", NULL, ARG_STR, &q->method, "rtn|gptq|awq",
          for_quantize_cmd ? "quantization method (default rtn; none: with --rotate, only rotate)"
@@ -45,6 +47,81 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int for_quantize_cmd) {
     return n + count;
 }
 
+// Whether option `name` is on the command line as an option (not as another option's value):
+// argv walked with the very table cli_parse accepted it with, so values are skipped as it skips them.
+// Needed for flags whose default is a valid value (--bits 4).
+static int given(const cli_opt *opts, int n_opts, int argc, char **argv, const char *name) {
+    for (int i = 0; i < argc; i++) {
+        const cli_opt *o = NULL;
+        int inline_val = 0;
+        for (int k = 0; k < n_opts && !o; k++) {
+            size_t ln = strlen(opts[k].lng);
+            if (!strcmp(argv[i], opts[k].lng) || (opts[k].shrt && !strcmp(argv[i], opts[k].shrt)))
+                o = &opts[k];
+            else if (!strncmp(argv[i], opts[k].lng, ln) && argv[i][ln] == '=' &&
+                     (opts[k].kind & ARG_KIND_MASK) != ARG_FLAG)
+                o = &opts[k], inline_val = 1;
+        }
+        if (!o) continue;
+        if (!strcmp(o->lng, name)) return 1;
+        if ((o->kind & ARG_KIND_MASK) != ARG_FLAG && !inline_val) i++;
+    }
+    return 0;
+}
+
+static int usage(const char *cmd, const char *msg, const char *a, const char *b) {
+    fprintf(stderr, "intact %s: ", cmd);
+    fprintf(stderr, msg, a, b);
+    fputc('\n', stderr);
+    return -1;
+}
+
+int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts, int n_opts, int argc,
+                      char **argv) {
+    const char *qflag = q->mode == QF_QUANTIZE_CMD ? "--method" : "--quant";
+    const char *m = q->method ? q->method : q->mode == QF_QUANTIZE_CMD ? "rtn" : NULL;
+    if (m && strcmp(m, "rtn") && strcmp(m, "gptq") && strcmp(m, "awq") && strcmp(m, "none"))
+        return usage(cmd, "unknown %s method '%s' (rtn, gptq, awq; none with --rotate)", qflag, m);
+    int none = m && !strcmp(m, "none"), rtn = m && !strcmp(m, "rtn"), gptq = m && !strcmp(m, "gptq");
+    if (none && !q->rotate && q->mode != QF_QUANTIZE_CMD)   // quantize: --outtype makes none useful
+        return usage(cmd, "%s none does nothing without %s", qflag, "--rotate");
+    // Weight-format flags need a method that quantizes.
+    static const char *const fmt[] = {"--bits", "--group", "--sym", "--fake-quant", "--clip-search", "--act-order"};
+    for (int i = 0; i < 6; i++) {
+        if (!given(opts, n_opts, argc, argv, fmt[i])) continue;
+        if (!m) return usage(cmd, "%s needs %s METHOD (it has no effect without quantization)", fmt[i], qflag);
+        if (none) return usage(cmd, "%s has no effect with %s none", fmt[i], qflag);
+    }
+    if (q->clip_search && !rtn) return usage(cmd, "%s is an rtn option, not %s", "--clip-search", m);
+    if (q->act_order && !gptq) return usage(cmd, "%s is a gptq option, not %s", "--act-order", m);
+    if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8) {
+        char b[16];
+        snprintf(b, sizeof b, "%d", q->bits);
+        return usage(cmd, "%s is 2, 3, 4 or 8, not %s", "--bits", b);
+    }
+    if (q->group != 32 && q->group != 64 && q->group != 128) {
+        char g[16];
+        snprintf(g, sizeof g, "%d", q->group);
+        return usage(cmd, "%s is 32, 64 or 128, not %s", "--group", g);
+    }
+    // Calibration: only gptq and awq calibrate. `ikv calibrate` reads --calib itself, whatever the method.
+    static const char *const cal[] = {"--calib", "--calib-samples", "--calib-len", "--quant-seed"};
+    for (int i = q->mode == QF_CALIB_CMD ? 1 : 0; i < 4; i++) {
+        if (!given(opts, n_opts, argc, argv, cal[i])) continue;
+        if (!m) return usage(cmd, "%s needs %s gptq|awq", cal[i], qflag);
+        if (none || rtn) return usage(cmd, "%s is only used by gptq and awq (%s does not calibrate)", cal[i], m);
+    }
+    if (m && !none && !rtn && !q->calib) return usage(cmd, "%s %s needs calibration text (--calib FILE)", qflag, m);
+    if (!q->rotate && given(opts, n_opts, argc, argv, "--rotate-seed"))
+        return usage(cmd, "%s needs %s", "--rotate-seed", "--rotate");
+    // Activation quantization: 16 bits is off, so its options would be ignored.
+    if (q->mode != QF_QUANTIZE_CMD && q->abits == 16) {
+        if (given(opts, n_opts, argc, argv, "--a-clip")) return usage(cmd, "%s needs %s 8 or 4", "--a-clip", "--abits");
+        if (q->a_fake) return usage(cmd, "%s needs %s 8 or 4", "--a-fake", "--abits");
+    }
+    return 0;
+}
+
 static void progress(void *user, int done, int total) {
     fprintf(stderr, "\r%s: layer %d/%d", (const char *)user, done, total);
     if (done == total) fputc('\n', stderr);
@@ -64,8 +141,8 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     if (!q->method && !q->rotate) return 0;
     intact_quant_params p = intact_quant_default_params();
     p.method = q->method && strcmp(q->method, "none") != 0 ? q->method : NULL;  // NULL: rotate only
-    if (!p.method && !q->rotate) {
-        fprintf(stderr, "intact %s: method 'none' only makes sense with --rotate\n", cmd);
+    if (!p.method && !q->rotate) {   // quant_flags_check reports it as a usage error first
+        fprintf(stderr, "intact %s: --quant none does nothing without --rotate\n", cmd);
         return -1;
     }
     p.rotate = q->rotate;

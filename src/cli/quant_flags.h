@@ -9,7 +9,12 @@
 
 enum { QUANT_N_OPTS = 16 };   // the last 3 (activation quantization) are not on `quantize`
 
+// Who uses the flags: a command quantizing in memory (--quant METHOD), `quantize` itself (--method,
+// default rtn), or a command that reads --calib as its own input too (`ikv calibrate`).
+enum { QF_IN_MEMORY = 0, QF_QUANTIZE_CMD = 1, QF_CALIB_CMD = 2 };
+
 typedef struct quant_flags {
+    int mode;   // QF_*, set by quant_flags_add
     const char *method, *calib;
     int bits, group, sym, clip_search, act_order, samples, len, fake, rotate;
     uint64_t seed, rotate_seed;
@@ -19,7 +24,18 @@ typedef struct quant_flags {
 
 void quant_flags_init(quant_flags *q);
 // Appends the quantization options after n options already in opts; returns the new count.
-int quant_flags_add(quant_flags *q, cli_opt *opts, int n, int for_quantize_cmd);
+int quant_flags_add(quant_flags *q, cli_opt *opts, int n, int mode);
+
+// Usage errors, checked right after cli_parse with the same table and arguments (commands exit 2):
+// a flag that the chosen method (or its absence) would silently ignore, or a bad value. One stderr
+// line naming the flag and the one it needs / conflicts with; -1, or 0. The rules:
+//   --bits --group --sym --fake-quant --clip-search --act-order need a method (not none);
+//   --clip-search is rtn only, --act-order gptq only; --bits 2|3|4|8, --group 32|64|128;
+//   --calib --calib-samples --calib-len --quant-seed need gptq or awq (except --calib for
+//   ikv calibrate), and gptq / awq need --calib; --quant none needs --rotate;
+//   --rotate-seed needs --rotate; --a-clip and --a-fake need --abits 8|4.
+int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts, int n_opts, int argc,
+                      char **argv);
 // Rotates and/or quantizes m in memory when --rotate or a method was given; prints errors; 0 on
 // success. A report is printed to stderr unless quiet; *rep (may be NULL) receives it.
 int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,

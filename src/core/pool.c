@@ -1,63 +1,119 @@
 #include "core/pool.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
-// Dispatch protocol: the caller publishes (fn, arg) and bumps `generation`; each worker runs its
-// share and increments `done`. Workers spin on `generation` briefly (dispatches during decode come
-// every few microseconds), then yield the CPU between checks, and only then block on the condition
-// variable. Yielding matters on a loaded machine: a pure spin can burn a whole time slice waiting for
-// a thread the scheduler has not run, turning microseconds into milliseconds per dispatch.
+// Dispatch protocol. One 64-bit word `work` holds (generation << 32 | n_chunks << 16 | next chunk).
+// The caller stores fn/arg, zeroes `done`, then publishes a new generation with next = 0. Any thread
+// claims chunk `next` by a compare-exchange that also checks the generation, so a late worker can
+// never take a chunk of a dispatch it did not see, and fn/arg (read after a successful claim) cannot
+// change under it: the caller only moves on once `done` counts every chunk, this one included.
+//
+// Waiting is bounded: idle workers spin for POOL_SPIN_NS, then block on `cv`; the caller, once no
+// chunk is left to claim, spins the same bound for chunks in flight, then blocks on `cv_done`. Both
+// sleeps use the seq_cst "announce, then re-check" handshake with a counter (sleepers, caller_waits),
+// so the common case never touches the mutex. The old pool yielded up to 20,000 times per wait and
+// gave each thread a fixed slice: on a loaded machine every dispatch waited for a descheduled worker.
 struct it_pool {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    atomic_uint generation;
+    pthread_cond_t cv;      // workers wait here for a new generation
+    pthread_cond_t cv_done; // the caller waits here for chunks in flight
+    _Atomic uint64_t work;
     atomic_int done;
     atomic_int quit;
     atomic_int sleepers;
+    atomic_int caller_waits;
     it_pool_fn fn;
     void *arg;
 };
 
 typedef struct { it_pool *p; int ith; } worker_arg;
 
-enum { SPIN_ITERS = 4000, YIELD_ITERS = 20000 };
+// About the gap between two matrix products in a decode step of a mid-sized model: long enough that
+// a busy decode never sleeps between dispatches, short enough that an idle or starved team gives the
+// CPU back almost at once.
+enum { POOL_SPIN_NS = 50000 };
+
+#define WORK_GEN(w) ((uint32_t)((w) >> 32))
+#define WORK_N(w) ((int)(((w) >> 16) & 0xffff))
+#define WORK_NEXT(w) ((int)((w) & 0xffff))
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Spins until cond(p, v) is false or POOL_SPIN_NS have passed; returns 1 if it became false.
+static int spin_while(it_pool *p, uint32_t v, int (*cond)(it_pool *, uint32_t)) {
+    int64_t t0 = 0;
+    for (int i = 0;; i++) {
+        if (!cond(p, v)) return 1;
+        cpu_relax();
+        if ((i & 63) == 63) { // the clock costs ~20 ns: read it every 64 pauses
+            int64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > POOL_SPIN_NS) return 0;
+        }
+    }
+}
+
+static int same_generation(it_pool *p, uint32_t gen) {
+    return WORK_GEN(atomic_load(&p->work)) == gen && !atomic_load(&p->quit);
+}
+
+static int chunks_in_flight(it_pool *p, uint32_t n) {
+    return (uint32_t)atomic_load_explicit(&p->done, memory_order_acquire) < n;
+}
+
+// Runs unclaimed chunks of generation gen until none is left.
+static void run_chunks(it_pool *p, uint32_t gen) {
+    uint64_t w = atomic_load(&p->work);
+    for (;;) {
+        if (WORK_GEN(w) != gen || WORK_NEXT(w) >= WORK_N(w)) return;
+        if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue; // w reloaded
+        int n = WORK_N(w);
+        p->fn(p->arg, WORK_NEXT(w), n);
+        if (atomic_fetch_add(&p->done, 1) + 1 == n && atomic_load(&p->caller_waits)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
+        w = atomic_load(&p->work);
+    }
+}
 
 static void *worker_main(void *va) {
     worker_arg wa = *(worker_arg *)va;
     free(va);
     it_pool *p = wa.p;
-    unsigned seen = 0;
+    // Generation 0 is the pool's initial state: a dispatch made before this thread started is then
+    // still seen (reading the current generation here would skip it).
+    uint32_t seen = 0;
     for (;;) {
-        unsigned g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
-            if (atomic_load(&p->quit)) return NULL;
-            if (++spins < SPIN_ITERS) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
-                continue;
-            }
-            if (spins < SPIN_ITERS + YIELD_ITERS) {
-                sched_yield();
-                continue;
-            }
+        if (!spin_while(p, seen, same_generation)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit))
-                pthread_cond_wait(&p->cv, &p->mu);
+            while (same_generation(p, seen)) pthread_cond_wait(&p->cv, &p->mu);
             atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
-            spins = 0;
         }
-        seen = g;
-        p->fn(p->arg, wa.ith, p->n);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        if (atomic_load(&p->quit)) return NULL;
+        seen = WORK_GEN(atomic_load(&p->work));
+        run_chunks(p, seen);
     }
 }
 
@@ -67,9 +123,10 @@ it_pool *it_pool_new(int n_threads) {
     p->n = n_threads < 1 ? 1 : n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
     if (p->n > 1) {
         p->threads = calloc((size_t)p->n - 1, sizeof *p->threads);
-        if (!p->threads) { free(p); return NULL; }
+        if (!p->threads) { p->n = 1; it_pool_free(p); return NULL; }
         for (int i = 1; i < p->n; i++) {
             worker_arg *wa = malloc(sizeof *wa);
             if (!wa) { p->n = i; it_pool_free(p); return NULL; }
@@ -95,37 +152,47 @@ void it_pool_free(it_pool *p) {
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i - 1], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->cv_done);
     free(p->threads);
     free(p);
 }
 
 int it_pool_size(const it_pool *p) { return p ? p->n : 1; }
 
-void it_pool_run(it_pool *p, it_pool_fn fn, void *arg) {
-    if (!p || p->n == 1) {
-        fn(arg, 0, 1);
+int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_per_thread) {
+    int cap = it_pool_size(p) * (max_per_thread < 1 ? 1 : max_per_thread);
+    if (it_pool_size(p) == 1 || !(work >= 2 * min_per_chunk)) return 1;
+    double k = work / (min_per_chunk > 0 ? min_per_chunk : 1);
+    return k >= cap ? cap : (int)k;
+}
+
+void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks) {
+    if (n_chunks < 1) n_chunks = 1;
+    if (n_chunks > IT_POOL_MAX_CHUNKS) n_chunks = IT_POOL_MAX_CHUNKS;
+    if (!p || p->n == 1 || n_chunks == 1) {
+        for (int i = 0; i < n_chunks; i++) fn(arg, i, n_chunks);
         return;
     }
     p->fn = fn;
     p->arg = arg;
     atomic_store(&p->done, 0);
-    atomic_fetch_add(&p->generation, 1); // seq_cst: pairs with the sleepers check
+    uint32_t gen = WORK_GEN(atomic_load(&p->work)) + 1;
+    atomic_store(&p->work, (uint64_t)gen << 32 | (uint64_t)n_chunks << 16); // seq_cst: see sleepers
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(arg, 0, p->n);
-    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1; spins++) {
-#if defined(__x86_64__) || defined(__i386__)
-        if (spins < SPIN_ITERS) {
-            __builtin_ia32_pause();
-            continue;
-        }
-#endif
-        sched_yield();
-    }
+    run_chunks(p, gen);
+    if (spin_while(p, (uint32_t)n_chunks, chunks_in_flight)) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->caller_waits, 1);
+    while (chunks_in_flight(p, (uint32_t)n_chunks)) pthread_cond_wait(&p->cv_done, &p->mu);
+    atomic_store(&p->caller_waits, 0);
+    pthread_mutex_unlock(&p->mu);
 }
+
+void it_pool_run(it_pool *p, it_pool_fn fn, void *arg) { it_pool_run_n(p, fn, arg, it_pool_size(p)); }
 
 void it_split_range(long n, int ith, int nth, long align, long *b, long *e) {
     if (align < 1) align = 1;

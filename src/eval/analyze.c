@@ -276,3 +276,71 @@ out:
     if (rc != 0) { intact_analysis_free(a); a = NULL; }
     return a;
 }
+
+typedef struct prof_state {
+    const int *layers;
+    int nl, n, dim, bad;
+    int *done;      // [nl] tokens seen so far (evals arrive in micro-batches)
+    float *rows;    // [(k * n + token) * dim] |h| after layers[k]
+} prof_state;
+
+static void on_block(void *user, int layer, const char *name, const float *data, int nt, int width) {
+    prof_state *s = user;
+    if (strcmp(name, "block_out") != 0) return;
+    for (int k = 0; k < s->nl; k++) {
+        if (s->layers[k] != layer) continue;
+        if (width != s->dim || s->done[k] + nt > s->n) { s->bad = 1; return; }
+        float *dst = s->rows + ((size_t)k * s->n + s->done[k]) * s->dim;
+        for (size_t i = 0; i < (size_t)nt * width; i++) dst[i] = fabsf(data[i]);
+        s->done[k] += nt;
+    }
+}
+
+int analyze_channel_profile(const intact_model *m, const int32_t *tokens, int n, int who, const int *layers,
+                            int nl, int n_threads, float *out, intact_error *err) {
+    if (!m || !tokens || !layers || !out || nl < 1 || who < 0 || who >= n)
+        return it_fail(err, INTACT_E_ARG, "channel profile: bad arguments");
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    if (n < 2 || n > in.ctx_len)
+        return it_fail(err, INTACT_E_ARG, "channel profile: needs 2 to %d tokens, got %d", in.ctx_len, n);
+    for (int k = 0; k < nl; k++)
+        if (layers[k] < 0 || layers[k] >= in.n_layers)
+            return it_fail(err, INTACT_E_ARG, "channel profile: no layer %d", layers[k]);
+    prof_state s = {layers, nl, n, in.dim, 0, calloc((size_t)nl, sizeof(int)), NULL};
+    size_t cells;
+    if (it_mul_size((size_t)nl * n, (size_t)in.dim * sizeof(float), &cells) == 0) s.rows = malloc(cells);
+    float *col = malloc((size_t)n * sizeof *col);
+    intact_ctx *c = NULL;
+    int rc = -1;
+    if (!s.done || !s.rows || !col) { it_fail(err, INTACT_E_NOMEM, "channel profile: out of memory"); goto out; }
+    intact_ctx_params cp = intact_ctx_default_params();
+    cp.n_ctx = n;
+    cp.n_threads = n_threads > 0 ? n_threads : 1;
+    if (!(c = intact_ctx_new(m, &cp, err))) goto out;
+    intact_ctx_set_observer(c, on_block, &s);
+    if (intact_ctx_eval(c, tokens, n, err) != 0) goto out;
+    for (int k = 0; k < nl; k++) s.bad |= s.done[k] != n;
+    if (s.bad) { it_fail(err, INTACT_E_UNSUPPORTED, "channel profile: unexpected tensor shapes"); goto out; }
+    for (int k = 0; k < nl; k++)
+        for (int ch = 0; ch < in.dim; ch++) {
+            int m2 = 0;
+            float mx = 0;
+            for (int t = 0; t < n; t++) {
+                float v = s.rows[((size_t)k * n + t) * in.dim + ch];
+                if (t == who) continue;
+                col[m2++] = v;
+                mx = v > mx ? v : mx;
+            }
+            qsort(col, (size_t)m2, sizeof *col, cmp_float);
+            float *o = out + (size_t)k * 3 * in.dim + ch;
+            o[0] = s.rows[((size_t)k * n + who) * in.dim + ch];
+            o[in.dim] = mx;
+            o[2 * in.dim] = m2 % 2 ? col[m2 / 2] : 0.5f * (col[m2 / 2 - 1] + col[m2 / 2]);
+        }
+    rc = 0;
+out:
+    intact_ctx_free(c);
+    free(s.done); free(s.rows); free(col);
+    return rc;
+}

@@ -23,9 +23,6 @@ int intact_eval_kld(const intact_model *m, const intact_model *base, const char 
     int nv = m->hp.n_vocab;
     if (base->hp.n_vocab != nv)
         return it_fail(err, INTACT_E_ARG, "vocabularies differ: model %d vs base %d", nv, base->hp.n_vocab);
-    if (p->n_ctx > base->hp.ctx_len)
-        return it_fail(err, INTACT_E_ARG, "context size %d exceeds the base model's %d", p->n_ctx,
-                       base->hp.ctx_len);
     int32_t *tokens;
     int cl;
     int chunks = eval_chunks(m, text, len, p, &tokens, &cl, err);

@@ -15,8 +15,7 @@ int eval_chunks(const intact_model *m, const char *text, size_t len, const intac
     int head = p->prefix ? intact_prefix_n_tokens(p->prefix) : 1;
     if (p->n_ctx < head + 1)
         return it_fail(err, INTACT_E_ARG, "context size %d is too small (min %d)", p->n_ctx, head + 1);
-    if (p->n_ctx > m->hp.ctx_len)
-        return it_fail(err, INTACT_E_ARG, "context size %d exceeds the model's %d", p->n_ctx, m->hp.ctx_len);
+    // n_ctx may exceed the training context (as llama.cpp's -c may; the CLI warns): RoPE runs on.
     if (len > (size_t)1 << 30) return it_fail(err, INTACT_E_LIMIT, "text larger than 1 GiB");
     if (m->vocab && tok_bos(m->vocab) < 0 && tok_eos(m->vocab) < 0)
         return it_fail(err, INTACT_E_ARG, "the tokenizer has neither BOS nor EOS to start chunks with");

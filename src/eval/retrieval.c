@@ -90,6 +90,11 @@ int retrieval_first_int(const char *s, long *value) {
     return 1;
 }
 
+int retrieval_score(const retrieval_case *c, const char *answer) {
+    long v;
+    return retrieval_first_int(answer, &v) && v == c->value;
+}
+
 // ---------------------------------------------------------------- chat templates
 
 static const char *const TEMPLATE_NAMES[] = {"none", "llama2", "llama3", "chatml"};
@@ -316,8 +321,7 @@ int retrieval_eval(const intact_model *m, const intact_retrieval_params *p, int 
         char ans[512];
         if (rc == 0) rc = answer(ctx, m, ids[n - 1], p->max_answer_tokens, stop, ans, sizeof ans, err);
         if (rc == 0) {
-            long v;
-            int ok = retrieval_first_int(ans, &v) && v == c.value;
+            int ok = retrieval_score(&c, ans);
             correct += ok;
             tokens += head + n;
             retrieval_trial tr = {t + 1, p->trials, &c, ans, head + n, ok};

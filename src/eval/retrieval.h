@@ -29,6 +29,10 @@ void retrieval_case_free(retrieval_case *c);
 // Returns 1 and sets *value when the text has a digit, else 0.
 int retrieval_first_int(const char *s, long *value);
 
+// The scoring rule of a trial: 1 when the answer's first integer (retrieval_first_int) is the asked
+// line's value c->value, else 0. retrieval_eval counts exactly these.
+int retrieval_score(const retrieval_case *c, const char *answer);
+
 // Chat templates. The header tokens of llama3 and chatml are written as text ("<|eot_id|>") and
 // mapped to their vocabulary ids by retrieval_tokenize when the vocabulary has a piece spelling them
 // exactly; otherwise they stay ordinary text (a base model then just reads the markup).

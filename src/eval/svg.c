@@ -114,39 +114,81 @@ static void colour(double t, char out[8]) {
     snprintf(out, 8, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
 }
 
-static FILE *open_svg(const char *path, int w, int h, const char *title, intact_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        it_fail(err, INTACT_E_IO, "cannot create '%s': %s", path, strerror(errno));
-        return NULL;
-    }
+// Files are written to PATH.tmp and renamed over PATH once complete, so a reader never sees half a plot.
+typedef struct svg_out { FILE *f; char tmp[4200]; const char *path; } svg_out;
+
+static int open_svg(svg_out *o, const char *path, int w, int h, const char *title, intact_error *err) {
+    o->path = path;
+    if (snprintf(o->tmp, sizeof o->tmp, "%s.tmp", path) >= (int)sizeof o->tmp)
+        return it_fail(err, INTACT_E_ARG, "svg: path too long: '%s'", path);
+    if (!(o->f = fopen(o->tmp, "w")))
+        return it_fail(err, INTACT_E_IO, "cannot create '%s': %s", o->tmp, strerror(errno));
+    FILE *f = o->f;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
-               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n<title>", w, h, w, h);
+               "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Verdana, sans-serif\">\n<title>", w, h, w, h);
     svg_put_text(f, title ? title : "");
     fprintf(f, "</title>\n<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n"
                "<text x=\"%d\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", w, h, w / 2);
     svg_put_text(f, title ? title : "");
     fputs("</text>\n", f);
-    return f;
-}
-
-static int close_svg(FILE *f, const char *path, intact_error *err) {
-    fputs("</svg>\n", f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return it_fail(err, INTACT_E_IO, "error writing '%s'", path);
     return 0;
 }
 
-// x axis title below the plot, y axis title rotated on the left.
-static void axis_titles(FILE *f, const char *xlabel, const char *ylabel, int x0, int y0, int w, int h,
-                        int xgap, int ygap) {
+static int close_svg(svg_out *o, intact_error *err) {
+    fputs("</svg>\n", o->f);
+    int bad = ferror(o->f);
+    if (fclose(o->f) != 0 || bad) {
+        remove(o->tmp);
+        return it_fail(err, INTACT_E_IO, "error writing '%s'", o->tmp);
+    }
+    if (rename(o->tmp, o->path) != 0) {
+        int e = errno;
+        remove(o->tmp);
+        return it_fail(err, INTACT_E_IO, "cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(e));
+    }
+    return 0;
+}
+
+// x axis title below the plot, y axis title rotated on the left, the note under the x title.
+static void axis_titles(FILE *f, const char *xlabel, const char *ylabel, const char *note, int x0, int y0,
+                        int w, int h, int xgap, int ygap) {
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">", x0 + w / 2, y0 + h + xgap);
     svg_put_text(f, xlabel ? xlabel : "");
     fprintf(f, "</text>\n<text transform=\"translate(%d,%d) rotate(-90)\" font-size=\"13\" "
                "text-anchor=\"middle\">", x0 - ygap, y0 + h / 2);
     svg_put_text(f, ylabel ? ylabel : "");
     fputs("</text>\n", f);
+    if (note) {
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#444444\">", x0 - ygap - 8, y0 + h + xgap + 20);
+        svg_put_text(f, note);
+        fputs("</text>\n", f);
+    }
+}
+
+int svg_ticks(double lo, double hi, int log_scale, double *out, int max) {
+    int n = 0;
+    if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi) || max < 1) return 0;
+    if (log_scale) {
+        if (!(lo > 0)) return 0;
+        // a little slack so that a bound that is itself a power of ten gets its tick
+        int k0 = (int)ceil(log10(lo) - 1e-6), k1 = (int)floor(log10(hi) + 1e-6);
+        int dense = k1 - k0 + 1 < 3;
+        for (int k = k0 - 1; k <= k1 && n < max; k++)
+            for (int m = 0; m < (dense ? 3 : 1) && n < max; m++) {
+                static const double mult[3] = {1, 2, 5};
+                double t = mult[m] * pow(10, k);
+                if (t >= lo * (1 - 1e-6) && t <= hi * (1 + 1e-6)) out[n++] = t;   // float bounds
+            }
+        if (n == 0 && max >= 2) { out[n++] = lo; out[n++] = hi; }   // inside one 1-2-5 step: the ends
+        return n;
+    }
+    if (hi == lo) { out[0] = lo; return 1; }
+    double raw = (hi - lo) / 5, p = pow(10, floor(log10(raw)));
+    double step = raw <= p ? p : raw <= 2 * p ? 2 * p : raw <= 5 * p ? 5 * p : 10 * p;
+    for (double k = ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * step && n < max; k++)
+        out[n++] = fabs(k) < 0.5 ? 0 : k * step;   // no "-0"
+    return n;
 }
 
 static double scaled(const svg_heatmap *h, double v, double lo, double hi) {
@@ -156,6 +198,31 @@ static double scaled(const svg_heatmap *h, double v, double lo, double hi) {
         hi = log10(hi > h->floor ? hi : h->floor);
     }
     return hi > lo ? (v - lo) / (hi - lo) : 0.5;
+}
+
+// The colour scale beside a heatmap: a gradient from lo (bottom) to hi (top) on the cells' scale,
+// tick marks with values, and the quantity's name rotated along it.
+static void colour_bar(FILE *f, const svg_heatmap *h, double lo, double hi, int bx, int by, int bh) {
+    for (int i = 0; i < 64; i++) {
+        char col[8];
+        colour((63 - i) / 63.0, col);
+        fprintf(f, "<rect x=\"%d\" y=\"%.2f\" width=\"16\" height=\"%.2f\" fill=\"%s\"/>\n", bx,
+                by + i * bh / 64.0, bh / 64.0 + 0.5, col);
+    }
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"%d\" fill=\"none\" stroke=\"black\"/>\n", bx, by, bh);
+    double ticks[16];
+    int nt = svg_ticks(h->log_scale && lo < h->floor ? h->floor : lo, hi, h->log_scale, ticks, 16);
+    for (int i = 0; i < nt; i++) {
+        double y = by + bh * (1 - scaled(h, ticks[i], lo, hi));
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"black\"/>\n", bx + 16, y, bx + 21, y);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" dominant-baseline=\"middle\">%g</text>\n", bx + 24,
+                y, ticks[i]);
+    }
+    fprintf(f, "<text transform=\"translate(%d,%d) rotate(-90)\" font-size=\"12\" text-anchor=\"middle\">", bx + 72,
+            by + bh / 2);
+    svg_put_text(f, h->cbar_label ? h->cbar_label : "");
+    if (h->log_scale) fputs(" (log scale)", f);
+    fputs("</text>\n", f);
 }
 
 int svg_write_heatmap(const char *path, const svg_heatmap *h, intact_error *err) {
@@ -169,15 +236,18 @@ int svg_write_heatmap(const char *path, const svg_heatmap *h, intact_error *err)
         }
     if (!isfinite(lo)) lo = hi = 0;
     if (h->log_scale && lo < h->floor) lo = h->floor;
+    if (h->log_scale && hi < lo) hi = lo;
     int cw = 900 / h->cols, ch = (h->causal ? 900 : 480) / h->rows;
     int cmin = h->cols <= 160 ? 9 : 4;   // up to 160 columns every token label fits
     cw = cw < cmin ? cmin : cw > 28 ? 28 : cw;
     ch = ch < (h->causal ? cmin : 4) ? (h->causal ? cmin : 4) : ch > 28 ? 28 : ch;
     if (h->causal) cw = ch = cw < ch ? cw : ch;   // square cells for a square matrix
-    int left = 120, top = 44, pw = cw * h->cols, ph = ch * h->rows;
-    int W = left + pw + 110, H = top + ph + 100;
-    FILE *f = open_svg(path, W, H, h->title, err);
-    if (!f) return -1;
+    int left = 130, top = 44, pw = cw * h->cols, ph = ch * h->rows;
+    int W = left + pw + 120, H = top + ph + 110 + (h->note ? 20 : 0);
+    int fs = cw >= 14 && ch >= 14 ? 11 : 9;   // tick label size: as large as the cells allow
+    svg_out o;
+    if (open_svg(&o, path, W, H, h->title, err) != 0) return -1;
+    FILE *f = o.f;
     for (int r = 0; r < h->rows; r++)
         for (int c = 0; c < h->cols; c++) {
             double v = h->v[(size_t)r * h->cols + c];
@@ -187,36 +257,40 @@ int svg_write_heatmap(const char *path, const svg_heatmap *h, intact_error *err)
             fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n", left + c * cw,
                     top + r * ch, cw, ch, col);
         }
+    // Cell texts: dark on the bright end of the scale, white on the dark end; rotated in tall cells.
+    for (int r = 0; h->cell_text && r < h->rows; r++)
+        for (int c = 0; c < h->cols; c++) {
+            const char *t = h->cell_text[(size_t)r * h->cols + c];
+            double v = h->v[(size_t)r * h->cols + c];
+            if (!t || !*t || (h->causal && c > r)) continue;
+            int rot = ch > cw, cfs = (rot ? cw : ch) - 5;
+            cfs = cfs < 7 ? 7 : cfs > 11 ? 11 : cfs;
+            fprintf(f, "<text transform=\"translate(%.1f,%.1f)%s\" font-size=\"%d\" text-anchor=\"middle\" "
+                       "dominant-baseline=\"central\" fill=\"%s\">", left + c * cw + cw / 2.0, top + r * ch + ch / 2.0,
+                    rot ? " rotate(-90)" : "", cfs, isfinite(v) && scaled(h, v, lo, hi) > 0.6 ? "black" : "white");
+            svg_put_text(f, t);
+            fputs("</text>\n", f);
+        }
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"black\"/>\n",
             left, top, pw, ph);
-    // Tick labels: every k-th so that 9-pixel text never overlaps.
-    int kx = (9 + cw - 1) / cw, ky = (9 + ch - 1) / ch, fs = 9;
+    // Tick labels: every k-th so that the text never overlaps.
+    int kx = (fs + cw - 1) / cw, ky = (fs + ch - 1) / ch;
     for (int c = 0; c < h->cols; c += kx) {
         fprintf(f, "<text transform=\"translate(%d,%d) rotate(-90)\" font-size=\"%d\" text-anchor=\"end\" "
-                   "dominant-baseline=\"middle\">", left + c * cw + cw / 2, top + ph + 4, fs);
+                   "dominant-baseline=\"central\">", left + c * cw + cw / 2, top + ph + 4, fs);
         put_index_or_label(f, h->xlabels, c);
         fputs("</text>\n", f);
     }
     for (int r = 0; r < h->rows; r += ky) {
-        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"%d\" text-anchor=\"end\" dominant-baseline=\"middle\">",
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"%d\" text-anchor=\"end\" dominant-baseline=\"central\">",
                 left - 4, top + r * ch + ch / 2, fs);
         put_index_or_label(f, h->ylabels, r);
         fputs("</text>\n", f);
     }
-    axis_titles(f, h->xlabel, h->ylabel, left, top, pw, ph, 86, 100);
-    // Colour bar: bottom = lo, top = hi, on the same scale as the cells.
-    int bx = left + pw + 20, bh = ph < 200 ? ph : 200;
-    for (int i = 0; i < 32; i++) {
-        char col[8];
-        colour((31 - i) / 31.0, col);
-        fprintf(f, "<rect x=\"%d\" y=\"%.2f\" width=\"14\" height=\"%.2f\" fill=\"%s\"/>\n", bx,
-                top + i * bh / 32.0, bh / 32.0 + 0.5, col);
-    }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.3g</text>\n", bx + 18, top + 8, hi);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.3g</text>\n", bx + 18, top + bh, lo);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\">%s</text>\n", bx, top + bh + 16,
-            h->log_scale ? "log scale" : "linear");
-    return close_svg(f, path, err);
+    axis_titles(f, h->xlabel, h->ylabel, h->note, left, top, pw, ph, 96, 110);
+    int bh = ph > 500 ? 500 : ph < 100 ? 100 : ph;
+    colour_bar(f, h, lo, hi, left + pw + 16, top, bh);
+    return close_svg(&o, err);
 }
 
 // A "nice" axis maximum (1, 2 or 5 times a power of ten) at or above v.
@@ -239,9 +313,10 @@ int svg_write_bars(const char *path, const svg_bars *b, intact_error *err) {
     top_v = nice_max(top_v);
     int bw = 12, gap = 16, gw = b->n_series * bw + gap;
     int left = 80, top = 44, pw = b->n_groups * gw, ph = 320;
-    int W = left + (pw > 300 ? pw : 300) + 180, H = top + ph + 80;
-    FILE *f = open_svg(path, W, H, b->title, err);
-    if (!f) return -1;
+    int W = left + (pw > 300 ? pw : 300) + 240, H = top + ph + 80 + (b->note ? 20 : 0);
+    svg_out o;
+    if (open_svg(&o, path, W, H, b->title, err) != 0) return -1;
+    FILE *f = o.f;
     for (int t = 0; t <= 5; t++) {   // horizontal grid and y tick labels
         double y = top + ph - ph * t / 5.0;
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n", left, y,
@@ -263,7 +338,7 @@ int svg_write_bars(const char *path, const svg_bars *b, intact_error *err) {
             double y = top + ph - ph * r / top_v;
             int x = left + g * gw + gap / 2 + s * bw;
             fprintf(f, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"black\" "
-                       "stroke-dasharray=\"2,1\"/>\n", x - 1, y, x + bw, y);
+                       "stroke-width=\"1.5\" stroke-dasharray=\"3,1\"/>\n", x - 1, y, x + bw, y);
         }
         fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">", left + g * gw + gw / 2,
                 top + ph + 16);
@@ -273,7 +348,7 @@ int svg_write_bars(const char *path, const svg_bars *b, intact_error *err) {
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", left, top + ph, left + pw,
             top + ph);
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", left, top, left, top + ph);
-    axis_titles(f, b->xlabel, b->ylabel, left, top, pw, ph, 44, 56);
+    axis_titles(f, b->xlabel, b->ylabel, b->note, left, top, pw, ph, 44, 56);
     if (b->ref && b->ref_label) {
         fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\">- - ", left + (pw > 300 ? pw : 300) + 20,
                 top + 10 + 18 * b->n_series);
@@ -288,5 +363,95 @@ int svg_write_bars(const char *path, const svg_bars *b, intact_error *err) {
         put_index_or_label(f, b->series_labels, s);
         fputs("</text>\n", f);
     }
-    return close_svg(f, path, err);
+    return close_svg(&o, err);
+}
+
+int svg_write_lines(const char *path, const svg_lines *p, intact_error *err) {
+    static const char *palette[] = {"#d62728", "#7f7f7f", "#1f77b4", "#2ca02c"};
+    if (!p || !p->v || p->n < 2 || p->n_series < 1 || (p->log_y && !(p->floor > 0)) || p->n_peaks < 0 ||
+        p->n_peaks > 8)
+        return it_fail(err, INTACT_E_ARG, "svg lines: bad arguments");
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < (size_t)p->n * p->n_series; i++) {
+        double v = p->v[i];
+        if (p->log_y && v < p->floor) v = p->floor;
+        if (isfinite(v)) { lo = v < lo ? v : lo; hi = v > hi ? v : hi; }
+    }
+    if (!isfinite(lo)) lo = hi = p->log_y ? p->floor : 0;
+    if (p->log_y) {   // whole powers of ten at both ends: ticks at the frame
+        lo = pow(10, floor(log10(lo) + 1e-9));
+        hi = pow(10, ceil(log10(hi) - 1e-9));
+        if (hi <= lo) hi = lo * 10;
+    } else {   // from 0 (or below) up to the first tick at or above the largest value
+        double t0[32];
+        lo = lo > 0 ? 0 : lo;
+        int k = svg_ticks(lo, hi > lo ? hi : lo + 1, 0, t0, 32);
+        double step = k >= 2 ? t0[1] - t0[0] : 1;
+        hi = ceil(hi / step - 1e-9) * step;
+        if (hi <= lo) hi = lo + step;
+    }
+    int left = 80, top = 44, pw = 800, ph = 340;
+    int W = left + pw + 280, H = top + ph + 80 + (p->note ? 20 : 0);
+    svg_out o;
+    if (open_svg(&o, path, W, H, p->title, err) != 0) return -1;
+    FILE *f = o.f;
+#define LINES_Y(v) (top + ph - ph * (p->log_y ? (log10((v) > p->floor ? (v) : p->floor) - log10(lo)) / \
+                    (log10(hi) - log10(lo)) : ((v) - lo) / (hi - lo)))
+#define LINES_X(i) (left + pw * (double)(i) / (p->n - 1))
+    double t[32];
+    int nt = svg_ticks(lo, hi, p->log_y, t, 32);
+    for (int i = 0; i < nt; i++) {   // horizontal grid and y tick labels
+        double y = LINES_Y(t[i]);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n", left, y, left + pw, y);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" dominant-baseline=\"central\">"
+                   "%g</text>\n", left - 5, y, t[i]);
+    }
+    nt = svg_ticks(0, p->n - 1, 0, t, 32);
+    for (int i = 0; i < nt; i++) {   // x ticks
+        double x = LINES_X(t[i]);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"black\"/>\n", x, top + ph, x, top + ph + 4);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%g</text>\n", x, top + ph + 17,
+                t[i]);
+    }
+    for (int s = 0; s < p->n_series; s++) {   // series 0 first: its peaks stand out anyway, and the
+                                              // others would vanish under it where it is small
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", palette[s % 4],
+                s == 0 ? "1.5" : "1");
+        for (int i = 0; i < p->n; i++) {
+            double v = p->v[(size_t)s * p->n + i];
+            fprintf(f, "%s%.1f,%.1f", i ? " " : "", LINES_X(i), isfinite(v) ? LINES_Y(v) : (double)top + ph);
+        }
+        fputs("\"/>\n", f);
+    }
+    int peaks[8], np = 0;   // the largest points of series 0, labelled with their index
+    for (int k = 0; k < p->n_peaks; k++) {
+        int best = -1;
+        for (int i = 0; i < p->n; i++) {
+            int taken = 0;
+            for (int j = 0; j < np; j++) taken |= peaks[j] == i;
+            if (!taken && isfinite(p->v[i]) && (best < 0 || p->v[i] > p->v[best])) best = i;
+        }
+        if (best < 0) break;
+        peaks[np++] = best;
+        double x = LINES_X(best), y = LINES_Y(p->v[best]);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"none\" stroke=\"%s\"/>\n", x, y, palette[0]);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\" fill=\"%s\">", x + 6,
+                y + 4 + 14 * (k % 2), palette[0]);   // alternate rows: neighbouring peaks stay apart
+        svg_put_text(f, p->peak_prefix ? p->peak_prefix : "");
+        fprintf(f, "%d</text>\n", best);
+    }
+#undef LINES_X
+#undef LINES_Y
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"black\"/>\n", left, top, pw, ph);
+    axis_titles(f, p->xlabel, p->ylabel, p->note, left, top, pw, ph, 40, 56);
+    for (int s = 0; s < p->n_series; s++) {   // legend
+        int lx = left + pw + 16, ly = top + 14 + 20 * s;
+        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>\n", lx, ly - 4,
+                lx + 18, ly - 4, palette[s % 4]);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\">", lx + 24, ly);
+        if (p->series_labels && p->series_labels[s]) svg_put_text(f, p->series_labels[s]);   // uncut: legend
+        else fprintf(f, "%d", s);
+        fputs("</text>\n", f);
+    }
+    return close_svg(&o, err);
 }

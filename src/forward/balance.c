@@ -64,7 +64,8 @@ int ctx_balance_layer(intact_ctx *c, int l, int n, float *q, float *k) {
         if (pre) {
             memcpy(c->bal_tmp, pk, (size_t)pre * kvd * sizeof(float));
             kv_balance_scale_keys(c->bal_tmp, pre, (int)kvd, b);
-            if (c->kv->ops->store(c->kv, l, 0, pre, c->bal_tmp, pk + (size_t)pre * kvd) != 0) return -1;
+            int rc = c->kv->ops->store(c->kv, l, 0, pre, c->bal_tmp, pk + (size_t)pre * kvd);
+            if (rc != 0) return rc;   // the cache's KV_E_* code: the caller tells memory from a refusal
         }
     }
     kv_balance_scale_keys(k, n, (int)kvd, b);

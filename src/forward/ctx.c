@@ -140,19 +140,25 @@ static it_kv *mikv_from_params(const intact_ctx *c, const intact_kv_params *kp, 
     kv_mikv_config mc = kv_mikv_default_config();
     mc.evict = kp->h2o > 0;
     mc.hi_ratio = mc.evict ? kp->h2o : kp->mikv_hi;
-    if (kp->group) mc.group = kp->group;
-    if (kp->recent > 0) mc.recent = kp->recent;
+    mc.group = kp->group;
+    if (kp->recent != 0) mc.recent = kp->recent > 0 ? kp->recent : 0;   // < 0: none, 0: the default
     if (kp->sink > 0) mc.sink = kp->sink;
     if ((kp->mikv_hi_type && kv_type_of(kp->mikv_hi_type, &mc.hi_type)) ||
         (kp->mikv_lo_type && kv_type_of(kp->mikv_lo_type, &mc.lo_type))) {
         it_fail(err, INTACT_E_ARG, "unknown MiKV type (hi: f16, int8; lo: int2, int3, int4)");
         return NULL;
     }
+    // Configuration errors and out of memory are different causes with different remedies: the
+    // check names the first, so a NULL after it is the second.
+    char why[256];
+    if (kv_mikv_config_check(&mc, hp->head_dim, why, sizeof why) != 0) {
+        it_fail(err, INTACT_E_ARG, "%s", why);
+        return NULL;
+    }
     it_kv *kv = kv_mikv_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &mc);
     if (!kv)
-        it_fail(err, INTACT_E_ARG, "bad %s configuration (ratio %g in (0, 1], hi f16/int8, lo int2/3/4, group %d "
-                "dividing head dimension %d) or out of memory", mc.evict ? "H2O" : "MiKV", (double)mc.hi_ratio,
-                mc.group, hp->head_dim);
+        it_fail(err, INTACT_E_NOMEM, "out of memory for the %s KV cache of %d tokens", mc.evict ? "H2O" : "MiKV",
+                c->n_ctx);
     return kv;
 }
 
@@ -176,15 +182,14 @@ int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *e
         if (kv_type_of(kp->k_type, &cfg.k_type) || kv_type_of(kp->v_type, &cfg.v_type))
             return it_fail(err, INTACT_E_ARG, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)",
                            kv_type_of(kp->k_type, &cfg.k_type) ? kp->k_type : kp->v_type);
+        char why[256];
+        if (kvq_config_check(&cfg, hp->head_dim, why, sizeof why) != 0) return it_fail(err, INTACT_E_ARG, "%s", why);
         kv = kv_quant_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &cfg);
-        if (!kv)
-            return it_fail(err, INTACT_E_ARG, "bad KV-cache configuration: group %d for head dimension %d (the "
-                           "group must be a multiple of 8 that divides it) or out of memory",
-                           kp->group ? kp->group : 32, hp->head_dim);
+        if (!kv) return it_fail(err, INTACT_E_NOMEM, "out of memory for the KV cache of %d tokens", c->n_ctx);
     }
     if (ctx_balance_enable(c, kp->balance) != 0) {
         kv->ops->free(kv);
-        return it_fail(err, INTACT_E_NOMEM, "out of memory");
+        return it_fail(err, INTACT_E_NOMEM, "out of memory for key balancing");
     }
     c->kv->ops->free(c->kv);
     c->kv = kv;

@@ -32,8 +32,11 @@ static void add_bias(float *x, const float *b, int n, int width) {
 }
 
 // One micro-batch of n <= c->ubatch tokens at positions c->pos .. c->pos+n-1. Writes logits for
-// the tokens selected by logits_from (all tokens from that index on).
-static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logits_from, float *logits) {
+// the tokens selected by logits_from (all tokens from that index on). 0, or the cache's error
+// (KV_E_ARG / KV_E_NOMEM, with *bad_layer) when it could not store or attend: then c->pos is
+// unchanged and the caller reports it.
+static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logits_from, float *logits,
+                          int *bad_layer) {
     const intact_model *m = c->model;
     const it_hparams *hp = &m->hp;
     int dim = hp->dim, hid = hp->hidden_dim, kv_dim = hp->head_dim * hp->n_kv_heads;
@@ -58,11 +61,14 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "q", q, n, dim);
         observe(c, l, "k", k, n, kv_dim);
         observe(c, l, "v", v, n, kv_dim);
-        if (c->bal) (void)ctx_balance_layer(c, l, n, q, k);   // fails only if the cache refuses rows it took before
-        c->kv->ops->store(c->kv, l, c->pos, n, k, v);
+        *bad_layer = l;
+        int rc = c->bal ? ctx_balance_layer(c, l, n, q, k) : 0;
+        if (rc == 0) rc = c->kv->ops->store(c->kv, l, c->pos, n, k, v);
+        if (rc != 0) return rc;
         c->kv->probs = c->probs;
-        c->kv->ops->attend(c->kv, pool, l, c->pos, n, q, att);
+        rc = c->kv->ops->attend(c->kv, pool, l, c->pos, n, q, att);
         c->kv->probs = NULL;
+        if (rc != 0) return rc;
         if (c->probs) observe(c, l, "attn_probs", c->probs, hp->n_heads * n, c->pos + n);
         observe(c, l, "wo_in", att, n, dim);
         fwd_linear(c, &ly->wo, att, n, xb);
@@ -84,7 +90,7 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, l, "block_out", x, n, dim);
         if (l == c->stop_after_layer) { // calibration only needs the layers up to this one
             c->pos += n;
-            return;
+            return 0;
         }
     }
     ops_rmsnorm(xb, x, m->output_norm, n, dim, hp->norm_eps);
@@ -95,6 +101,7 @@ static void forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logi
         observe(c, hp->n_layers, "logits", logits, nl, hp->n_vocab);
     }
     c->pos += n;
+    return 0;
 }
 
 int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err) {
@@ -111,11 +118,17 @@ int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *e
     c->n_logits = c->logits_all ? n : 1;
     for (int done = 0; done < n;) {
         int nb = n - done < c->ubatch ? n - done : c->ubatch;
-        int last = done + nb == n;
+        int last = done + nb == n, layer = 0, rc;
         if (c->logits_all)
-            forward_ubatch(c, tokens + done, nb, 0, c->logits + (size_t)done * hp->n_vocab);
+            rc = forward_ubatch(c, tokens + done, nb, 0, c->logits + (size_t)done * hp->n_vocab, &layer);
         else
-            forward_ubatch(c, tokens + done, nb, last ? nb - 1 : nb, c->logits);
+            rc = forward_ubatch(c, tokens + done, nb, last ? nb - 1 : nb, c->logits, &layer);
+        if (rc == KV_E_NOMEM)
+            return it_fail(err, INTACT_E_NOMEM, "out of memory in the KV cache (layer %d, positions %d..%d)", layer,
+                           c->pos, c->pos + nb - 1);
+        if (rc != 0)
+            return it_fail(err, INTACT_E_ARG, "the KV cache refused positions %d..%d of layer %d", c->pos,
+                           c->pos + nb - 1, layer);
         done += nb;
     }
     return 0;

@@ -23,7 +23,8 @@ int it_mmap_open(const char *path, it_mmap *out, intact_error *err) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return it_fail(err, INTACT_E_IO, "%s: not a regular file", path);
+        if (S_ISDIR(st.st_mode)) return it_fail(err, INTACT_E_IO, "%s: cannot open: %s", path, strerror(EISDIR));
+        return it_fail(err, INTACT_E_IO, "%s: not a regular file (a device, pipe or socket cannot be mapped)", path);
     }
     if (st.st_size == 0) {
         close(fd);

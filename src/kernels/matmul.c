@@ -4,6 +4,14 @@
 
 enum { MATMUL_MAX_GROUP = 4 };
 
+// Work per chunk, in multiply-adds: below twice this a product runs on the caller with no dispatch.
+// A dispatch costs a few microseconds (more when a worker must be woken or is descheduled); 64K
+// multiply-adds of f32 weights take ~10-30 us on one core, so a split never costs more than it saves.
+// english-1m (dim 128) thus decodes on one thread whatever -t says; english-12m splits its larger
+// matrices. Up to MATMUL_CHUNKS_PER_THREAD chunks per thread let the threads that are running take
+// a larger share when another one is slowed down by a busy machine.
+enum { MATMUL_MIN_CHUNK_MACS = 65536, MATMUL_CHUNKS_PER_THREAD = 2 };
+
 typedef struct {
     int n;
     const it_tensor *w[MATMUL_MAX_GROUP];
@@ -12,9 +20,11 @@ typedef struct {
     int64_t nt;
 } matmul_job;
 
-// Rows of each matrix are split across threads in multiples of 16, so each thread streams its own
+// Rows of each matrix are split into chunks in multiples of 16, so each chunk streams its own
 // contiguous slice (decode is bandwidth bound: no row is read twice). Several matrices that share
-// an input (q/k/v, gate/up) go in one dispatch: one barrier instead of several per layer.
+// an input (q/k/v, gate/up) go in one dispatch: one wait instead of several per layer. Each output
+// row is computed whole by one kernel call whatever the split, so results do not depend on the
+// number of threads or chunks.
 static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     for (int m = 0; m < j->n; m++) {
@@ -39,7 +49,10 @@ void kern_matmul_group(it_pool *pool, int n, const it_tensor *const *w, const fl
         }
         j.x = x;
         j.nt = nt;
-        it_pool_run(pool, matmul_worker, &j);
+        double macs = 0;
+        for (int m = 0; m < j.n; m++) macs += (double)j.w[m]->ne[0] * (double)j.w[m]->ne[1] * (double)nt;
+        it_pool_run_n(pool, matmul_worker, &j,
+                      it_pool_chunks(pool, macs, MATMUL_MIN_CHUNK_MACS, MATMUL_CHUNKS_PER_THREAD));
     }
 }
 

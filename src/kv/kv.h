@@ -11,12 +11,17 @@
 
 typedef struct it_kv it_kv;
 
+// Errors of store / attend: the forward pass turns them into INTACT_E_ARG / INTACT_E_NOMEM, so a
+// failed step is reported to intact_ctx_eval's caller instead of leaving out unwritten.
+enum { KV_OK = 0, KV_E_ARG = -1, KV_E_NOMEM = -2 };
+
 typedef struct it_kv_ops {
     // k, v: (n, n_kv_heads*head_dim) rows for positions pos .. pos+n-1 (k already rotated).
+    // KV_OK, KV_E_ARG (positions out of range / a gap) or KV_E_NOMEM.
     int (*store)(it_kv *kv, int layer, int pos, int n, const float *k, const float *v);
     // q: (n, n_heads*head_dim) for positions pos .. pos+n-1; each query attends causally to cached
-    // positions 0 .. its own. out: (n, n_heads*head_dim).
-    void (*attend)(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);
+    // positions 0 .. its own. out: (n, n_heads*head_dim). KV_OK, or KV_E_NOMEM with out unwritten.
+    int (*attend)(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);
     size_t (*bytes)(const it_kv *kv, int n_tokens);   // storage for n_tokens cached tokens, all layers
     void (*free)(it_kv *kv);
 } it_kv_ops;
@@ -51,6 +56,12 @@ void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int k
 // afterwards; if growing fails with one thread's worth already there, the caller must run single-
 // threaded (*threads < nth, returns 0); -1 when there is no scratch at all.
 int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t per, int nth);
+
+// realloc for the caches' working memory (attention scratch, rewind buffers), with a failure
+// injection hook for tests: kv_test_fail_allocs(n) makes the next n calls fail (0 disarms). The
+// hook is process-wide and not synchronized: tests set it between calls, never during one.
+void *kv_realloc(void *p, size_t bytes);
+void kv_test_fail_allocs(int n);
 
 // Full-precision (fp32) cache.
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim);

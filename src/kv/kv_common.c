@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "kv/kv.h"
 
 void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int kvh, int t, int pos, int n) {
@@ -25,9 +26,24 @@ void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int k
     }
 }
 
+static int fail_allocs;
+
+void kv_test_fail_allocs(int n) { fail_allocs = n > 0 ? n : 0; }
+
+void *kv_realloc(void *p, size_t bytes) {
+    if (fail_allocs > 0) {
+        fail_allocs--;
+        return NULL;
+    }
+    return realloc(p, bytes);
+}
+
 int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t per, int nth) {
     if (*threads >= nth) return 0;
-    float *s = realloc(*scratch, (size_t)nth * per * sizeof(float));
+    size_t bytes;
+    if (it_mul_size((size_t)nth, per, &bytes) || it_mul_size(bytes, sizeof(float), &bytes))
+        return *threads > 0 ? 0 : -1;
+    float *s = kv_realloc(*scratch, bytes);
     if (s) {
         *scratch = s;
         *per_out = per;

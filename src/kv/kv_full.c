@@ -61,10 +61,11 @@ static void attend_worker(void *arg, int ith, int nth) {
     }
 }
 
-static void full_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
+static int full_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
     kv_full *c = (kv_full *)kv;
     attend_job j = {c, layer, pos, n, q, out};
     it_pool_run(pool, attend_worker, &j);
+    return KV_OK;
 }
 
 static size_t full_bytes(const it_kv *kv, int n_tokens) {

@@ -8,6 +8,7 @@
 // tokens get score -inf, i.e. weight exactly 0, which also renormalizes the softmax over the kept
 // ones. With every token hi and F32 the operations are kv_full's own, so the result is bit-identical.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,12 +243,12 @@ static void mikv_worker(void *arg, int ith, int nth) {
     }
 }
 
-static void mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
+static int mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
     kv_mikv *c = (kv_mikv *)kv;
     int nth = it_pool_size(pool);
     if (nth < 1) nth = 1;
     if (kv_scratch_reserve(&c->scratch, &c->scratch_per, &c->scratch_threads, scratch_floats(c), nth) != 0)
-        return;   // not even one thread's scratch: nothing sensible to compute
+        return KV_E_NOMEM;   // not even one thread's scratch: out is not written, the caller must know
     // The hi / lo position lists, once per call for every item; they live in the demotion scratch
     // (`order`), which rebalance only uses after the workers are done.
     const uint8_t *st = c->state + (size_t)layer * kv->n_ctx;
@@ -267,6 +268,7 @@ static void mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, con
         for (int p = 0; p < pos + n; p++) imp[p] += acc[p];
     }
     rebalance(c, layer);
+    return KV_OK;
 }
 
 static size_t mikv_bytes(const it_kv *kv, int n_tokens) {
@@ -304,23 +306,43 @@ static void mikv_free(it_kv *kv) {
 static const it_kv_ops mikv_ops = {mikv_store, mikv_attend, mikv_bytes, mikv_free};
 
 kv_mikv_config kv_mikv_default_config(void) {
-    kv_mikv_config cfg = {0.2f, KVQ_F16, KVQ_INT4, 32, 1, 32, 0};
+    kv_mikv_config cfg = {0.2f, KVQ_F16, KVQ_INT4, 32, 1, 0, 0};
     return cfg;
+}
+
+// Applies the default group and validates; 0 or -1 with the reason in why (when non-NULL).
+static int resolve_config(const kv_mikv_config *in, int head_dim, kv_mikv_config *out, char *why, size_t cap) {
+    char dummy[8];
+    if (!why) why = dummy, cap = sizeof dummy;
+    if (!in || head_dim <= 0) return snprintf(why, cap, "no configuration / head dimension %d", head_dim), -1;
+    kv_mikv_config rc = *in;
+    const char *name = rc.evict ? "H2O" : "MiKV";
+    if (!(rc.hi_ratio > 0 && rc.hi_ratio <= 1))
+        return snprintf(why, cap, "%s ratio %g is not in (0, 1]", name, (double)rc.hi_ratio), -1;
+    if (rc.recent < 0 || rc.sink < 0 || (rc.evict != 0 && rc.evict != 1))
+        return snprintf(why, cap, "%s: negative recent window / sink", name), -1;
+    if (rc.hi_type != KVQ_F32 && rc.hi_type != KVQ_F16 && rc.hi_type != KVQ_INT8)
+        return snprintf(why, cap, "%s high-precision type must be f16 or int8", name), -1;
+    if (rc.lo_type != KVQ_INT4 && rc.lo_type != KVQ_INT3 && rc.lo_type != KVQ_INT2)
+        return snprintf(why, cap, "%s low-precision type must be int4, int3 or int2", name), -1;
+    int given = rc.group != 0;
+    if (!given) rc.group = kvq_default_group(head_dim);
+    if (kvq_group_error(rc.group, given, head_dim, why, cap)) return -1;
+    *out = rc;
+    return 0;
+}
+
+int kv_mikv_config_check(const kv_mikv_config *cfg, int head_dim, char *why, size_t cap) {
+    kv_mikv_config rc;
+    return resolve_config(cfg, head_dim, &rc, why, cap);
 }
 
 it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
                    const kv_mikv_config *cfg) {
-    if (!cfg || n_layers <= 0 || n_ctx <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads ||
-        head_dim <= 0)
+    kv_mikv_config rc;
+    if (n_layers <= 0 || n_ctx <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads ||
+        resolve_config(cfg, head_dim, &rc, NULL, 0) || rc.sink > n_ctx)
         return NULL;
-    kv_mikv_config rc = *cfg;
-    if (rc.group == 0) rc.group = 32;
-    if (!(rc.hi_ratio > 0 && rc.hi_ratio <= 1) || rc.recent < 0 || rc.sink < 0 || rc.sink > n_ctx ||
-        (rc.evict != 0 && rc.evict != 1))
-        return NULL;
-    if (rc.hi_type != KVQ_F32 && rc.hi_type != KVQ_F16 && rc.hi_type != KVQ_INT8) return NULL;
-    if (rc.lo_type != KVQ_INT4 && rc.lo_type != KVQ_INT3 && rc.lo_type != KVQ_INT2) return NULL;
-    if (rc.group < 8 || rc.group > KVQ_MAX_GROUP || rc.group % 8 || head_dim % rc.group) return NULL;
     kv_mikv *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     it_kv b = {&mikv_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL};

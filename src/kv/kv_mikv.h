@@ -43,15 +43,19 @@ typedef struct kv_mikv_config {
     int lo_type;      // KVQ_INT4, KVQ_INT3 or KVQ_INT2
     int recent;       // R newest tokens always hi (taken literally; 0 allowed)
     int sink;         // first tokens always hi and fp32 (taken literally; 0 allowed)
-    int group;        // channels per quantization group; 0 -> 32
+    int group;        // channels per quantization group; 0 -> kvq_default_group(head_dim)
     int evict;        // 0: MiKV (demote to lo), 1: H2O (evict)
 } kv_mikv_config;
 
-// hi_ratio 0.2, F16 hi, INT4 lo, recent 32, sink 1, group 32, MiKV.
+// hi_ratio 0.2, F16 hi, INT4 lo, recent 32, sink 1, group 0 (the default for head_dim), MiKV.
 kv_mikv_config kv_mikv_default_config(void);
 
-// NULL on bad config / OOM. n_heads must be a multiple of n_kv_heads; group must divide head_dim
-// and be a multiple of 8 (≤ KVQ_MAX_GROUP).
+// 0 if cfg is usable for head_dim, else -1 and a one-line reason in why (so that a NULL from
+// kv_mikv_new after a passing check means out of memory).
+int kv_mikv_config_check(const kv_mikv_config *cfg, int head_dim, char *why, size_t cap);
+
+// NULL on bad config (kv_mikv_config_check says why) / OOM. n_heads must be a multiple of
+// n_kv_heads; group must divide head_dim and be a multiple of 8 (≤ KVQ_MAX_GROUP).
 it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
                    const kv_mikv_config *cfg);
 

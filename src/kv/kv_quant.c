@@ -1,6 +1,7 @@
 // Uniform low-bit KV cache: construction, group quantizer, store and byte accounting. The attention
 // kernel over the stored form is in kv_quant_attn.c; formats are documented in kv_quant.h.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,8 +226,8 @@ static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const
             c->n_quant[layer] = pos;
         } else if (pos < c->n_quant[layer]) {
             int cs = sink + (pos - sink) / r * r;
-            float *row = malloc(kv_dim * sizeof(float));
-            if (!row) return -1;
+            float *row = kv_realloc(NULL, kv_dim * sizeof(float));
+            if (!row) return KV_E_NOMEM;
             for (int p = cs; p < pos; p++) {
                 kvq_dequant_row(kv, layer, p, 0, row);
                 memcpy((float *)kvq_res_row(c, layer, p), row, kv_dim * sizeof(float));
@@ -298,27 +299,62 @@ static const it_kv_ops kvq_ops = {kvq_store, kvq_attend, kvq_bytes, kvq_free};
 
 static int is_kvq(const it_kv *kv) { return kv->ops == &kvq_ops; }
 
-// Applies defaults and validates; 0 if the config is usable for this head_dim.
-static int resolve_config(const kvq_config *in, int head_dim, kvq_config *out) {
-    if (!in || head_dim <= 0) return -1;
+int kvq_default_group(int head_dim) {
+    for (int g = 32; g >= 8; g -= 8)
+        if (head_dim > 0 && head_dim % g == 0) return g;
+    return 0;
+}
+
+int kvq_group_error(int group, int given, int head_dim, char *why, size_t cap) {
+    if (group >= 8 && group <= KVQ_MAX_GROUP && group % 8 == 0 && head_dim % group == 0) return 0;
+    if (!given)
+        snprintf(why, cap, "head dimension %d has no KV quantization group (a multiple of 8 that divides it)",
+                 head_dim);
+    else if (kvq_default_group(head_dim))
+        snprintf(why, cap, "KV group %d does not fit head dimension %d (a group is a multiple of 8 up to %d "
+                 "that divides it; the default for this model is %d)", group, head_dim, KVQ_MAX_GROUP,
+                 kvq_default_group(head_dim));
+    else
+        snprintf(why, cap, "KV group %d does not fit head dimension %d (a group is a multiple of 8 that divides "
+                 "it, and this head dimension has none)", group, head_dim);
+    return -1;
+}
+
+// Applies defaults and validates; 0 if the config is usable for this head_dim, else -1 with the
+// reason in why (when non-NULL).
+static int resolve_config(const kvq_config *in, int head_dim, kvq_config *out, char *why, size_t cap) {
+    char dummy[8];
+    if (!why) why = dummy, cap = sizeof dummy;
+    if (!in || head_dim <= 0) return snprintf(why, cap, "no configuration / head dimension %d", head_dim), -1;
     kvq_config c = *in;
-    if (c.group == 0) c.group = 32;
-    if (c.residual == 0) c.residual = c.group;
     int kb = kvq_bits(c.k_type), vb = kvq_bits(c.v_type);
-    if (!kb || !vb) return -1;
-    if (c.key_axis != KVQ_PER_TOKEN && c.key_axis != KVQ_PER_CHANNEL) return -1;
-    if (c.group < 8 || c.group > KVQ_MAX_GROUP || c.group % 8) return -1;
-    if (c.residual < c.group || c.residual % c.group) return -1;
-    if (c.sink < 0) return -1;
+    if (!kb || !vb) return snprintf(why, cap, "unknown KV type %d", kb ? c.v_type : c.k_type), -1;
+    if (c.key_axis != KVQ_PER_TOKEN && c.key_axis != KVQ_PER_CHANNEL)
+        return snprintf(why, cap, "unknown key axis %d", c.key_axis), -1;
+    if (c.sink < 0) return snprintf(why, cap, "negative sink %d", c.sink), -1;
     int k_chan = kb <= 8 && c.key_axis == KVQ_PER_CHANNEL;
-    if ((vb <= 8 || (kb <= 8 && !k_chan)) && head_dim % c.group) return -1;
+    int along_hd = vb <= 8 || (kb <= 8 && !k_chan);   // some rows are grouped along head_dim
+    int given = c.group != 0;
+    if (!given) c.group = kvq_default_group(head_dim);
+    if (!given && !c.group && !along_hd) c.group = 32;   // only a per-channel token block: any multiple of 8
+    if (along_hd && kvq_group_error(c.group, given, head_dim, why, cap)) return -1;
+    if (c.group < 8 || c.group > KVQ_MAX_GROUP || c.group % 8)
+        return snprintf(why, cap, "KV group %d is not a multiple of 8 in [8, %d]", c.group, KVQ_MAX_GROUP), -1;
+    if (c.residual == 0) c.residual = c.group;
+    if (c.residual < c.group || c.residual % c.group)
+        return snprintf(why, cap, "residual window %d is not a multiple of the group %d", c.residual, c.group), -1;
     *out = c;
     return 0;
 }
 
+int kvq_config_check(const kvq_config *cfg, int head_dim, char *why, size_t cap) {
+    kvq_config c;
+    return resolve_config(cfg, head_dim, &c, why, cap);
+}
+
 size_t kvq_bytes_per_token(const kvq_config *cfg, int n_kv_heads, int head_dim) {
     kvq_config c;
-    if (n_kv_heads <= 0 || resolve_config(cfg, head_dim, &c)) return 0;
+    if (n_kv_heads <= 0 || resolve_config(cfg, head_dim, &c, NULL, 0)) return 0;
     int kb = kvq_bits(c.k_type), vb = kvq_bits(c.v_type);
     size_t per_head = kvq_row_bytes(vb, head_dim, c.group);
     if (kb <= 8 && c.key_axis == KVQ_PER_CHANNEL) {
@@ -334,7 +370,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
                     const kvq_config *cfg) {
     kvq_config rc;
     if (n_layers <= 0 || n_ctx <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads ||
-        resolve_config(cfg, head_dim, &rc) || rc.sink > n_ctx)
+        resolve_config(cfg, head_dim, &rc, NULL, 0) || rc.sink > n_ctx)
         return NULL;
     kvq_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;

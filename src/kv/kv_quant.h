@@ -36,8 +36,10 @@
 // per-channel keys the blocks and the residual window start after them: block b = tokens
 // sink + bG .. sink + bG + G - 1, and n_quant counts from sink.
 //
-// Config defaults: group 0 -> 32, residual 0 -> group, sink 0. Limits: 8 ≤ group ≤ 256,
-// group % 8 == 0, 0 ≤ sink ≤ n_ctx.
+// Config defaults: group 0 -> kvq_default_group(head_dim) (the largest multiple of 8 that divides
+// head_dim and is at most 32: 8 -> 8, 40 -> 8, 48 -> 24, 64 -> 32, 128 -> 32), residual 0 -> group,
+// sink 0. Limits: 8 ≤ group ≤ 256, group % 8 == 0, group divides head_dim when any rows are grouped
+// along it, 0 ≤ sink ≤ n_ctx.
 #ifndef IT_KV_KV_QUANT_H
 #define IT_KV_KV_QUANT_H
 
@@ -58,7 +60,16 @@ typedef struct kvq_config {
     int sink;            // first positions kept exact in fp32, never quantized (IntactKV prefix / [BOS])
 } kvq_config;
 
-// NULL on bad config / OOM. n_heads must be a multiple of n_kv_heads (GQA).
+// The default group for head_dim (see above); 0 when head_dim is not a multiple of 8.
+int kvq_default_group(int head_dim);
+// 0 if group (given: the caller chose it; else it is the default) fits head_dim; else -1 and a
+// one-line reason in why naming the group and the head dimension. Shared with the MiKV cache.
+int kvq_group_error(int group, int given, int head_dim, char *why, size_t cap);
+// 0 if cfg is usable for head_dim, else -1 and a one-line reason in why (so that a NULL from
+// kv_quant_new after a passing check means out of memory).
+int kvq_config_check(const kvq_config *cfg, int head_dim, char *why, size_t cap);
+
+// NULL on bad config (kvq_config_check says why) / OOM. n_heads must be a multiple of n_kv_heads (GQA).
 it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
                     const kvq_config *cfg);
 

@@ -121,13 +121,14 @@ static void kvq_worker(void *arg, int ith, int nth) {
     }
 }
 
-void kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
+int kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
     kvq_cache *c = (kvq_cache *)kv;
     int nth = it_pool_size(pool);
     if (nth < 1) nth = 1;
     if (kv_scratch_reserve(&c->scratch, &c->scratch_per, &c->scratch_threads, scratch_floats(c), nth) != 0)
-        return;   // not even one thread's scratch: nothing sensible to compute
+        return KV_E_NOMEM;   // not even one thread's scratch: out is not written, the caller must know
     kvq_job j = {c, kvk_active(), layer, pos, n, q, out};
     if (c->scratch_threads >= nth) it_pool_run(pool, kvq_worker, &j);
     else kvq_worker(&j, 0, 1);
+    return KV_OK;
 }

@@ -56,6 +56,6 @@ static inline const float *kvq_sink_row(const kvq_cache *c, int layer, int pos, 
     return (which ? c->sink_v : c->sink_k) + ((size_t)layer * c->cfg.sink + (size_t)pos) * kv_dim;
 }
 
-void kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);
+int kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);
 
 #endif

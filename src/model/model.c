@@ -2,6 +2,7 @@
 // tensors to the layer structure the forward pass reads.
 #include "model/model.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,7 @@ intact_model *intact_model_load(const char *path, const char *tokenizer_path, in
     if (!path) { it_fail(err, INTACT_E_ARG, "no model path given"); return NULL; }
     it_types_init();
     FILE *f = fopen(path, "rb");
-    if (!f) { it_fail(err, INTACT_E_IO, "%s: cannot open", path); return NULL; }
+    if (!f) { it_fail(err, INTACT_E_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     char magic[4] = {0};
     size_t got = fread(magic, 1, 4, f);
     fclose(f);

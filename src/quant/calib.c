@@ -76,8 +76,9 @@ int quant_run_begin(quant_run *q) {
     const intact_quant_params *p = q->p;
     intact_model *m = q->m;
     if (q->method == QM_RTN) return 0;
-    if (!p->calib_text || !p->calib_len)
+    if (!p->calib_text)
         return it_fail(q->err, INTACT_E_ARG, "%s needs calibration text (--calib FILE)", p->method);
+    if (!p->calib_len) return it_fail(q->err, INTACT_E_ARG, "%s: the calibration text is empty", p->method);
     if (p->calib_samples < 1 || p->calib_tokens < 2)
         return it_fail(q->err, INTACT_E_ARG, "bad calibration size: %d samples of %d tokens", p->calib_samples,
                        p->calib_tokens);

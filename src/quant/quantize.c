@@ -149,6 +149,18 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
                        p->bits, p->group);
     if (m->quant.method[0])
         return it_fail(err, INTACT_E_ARG, "the model is already quantized (%s)", m->quant.method);
+    // Quantizing quantized weights compounds two rounding errors; like llama-quantize, refuse
+    // (`intact quantize --allow-requantize` dequantizes to f32 first, explicitly).
+    for (int l = 0; !rotate_only && l < m->hp.n_layers; l++) {
+        it_tensor *t[7];
+        int input[7];
+        for (int i = 0, n = layer_matrices(&m->layers[l], t, input); i < n; i++) {
+            int ty = t[i]->type;
+            if (ty != IT_TYPE_F32 && ty != IT_TYPE_F16 && ty != IT_TYPE_BF16)
+                return it_fail(err, INTACT_E_ARG, "blk.%d.%s.weight is already quantized (%s); quantize the "
+                               "full-precision model", l, matrix_names[i], it_type_get(ty)->name);
+        }
+    }
     double t0 = it_now_s();
     q.rep->bytes_before = m->weight_bytes;
     // Rotation first: the quantizers (and GPTQ/AWQ calibration) see the rotated weights and inputs.

@@ -299,6 +299,34 @@ def fwd_golden(ck, tok, prompt, path, full=True):
     return d64
 
 
+def english12m_golden(ck, tok, prompt, path):
+    """english-12m: logits at every position, and the pivot at [BOS]: per layer, max |h| of the
+    residual stream after the layer at position 0 and the channel where it sits, with the median
+    over the other positions of their own max |h| (the ratio the models README quotes)."""
+    tokens = tok.encode(prompt, bos=True)
+    cap, cap64 = {}, {}
+    logits = forward(ck, tokens, torch.float32, cap)
+    logits64 = forward(ck, tokens, torch.float64, cap64)
+    L = ck.n_layers
+    bos_max = np.array([cap[f"block_out.{l}"][0].abs().max().item() for l in range(L)], dtype=np.float32)
+    bos_ch = np.array([int(cap[f"block_out.{l}"][0].abs().argmax()) for l in range(L)], dtype=np.int32)
+    others = np.array([cap[f"block_out.{l}"][1:].abs().max(dim=1).values.median().item() for l in range(L)],
+                      dtype=np.float32)
+    recs = [("tokens", np.array(tokens, dtype=np.int32)),
+            ("bos_maxabs", bos_max), ("bos_channel", bos_ch), ("others_median_maxabs", others),
+            ("logits", logits.numpy().astype(np.float32))]
+    size = write_golden(path, recs)
+    d64 = (logits.double() - logits64).abs().max().item()
+    h64 = max((cap[f"block_out.{l}"][0].double() - cap64[f"block_out.{l}"][0]).abs().max().item()
+              for l in range(L))
+    print(f"{os.path.basename(path)}: {len(tokens)} tokens {tokens}, {size} bytes")
+    print(f"  max|h| at BOS per layer {np.round(bos_max, 1).tolist()}, channels {bos_ch.tolist()}")
+    print(f"  ratio to the other tokens' median max|h| {np.round(bos_max / others, 1).tolist()}")
+    print(f"  max |logit| {logits.abs().max().item():.3g}; fp32 vs fp64 max-abs: logits {d64:.3g}, "
+          f"BOS residual {h64:.3g}")
+    return d64
+
+
 def greedy(ck, tok, prompt, n_new, path):
     ptoks = tok.encode(prompt, bos=True)
     seq = list(ptoks)
@@ -357,8 +385,14 @@ def main():
     fwd_golden(ck2, tok, "The president said that the new law",
                os.path.join(args.out, "english1m_fwd.gold"), full=False)
 
+    ck3 = Checkpoint(os.path.join(m, "english-12m.bin"))
+    print("english-12m:", ck3.describe())
+    print(f"  stored freq_cis vs computed: max-abs {check_freq_cis(ck3):.3g}")
+    english12m_golden(ck3, tok, "The president said that the new law would",
+                      os.path.join(args.out, "english12m_fwd.gold"))
+
     # self-check: the files read back
-    for f in ("stories260K_fwd.gold", "stories260K_greedy.gold", "english1m_fwd.gold"):
+    for f in ("stories260K_fwd.gold", "stories260K_greedy.gold", "english1m_fwd.gold", "english12m_fwd.gold"):
         read_golden(os.path.join(args.out, f))
     return 0 if text.startswith(expect) else 1
 

@@ -1,0 +1,202 @@
+// The thread pool (core/pool.h): every chunk runs exactly once and the dispatch returns only after
+// all of them, for 1..8 threads, fewer or more chunks than threads, thousands of back-to-back
+// dispatches, dispatches after the workers went to sleep, and a chunk that blocks until the others
+// are done (which only completes if the remaining chunks move to another thread: work stealing).
+// Then the chunk sizing, and the engine's promise that logits do not depend on the thread count:
+// english-12m (whose matrices are split) gives bit-identical logits with 1, 2 and 3 threads.
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "harness.h"
+#include "core/pool.h"
+#include "intact.h"
+
+enum { MAX_CHUNKS = 256 };
+
+typedef struct {
+    atomic_int runs[MAX_CHUNKS];
+    atomic_int bad_nth;
+    int expect_nth;
+    int sleep_chunk; // this chunk sleeps sleep_us first (-1: none)
+    int sleep_us;
+} count_job;
+
+static void sleep_us(int us) {
+    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void count_fn(void *arg, int ith, int nth) {
+    count_job *j = arg;
+    if (nth != j->expect_nth) atomic_fetch_add(&j->bad_nth, 1);
+    if (ith == j->sleep_chunk) sleep_us(j->sleep_us);
+    if (ith >= 0 && ith < MAX_CHUNKS) atomic_fetch_add(&j->runs[ith], 1);
+}
+
+// Dispatches n_chunks and returns how many chunks did not run exactly once (or saw a wrong nth).
+static int dispatch_and_count(it_pool *p, int n_chunks, int sleep_chunk, int sleep_for) {
+    static count_job j;
+    for (int i = 0; i < MAX_CHUNKS; i++) atomic_store(&j.runs[i], 0);
+    atomic_store(&j.bad_nth, 0);
+    j.expect_nth = n_chunks;
+    j.sleep_chunk = sleep_chunk;
+    j.sleep_us = sleep_for;
+    it_pool_run_n(p, count_fn, &j, n_chunks);
+    int bad = atomic_load(&j.bad_nth);
+    for (int i = 0; i < MAX_CHUNKS; i++) bad += atomic_load(&j.runs[i]) != (i < n_chunks);
+    return bad;
+}
+
+// The first chunk to start blocks until every other chunk has run (2 s timeout). With chunks
+// bound to threads, the other chunks of that thread would never run.
+typedef struct {
+    atomic_int first, finished;
+    int n;
+    atomic_int timed_out;
+} steal_job;
+
+static void steal_fn(void *arg, int ith, int nth) {
+    (void)ith;
+    steal_job *j = arg;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&j->first, &expected, 1)) {
+        for (int t = 0; atomic_load(&j->finished) < nth - 1; t++) {
+            if (t > 20000) { atomic_store(&j->timed_out, 1); break; }
+            sleep_us(100);
+        }
+    }
+    atomic_fetch_add(&j->finished, 1);
+}
+
+static int logits_with_threads(const intact_model *m, int threads, const int32_t *toks, int nt, float *out) {
+    intact_ctx_params cp = intact_ctx_default_params();
+    cp.n_threads = threads;
+    cp.n_ctx = 64;
+    intact_error err = {0, ""};
+    intact_ctx *c = intact_ctx_new(m, &cp, &err);
+    if (!c) return -1;
+    // A prefill (the GEMM path) then single-token decode steps (the GEMV path).
+    int rc = intact_ctx_eval(c, toks, nt / 2, &err);
+    const float *l = rc == 0 ? intact_ctx_logits(c, -1) : NULL;
+    if (l) memcpy(out, l, 512 * sizeof *out);
+    for (int i = nt / 2; rc == 0 && i < nt; i++) {
+        rc = intact_ctx_eval(c, toks + i, 1, &err);
+        l = rc == 0 ? intact_ctx_logits(c, -1) : NULL;
+        if (l) memcpy(out + (size_t)(i - nt / 2 + 1) * 512, l, 512 * sizeof *out);
+    }
+    intact_ctx_free(c);
+    return rc;
+}
+
+int main(void) {
+    TEST_CASE("every chunk once: 1..8 threads, 1..200 chunks, repeated dispatches") {
+        static const int chunks[] = {1, 2, 3, 4, 7, 8, 9, 16, 33, 200};
+        for (int t = 1; t <= 8; t++) {
+            it_pool *p = it_pool_new(t);
+            CHECK(p != NULL, "pool of %d", t);
+            if (!p) continue;
+            CHECK(it_pool_size(p) == t, "size %d", it_pool_size(p));
+            int bad = 0;
+            for (int rep = 0; rep < 300; rep++)
+                for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) bad += dispatch_and_count(p, chunks[k], -1, 0);
+            CHECK(bad == 0, "%d threads: %d chunk errors over 3000 dispatches", t, bad);
+            it_pool_free(p);
+        }
+    }
+    TEST_CASE("it_pool_run gives nth = pool size, each ith once") {
+        it_pool *p = it_pool_new(4);
+        int bad = 0;
+        static count_job j;
+        for (int rep = 0; rep < 1000 && p; rep++) {
+            for (int i = 0; i < 8; i++) atomic_store(&j.runs[i], 0);
+            j.expect_nth = 4;
+            j.sleep_chunk = -1;
+            it_pool_run(p, count_fn, &j);
+            for (int i = 0; i < 8; i++) bad += atomic_load(&j.runs[i]) != (i < 4);
+        }
+        CHECK(bad == 0 && atomic_load(&j.bad_nth) == 0, "%d errors", bad);
+        it_pool_free(p);
+    }
+    TEST_CASE("dispatch after the workers fell asleep, and a slow chunk") {
+        it_pool *p = it_pool_new(3);
+        int bad = 0;
+        for (int rep = 0; rep < 20 && p; rep++) {
+            sleep_us(2000); // far past the spin bound: the workers are blocked on the condvar
+            bad += dispatch_and_count(p, 6, rep % 6, 3000); // the return must wait for the slow chunk
+        }
+        CHECK(bad == 0, "%d errors", bad);
+        it_pool_free(p);
+    }
+    TEST_CASE("work stealing: a blocked chunk does not hold back the others") {
+        for (int t = 2; t <= 4; t++) {
+            it_pool *p = it_pool_new(t);
+            for (int rep = 0; rep < 5 && p; rep++) {
+                steal_job j = {0};
+                it_pool_run_n(p, steal_fn, &j, 4 * t);
+                CHECK(!atomic_load(&j.timed_out) && atomic_load(&j.finished) == 4 * t,
+                      "%d threads: finished %d of %d, timed out %d", t, atomic_load(&j.finished), 4 * t,
+                      atomic_load(&j.timed_out));
+            }
+            it_pool_free(p);
+        }
+    }
+    TEST_CASE("serial pool and NULL pool run every chunk on the caller") {
+        it_pool *p = it_pool_new(1);
+        CHECK(dispatch_and_count(p, 5, -1, 0) == 0, "serial pool");
+        CHECK(dispatch_and_count(NULL, 5, -1, 0) == 0, "NULL pool");
+        it_pool_free(p);
+    }
+    TEST_CASE("chunk sizing: small work runs inline, large work splits up to the cap") {
+        it_pool *p2 = it_pool_new(2);
+        // english-1m's q/k/v group: 3 x 128 x 128 = 49152 MACs < 2 x 65536: one chunk, no dispatch.
+        CHECK(it_pool_chunks(p2, 3.0 * 128 * 128, 65536, 2) == 1, "%d", it_pool_chunks(p2, 3.0 * 128 * 128, 65536, 2));
+        CHECK(it_pool_chunks(p2, 131071, 65536, 2) == 1, "just below 2 chunks");
+        CHECK(it_pool_chunks(p2, 131072, 65536, 2) == 2, "exactly 2 chunks");
+        CHECK(it_pool_chunks(p2, 3 * 65536, 65536, 2) == 3, "3 chunks");
+        CHECK(it_pool_chunks(p2, 2048.0 * 2048, 65536, 2) == 4, "capped at 2 per thread");
+        CHECK(it_pool_chunks(NULL, 1e9, 65536, 2) == 1, "no pool: 1");
+        it_pool *p1 = it_pool_new(1);
+        CHECK(it_pool_chunks(p1, 1e9, 65536, 4) == 1, "serial pool: 1");
+        it_pool_free(p1);
+        it_pool_free(p2);
+    }
+    TEST_CASE("it_split_range covers [0, n) in order, aligned") {
+        int bad = 0;
+        for (long n = 0; n < 300; n += 7)
+            for (int nth = 1; nth <= 9; nth++) {
+                long prev = 0;
+                for (int i = 0; i < nth; i++) {
+                    long b, e;
+                    it_split_range(n, i, nth, 16, &b, &e);
+                    bad += b != prev || e < b || (b % 16 != 0 && b != n);
+                    prev = e;
+                }
+                bad += prev != n;
+            }
+        CHECK(bad == 0, "%d bad ranges", bad);
+    }
+    TEST_CASE("english-12m logits are bit-identical with 1, 2 and 3 threads") {
+        char path[1024], tok[1024];
+        intact_error err = {0, ""};
+        intact_model *m = intact_model_load(th_shared("models/english-12m.bin", path, sizeof path),
+                                            th_shared("models/tok512.bin", tok, sizeof tok), &err);
+        CHECK(m != NULL, "load: %s", err.msg);
+        enum { NT = 12 };
+        int32_t toks[NT] = {1, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108};
+        static float l1[(NT / 2 + 1) * 512], l2[(NT / 2 + 1) * 512], l3[(NT / 2 + 1) * 512];
+        if (m) {
+            CHECK(logits_with_threads(m, 1, toks, NT, l1) == 0, "1 thread");
+            CHECK(logits_with_threads(m, 2, toks, NT, l2) == 0, "2 threads");
+            CHECK(logits_with_threads(m, 3, toks, NT, l3) == 0, "3 threads");
+            CHECK(memcmp(l1, l2, sizeof l1) == 0, "1 vs 2 threads differ");
+            CHECK(memcmp(l1, l3, sizeof l1) == 0, "1 vs 3 threads differ");
+            float mx = 0;
+            for (size_t i = 0; i < sizeof l1 / sizeof *l1; i++) mx = fabsf(l1[i]) > mx ? fabsf(l1[i]) : mx;
+            CHECK(mx > 1, "logits look empty (max |l| %g)", (double)mx);
+        }
+        intact_model_free(m);
+    }
+    return th_finish("test_pool");
+}
