@@ -132,3 +132,10 @@ intact_prefix *cli_load_prefix(const char *cmd, const char *path, const intact_m
     if (!p) fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
     return p;
 }
+
+int cli_flag_error(const char *cmd, const char *msg, const char *a, const char *b) {
+    fprintf(stderr, "intact %s: ", cmd);
+    fprintf(stderr, msg, a, b);
+    fputc('\n', stderr);
+    return -1;
+}

@@ -17,6 +17,9 @@ const char *cli_human_bytes(char *buf, size_t cap, double bytes);
 // -c beyond the model's training context is allowed (as in llama.cpp: RoPE runs on, quality past
 // the trained length is the user's risk); this prints the one-line warning on stderr.
 void cli_warn_ctx(const char *cmd, int n_ctx, int train_ctx);
+// "intact CMD: " + msg formatted with a and b (both "%s"), one line on stderr; returns -1 so that
+// flag checks can `return cli_flag_error(...)`.
+int cli_flag_error(const char *cmd, const char *msg, const char *a, const char *b);
 void cli_json_str(FILE *f, const char *s);
 void cli_progress(void *user, int done, int total);   // "\r<what>: done/total" on stderr
 double cli_peak_rss_mb(void);

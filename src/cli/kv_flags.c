@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/common.h"
+
 int kv_flags_add(kv_flags *f, cli_opt *o, int n) {
     memset(f, 0, sizeof *f);
     f->mikv_recent = f->h2o_recent = -1;   // -1: not given (0 is a valid value: no recent window)
@@ -34,13 +36,6 @@ static int type_bits(const char *name) {
     return 0;
 }
 
-static int usage(const char *cmd, const char *msg, const char *a, const char *b) {
-    fprintf(stderr, "intact %s: ", cmd);
-    fprintf(stderr, msg, a, b);
-    fputc('\n', stderr);
-    return -1;
-}
-
 // The rules are in kv_flags.h. Which flags were given: strings and ratios are NULL / 0 unless given,
 // --kv-group 0 is out of its range, the recent windows start at -1.
 int kv_flags_check(const char *cmd, const kv_flags *f) {
@@ -50,41 +45,41 @@ int kv_flags_check(const char *cmd, const kv_flags *f) {
     const char *scheme = mikv ? "--mikv (it stores tokens in --mikv-hi-type / --mikv-lo-type, keys per token)"
                               : "--h2o (it stores tokens in --mikv-hi-type, keys per token)";
     if (!kb || !vb)
-        return usage(cmd, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)", kb ? p->v_type : p->k_type, "");
+        return cli_flag_error(cmd, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)", kb ? p->v_type : p->k_type, "");
     if (f->axis && strcmp(f->axis, "token") && strcmp(f->axis, "channel"))
-        return usage(cmd, "--kv-key-axis is 'token' or 'channel', not '%s'%s", f->axis, "");
+        return cli_flag_error(cmd, "--kv-key-axis is 'token' or 'channel', not '%s'%s", f->axis, "");
     if (p->mikv_hi_type && strcmp(p->mikv_hi_type, "f16") && strcmp(p->mikv_hi_type, "int8"))
-        return usage(cmd, "unknown MiKV type '%s' for --mikv-hi-type (f16, int8)%s", p->mikv_hi_type, "");
+        return cli_flag_error(cmd, "unknown MiKV type '%s' for --mikv-hi-type (f16, int8)%s", p->mikv_hi_type, "");
     if (p->mikv_lo_type && strcmp(p->mikv_lo_type, "int4") && strcmp(p->mikv_lo_type, "int3") &&
         strcmp(p->mikv_lo_type, "int2"))
-        return usage(cmd, "unknown MiKV type '%s' for --mikv-lo-type (int4, int3, int2)%s", p->mikv_lo_type,
+        return cli_flag_error(cmd, "unknown MiKV type '%s' for --mikv-lo-type (int4, int3, int2)%s", p->mikv_lo_type,
                      "");
     if (mikv && h2o)
-        return usage(cmd, "%s and %s exclude each other (MiKV demotes the tokens H2O evicts)", "--mikv", "--h2o");
-    if (mikv && !(f->mikv_hi > 0)) return usage(cmd, "%s needs %s RATIO", "--mikv", "--mikv-hi");
-    if (!mikv && f->mikv_hi > 0) return usage(cmd, "%s needs %s", "--mikv-hi", "--mikv");
+        return cli_flag_error(cmd, "%s and %s exclude each other (MiKV demotes the tokens H2O evicts)", "--mikv", "--h2o");
+    if (mikv && !(f->mikv_hi > 0)) return cli_flag_error(cmd, "%s needs %s RATIO", "--mikv", "--mikv-hi");
+    if (!mikv && f->mikv_hi > 0) return cli_flag_error(cmd, "%s needs %s", "--mikv-hi", "--mikv");
     static const char *const no_effect = "%s has no effect with %s";
-    if (h2o && p->mikv_lo_type) return usage(cmd, no_effect, "--mikv-lo-type", "--h2o (H2O evicts, never demotes)");
-    if (h2o && f->mikv_recent >= 0) return usage(cmd, no_effect, "--mikv-recent", "--h2o (use --h2o-recent)");
-    if (mikv && f->h2o_recent >= 0) return usage(cmd, no_effect, "--h2o-recent", "--mikv (use --mikv-recent)");
-    if (!mikv && !h2o && p->mikv_hi_type) return usage(cmd, "%s needs %s or --h2o", "--mikv-hi-type", "--mikv");
-    if (!mikv && p->mikv_lo_type) return usage(cmd, "%s needs %s", "--mikv-lo-type", "--mikv");
-    if (!mikv && f->mikv_recent >= 0) return usage(cmd, "%s needs %s", "--mikv-recent", "--mikv");
-    if (!h2o && f->h2o_recent >= 0) return usage(cmd, "%s needs %s", "--h2o-recent", "--h2o");
+    if (h2o && p->mikv_lo_type) return cli_flag_error(cmd, no_effect, "--mikv-lo-type", "--h2o (H2O evicts, never demotes)");
+    if (h2o && f->mikv_recent >= 0) return cli_flag_error(cmd, no_effect, "--mikv-recent", "--h2o (use --h2o-recent)");
+    if (mikv && f->h2o_recent >= 0) return cli_flag_error(cmd, no_effect, "--h2o-recent", "--mikv (use --mikv-recent)");
+    if (!mikv && !h2o && p->mikv_hi_type) return cli_flag_error(cmd, "%s needs %s or --h2o", "--mikv-hi-type", "--mikv");
+    if (!mikv && p->mikv_lo_type) return cli_flag_error(cmd, "%s needs %s", "--mikv-lo-type", "--mikv");
+    if (!mikv && f->mikv_recent >= 0) return cli_flag_error(cmd, "%s needs %s", "--mikv-recent", "--mikv");
+    if (!h2o && f->h2o_recent >= 0) return cli_flag_error(cmd, "%s needs %s", "--h2o-recent", "--h2o");
     // MiKV / H2O store every token in --mikv-hi-type / --mikv-lo-type, keys per token.
-    if ((mikv || h2o) && p->k_type) return usage(cmd, no_effect, "--kv-k", scheme);
-    if ((mikv || h2o) && p->v_type) return usage(cmd, no_effect, "--kv-v", scheme);
-    if ((mikv || h2o) && f->axis) return usage(cmd, no_effect, "--kv-key-axis", scheme);
+    if ((mikv || h2o) && p->k_type) return cli_flag_error(cmd, no_effect, "--kv-k", scheme);
+    if ((mikv || h2o) && p->v_type) return cli_flag_error(cmd, no_effect, "--kv-v", scheme);
+    if ((mikv || h2o) && f->axis) return cli_flag_error(cmd, no_effect, "--kv-key-axis", scheme);
     if (f->axis && kb > 8)
-        return usage(cmd, "%s needs an integer key cache (%s int8|int4|int3|int2)", "--kv-key-axis", "--kv-k");
+        return cli_flag_error(cmd, "%s needs an integer key cache (%s int8|int4|int3|int2)", "--kv-key-axis", "--kv-k");
     // Something must be stored in an integer type for a group to mean anything.
     int grouped = kb <= 8 || vb <= 8 || mikv || (h2o && p->mikv_hi_type && !strcmp(p->mikv_hi_type, "int8"));
     if (p->group && !grouped)
-        return usage(cmd, "%s has no effect without an integer KV type (%s/--kv-v int8|int4|int3|int2, --mikv, "
+        return cli_flag_error(cmd, "%s has no effect without an integer KV type (%s/--kv-v int8|int4|int3|int2, --mikv, "
                      "or --h2o with --mikv-hi-type int8)", "--kv-group", "--kv-k");
     // Balancing rescales keys for their quantizer: fp32 keys store k·b exactly, so it changes nothing.
     if (p->balance && kb == 32 && !mikv && !h2o)
-        return usage(cmd, "%s has no effect on fp32 keys (give %s f16|intN, --mikv or --h2o)", "--kv-balance",
+        return cli_flag_error(cmd, "%s has no effect on fp32 keys (give %s f16|intN, --mikv or --h2o)", "--kv-balance",
                      "--kv-k");
     return 0;
 }

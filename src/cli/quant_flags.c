@@ -69,55 +69,48 @@ static int given(const cli_opt *opts, int n_opts, int argc, char **argv, const c
     return 0;
 }
 
-static int usage(const char *cmd, const char *msg, const char *a, const char *b) {
-    fprintf(stderr, "intact %s: ", cmd);
-    fprintf(stderr, msg, a, b);
-    fputc('\n', stderr);
-    return -1;
-}
-
 int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts, int n_opts, int argc,
                       char **argv) {
     const char *qflag = q->mode == QF_QUANTIZE_CMD ? "--method" : "--quant";
     const char *m = q->method ? q->method : q->mode == QF_QUANTIZE_CMD ? "rtn" : NULL;
     if (m && strcmp(m, "rtn") && strcmp(m, "gptq") && strcmp(m, "awq") && strcmp(m, "none"))
-        return usage(cmd, "unknown %s method '%s' (rtn, gptq, awq; none with --rotate)", qflag, m);
+        return cli_flag_error(cmd, "unknown %s method '%s' (rtn, gptq, awq; none with --rotate)", qflag, m);
     int none = m && !strcmp(m, "none"), rtn = m && !strcmp(m, "rtn"), gptq = m && !strcmp(m, "gptq");
     if (none && !q->rotate && q->mode != QF_QUANTIZE_CMD)   // quantize: --outtype makes none useful
-        return usage(cmd, "%s none does nothing without %s", qflag, "--rotate");
+        return cli_flag_error(cmd, "%s none does nothing without %s", qflag, "--rotate");
     // Weight-format flags need a method that quantizes.
     static const char *const fmt[] = {"--bits", "--group", "--sym", "--fake-quant", "--clip-search", "--act-order"};
     for (int i = 0; i < 6; i++) {
         if (!given(opts, n_opts, argc, argv, fmt[i])) continue;
-        if (!m) return usage(cmd, "%s needs %s METHOD (it has no effect without quantization)", fmt[i], qflag);
-        if (none) return usage(cmd, "%s has no effect with %s none", fmt[i], qflag);
+        if (!m) return cli_flag_error(cmd, "%s needs %s METHOD (it has no effect without quantization)", fmt[i], qflag);
+        if (none) return cli_flag_error(cmd, "%s has no effect with %s none", fmt[i], qflag);
     }
-    if (q->clip_search && !rtn) return usage(cmd, "%s is an rtn option, not %s", "--clip-search", m);
-    if (q->act_order && !gptq) return usage(cmd, "%s is a gptq option, not %s", "--act-order", m);
+    if (q->clip_search && !rtn) return cli_flag_error(cmd, "%s is an rtn option, not %s", "--clip-search", m);
+    if (q->act_order && !gptq) return cli_flag_error(cmd, "%s is a gptq option, not %s", "--act-order", m);
     if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8) {
         char b[16];
         snprintf(b, sizeof b, "%d", q->bits);
-        return usage(cmd, "%s is 2, 3, 4 or 8, not %s", "--bits", b);
+        return cli_flag_error(cmd, "%s is 2, 3, 4 or 8, not %s", "--bits", b);
     }
     if (q->group != 32 && q->group != 64 && q->group != 128) {
         char g[16];
         snprintf(g, sizeof g, "%d", q->group);
-        return usage(cmd, "%s is 32, 64 or 128, not %s", "--group", g);
+        return cli_flag_error(cmd, "%s is 32, 64 or 128, not %s", "--group", g);
     }
     // Calibration: only gptq and awq calibrate. `ikv calibrate` reads --calib itself, whatever the method.
     static const char *const cal[] = {"--calib", "--calib-samples", "--calib-len", "--quant-seed"};
     for (int i = q->mode == QF_CALIB_CMD ? 1 : 0; i < 4; i++) {
         if (!given(opts, n_opts, argc, argv, cal[i])) continue;
-        if (!m) return usage(cmd, "%s needs %s gptq|awq", cal[i], qflag);
-        if (none || rtn) return usage(cmd, "%s is only used by gptq and awq (%s does not calibrate)", cal[i], m);
+        if (!m) return cli_flag_error(cmd, "%s needs %s gptq|awq", cal[i], qflag);
+        if (none || rtn) return cli_flag_error(cmd, "%s is only used by gptq and awq (%s does not calibrate)", cal[i], m);
     }
-    if (m && !none && !rtn && !q->calib) return usage(cmd, "%s %s needs calibration text (--calib FILE)", qflag, m);
+    if (m && !none && !rtn && !q->calib) return cli_flag_error(cmd, "%s %s needs calibration text (--calib FILE)", qflag, m);
     if (!q->rotate && given(opts, n_opts, argc, argv, "--rotate-seed"))
-        return usage(cmd, "%s needs %s", "--rotate-seed", "--rotate");
+        return cli_flag_error(cmd, "%s needs %s", "--rotate-seed", "--rotate");
     // Activation quantization: 16 bits is off, so its options would be ignored.
     if (q->mode != QF_QUANTIZE_CMD && q->abits == 16) {
-        if (given(opts, n_opts, argc, argv, "--a-clip")) return usage(cmd, "%s needs %s 8 or 4", "--a-clip", "--abits");
-        if (q->a_fake) return usage(cmd, "%s needs %s 8 or 4", "--a-fake", "--abits");
+        if (given(opts, n_opts, argc, argv, "--a-clip")) return cli_flag_error(cmd, "%s needs %s 8 or 4", "--a-clip", "--abits");
+        if (q->a_fake) return cli_flag_error(cmd, "%s needs %s 8 or 4", "--a-fake", "--abits");
     }
     return 0;
 }
