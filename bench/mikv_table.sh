@@ -35,7 +35,8 @@ for name in "${MODELS[@]}"; do
     "$BIN" ikv build -m "$model" -z "$TOK" --bos -o "$TMP/$name.ikv" >/dev/null   # the FP prefix of the model itself
     row() { # label flags...
         local label=$1; shift
-        [ "$label" != FP16 ] && set -- "$@" --kv-group "$KVG"
+        # H2O keeps what it keeps at full precision: a KV group would have no effect (and is refused)
+        case $label in FP16 | H2O*) ;; *) set -- "$@" --kv-group "$KVG" ;; esac
         local a b
         a=$("$BIN" kld -m "$model" -z "$TOK" --base "$base" -f "$TEXT" -c "$CTX" --chunks "$CHUNKS" -t "$T" --json "$@" 2>/dev/null)
         b=$("$BIN" kld -m "$model" -z "$TOK" --base "$base" -f "$TEXT" -c "$CTX" --chunks "$CHUNKS" -t "$T" --json \

@@ -176,8 +176,8 @@ int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *e
 // match fp's, loss = sum over layers of 1/2 MSE(block_out), on n_samples random windows of len
 // text tokens of the calibration text (each preceded by the prefix). Deterministic with seed.
 typedef struct intact_ikv_calib_params {
-    int samples, len, epochs;      // defaults 128, 512 (capped by the context), 20
-    float lr;                      // default 2e-4 (the paper's)
+    int samples, len, epochs;      // defaults 8, 128 (capped by the context), 4
+    float lr;                      // default 1e-2 (tuned on english-12m; the paper: 2e-4, 20 epochs)
     uint64_t seed;
     int n_threads;
     void (*progress)(void *user, int epoch, int epochs, double loss);
@@ -251,6 +251,7 @@ typedef struct intact_quant_params {
     size_t calib_len;
     int calib_samples;       // sequences (default 128)
     int calib_tokens;        // tokens per sequence incl. BOS (default 512, at most the model context)
+    int calib_no_bos;        // windows are plain text slices (the GPTQ/AWQ references'), not BOS + text
     uint64_t seed;           // picks the calibration windows
     int fake;                // keep dequantized fp32 weights instead of packed ones (research)
     int n_threads;
@@ -302,7 +303,11 @@ typedef struct intact_act_quant {
     float clip;   // 0 -> 1
     int fake;
 } intact_act_quant;
+// On a model: the setting of every context created from it afterwards. On a context: that context's
+// own (contexts sharing one model can differ, e.g. server sessions). INTACT_E_ARG for other bits or a
+// clip outside (0, 1].
 int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err);
+int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a, intact_error *err);
 
 // ---------------------------------------------------------------- line retrieval (LongEval)
 // Prompts of n_lines lines "line <id>: REGISTER_CONTENT is <n>" then "What is the REGISTER_CONTENT in

@@ -132,6 +132,49 @@ int main(void) {
             intact_model_free(m);
         }
     }
+    // The setting belongs to the context (issue 14): contexts sharing one model can differ, and the
+    // model's setting is only what new contexts start with.
+    TEST_CASE("a context's own activation setting: two contexts on one model differ") {
+        intact_model *m = intact_model_load(mp, tp, &err);
+        CHECK(m != NULL, "load");
+        if (!m) break;
+        intact_quant_params qp = intact_quant_default_params();
+        qp.method = "rtn";
+        qp.group = 32;
+        CHECK(intact_model_quantize(m, &qp, NULL, &err) == 0, "quantize: %s", err.msg);
+        intact_model_info in;
+        intact_model_get_info(m, &in);
+        size_t nl = (size_t)N * in.n_vocab;
+        float *ref16 = malloc(nl * sizeof *ref16), *ref4 = malloc(nl * sizeof *ref4);
+        CHECK(ref16 && ref4 && eval_logits(m, toks, N, ref16) == 0, "A16 reference");
+        intact_act_quant a4 = {4, 1.0f, 0}, a16 = {16, 1.0f, 0};
+        CHECK(intact_model_set_act_quant(m, &a4, &err) == 0 && eval_logits(m, toks, N, ref4) == 0, "A4 reference");
+        CHECK(intact_model_set_act_quant(m, &a16, &err) == 0, "model back to A16");
+        intact_ctx_params cp = intact_ctx_default_params();
+        cp.logits_all = 1;
+        cp.n_threads = 2;
+        intact_ctx *c16 = intact_ctx_new(m, &cp, &err), *c4 = intact_ctx_new(m, &cp, &err);
+        CHECK(c16 && c4, "contexts");
+        if (c16 && c4) {
+            CHECK(intact_ctx_set_act_quant(c4, &a4, &err) == 0, "set on the context: %s", err.msg);
+            intact_act_quant bad = {5, 1.0f, 0};
+            CHECK(intact_ctx_set_act_quant(c4, &bad, &err) != 0 && err.code == INTACT_E_ARG, "5 bits accepted");
+            CHECK(intact_ctx_eval(c4, toks, N, &err) == 0 && intact_ctx_eval(c16, toks, N, &err) == 0, "eval");
+            int same4 = 1, same16 = 1;
+            for (int i = 0; i < N; i++) {
+                same4 &= memcmp(intact_ctx_logits(c4, i), ref4 + (size_t)i * in.n_vocab, in.n_vocab * sizeof *ref4) == 0;
+                same16 &= memcmp(intact_ctx_logits(c16, i), ref16 + (size_t)i * in.n_vocab, in.n_vocab * sizeof *ref16) == 0;
+            }
+            CHECK(same4, "the A4 context differs from the model-level A4 run");
+            CHECK(same16, "the other context on the same model was changed by the first one's setting");
+            CHECK(memcmp(ref4, ref16, nl * sizeof *ref4) != 0, "A4 changed nothing");
+        }
+        intact_ctx_free(c16);
+        intact_ctx_free(c4);
+        free(ref16);
+        free(ref4);
+        intact_model_free(m);
+    }
     TEST_CASE("bad activation settings are refused") {
         intact_model *m = intact_model_load(mp, tp, &err);
         CHECK(m != NULL, "load");

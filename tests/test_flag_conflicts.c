@@ -51,6 +51,8 @@ static const conflict quant_conflicts[] = {
     {"--quant rtn --calib '%T'", "--calib", "rtn"},
     {"--quant rtn --calib-samples 4", "--calib-samples", "rtn"},
     {"--quant rtn --quant-seed 3", "--quant-seed", "rtn"},
+    {"--calib-no-bos", "--calib-no-bos", "--quant"},
+    {"--quant rtn --calib-no-bos", "--calib-no-bos", "rtn"},
     {"--quant gptq --clip-search --calib '%T'", "--clip-search", "gptq"},
     {"--quant awq --act-order --calib '%T'", "--act-order", "awq"},
     {"--quant rtn --act-order", "--act-order", "rtn"},

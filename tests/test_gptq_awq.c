@@ -7,7 +7,9 @@
 #include <stdint.h>
 
 #include "core/pool.h"
+#include "intact.h"
 #include "quant/awq.h"
+#include "quant/quant_internal.h"
 #include "quant/gptq.h"
 #include "quant/qformat.h"
 #include "quant/rtn.h"
@@ -447,7 +449,62 @@ static void test_rtn_clip(it_pool *pool) {
     }
 }
 
+// Calibration windows (quant_run_begin): with [BOS] first (the default) every window is BOS + a
+// contiguous slice of the tokenized text; with calib_no_bos (the references' random slices) every
+// window is a contiguous slice of len tokens. Checked against the text tokenized by the public API.
+static int is_slice(const int32_t *w, int len, const int32_t *all, int n) {
+    for (int st = 0; st + len <= n; st++)
+        if (!memcmp(w, all + st, (size_t)len * sizeof *w)) return 1;
+    return 0;
+}
+
+static void test_calib_windows(void) {
+    char mp[512], tp[512], cp[512];
+    th_shared("models/stories260K.bin", mp, sizeof mp);
+    th_shared("models/tok512.bin", tp, sizeof tp);
+    th_shared("data/calib-en.txt", cp, sizeof cp);
+    for (int no_bos = 0; no_bos < 2; no_bos++)
+        TEST_CASE(no_bos ? "calib_no_bos windows are plain contiguous slices of the text"
+                         : "default calibration windows are [BOS] + a contiguous slice of the text") {
+            intact_error err;
+            intact_model *m = intact_model_load(mp, tp, &err);
+            FILE *f = fopen(cp, "rb");
+            CHECK(m && f, "model or calibration text missing");
+            if (!m || !f) { if (f) fclose(f); intact_model_free(m); break; }
+            static char text[200000];
+            size_t tl = fread(text, 1, sizeof text - 1, f);
+            fclose(f);
+            intact_quant_params p = intact_quant_default_params();
+            p.method = "gptq";
+            p.calib_text = text;
+            p.calib_len = tl;
+            p.calib_samples = 6;
+            p.calib_tokens = 64;
+            p.calib_no_bos = no_bos;
+            quant_run q;
+            memset(&q, 0, sizeof q);
+            q.m = m, q.p = &p, q.err = &err, q.method = QM_GPTQ;
+            CHECK(quant_run_begin(&q) == 0, "begin: %s", err.msg);
+            int n = intact_tokenize(m, text, tl, 0, NULL, 0, &err);
+            int32_t *all = malloc((size_t)n * sizeof *all);
+            intact_tokenize(m, text, tl, 0, all, n, &err);
+            int bos_first = 0, slices = 0;
+            for (int i = 0; q.samples && i < q.n_samples; i++) {
+                const int32_t *w = q.samples + (size_t)i * q.sample_len;
+                bos_first += w[0] == 1;
+                slices += no_bos ? is_slice(w, q.sample_len, all, n) : is_slice(w + 1, q.sample_len - 1, all, n);
+            }
+            CHECK(q.n_samples == 6 && q.sample_len == 64, "%d windows of %d", q.n_samples, q.sample_len);
+            CHECK(bos_first == (no_bos ? 0 : 6), "%d of 6 windows start with BOS", bos_first);
+            CHECK(slices == 6, "%d of 6 windows are slices of the text", slices);
+            free(all);
+            quant_run_end(&q);
+            intact_model_free(m);
+        }
+}
+
 int main(void) {
+    test_calib_windows();
     it_pool *pool = it_pool_new(4);
     test_gptq_vs_rtn(pool);
     test_gptq_golden(pool);

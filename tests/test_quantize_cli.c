@@ -125,6 +125,22 @@ int main(void) {
         remove(out);
     }
 
+    // stories260K: dim 64, hidden 172 (= 4 x 43). 64 divides dim, nothing of 32/64/128 divides 172: the
+    // default group is 64 and the five ffn_down matrices stay fp32 (7 x 5 - 5 = 30 quantized).
+    TEST_CASE("the default group fits the model's widths; a group that fits no matrix is an error") {
+        result r = run("quantize -m '%s' -z '%s' -o '%s' --bits 4 --json", m_st, m_tok, out);
+        CHECK(r.rc == 0 && strstr(r.out, "\"group\":64,") && strstr(r.out, "\"quantized\":30,"), "rc %d: %s %s",
+              r.rc, r.out, r.err);
+        rfree(&r);
+        remove(out);
+        r = run("quantize -m '%s' -z '%s' -o '%s' --bits 4 --group 128", m_st, m_tok, out);
+        CHECK(r.rc == 1 && strstr(r.err, "group 128 divides none") && !exists(out), "rc %d: %s", r.rc, r.err);
+        rfree(&r);
+        r = run("run -m '%s' -z '%s' --quant rtn --group 128 -p Once -n 1", m_st, m_tok);
+        CHECK(r.rc == 1 && strstr(r.err, "group 128 divides none"), "rc %d: %s", r.rc, r.err);
+        rfree(&r);
+    }
+
     TEST_CASE("an unwritable output is reported before the work") {
         char bad[160], sub[160];
         snprintf(bad, sizeof bad, "%s/no-such-dir/x.gguf", dir);

@@ -40,7 +40,6 @@ int cmd_bench(int argc, char **argv) {
     intact_model_get_info(m, &in);
     intact_prefix *prefix = ikv ? cli_load_prefix("bench", ikv, m) : NULL;
     if (ikv && !prefix) { intact_model_free(m); return 1; }
-    if (prefix) kvf.p.sink = intact_prefix_n_tokens(prefix); // MiKV/H2O keep the prefix exact
     intact_bench_params p = {n_prompt, n_gen, threads, 1, !no_bw, prefix, kvp, n_ctx};
     cli_warn_ctx("bench", n_ctx, in.ctx_len);
     intact_bench_result r;

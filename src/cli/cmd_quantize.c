@@ -220,8 +220,8 @@ int cmd_quantize(int argc, char **argv) {
     struct stat st;
     long long file_bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
     if (json) {
-        printf("{\"method\":\"%s\",\"bits\":%d,\"group\":%d,\"sym\":%s,\"outtype\":", qf.method, qf.bits, qf.group,
-               qf.sym ? "true" : "false");
+        printf("{\"method\":\"%s\",\"bits\":%d,\"group\":%d,\"sym\":%s,\"outtype\":", qf.method, qf.bits,
+               quant_flags_group(&qf, m), qf.sym ? "true" : "false");
         if (outtype) cli_json_str(stdout, outtype);
         else printf("null");
         printf(",\"converted\":%d,\"seconds\":%.3f,\"bytes_in\":%llu,\"bytes_out\":%llu,\"file_bytes\":%lld,"

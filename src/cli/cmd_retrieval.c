@@ -77,7 +77,6 @@ int cmd_retrieval(int argc, char **argv) {
     if (!m) return 1;
     intact_prefix *prefix = ikv ? cli_load_prefix("retrieval", ikv, m) : NULL;
     if (ikv && !prefix) { intact_model_free(m); return 1; }
-    if (prefix) kvf.p.sink = intact_prefix_n_tokens(prefix); // MiKV/H2O keep the prefix exact
     p.prefix = prefix;
     p.kv = kvp;
     trial_ctx tc = {quiet};

@@ -107,8 +107,7 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "intact run: the prompt does not start with the prefix's %d token%s (%s)\n", pn,
                     pn == 1 ? "" : "s", intact_prefix_from_bos(prefix) ? "its BOS" : "its system prompt");
             rc = 1;
-        } else if ((kvp && (kvf.p.sink = pn) && intact_ctx_set_kv(c, kvp, &err) != 0) ||
-                   intact_ctx_use_prefix(c, prefix, &err) != 0) { // MiKV keeps the prefix exact
+        } else if (intact_ctx_use_prefix(c, prefix, &err) != 0) { // every cache then keeps it exact
             fprintf(stderr, "intact run: %s\n", err.msg);
             rc = 1;
         }

@@ -9,7 +9,7 @@
 void quant_flags_init(quant_flags *q) {
     memset(q, 0, sizeof *q);
     q->bits = 4;
-    q->group = 128;
+    q->group = 0;   // not given: quant_flags_group picks what fits the model
     q->samples = 128;
     q->len = 512;
     q->rotate_seed = intact_quant_default_params().rotate_seed;
@@ -22,10 +22,10 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int mode) {
     q->mode = mode;
     const cli_opt add[QUANT_N_OPTS] = {
         {for_quantize_cmd ? "--method" : "--quant", NULL, ARG_STR, &q->method, "rtn|gptq|awq",
-         for_quantize_cmd ? "quantization method (default rtn; none: with --rotate, only rotate)"
+         for_quantize_cmd ? "quantization method (default rtn; none: only --rotate and/or --outtype)"
                           : "quantize the model in memory first", 0, 0},
         {"--bits", NULL, ARG_INT, &q->bits, "B", "bits per weight: 2, 3, 4 or 8 (default 4)", 2, 8},
-        {"--group", NULL, ARG_INT, &q->group, "G", "group size: 32, 64 or 128 (default 128)", 32, 128},
+        {"--group", NULL, ARG_INT, &q->group, "G", "group size: 32, 64 or 128 (default: the largest that divides the model's matrix widths)", 32, 128},
         {"--sym", NULL, ARG_FLAG, &q->sym, NULL, "symmetric groups (no zero point)", 0, 0},
         {"--clip-search", NULL, ARG_FLAG, &q->clip_search, NULL, "rtn: search each group's clip ratio", 0, 0},
         {"--act-order", NULL, ARG_FLAG, &q->act_order, NULL, "gptq: quantize columns by Hessian diagonal", 0, 0},
@@ -33,6 +33,8 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int mode) {
         {"--calib-samples", NULL, ARG_INT, &q->samples, "N", "calibration sequences (default 128)", 1, 1 << 16},
         {"--calib-len", NULL, ARG_INT, &q->len, "L", "tokens per sequence (default 512)", 2, 1 << 20},
         {"--quant-seed", NULL, ARG_U64, &q->seed, "S", "seed for the calibration windows (default 0)", 0, 0},
+        {"--calib-no-bos", NULL, ARG_FLAG, &q->calib_no_bos, NULL,
+         "windows are plain text slices, as the GPTQ/AWQ references take (default: BOS first)", 0, 0},
         {"--fake-quant", NULL, ARG_FLAG, &q->fake, NULL, "keep dequantized fp32 weights, not packed", 0, 0},
         {"--rotate", NULL, ARG_FLAG, &q->rotate, NULL,
          "QuaRot Hadamard rotation of the fp model first (same function; fp32 weights)", 0, 0},
@@ -92,14 +94,14 @@ int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts
         snprintf(b, sizeof b, "%d", q->bits);
         return cli_flag_error(cmd, "%s is 2, 3, 4 or 8, not %s", "--bits", b);
     }
-    if (q->group != 32 && q->group != 64 && q->group != 128) {
+    if (q->group != 0 && q->group != 32 && q->group != 64 && q->group != 128) {
         char g[16];
         snprintf(g, sizeof g, "%d", q->group);
         return cli_flag_error(cmd, "%s is 32, 64 or 128, not %s", "--group", g);
     }
     // Calibration: only gptq and awq calibrate. `ikv calibrate` reads --calib itself, whatever the method.
-    static const char *const cal[] = {"--calib", "--calib-samples", "--calib-len", "--quant-seed"};
-    for (int i = q->mode == QF_CALIB_CMD ? 1 : 0; i < 4; i++) {
+    static const char *const cal[] = {"--calib", "--calib-samples", "--calib-len", "--quant-seed", "--calib-no-bos"};
+    for (int i = q->mode == QF_CALIB_CMD ? 1 : 0; i < 5; i++) {
         if (!given(opts, n_opts, argc, argv, cal[i])) continue;
         if (!m) return cli_flag_error(cmd, "%s needs %s gptq|awq", cal[i], qflag);
         if (none || rtn) return cli_flag_error(cmd, "%s is only used by gptq and awq (%s does not calibrate)", cal[i], m);
@@ -119,6 +121,21 @@ static void progress(void *user, int done, int total) {
     fprintf(stderr, "\r%s: layer %d/%d", (const char *)user, done, total);
     if (done == total) fputc('\n', stderr);
     fflush(stderr);
+}
+
+// Groups must divide a matrix's input width, else the matrix stays in its stored type. The default
+// takes the largest of 128/64/32 that divides both dim (attention, gate/up inputs) and hidden_dim
+// (down input), else the largest that divides dim: g128 on a model of widths 384/1024, g64 on
+// stories260K (64/172: its ffn_down cannot be grouped at all and stays fp32).
+int quant_flags_group(const quant_flags *q, const intact_model *m) {
+    if (q->group) return q->group;
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    for (int g = 128; g >= 32; g /= 2)
+        if (in.dim % g == 0 && in.hidden_dim % g == 0) return g;
+    for (int g = 128; g >= 32; g /= 2)
+        if (in.dim % g == 0) return g;
+    return 32;
 }
 
 int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,
@@ -141,18 +158,19 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     p.rotate = q->rotate;
     p.rotate_seed = q->rotate_seed;
     p.bits = q->bits;
-    p.group = q->group;
+    p.group = quant_flags_group(q, m);
     p.sym = q->sym;
     p.clip_search = q->clip_search;
     p.act_order = q->act_order;
     p.calib_samples = q->samples;
+    p.calib_no_bos = q->calib_no_bos;
     p.calib_tokens = q->len;
     p.seed = q->seed;
     p.fake = q->fake;
     p.n_threads = n_threads;
     char label[64];
     if (p.method)
-        snprintf(label, sizeof label, "%s%s w%d g%d", q->rotate ? "rotate + " : "", p.method, q->bits, q->group);
+        snprintf(label, sizeof label, "%s%s w%d g%d", q->rotate ? "rotate + " : "", p.method, q->bits, p.group);
     else
         snprintf(label, sizeof label, "rotate");
     p.progress = quiet ? NULL : progress;
@@ -169,6 +187,14 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     free(text);
     if (rc != 0) {
         fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    // A format that fits no matrix would leave the model as it was and call it quantized.
+    if (p.method && rep.n_quantized == 0) {
+        intact_model_info in;
+        intact_model_get_info(m, &in);
+        fprintf(stderr, "intact %s: group %d divides none of the model's matrix widths (dim %d, hidden %d): "
+                "nothing was quantized; give --group 32 or 64\n", cmd, p.group, in.dim, in.hidden_dim);
         return -1;
     }
     if (!quiet && !p.method)

@@ -7,7 +7,7 @@
 #include "cli/args.h"
 #include "intact.h"
 
-enum { QUANT_N_OPTS = 16 };   // the last 3 (activation quantization) are not on `quantize`
+enum { QUANT_N_OPTS = 17 };   // the last 3 (activation quantization) are not on `quantize`
 
 // Who uses the flags: a command quantizing in memory (--quant METHOD), `quantize` itself (--method,
 // default rtn), or a command that reads --calib as its own input too (`ikv calibrate`).
@@ -16,7 +16,7 @@ enum { QF_IN_MEMORY = 0, QF_QUANTIZE_CMD = 1, QF_CALIB_CMD = 2 };
 typedef struct quant_flags {
     int mode;   // QF_*, set by quant_flags_add
     const char *method, *calib;
-    int bits, group, sym, clip_search, act_order, samples, len, fake, rotate;
+    int bits, group, sym, clip_search, act_order, samples, len, calib_no_bos, fake, rotate;
     uint64_t seed, rotate_seed;
     int abits, a_fake;
     float a_clip;
@@ -31,13 +31,15 @@ int quant_flags_add(quant_flags *q, cli_opt *opts, int n, int mode);
 // line naming the flag and the one it needs / conflicts with; -1, or 0. The rules:
 //   --bits --group --sym --fake-quant --clip-search --act-order need a method (not none);
 //   --clip-search is rtn only, --act-order gptq only; --bits 2|3|4|8, --group 32|64|128;
-//   --calib --calib-samples --calib-len --quant-seed need gptq or awq (except --calib for
+//   --calib --calib-samples --calib-len --quant-seed --calib-no-bos need gptq or awq (except --calib for
 //   ikv calibrate), and gptq / awq need --calib; --quant none needs --rotate;
 //   --rotate-seed needs --rotate; --a-clip and --a-fake need --abits 8|4.
 int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts, int n_opts, int argc,
                       char **argv);
 // Rotates and/or quantizes m in memory when --rotate or a method was given; prints errors; 0 on
 // success. A report is printed to stderr unless quiet; *rep (may be NULL) receives it.
+// The group a quantization of m uses: --group, or the default that fits m's widths.
+int quant_flags_group(const quant_flags *q, const intact_model *m);
 int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,
                       intact_quant_report *rep);
 

@@ -6,8 +6,7 @@
 
 #include "core/error.h"
 #include "forward/forward.h"
-#include "kv/kv_mikv.h"
-#include "kv/kv_quant.h"
+#include "kv/kv_factory.h"
 
 enum { CTX_UBATCH = 64, CTX_MAX_THREADS = 256 };
 
@@ -45,6 +44,7 @@ intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, in
     intact_ctx *c = calloc(1, sizeof *c);
     if (!c) { it_fail(err, INTACT_E_NOMEM, "out of memory"); return NULL; }
     c->model = m;
+    c->aq = m->aq;   // the model's setting is the default; intact_ctx_set_act_quant changes this context's
     c->n_ctx = n_ctx;
     c->ubatch = CTX_UBATCH;
     c->logits_all = p->logits_all;
@@ -126,67 +126,13 @@ int intact_ctx_record_attention(intact_ctx *c, int on) {
     return c->probs ? 0 : -1;
 }
 
-static int kv_type_of(const char *name, int *out) {
-    static const char *const names[] = {"f32", "f16", "int8", "int4", "int3", "int2"};
-    static const int types[] = {KVQ_F32, KVQ_F16, KVQ_INT8, KVQ_INT4, KVQ_INT3, KVQ_INT2};
-    if (!name) { *out = KVQ_F32; return 0; }
-    for (int i = 0; i < 6; i++)
-        if (!strcmp(name, names[i])) { *out = types[i]; return 0; }
-    return -1;
-}
-
-static it_kv *mikv_from_params(const intact_ctx *c, const intact_kv_params *kp, intact_error *err) {
-    const it_hparams *hp = &c->model->hp;
-    kv_mikv_config mc = kv_mikv_default_config();
-    mc.evict = kp->h2o > 0;
-    mc.hi_ratio = mc.evict ? kp->h2o : kp->mikv_hi;
-    mc.group = kp->group;
-    if (kp->recent != 0) mc.recent = kp->recent > 0 ? kp->recent : 0;   // < 0: none, 0: the default
-    if (kp->sink > 0) mc.sink = kp->sink;
-    if ((kp->mikv_hi_type && kv_type_of(kp->mikv_hi_type, &mc.hi_type)) ||
-        (kp->mikv_lo_type && kv_type_of(kp->mikv_lo_type, &mc.lo_type))) {
-        it_fail(err, INTACT_E_ARG, "unknown MiKV type (hi: f16, int8; lo: int2, int3, int4)");
-        return NULL;
-    }
-    // Configuration errors and out of memory are different causes with different remedies: the
-    // check names the first, so a NULL after it is the second.
-    char why[256];
-    if (kv_mikv_config_check(&mc, hp->head_dim, why, sizeof why) != 0) {
-        it_fail(err, INTACT_E_ARG, "%s", why);
-        return NULL;
-    }
-    it_kv *kv = kv_mikv_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &mc);
-    if (!kv)
-        it_fail(err, INTACT_E_NOMEM, "out of memory for the %s KV cache of %d tokens", mc.evict ? "H2O" : "MiKV",
-                c->n_ctx);
-    return kv;
-}
-
-static const char *canonical_type(const char *name) {
-    static const char *const names[] = {"f32", "f16", "int8", "int4", "int3", "int2"};
-    int t;
-    return !name || kv_type_of(name, &t) ? name : names[t];
-}
-
 int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *err) {
     const it_hparams *hp = &c->model->hp;
     if (kp->sink < 0 || kp->sink >= c->n_ctx)
         return it_fail(err, INTACT_E_ARG, "sink of %d tokens for a context of %d", kp->sink, c->n_ctx);
-    it_kv *kv;
-    if (kp->mikv_hi > 0 || kp->h2o > 0) {
-        if (kp->mikv_hi > 0 && kp->h2o > 0) return it_fail(err, INTACT_E_ARG, "choose MiKV or H2O, not both");
-        if (!(kv = mikv_from_params(c, kp, err))) return -1;
-    } else {
-        kvq_config cfg = {KVQ_F32, KVQ_F32, kp->group, kp->key_per_channel ? KVQ_PER_CHANNEL : KVQ_PER_TOKEN, 0,
-                          kp->sink};
-        if (kv_type_of(kp->k_type, &cfg.k_type) || kv_type_of(kp->v_type, &cfg.v_type))
-            return it_fail(err, INTACT_E_ARG, "unknown KV type '%s' (f32, f16, int8, int4, int3, int2)",
-                           kv_type_of(kp->k_type, &cfg.k_type) ? kp->k_type : kp->v_type);
-        char why[256];
-        if (kvq_config_check(&cfg, hp->head_dim, why, sizeof why) != 0) return it_fail(err, INTACT_E_ARG, "%s", why);
-        kv = kv_quant_new(hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim, &cfg);
-        if (!kv) return it_fail(err, INTACT_E_NOMEM, "out of memory for the KV cache of %d tokens", c->n_ctx);
-    }
+    kv_shape shape = {hp->n_layers, c->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim};
+    it_kv *kv = kv_from_params(kp, &shape, err);
+    if (!kv) return -1;
     if (ctx_balance_enable(c, kp->balance) != 0) {
         kv->ops->free(kv);
         return it_fail(err, INTACT_E_NOMEM, "out of memory for key balancing");
@@ -196,10 +142,10 @@ int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *e
     // Kept (with canonical static type names, so the caller's strings need not outlive the call)
     // for ctx_kv_keep_exact.
     c->kvp = *kp;
-    c->kvp.k_type = canonical_type(kp->k_type);
-    c->kvp.v_type = canonical_type(kp->v_type);
-    c->kvp.mikv_hi_type = canonical_type(kp->mikv_hi_type);
-    c->kvp.mikv_lo_type = canonical_type(kp->mikv_lo_type);
+    c->kvp.k_type = kv_type_canonical(kp->k_type);
+    c->kvp.v_type = kv_type_canonical(kp->v_type);
+    c->kvp.mikv_hi_type = kv_type_canonical(kp->mikv_hi_type);
+    c->kvp.mikv_lo_type = kv_type_canonical(kp->mikv_lo_type);
     c->has_kvp = 1;
     intact_ctx_reset(c);
     return 0;
@@ -211,6 +157,28 @@ int ctx_kv_keep_exact(intact_ctx *c, int n, intact_error *err) {
     kp.sink = n;
     return intact_ctx_set_kv(c, &kp, err);
 }
+
+int ctx_install_prefix(intact_ctx *c, int n, const float *const *k, const float *const *v, const float *logits,
+                       intact_error *err) {
+    const it_hparams *hp = &c->model->hp;
+    if (ctx_kv_keep_exact(c, n, err) != 0) return -1;
+    intact_ctx_reset(c);
+    for (int l = 0; l < hp->n_layers; l++) {
+        int rc = c->kv->ops->store(c->kv, l, 0, n, k[l], v[l]);
+        if (rc == KV_E_NOMEM) return it_fail(err, INTACT_E_NOMEM, "out of memory storing the prefix in the KV cache");
+        if (rc != 0) return it_fail(err, INTACT_E_ARG, "the KV cache refused the prefix (layer %d)", l);
+        // Fails only for lack of memory: the prefix copy kept for key balancing.
+        if (ctx_balance_keep_prefix(c, l, n, k[l], v[l]) != 0)
+            return it_fail(err, INTACT_E_NOMEM, "out of memory keeping the prefix for key balancing");
+    }
+    if (c->logits_all && ctx_reserve_logits(c, 1) != 0) return it_fail(err, INTACT_E_NOMEM, "out of memory");
+    memcpy(c->logits, logits, (size_t)hp->n_vocab * sizeof *c->logits);
+    c->n_logits = 1;
+    c->pos = n;
+    return 0;
+}
+
+void ctx_stop_after_layer(intact_ctx *c, int layer) { c->stop_after_layer = layer; }
 
 uint64_t intact_ctx_kv_bytes(const intact_ctx *c) { return c->kv->ops->bytes(c->kv, c->pos); }
 

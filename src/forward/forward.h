@@ -33,6 +33,7 @@ struct intact_ctx {
     float *bal_pre;              // (n_layers, 2, bal_pre_n, kv_dim) prefix K then V per layer
     float *bal_tmp;              // (bal_pre_n, kv_dim)
     int bal_pre_n;
+    it_act_quant aq;             // activation quantization of the layer linears (from the model at creation)
     kern_actq actq;              // quantized activations of the current linear's input
     intact_kv_params kvp;        // the cache's configuration (has_kvp: set by intact_ctx_set_kv)
     int has_kvp;
@@ -43,6 +44,14 @@ int ctx_reserve_logits(intact_ctx *c, int n);
 // The IntactKV prefix is never quantized: when a cache set by intact_ctx_set_kv keeps fewer than n
 // leading tokens exact, it is rebuilt keeping n (which resets the context). 0 or -1.
 int ctx_kv_keep_exact(intact_ctx *c, int n, intact_error *err);
+// Installs n exact prefix tokens at positions 0..n-1 — k[l], v[l]: layer l's (n, kv_dim) rows, K
+// after RoPE — and the logits of the last one, after which evaluation continues at position n.
+// The IntactKV prefix (ikv/prefix.c) is its one user; only forward/ writes the context. 0 or -1.
+int ctx_install_prefix(intact_ctx *c, int n, const float *const *k, const float *const *v, const float *logits,
+                       intact_error *err);
+// Evaluation stops after this layer (no final norm or logits); -1 runs every layer. Calibration of
+// layer l (GPTQ/AWQ, ikv calibrate) needs nothing above it.
+void ctx_stop_after_layer(intact_ctx *c, int layer);
 
 // Layer linears y[i] = x w[i]^T with the model's activation quantization (forward/linear.c); x is
 // scratch (the fake-quant path quantizes it in place).

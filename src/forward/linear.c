@@ -11,16 +11,24 @@
 #include "kernels/matmul.h"
 #include "quant/qformat.h"
 
-int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err) {
+static int act_quant_parse(const intact_act_quant *a, it_act_quant *out, intact_error *err) {
     int bits = a ? a->bits : 16;
     float clip = a && a->clip != 0 ? a->clip : 1.0f;
     if (bits != 16 && bits != 8 && bits != 4)
         return it_fail(err, INTACT_E_ARG, "activation bits %d (8, 4, or 16 for none)", bits);
     if (!(clip > 0 && clip <= 1)) return it_fail(err, INTACT_E_ARG, "activation clip %g not in (0, 1]", (double)clip);
-    m->aq.bits = bits;
-    m->aq.clip = clip;
-    m->aq.fake = a ? a->fake != 0 : 0;
+    out->bits = bits;
+    out->clip = clip;
+    out->fake = a ? a->fake != 0 : 0;
     return 0;
+}
+
+int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err) {
+    return act_quant_parse(a, &m->aq, err);
+}
+
+int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a, intact_error *err) {
+    return act_quant_parse(a, &c->aq, err);
 }
 
 enum { FWD_INT_MIN_ROWS = 4 };
@@ -31,8 +39,8 @@ static int integer_path(const it_tensor *w) {
 }
 
 void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
-    const intact_model *m = c->model;
-    if (m->aq.bits == 16) {
+    const it_act_quant *aq = &c->aq;
+    if (aq->bits == 16) {
         if (nw == 1) kern_matmul(c->pool, w[0], x, n, y[0]);
         else kern_matmul_group(c->pool, nw, w, x, n, y);
         return;
@@ -41,15 +49,15 @@ void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x
     // Decode (a few rows) is bandwidth-bound and the integer GEMV is slower than the float one there
     // (horizontal sums and scale gathers per row, see kernels/iqmatmul.h), so small batches take the
     // float kernel over the same quantized activations; prefill gets the integer GEMM.
-    int ints = !m->aq.fake && n >= FWD_INT_MIN_ROWS;
+    int ints = !aq->fake && n >= FWD_INT_MIN_ROWS;
     for (int i = 0; i < nw; i++) ints = ints && integer_path(w[i]);
-    if (ints && kern_actq_quantize(&c->actq, x, n, n_in, m->aq.bits, m->aq.clip) == 0) {
+    if (ints && kern_actq_quantize(&c->actq, x, n, n_in, aq->bits, aq->clip) == 0) {
         if (nw == 1) kern_matmul_iq(c->pool, w[0], &c->actq, y[0]);
         else kern_matmul_iq_group(c->pool, nw, w, &c->actq, y);
         return;
     }
     // x is the layer's scratch input and nothing reads it after this linear: quantize in place.
-    kern_actq_fake(x, n, n_in, m->aq.bits, m->aq.clip, x);
+    kern_actq_fake(x, n, n_in, aq->bits, aq->clip, x);
     if (nw == 1) kern_matmul(c->pool, w[0], x, n, y[0]);
     else kern_matmul_group(c->pool, nw, w, x, n, y);
 }

@@ -41,7 +41,7 @@ static int fp_targets(const intact_model *fp, const intact_prefix *p, const int3
         free(o);
         return c ? it_fail(err, INTACT_E_NOMEM, "out of memory") : -1;
     }
-    c->stop_after_layer = fp->hp.n_layers - 1;   // the output head is not needed
+    ctx_stop_after_layer(c, fp->hp.n_layers - 1);   // the output head is not needed
     o->len = len, o->dim = fp->hp.dim, o->n_layers = fp->hp.n_layers;
     intact_ctx_set_observer(c, target_observer, o);
     int rc = 0;

@@ -127,21 +127,15 @@ int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *e
         return it_fail(err, INTACT_E_ARG, "the prefix was built for a different model family");
     if (p->n >= c->n_ctx)
         return it_fail(err, INTACT_E_LIMIT, "prefix of %d tokens leaves no room in a context of %d", p->n, c->n_ctx);
-    if (ctx_kv_keep_exact(c, p->n, err) != 0) return -1;
-    intact_ctx_reset(c);
+    const float **kv = malloc(2 * (size_t)p->n_layers * sizeof *kv);
+    if (!kv) return it_fail(err, INTACT_E_NOMEM, "out of memory");
     for (int l = 0; l < p->n_layers; l++) {
-        int rc = c->kv->ops->store(c->kv, l, 0, p->n, ikv_layer_k(p, l), ikv_layer_v(p, l));
-        if (rc == KV_E_NOMEM) return it_fail(err, INTACT_E_NOMEM, "out of memory storing the prefix in the KV cache");
-        if (rc != 0) return it_fail(err, INTACT_E_ARG, "the KV cache refused the prefix (layer %d)", l);
-        // Fails only for lack of memory: the prefix copy kept for key balancing.
-        if (ctx_balance_keep_prefix(c, l, p->n, ikv_layer_k(p, l), ikv_layer_v(p, l)) != 0)
-            return it_fail(err, INTACT_E_NOMEM, "out of memory keeping the prefix for key balancing");
+        kv[l] = ikv_layer_k(p, l);
+        kv[p->n_layers + l] = ikv_layer_v(p, l);
     }
-    if (c->logits_all && ctx_reserve_logits(c, 1) != 0) return it_fail(err, INTACT_E_NOMEM, "out of memory");
-    memcpy(c->logits, p->logits, (size_t)p->n_vocab * sizeof *c->logits);
-    c->n_logits = 1;
-    c->pos = p->n;
-    return 0;
+    int rc = ctx_install_prefix(c, p->n, kv, kv + p->n_layers, p->logits, err);
+    free(kv);
+    return rc;
 }
 
 // ---------------------------------------------------------------- file I/O

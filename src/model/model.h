@@ -23,6 +23,8 @@ typedef struct it_layer {
     const float *bq, *bk, *bv;         // qwen2 biases (dim), (kv_dim), (kv_dim); NULL for llama
 } it_layer;
 
+typedef struct it_act_quant { int bits; float clip; int fake; } it_act_quant;
+
 struct intact_model {
     it_hparams hp;
     it_tensor tok_embd;                // (vocab rows of dim)
@@ -42,7 +44,7 @@ struct intact_model {
     int n_all;
     uint64_t weight_bytes;
     struct { char method[16]; int bits, group, sym; } quant;   // set by intact_model_quantize
-    struct { int bits; float clip; int fake; } aq;   // activation quantization (intact_act_quant); bits 16 = off
+    it_act_quant aq;   // activation quantization new contexts start with (intact_act_quant); bits 16 = off
     // Rotation (intact_quant_params.rotate): the down-projection input is multiplied by a
     // block-diagonal normalized Hadamard matrix with blocks of rot_down_block (0 = not rotated).
     int rotated, rot_down_block;

@@ -1,5 +1,6 @@
 // Calibration for GPTQ and AWQ: random windows of the calibration text (BOS first, like the
-// evaluation chunks), run through the partially quantized model; an observer turns what each linear
+// evaluation chunks; or plain slices with calib_no_bos, like the GPTQ/AWQ references), run through
+// the partially quantized model; an observer turns what each linear
 // layer of the target layer reads into statistics (Hessians for GPTQ, channel magnitudes and a
 // token subsample for AWQ).
 #include <stdlib.h>
@@ -96,8 +97,13 @@ int quant_run_begin(quant_run *q) {
     uint64_t s = p->seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
     for (int i = 0; i < p->calib_samples; i++) {
         s ^= s << 13; s ^= s >> 7; s ^= s << 17;   // xorshift: deterministic windows per seed
-        int start = (int)(s % (uint64_t)(n - (len - 1) + 1));
         int32_t *dst = q->samples + (size_t)i * len;
+        if (p->calib_no_bos) {   // the references' random slices: [BOS] (the pivot) practically never first
+            int start = (int)(s % (uint64_t)(n - len + 1));
+            memcpy(dst, all + start, (size_t)len * sizeof *dst);
+            continue;
+        }
+        int start = (int)(s % (uint64_t)(n - (len - 1) + 1));
         dst[0] = bos >= 0 ? bos : all[start];
         memcpy(dst + 1, all + start, (size_t)(len - 1) * sizeof *dst);
     }
@@ -128,13 +134,13 @@ int quant_collect(quant_run *q, int layer) {
     collect_ctx cc = {q, layer};
     intact_ctx *c = q->ctx;
     intact_ctx_set_observer(c, collect_observer, &cc);
-    c->stop_after_layer = layer;
+    ctx_stop_after_layer(c, layer);
     int rc = 0;
     for (int i = 0; rc == 0 && i < q->n_samples; i++) {
         intact_ctx_reset(c);
         rc = intact_ctx_eval(c, q->samples + (size_t)i * q->sample_len, q->sample_len, q->err);
     }
-    c->stop_after_layer = -1;
+    ctx_stop_after_layer(c, -1);
     intact_ctx_set_observer(c, NULL, NULL);
     return rc;
 }

@@ -32,7 +32,7 @@ typedef struct quant_run {
     int method;
     intact_ctx *ctx;         // calibration context (gptq, awq)
     it_pool *pool;           // its thread team, shared by the quantizers
-    int32_t *samples;        // (n_samples, sample_len) token ids, BOS first
+    int32_t *samples;        // (n_samples, sample_len) token ids, BOS first (unless p->calib_no_bos)
     int n_samples, sample_len;
     int64_t awq_stride;      // keep every stride-th calibration token for the AWQ search
     quant_input_stats stats[QI_COUNT];
