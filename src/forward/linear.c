@@ -7,9 +7,9 @@
 #include "forward/forward.h"
 
 #include "core/error.h"
+#include "formats/qformat.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
-#include "quant/qformat.h"
 
 int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err) {
     int bits = a ? a->bits : 16;

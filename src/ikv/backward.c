@@ -25,7 +25,7 @@ static void rmsnorm_back(float *dx, const float *dy, const float *x, const float
     }
 }
 
-// Transpose of ops_rope's rotation (its inverse): maps d(rotated) to d(unrotated).
+// Transpose of kern_rope's rotation (its inverse): maps d(rotated) to d(unrotated).
 static void rope_back(float *d, int n, int n_heads, int hd, const float *cs, int style) {
     int half = hd / 2;
     for (int t = 0; t < n; t++) {

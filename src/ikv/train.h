@@ -12,8 +12,11 @@
 #include "ikv/prefix.h"
 #include "model/model.h"
 
-// The layer matrices, in the order of ikv_train.wt.
-enum { IKV_WQ, IKV_WK, IKV_WV, IKV_WO, IKV_WGATE, IKV_WUP, IKV_WDOWN, IKV_NMAT };
+// The layer matrices, in the order of ikv_train.wt: model.h's one order (IT_LAYER_MATRICES).
+enum {
+    IKV_WQ = IT_LAYER_WQ, IKV_WK = IT_LAYER_WK, IKV_WV = IT_LAYER_WV, IKV_WO = IT_LAYER_WO,
+    IKV_WGATE = IT_LAYER_WGATE, IKV_WUP = IT_LAYER_WUP, IKV_WDOWN = IT_LAYER_WDOWN, IKV_NMAT = IT_LAYER_NMAT
+};
 
 // Saved activations of one layer for one sample of T tokens after P prefix tokens (nk = P + T keys).
 typedef struct ikv_acts {
