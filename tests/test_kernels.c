@@ -327,7 +327,22 @@ int main(void) {
         CHECK(fmt_kernel(12345, "ref") == NULL, "unknown type");
         CHECK((fmt_kernel(IT_TYPE_F16, "avx2") != NULL) == it_cpu_has_avx2(), "avx2");
         CHECK((fmt_kernel(IT_TYPE_F16, "avx512") != NULL) == it_cpu_has_avx512(), "512");
+        // The table by hand (ggml's geometry), and the selector: the widest kernel it_cpu_isa() allows.
+        static const struct { int type, block_size, block_bytes; double bpw; const char *name; } geo[4] = {
+            {IT_TYPE_F32, 1, 4, 32, "f32"}, {IT_TYPE_F16, 1, 2, 16, "f16"}, {IT_TYPE_BF16, 1, 2, 16, "bf16"},
+            {IT_TYPE_Q8_0, 32, 34, 8.5, "q8_0"}};
+        for (int ti = 0; ti < 4; ti++) {
+            const fmt_traits *t = fmt_get(geo[ti].type);
+            CHECK(t && !strcmp(t->name, geo[ti].name) && t->block_size == geo[ti].block_size &&
+                      t->block_bytes == (size_t)geo[ti].block_bytes && t->bits_per_weight == geo[ti].bpw,
+                  "%s geometry", geo[ti].name);
+            const char *want = it_cpu_isa() == IT_ISA_AVX512 ? "avx512" : it_cpu_isa() == IT_ISA_AVX2 ? "avx2" : "ref";
+            CHECK(t && fmt_matmul(t) == fmt_kernel(geo[ti].type, want), "%s selector picks %s", geo[ti].name, want);
+        }
+        CHECK(fmt_get(-1) == NULL && fmt_get(2) == NULL && fmt_get(64) == NULL && fmt_get(1023) == NULL,
+              "ids outside the table");
         it_cpu_force_ref(1);
+        CHECK(it_cpu_isa() == IT_ISA_REF, "forced isa");
         for (int ti = 0; ti < 4; ti++)
             CHECK(fmt_matmul(fmt_get(k_types[ti])) == fmt_kernel(k_types[ti], "ref"), "forced ref");
         it_cpu_force_ref(0);

@@ -305,6 +305,16 @@ static void test_traits(void) {
                     int isa = it_cpu_isa();
                     CHECK(fmt_matmul(tt) == tt->matmul[isa], "%s fastest kernel", want);
                     CHECK(fabs(qf_bits_per_weight(&s) - 8.0 * (double)qf_block_bytes(&s) / s.group) < 1e-12, "bpw");
+                    CHECK(tt->bits_per_weight == qf_bits_per_weight(&s), "%s table bpw", want);
+                    float blk[128];
+                    uint8_t packed[3 + 128];
+                    uint8_t q[128];
+                    for (int i = 0; i < s.group; i++) q[i] = (uint8_t)((i * 7 + 3) & ((1 << s.bits) - 1));
+                    qf_pack_group(&s, 0.5f, sym ? 1 << (s.bits - 1) : 1, q, packed);
+                    tt->to_float(packed, blk, s.group);
+                    int zz = sym ? 1 << (s.bits - 1) : 1, same = 1;
+                    for (int i = 0; i < s.group; i++) same &= blk[i] == 0.5f * (float)(q[i] - zz);
+                    CHECK(same, "%s table to_float decodes its own format", want);
                 }
         CHECK(n == 24, "%d formats registered", n);
         qf_spec s = {5, 32, 0}, out;
@@ -314,7 +324,9 @@ static void test_traits(void) {
         CHECK(qf_type_of(&s, &type) != 0, "g16 is not a format");
         CHECK(qf_spec_of(IT_QTYPE(4, 3, 0), &out) != 0 && qf_spec_of(IT_QTYPE(5, 0, 0), &out) != 0 &&
                   qf_spec_of(IT_TYPE_F16, &out) != 0, "bad ids");
-        CHECK(fmt_get(IT_QTYPE(4, 3, 0)) == NULL, "unregistered id");
+        CHECK(fmt_get(IT_QTYPE(4, 3, 0)) == NULL && fmt_get(IT_QTYPE(9, 0, 0)) == NULL &&
+                  fmt_get(IT_QTYPE(1, 0, 0)) == NULL && fmt_get(IT_QTYPE_BASE + 9 * 16) == NULL,
+              "unregistered ids");
         CHECK(fabs(qf_bits_per_weight(&(qf_spec){4, 128, 0}) - 4.1875) < 1e-12, "int4_g128 bpw");
         CHECK(fmt_kernel(IT_QTYPE(4, 3, 0), "ref") == NULL && fmt_kernel(IT_QTYPE(4, 2, 0), "sse9") == NULL,
               "kernel lookup of unknown types / unknown ISA");
