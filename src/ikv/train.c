@@ -37,7 +37,7 @@ static int transpose_weight(const it_tensor *w, it_tensor *out, float **data) {
 
 void ikv_train_free(ikv_train *w) {
     if (!w) return;
-    for (int i = 0; w->wt_data && i < w->n_layers * IKV_NMAT; i++) free(w->wt_data[i]);
+    for (int i = 0; w->wt_data && i < w->n_layers * IT_LAYER_NMAT; i++) free(w->wt_data[i]);
     for (int l = 0; w->acts && l < w->n_layers; l++) {
         ikv_acts *a = &w->acts[l];
         float *all[] = {a->xn1, a->r1, a->q, a->kall, a->vall, a->probs, a->att, a->xmid,
@@ -71,8 +71,8 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
     w->cs = falloc(t * half * 2);
     w->x = falloc((L + 1) * t * dim);
     w->acts = calloc(L, sizeof *w->acts);
-    w->wt = calloc(L * IKV_NMAT, sizeof *w->wt);
-    w->wt_data = calloc(L * IKV_NMAT, sizeof *w->wt_data);
+    w->wt = calloc(L * IT_LAYER_NMAT, sizeof *w->wt);
+    w->wt_data = calloc(L * IT_LAYER_NMAT, sizeof *w->wt_data);
     w->dx = falloc(t * dim), w->dy = falloc(t * dim), w->dtmp = falloc(t * dim), w->dq = falloc(t * dim);
     w->dh1 = falloc(t * hid), w->dh2 = falloc(t * hid);
     w->dkall = falloc(nk * kvd), w->dvall = falloc(nk * kvd);
@@ -89,9 +89,9 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
         ok = a->xn1 && a->r1 && a->q && a->kall && a->vall && a->probs && a->att && a->xmid && a->xn2 &&
              a->r2 && a->g && a->u && a->s;
         const it_layer *ly = &m->layers[l];
-        const it_tensor *mats[IKV_NMAT] = IT_LAYER_MATRICES(ly);
-        for (int i = 0; ok && i < IKV_NMAT; i++)
-            ok = transpose_weight(mats[i], &w->wt[l * IKV_NMAT + i], &w->wt_data[l * IKV_NMAT + i]) == 0;
+        const it_tensor *mats[IT_LAYER_NMAT] = IT_LAYER_MATRICES(ly);
+        for (int i = 0; ok && i < IT_LAYER_NMAT; i++)
+            ok = transpose_weight(mats[i], &w->wt[l * IT_LAYER_NMAT + i], &w->wt_data[l * IT_LAYER_NMAT + i]) == 0;
     }
     if (!ok) {
         ikv_train_free(w);
