@@ -16,7 +16,7 @@ LDFLAGS += $(SANFLAGS)
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
 
-LIB_SRC  := $(wildcard src/core/*.c src/io/*.c src/model/*.c src/kernels/*.c src/forward/*.c \
+LIB_SRC  := $(wildcard src/core/*.c src/formats/*.c src/io/*.c src/model/*.c src/kernels/*.c src/forward/*.c \
                        src/kv/*.c src/eval/*.c src/sample/*.c src/quant/*.c src/ikv/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -70,6 +70,7 @@ test-bins: $(TESTS) $(BIN)
 
 # Every test program prints "<name>: N passed, N failed"; tests/run.sh sums them into one line.
 check: test-bins
+	@python3 scripts/include_graph.py --check
 	@INTACT_BIN=$(abspath $(BIN)) sh tests/run.sh $(TESTS)
 
 demo: $(BIN)

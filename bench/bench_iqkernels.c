@@ -21,10 +21,10 @@
 #include <time.h>
 
 #include "core/pool.h"
-#include "core/types.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
 #include "kernels/iqmatmul.h"
-#include "kernels/qmatmul.h"
-#include "quant/qformat.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -80,7 +80,7 @@ static void fill(int type, uint8_t *p, size_t n, uint32_t seed) {
         seed = seed * 1664525u + 1013904223u;
         p[i] = (uint8_t)(seed >> 24);
     }
-    size_t bb = it_type_get(type)->block_bytes;
+    size_t bb = fmt_get(type)->block_bytes;
     for (size_t o = 0; o + bb <= n; o += bb) p[o] = 0x00, p[o + 1] = 0x20;
 }
 
@@ -101,7 +101,7 @@ static void run_layers(it_pool *pool, const cfg *c, const weights *W, int l0, in
                        float *const *x, kern_actq *aq, float *y) {
     qf_spec s;
     qf_spec_of(c->type, &s);
-    it_matmul_fn ffn = c->abits == 16 ? kern_qmatmul_kernel(c->type, c->isa) : NULL;
+    it_matmul_fn ffn = c->abits == 16 ? fmt_kernel(c->type, c->isa) : NULL;
     kern_iq_fn ifn = c->abits == 16 ? NULL : kern_iq_kernel(c->type, c->isa);
     for (int l = l0; l < l1; l++) {
         int last = -1;
@@ -125,7 +125,6 @@ int main(int argc, char **argv) {
         if (!strncmp(argv[i], "nt=", 3)) pnt = atoll(argv[i] + 3);
     }
     if (pnt < 1 || pnt > 512) pnt = 64;
-    it_types_init();
     double layer_macs = 0;
     for (int m = 0; m < NMAT; m++) layer_macs += (double)k_out[m] * (double)k_in[m];
     const double tok_macs = 1.03e9;
@@ -142,7 +141,7 @@ int main(int argc, char **argv) {
     int avail[NCFG];
     for (int c = 0; c < NCFG; c++) {
         const cfg *cf = &k_cfgs[c];
-        avail[c] = cf->abits == 16 ? kern_qmatmul_kernel(cf->type, cf->isa) != NULL : kern_iq_kernel(cf->type, cf->isa) != NULL;
+        avail[c] = cf->abits == 16 ? fmt_kernel(cf->type, cf->isa) != NULL : kern_iq_kernel(cf->type, cf->isa) != NULL;
         int shared = -1;
         for (int p = 0; p < c; p++)
             if (k_cfgs[p].type == cf->type) shared = p;
@@ -152,7 +151,7 @@ int main(int argc, char **argv) {
         }
         size_t lb = 0;
         for (int m = 0; m < NMAT; m++) {
-            W[c].rb[m] = it_type_row_bytes(cf->type, k_in[m]);
+            W[c].rb[m] = fmt_row_bytes(cf->type, k_in[m]);
             lb += W[c].rb[m] * (size_t)k_out[m];
         }
         W[c].nl = (int)((96u << 20) / lb) + 1;

@@ -1,10 +1,8 @@
 // Matmul kernel microbenchmark: decode (nt = 1) weight-streaming bandwidth in GB/s and prefill
 // (nt = 64, 128, 512) throughput in GFLOP/s, for each weight type and ISA, with 1 and 2 threads.
 //
-// Build without make (from the repo root; one shell line):
-//   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread -mavx2 -mfma -mf16c -c src/kernels/matmul_avx2.c -o /tmp/mm_avx2.o &&
-//   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c -c src/kernels/matmul_avx512.c -o /tmp/mm_avx512.o &&
-//   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_kernels.c src/core/pool.c src/core/types.c src/kernels/matmul_ref.c src/kernels/matmul_simd.c /tmp/mm_avx2.o /tmp/mm_avx512.o -lm -o /tmp/bench_kernels && /tmp/bench_kernels
+// Build (from the repo root, after `make`; one shell line):
+//   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_kernels.c build/libintact.a -lm -o /tmp/bench_kernels && /tmp/bench_kernels
 // Options: bench_kernels [quick] [decode|prefill]   ("quick" runs fewer repetitions; decode or
 // prefill runs only that half).
 //
@@ -18,8 +16,8 @@
 #include <time.h>
 
 #include "core/pool.h"
-#include "core/types.h"
-#include "kernels/matmul_simd_impl.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -96,7 +94,6 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[a], "decode")) do_prefill = 0;
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
     }
-    it_types_init();
     enum { NMAT = 8, NT_N = 4 };
     const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
     static const int64_t nts[NT_N] = {8, 64, 128, 512};
@@ -107,7 +104,7 @@ int main(int argc, char **argv) {
     char *w[4];
     size_t rb[4], mb[4];
     for (int ti = 0; ti < 4; ti++) {
-        rb[ti] = it_type_row_bytes(k_types[ti], n_in);
+        rb[ti] = fmt_row_bytes(k_types[ti], n_in);
         mb[ti] = rb[ti] * (size_t)n_out;
         w[ti] = malloc(mb[ti] * NMAT);
         fill(w[ti], mb[ti] * NMAT);
@@ -119,7 +116,7 @@ int main(int argc, char **argv) {
         for (int round = -1; round < rounds; round++) { // round -1 warms up (page faults, pools)
             for (int ti = 0; ti < 4; ti++)
                 for (int s = 0; s < 3; s++) {
-                    it_matmul_fn fn = kern_matmul_kernel(k_types[ti], k_isas[s]);
+                    it_matmul_fn fn = fmt_kernel(k_types[ti], k_isas[s]);
                     if (!fn || (s == 0 && round > 0)) continue; // the scalar kernel: one sample
                     for (int nth = 1; nth <= 2; nth++) {
                         for (int m = 0; m < NMAT; m++) {
@@ -138,8 +135,8 @@ int main(int argc, char **argv) {
         printf("%-6s %-7s %14s %14s\n", "type", "isa", "1 thread", "2 threads");
         for (int ti = 0; ti < 4; ti++)
             for (int s = 0; s < 3; s++) {
-                if (!kern_matmul_kernel(k_types[ti], k_isas[s])) continue;
-                printf("%-6s %-7s", it_type_get(k_types[ti])->name, k_isas[s]);
+                if (!fmt_kernel(k_types[ti], k_isas[s])) continue;
+                printf("%-6s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
                 for (int nth = 1; nth <= 2; nth++)
                     printf("  %5.1f (%5.1f)", (double)mb[ti] / sample_min(&sm[ti][s][nth]) / 1e9,
                            (double)mb[ti] / sample_median(&sm[ti][s][nth]) / 1e9);
@@ -153,7 +150,7 @@ int main(int argc, char **argv) {
         for (int round = -1; round < rounds; round++)
             for (int ti = 0; ti < 4; ti++)
                 for (int s = 1; s < 3; s++) {
-                    it_matmul_fn fn = kern_matmul_kernel(k_types[ti], k_isas[s]);
+                    it_matmul_fn fn = fmt_kernel(k_types[ti], k_isas[s]);
                     if (!fn) continue;
                     for (int a = 0; a < NT_N; a++)
                         for (int nth = 1; nth <= 2; nth++) {
@@ -175,8 +172,8 @@ int main(int argc, char **argv) {
         printf("\n");
         for (int ti = 0; ti < 4; ti++)
             for (int s = 1; s < 3; s++) {
-                if (!kern_matmul_kernel(k_types[ti], k_isas[s])) continue;
-                printf("%-6s %-7s", it_type_get(k_types[ti])->name, k_isas[s]);
+                if (!fmt_kernel(k_types[ti], k_isas[s])) continue;
+                printf("%-6s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
                 for (int a = 0; a < NT_N; a++) {
                     double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
                     printf("  %6.1f/%-7.1f", flop / sample_min(&sm[ti][s][a][1]) / 1e9,

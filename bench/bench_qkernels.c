@@ -18,9 +18,8 @@
 #include <time.h>
 
 #include "core/pool.h"
-#include "core/types.h"
-#include "kernels/matmul_simd_impl.h"
-#include "kernels/qmatmul.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -54,7 +53,7 @@ static void fill(int type, char *p, size_t n) {
         p[i] = (char)((s >> 24) & (type == IT_TYPE_F16 ? 0x3f : 0xff));
     }
     if (type == IT_TYPE_F16) return;
-    size_t bb = it_type_get(type)->block_bytes;
+    size_t bb = fmt_get(type)->block_bytes;
     for (size_t o = 0; o + bb <= n; o += bb) p[o] = 0x00, p[o + 1] = 0x20;
 }
 
@@ -71,7 +70,7 @@ static const int k_types[NTYPES] = {IT_TYPE_F16,       IT_QTYPE(4, 2, 0), IT_QTY
 static const char *k_isas[NISA] = {"avx2", "avx512"};
 
 static it_matmul_fn kernel(int type, int isa) {
-    return type == IT_TYPE_F16 ? kern_matmul_kernel(type, k_isas[isa]) : kern_qmatmul_kernel(type, k_isas[isa]);
+    return type == IT_TYPE_F16 ? fmt_kernel(type, k_isas[isa]) : fmt_kernel(type, k_isas[isa]);
 }
 
 // Fastest call over several rounds, configurations interleaved (the machine is shared).
@@ -82,7 +81,6 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[a], "decode")) do_prefill = 0;
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
     }
-    it_types_init();
     enum { NT_N = 3 };
     const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
     static const int64_t nts[NT_N] = {8, 64, 128};
@@ -96,7 +94,7 @@ int main(int argc, char **argv) {
     size_t rb[NTYPES], mb[NTYPES];
     int nmat[NTYPES];
     for (int ti = 0; ti < NTYPES; ti++) {
-        rb[ti] = it_type_row_bytes(k_types[ti], n_in);
+        rb[ti] = fmt_row_bytes(k_types[ti], n_in);
         mb[ti] = rb[ti] * (size_t)n_out;
         nmat[ti] = (int)((96u << 20) / mb[ti]) + 1;
         w[ti] = malloc(mb[ti] * (size_t)nmat[ti]);
@@ -127,7 +125,7 @@ int main(int argc, char **argv) {
         for (int ti = 0; ti < NTYPES; ti++)
             for (int s = 0; s < NISA; s++) {
                 if (!kernel(k_types[ti], s)) continue;
-                printf("%-14s %-7s %6.2f", it_type_get(k_types[ti])->name, k_isas[s], (double)mb[ti] / 1e6);
+                printf("%-14s %-7s %6.2f", fmt_get(k_types[ti])->name, k_isas[s], (double)mb[ti] / 1e6);
                 for (int nth = 1; nth <= 2; nth++) {
                     double b = best(t[ti][s][nth], cnt[ti][s][nth]);
                     printf("  %6.1f GB/s %6.1f tok/s", (double)mb[ti] / b / 1e9,
@@ -168,7 +166,7 @@ int main(int argc, char **argv) {
         for (int ti = 0; ti < NTYPES; ti++)
             for (int s = 0; s < NISA; s++) {
                 if (!kernel(k_types[ti], s)) continue;
-                printf("%-14s %-7s", it_type_get(k_types[ti])->name, k_isas[s]);
+                printf("%-14s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
                 for (int a = 0; a < NT_N; a++) {
                     double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
                     printf("  %6.1f/%-7.1f", flop / best(t[ti][s][a][1], cnt[ti][s][a][1]) / 1e9,

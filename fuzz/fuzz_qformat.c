@@ -1,4 +1,4 @@
-// libFuzzer target for intact's packed integer formats (quant/qformat.h). The input is hostile
+// libFuzzer target for intact's packed integer formats (formats/qformat.h). The input is hostile
 // packed blocks: every format must dequantize and multiply them without a crash or UB, whatever the
 // fp16 scales (NaN, inf, subnormal) and zero points hold. Layout of the input:
 //   byte 0: format index (mod 24: bits 2/3/4/8 x group 32/64/128 x asym/sym)
@@ -10,7 +10,7 @@
 // Dequantize mode: qf_dequantize_row on every row, then the scalar reference kernel and every SIMD
 // kernel this CPU has, with finite activations in [-1, 1]; when every scale is finite the kernels
 // must agree with the dequantized dot product within a bound derived from sum |w_i x_i|.
-// Quantize mode: qf_quantize_row, then unpack/dequantize the result; a finite input must give
+// Quantize mode: rtn_quantize_row, then unpack/dequantize the result; a finite input must give
 // in-range zero points and a finite, positive scale.
 // Build and run: `make fuzz FUZZ_SECONDS=N` (scripts/fuzz.sh).
 // (The entropic schedule's per-feature bookkeeping dominates this target's time; off, it runs ~10x faster.)
@@ -22,16 +22,16 @@
 #include <string.h>
 
 #include "core/fp16.h"
-#include "core/types.h"
-#include "kernels/qmatmul.h"
-#include "quant/qformat.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
+#include "quant/rtn.h"
 
 static volatile float g_sink;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    it_types_init();
     return 0;
 }
 
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(src, data, size < (size_t)n_in * 4 ? size : (size_t)n_in * 4);
         int finite = 1;
         for (int64_t i = 0; i < n_in; i++) finite &= isfinite(src[i]) != 0;
-        qf_quantize_row(&s, src, n_in, clip, w);
+        rtn_quantize_row(&s, src, n_in, clip, w);
         qf_dequantize_row(&s, w, deq, n_in);
         for (int g = 0; g < n_groups; g++) {
             float d;
@@ -110,10 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 mag[t * rows + r] += fabs(p);
             }
     }
-    kern_qmatmul_ref(&s, w, row_bytes, n_in, x, n_in, nt, y, rows, 0, rows);
+    fmt_qmatmul_ref(&s, w, row_bytes, n_in, x, n_in, nt, y, rows, 0, rows);
     const char *isas[3] = {"ref", "avx2", "avx512"};
     for (int k = 0; k < 3; k++) {
-        it_matmul_fn fn = kern_qmatmul_kernel(type, isas[k]);
+        it_matmul_fn fn = fmt_kernel(type, isas[k]);
         if (!fn) continue;
         for (int i = 0; i < nt * rows; i++) y2[i] = NAN;
         fn(w, row_bytes, n_in, x, n_in, nt, y2, rows, 0, rows);

@@ -18,7 +18,7 @@ FB=${FUZZ_BUILD:-build-fuzz}
 NPROC=$(nproc 2>/dev/null || echo 2)
 command -v clang >/dev/null || { echo "fuzz: clang not found (libFuzzer needs clang)"; exit 1; }
 make --no-print-directory -j"$NPROC" CC=clang BUILD=$FB OPT=-O1 \
-    SIMD_O0="src/kernels/matmul_avx512.c src/kernels/matmul_avx2.c src/kernels/iqmatmul_avx512vnni.c" \
+    SIMD_O0="src/formats/matmul_avx512.c src/formats/matmul_avx2.c src/kernels/iqmatmul_avx512vnni.c" \
     SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" $FB/libintact.a >/dev/null
 intact_bin=""
 [ -x build/intact ] && intact_bin=build/intact

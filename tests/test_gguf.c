@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "core/types.h"
+#include "formats/formats.h"
 #include "io/gguf.h"
 #include "io/gguf_write.h"
 

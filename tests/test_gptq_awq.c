@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 #include "core/pool.h"
+#include "formats/qformat.h"
 #include "intact.h"
 #include "quant/awq.h"
 #include "quant/quant_internal.h"
 #include "quant/gptq.h"
-#include "quant/qformat.h"
 #include "quant/rtn.h"
 
 // 32-bit LCG shared with tests/ref/gptq_ref.py: next(m) = (state >> 8) % m.
@@ -311,21 +311,15 @@ static void test_awq(it_pool *pool) {
         W[k] = malloc((size_t)(n_out[k] * n_in) * sizeof(float));
         for (int64_t i = 0; i < n_out[k] * n_in; i++) W[k][i] = lcg_gauss(&g) * 0.02f;
     }
-    float *mean = malloc((size_t)n_in * sizeof(float)), *mean2 = malloc((size_t)n_in * sizeof(float));
+    float *mean = malloc((size_t)n_in * sizeof(float));
     float *scales = malloc((size_t)n_in * sizeof(float));
 
-    TEST_CASE("awq: mean |x| accumulator") {
-        awq_absmean a;
-        CHECK(awq_absmean_init(&a, n_in, NULL) == 0, "init");
-        awq_absmean_add(&a, X, 100);
-        awq_absmean_add(&a, X + 100 * n_in, nt - 100);
-        awq_absmean_get(&a, mean);
-        awq_channel_mean_abs(X, nt, n_in, mean2);
-        double maxd = 0;
-        for (int64_t j = 0; j < n_in; j++) maxd = fmax(maxd, fabs(mean[j] - mean2[j]) / mean2[j]);
-        CHECK(maxd < 1e-6, "rel diff %g", maxd);
-        CHECK(mean[11] > 10 * mean[12], "outlier channel mean %g vs %g", mean[11], mean[12]);
-        awq_absmean_free(&a);
+    // The per-channel mean |x| the scale search takes (quant_awq.c computes its own from the
+    // calibration activations).
+    for (int64_t j = 0; j < n_in; j++) {
+        double s = 0;
+        for (int64_t t = 0; t < nt; t++) s += fabs((double)X[t * n_in + j]);
+        mean[j] = (float)(s / (double)nt);
     }
 
     static const qf_spec specs[] = {{3, 128, 0}, {3, 32, 0}, {4, 128, 0}};
@@ -401,7 +395,7 @@ static void test_awq(it_pool *pool) {
             free(Ws), free(Xs), free(clips), free(Wq1), free(Wqc), free(p);
         }
     }
-    free(X), free(W[0]), free(W[1]), free(mean), free(mean2), free(scales);
+    free(X), free(W[0]), free(W[1]), free(mean), free(scales);
 }
 
 static void test_rtn_clip(it_pool *pool) {

@@ -9,11 +9,12 @@
 #include <stdint.h>
 
 #include "core/pool.h"
-#include "core/types.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
-#include "kernels/qmatmul.h"
-#include "quant/qformat.h"
+#include "quant/rtn.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd_u32(void) { // xorshift64*
@@ -36,7 +37,7 @@ static uint8_t *make_weights(const qf_spec *s, int64_t n_out, int64_t n_in, size
     float *row = malloc((size_t)n_in * sizeof(float));
     for (int64_t r = 0; r < n_out; r++) {
         for (int64_t i = 0; i < n_in; i++) row[i] = rnd_f() * (i % 17 == 3 ? 4.0f : 1.0f) + (s->sym ? 0.0f : 0.3f);
-        qf_quantize_row(s, row, n_in, 1.0f, w + (size_t)r * *rb);
+        rtn_quantize_row(s, row, n_in, 1.0f, w + (size_t)r * *rb);
     }
     free(row);
     return w;
@@ -131,9 +132,9 @@ static void test_quantizer(void) {
             kern_actq b = {0};
             int same = 1;
             for (int bits = 4; bits <= 8; bits += 4) {
-                kern_force_ref(1);
+                it_cpu_force_ref(1);
                 CHECK(kern_actq_quantize(&b, xr, 3, 128, bits, 0.9f) == 0, "scalar");
-                kern_force_ref(0);
+                it_cpu_force_ref(0);
                 CHECK(kern_actq_quantize(&a, xr, 3, 128, bits, 0.9f) == 0, "simd");
                 same &= !memcmp(a.q, b.q, 3 * 128) && !memcmp(a.scale, b.scale, 16 * sizeof(float)) &&
                         !memcmp(a.sum32, b.sum32, 12 * sizeof(int32_t)) && !memcmp(a.qt, b.qt, 16 * 128) &&
@@ -322,7 +323,7 @@ static void test_fake_twin(void) {
                         kern_actq_fake(x, nt, n_in, abits, 0.8f, xf);
                         CHECK(kern_actq_quantize(&a, x, nt, n_in, abits, 0.8f) == 0, "quantize");
                         float yf[5 * 9], yi[5 * 9];
-                        kern_qmatmul_ref(&s, w, rb, n_in, xf, n_in, nt, yf, n_out, 0, n_out);
+                        fmt_qmatmul_ref(&s, w, rb, n_in, xf, n_in, nt, yf, n_out, 0, n_out);
                         kern_iq_best(type)(&s, w, rb, &a, yi, n_out, 0, n_out);
                         // Relative to the magnitude of the dot product (sum of |w_i x_i|), the
                         // scale of the rounding errors of either float accumulation.
@@ -397,16 +398,15 @@ static void test_wrapper(void) {
         CHECK(kern_iq_kernel(IT_QTYPE(3, 0, 0), "ref") == kern_iq_ref, "ref");
         CHECK(kern_iq_kernel(IT_QTYPE(4, 0, 0), "neon") == NULL && kern_iq_kernel(IT_TYPE_F32, "ref") == NULL, "unknown");
         CHECK(kern_iq_best(IT_QTYPE(2, 0, 0)) == kern_iq_ref, "2-bit best is ref");
-        kern_force_ref(1);
+        it_cpu_force_ref(1);
         CHECK(kern_iq_best(IT_QTYPE(4, 0, 0)) == kern_iq_ref, "forced ref");
-        kern_force_ref(0);
+        it_cpu_force_ref(0);
         if (kern_iq_cpu_has_vnni() && !getenv("INTACT_ISA"))
             CHECK(kern_iq_best(IT_QTYPE(4, 0, 0)) == kern_iq_kernel(IT_QTYPE(4, 0, 0), "avx512"), "vnni preferred");
     }
 }
 
 int main(void) {
-    it_types_init();
     test_quantizer();
     test_ref_vs_double();
     test_simd_exact();

@@ -7,11 +7,9 @@
 
 #include "core/fp16.h"
 #include "core/pool.h"
-#include "core/types.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
 #include "kernels/matmul.h"
-#include "kernels/matmul_ref.h"
-#include "kernels/matmul_simd.h"
-#include "kernels/matmul_simd_impl.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd_u32(void) { // xorshift64*
@@ -37,7 +35,7 @@ typedef struct {
 
 static wmat make_weights(int type, int64_t rows, int64_t n_in) {
     wmat m;
-    m.row_bytes = it_type_row_bytes(type, n_in);
+    m.row_bytes = fmt_row_bytes(type, n_in);
     size_t off = type == IT_TYPE_F32 ? 28 : 2;
     m.alloc = malloc((size_t)rows * m.row_bytes + 128);
     m.data = (char *)(((uintptr_t)m.alloc + 63) & ~(uintptr_t)63) + off;
@@ -62,7 +60,7 @@ static wmat make_weights(int type, int64_t rows, int64_t n_in) {
                 }
             }
         }
-        it_type_get(type)->to_float(row, m.deq + r * n_in, n_in);
+        fmt_get(type)->to_float(row, m.deq + r * n_in, n_in);
     }
     return m;
 }
@@ -86,7 +84,7 @@ static int check_once(int type, it_matmul_fn fn, const wmat *w, int64_t n_in,
     for (int64_t i = 0; i < nt * ldx; i++) x[i] = rnd_f();
     for (int64_t i = 0; i < nt * ldy; i++) y[i] = yr[i] = k_sentinel;
     fn(w->data, w->row_bytes, n_in, x, ldx, nt, y, ldy, r0, r1);
-    it_type_get(type)->matmul_ref(w->data, w->row_bytes, n_in, x, ldx, nt, yr, ldy, r0, r1);
+    fmt_get(type)->matmul[IT_ISA_REF](w->data, w->row_bytes, n_in, x, ldx, nt, yr, ldy, r0, r1);
     int ok = 1;
     for (int64_t t = 0; t < nt && ok; t++) {
         for (int64_t r = 0; r < ldy && ok; r++) {
@@ -131,7 +129,7 @@ static void test_shapes(int type, const char *isa, it_matmul_fn fn) {
     char name[96];
     for (int a = 0; a < n_ns; a++) {
         int64_t n_in = ns[a];
-        snprintf(name, sizeof name, "%s %s n_in=%lld", it_type_get(type)->name, isa, (long long)n_in);
+        snprintf(name, sizeof name, "%s %s n_in=%lld", fmt_get(type)->name, isa, (long long)n_in);
         TEST_CASE(name) {
             int ok = 1;
             for (int b = 0; b < 5 && ok; b++) {
@@ -156,7 +154,7 @@ static void test_shapes(int type, const char *isa, it_matmul_fn fn) {
 // every value, subnormals, infinities and NaNs included.
 static void test_all_patterns(int type, const char *isa, it_matmul_fn fn) {
     char name[96];
-    snprintf(name, sizeof name, "%s %s all 65536 bit patterns", it_type_get(type)->name, isa);
+    snprintf(name, sizeof name, "%s %s all 65536 bit patterns", fmt_get(type)->name, isa);
     TEST_CASE(name) {
         enum { N = 16 };
         uint16_t *w = malloc(65536 * N * sizeof(uint16_t));
@@ -165,7 +163,7 @@ static void test_all_patterns(int type, const char *isa, it_matmul_fn fn) {
         for (int h = 0; h < 65536; h++)
             for (int i = 0; i < N; i++) w[h * N + i] = (uint16_t)h;
         fn(w, N * 2, N, x, N, 1, y, 65536, 0, 65536);
-        it_type_get(type)->matmul_ref(w, N * 2, N, x, N, 1, yr, 65536, 0, 65536);
+        fmt_get(type)->matmul[IT_ISA_REF](w, N * 2, N, x, N, 1, yr, 65536, 0, 65536);
         int bad = 0;
         for (int h = 0; h < 65536 && bad < 5; h++) {
             int same = (isnan(y[h]) && isnan(yr[h])) || y[h] == yr[h];
@@ -282,7 +280,7 @@ static void test_threaded(void) {
         for (int ti = 0; ti < 4; ti++) {
             int type = k_types[ti];
             char name[64];
-            snprintf(name, sizeof name, "kern_matmul %s %d threads", it_type_get(type)->name, nth);
+            snprintf(name, sizeof name, "kern_matmul %s %d threads", fmt_get(type)->name, nth);
             TEST_CASE(name) {
                 CHECK(pool != NULL, "pool");
                 for (int a = 0; a < 4 && pool; a++) {
@@ -297,7 +295,7 @@ static void test_threaded(void) {
                         for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f();
                         for (int64_t i = 0; i < nt * n_out; i++) y[i] = k_sentinel;
                         kern_matmul(pool, &t, x, nt, y);
-                        it_type_get(type)->matmul_ref(w.data, w.row_bytes, n_in, x, n_in, nt, yr,
+                        fmt_get(type)->matmul[IT_ISA_REF](w.data, w.row_bytes, n_in, x, n_in, nt, yr,
                                                       n_out, 0, n_out);
                         int bad = 0;
                         for (int64_t i = 0; i < nt * n_out && bad < 3; i++) {
@@ -321,29 +319,44 @@ static void test_threaded(void) {
 }
 
 int main(void) {
-    it_types_init();
-    printf("cpu: avx2=%d avx512=%d\n", kern_cpu_has_avx2(), kern_cpu_has_avx512());
+    printf("cpu: avx2=%d avx512=%d\n", it_cpu_has_avx2(), it_cpu_has_avx512());
     test_fp16_conversions();
     TEST_CASE("kernel lookup") {
-        for (int ti = 0; ti < 4; ti++) CHECK(kern_matmul_kernel(k_types[ti], "ref") != NULL, "ref");
-        CHECK(kern_matmul_kernel(IT_TYPE_F32, "sse9") == NULL, "unknown isa");
-        CHECK(kern_matmul_kernel(12345, "ref") == NULL, "unknown type");
-        CHECK((kern_matmul_kernel(IT_TYPE_F16, "avx2") != NULL) == kern_cpu_has_avx2(), "avx2");
-        CHECK((kern_matmul_kernel(IT_TYPE_F16, "avx512") != NULL) == kern_cpu_has_avx512(), "512");
-        kern_force_ref(1);
-        for (int ti = 0; ti < 4; ti++) CHECK(kern_simd_matmul(k_types[ti]) == NULL, "forced ref");
-        kern_force_ref(0);
+        for (int ti = 0; ti < 4; ti++) CHECK(fmt_kernel(k_types[ti], "ref") != NULL, "ref");
+        CHECK(fmt_kernel(IT_TYPE_F32, "sse9") == NULL, "unknown isa");
+        CHECK(fmt_kernel(12345, "ref") == NULL, "unknown type");
+        CHECK((fmt_kernel(IT_TYPE_F16, "avx2") != NULL) == it_cpu_has_avx2(), "avx2");
+        CHECK((fmt_kernel(IT_TYPE_F16, "avx512") != NULL) == it_cpu_has_avx512(), "512");
+        // The table by hand (ggml's geometry), and the selector: the widest kernel it_cpu_isa() allows.
+        static const struct { int type, block_size, block_bytes; double bpw; const char *name; } geo[4] = {
+            {IT_TYPE_F32, 1, 4, 32, "f32"}, {IT_TYPE_F16, 1, 2, 16, "f16"}, {IT_TYPE_BF16, 1, 2, 16, "bf16"},
+            {IT_TYPE_Q8_0, 32, 34, 8.5, "q8_0"}};
+        for (int ti = 0; ti < 4; ti++) {
+            const fmt_traits *t = fmt_get(geo[ti].type);
+            CHECK(t && !strcmp(t->name, geo[ti].name) && t->block_size == geo[ti].block_size &&
+                      t->block_bytes == (size_t)geo[ti].block_bytes && t->bits_per_weight == geo[ti].bpw,
+                  "%s geometry", geo[ti].name);
+            const char *want = it_cpu_isa() == IT_ISA_AVX512 ? "avx512" : it_cpu_isa() == IT_ISA_AVX2 ? "avx2" : "ref";
+            CHECK(t && fmt_matmul(t) == fmt_kernel(geo[ti].type, want), "%s selector picks %s", geo[ti].name, want);
+        }
+        CHECK(fmt_get(-1) == NULL && fmt_get(2) == NULL && fmt_get(64) == NULL && fmt_get(1023) == NULL,
+              "ids outside the table");
+        it_cpu_force_ref(1);
+        CHECK(it_cpu_isa() == IT_ISA_REF, "forced isa");
+        for (int ti = 0; ti < 4; ti++)
+            CHECK(fmt_matmul(fmt_get(k_types[ti])) == fmt_kernel(k_types[ti], "ref"), "forced ref");
+        it_cpu_force_ref(0);
     }
     for (int s = 0; s < 2; s++) {
         const char *isa = k_isas[s];
-        if (!kern_matmul_kernel(IT_TYPE_F32, isa)) {
+        if (!fmt_kernel(IT_TYPE_F32, isa)) {
             printf("(skipping %s: not supported here)\n", isa);
             continue;
         }
-        test_hand_computed(isa, kern_matmul_kernel(IT_TYPE_F32, isa));
-        for (int ti = 0; ti < 4; ti++) test_shapes(k_types[ti], isa, kern_matmul_kernel(k_types[ti], isa));
-        test_all_patterns(IT_TYPE_F16, isa, kern_matmul_kernel(IT_TYPE_F16, isa));
-        test_all_patterns(IT_TYPE_BF16, isa, kern_matmul_kernel(IT_TYPE_BF16, isa));
+        test_hand_computed(isa, fmt_kernel(IT_TYPE_F32, isa));
+        for (int ti = 0; ti < 4; ti++) test_shapes(k_types[ti], isa, fmt_kernel(k_types[ti], isa));
+        test_all_patterns(IT_TYPE_F16, isa, fmt_kernel(IT_TYPE_F16, isa));
+        test_all_patterns(IT_TYPE_BF16, isa, fmt_kernel(IT_TYPE_BF16, isa));
     }
     test_threaded();
     printf("worst error / tolerance: %.3g\n", g_worst_ratio);

@@ -1,4 +1,4 @@
-// Integer weight formats (quant/qformat.h) and their kernels (kernels/qmatmul.h): hand-computed
+// Integer weight formats (formats/qformat.h) and their kernels (formats/fmt_kernels.h): hand-computed
 // parameters, q values and packed bytes for every bit width; error bounds of the quantizer on random
 // groups; row quantize/dequantize against the per-value formula; every SIMD kernel against the
 // scalar reference and against a float matmul over the dequantized weights; the traits table.
@@ -8,10 +8,11 @@
 
 #include "core/fp16.h"
 #include "core/pool.h"
-#include "core/types.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
 #include "kernels/matmul.h"
-#include "kernels/qmatmul.h"
-#include "quant/qformat.h"
+#include "quant/rtn.h"
 
 static uint64_t g_rng = 0x243f6a8885a308d3ull;
 static uint32_t rnd_u32(void) { // xorshift64*
@@ -84,17 +85,17 @@ static void test_hand_computed(void) {
             qf_spec s = {h->bits, 32, h->sym};
             float d;
             int z;
-            qf_group_params(&s, w, 1.0f, &d, &z);
+            rtn_group_params(&s, w, 1.0f, &d, &z);
             CHECK(it_f32_to_fp16(d) == h->d_bits, "d 0x%04x want 0x%04x", it_f32_to_fp16(d), h->d_bits);
             CHECK(d == it_fp16_to_f32(h->d_bits), "d is fp16-rounded: %.9g", d);
             CHECK(z == h->z, "z %d want %d", z, h->z);
             for (int i = 0; i < 32; i++) {
-                int q = qf_quantize_value(w[i], d, z, h->bits);
+                int q = rtn_quantize_value(w[i], d, z, h->bits);
                 CHECK(q == h->q[i], "q[%d] = %d want %d", i, q, h->q[i]);
             }
             uint8_t blk[3 + 32];
             memset(blk, 0xcc, sizeof blk);
-            qf_quantize_group(&s, w, 1.0f, blk);
+            rtn_quantize_group(&s, w, 1.0f, blk);
             size_t bb = qf_block_bytes(&s), hdr = h->sym ? 2 : 3;
             CHECK(bb == hdr + (size_t)(32 * h->bits / 8), "block bytes %zu", bb);
             CHECK(blk[0] == (h->d_bits & 0xff) && blk[1] == h->d_bits >> 8, "d bytes %02x %02x", blk[0], blk[1]);
@@ -177,8 +178,8 @@ static void test_error_bounds(void) {
                         random_group(w, G, it % 4);
                         float d;
                         int z;
-                        qf_group_params(&s, w, clip, &d, &z);
-                        qf_quantize_group(&s, w, clip, blk);
+                        rtn_group_params(&s, w, clip, &d, &z);
+                        rtn_quantize_group(&s, w, clip, blk);
                         qf_dequantize_row(&s, blk, deq, G);
                         // The scale before fp16 rounding, and the clipped range.
                         double lo = 1e30, hi = -1e30, a = 0;
@@ -208,17 +209,17 @@ static void test_error_bounds(void) {
                     for (int i = 0; i < G; i++) w[i] = 0;
                     float d;
                     int z;
-                    qf_group_params(&s, w, 1.0f, &d, &z);
+                    rtn_group_params(&s, w, 1.0f, &d, &z);
                     CHECK(d == 1.0f && z == (sym ? 1 << (s.bits - 1) : 0), "zero group d=%g z=%d", d, z);
-                    qf_quantize_group(&s, w, 1.0f, blk);
+                    rtn_quantize_group(&s, w, 1.0f, blk);
                     qf_dequantize_row(&s, blk, deq, G);
                     for (int i = 0; i < G; i++) CHECK(deq[i] == 0.0f, "zero group deq[%d]=%g", i, deq[i]);
                     // Constant non-zero group: the asymmetric range is [0, c] (it always holds 0), so
                     // d = c/maxq, z = 0 and c is the top level; symmetric within its usual bound.
                     const float c = 0.375f;
                     for (int i = 0; i < G; i++) w[i] = c;
-                    qf_group_params(&s, w, 1.0f, &d, &z);
-                    qf_quantize_group(&s, w, 1.0f, blk);
+                    rtn_group_params(&s, w, 1.0f, &d, &z);
+                    rtn_quantize_group(&s, w, 1.0f, blk);
                     qf_dequantize_row(&s, blk, deq, G);
                     double dex = sym ? 2 * c / maxq : c / maxq;
                     double bound = d / 2 + maxq * fabs(d - dex) + 1e-6;
@@ -248,20 +249,20 @@ static void test_rows(void) {
                     float w[5 * 128], deq[5 * 128];
                     uint8_t blocks[5 * 131], one[131];
                     for (int64_t i = 0; i < n; i++) w[i] = rnd_f() * (1.0f + (float)(i / s.group));
-                    qf_quantize_row(&s, w, n, clip, blocks);
+                    rtn_quantize_row(&s, w, n, clip, blocks);
                     qf_dequantize_row(&s, blocks, deq, n);
                     size_t bb = qf_block_bytes(&s);
                     for (int64_t g = 0; g < 5; g++) {
                         float d;
                         int z;
-                        qf_group_params(&s, w + g * s.group, clip, &d, &z);
+                        rtn_group_params(&s, w + g * s.group, clip, &d, &z);
                         for (int i = 0; i < s.group; i++) {
                             int64_t k = g * s.group + i;
-                            int q = qf_quantize_value(w[k], d, z, s.bits);
+                            int q = rtn_quantize_value(w[k], d, z, s.bits);
                             CHECK(deq[k] == d * (float)(q - z), "g=%lld i=%d: %.9g vs %.9g", (long long)g,
                                   i, deq[k], d * (float)(q - z));
                         }
-                        qf_quantize_group(&s, w + g * s.group, clip, one);
+                        rtn_quantize_group(&s, w + g * s.group, clip, one);
                         CHECK(!memcmp(one, blocks + g * bb, bb), "row block %lld == group block", (long long)g);
                     }
                 }
@@ -274,15 +275,15 @@ static void test_rows(void) {
 
 static void test_traits(void) {
     TEST_CASE("traits table") {
-        const it_type_traits *t = it_type_get(IT_QTYPE(4, 2, 0));
+        const fmt_traits *t = fmt_get(IT_QTYPE(4, 2, 0));
         CHECK(t != NULL, "int4_g128 registered");
         if (t) {
             CHECK(!strcmp(t->name, "int4_g128"), "name %s", t->name);
             CHECK(t->block_size == 128 && t->block_bytes == 67, "%d %zu", t->block_size, t->block_bytes);
         }
-        CHECK(it_type_row_bytes(IT_QTYPE(4, 2, 0), 100) == 0, "n not a multiple of G");
-        CHECK(it_type_row_bytes(IT_QTYPE(4, 2, 0), 256) == 134, "two blocks");
-        CHECK(it_type_row_bytes(IT_QTYPE(3, 0, 1), 64) == 2 * 14, "int3_g32_sym: 2 + 12 bytes");
+        CHECK(fmt_row_bytes(IT_QTYPE(4, 2, 0), 100) == 0, "n not a multiple of G");
+        CHECK(fmt_row_bytes(IT_QTYPE(4, 2, 0), 256) == 134, "two blocks");
+        CHECK(fmt_row_bytes(IT_QTYPE(3, 0, 1), 64) == 2 * 14, "int3_g32_sym: 2 + 12 bytes");
         int n = 0;
         for (int bi = 0; bi < 4; bi++)
             for (int gi = 0; gi < 3; gi++)
@@ -292,17 +293,28 @@ static void test_traits(void) {
                     CHECK(qf_type_of(&s, &type) == 0 && type == IT_QTYPE(s.bits, gi, sym), "type id");
                     CHECK(qf_spec_of(type, &back) == 0 && back.bits == s.bits && back.group == s.group &&
                               back.sym == sym, "spec of %d", type);
-                    const it_type_traits *tt = it_type_get(type);
+                    const fmt_traits *tt = fmt_get(type);
                     char want[32];
                     snprintf(want, sizeof want, "int%d_g%d%s", s.bits, s.group, sym ? "_sym" : "");
                     if (!tt) continue;
                     n++;
                     CHECK(!strcmp(tt->name, want), "%s vs %s", tt->name, want);
                     CHECK(tt->block_size == s.group && tt->block_bytes == qf_block_bytes(&s), "%s geometry", want);
-                    CHECK(tt->matmul_ref == kern_qmatmul_kernel(type, "ref") && tt->matmul != NULL, "%s kernels", want);
-                    it_matmul_fn best = kern_simd_qmatmul(type);
-                    CHECK(tt->matmul == (best ? best : tt->matmul_ref), "%s fastest kernel", want);
+                    CHECK(tt->matmul[IT_ISA_REF] == fmt_kernel(type, "ref") && tt->matmul[IT_ISA_AVX2] &&
+                              tt->matmul[IT_ISA_AVX512], "%s kernels", want);
+                    int isa = it_cpu_isa();
+                    CHECK(fmt_matmul(tt) == tt->matmul[isa], "%s fastest kernel", want);
                     CHECK(fabs(qf_bits_per_weight(&s) - 8.0 * (double)qf_block_bytes(&s) / s.group) < 1e-12, "bpw");
+                    CHECK(tt->bits_per_weight == qf_bits_per_weight(&s), "%s table bpw", want);
+                    float blk[128];
+                    uint8_t packed[3 + 128];
+                    uint8_t q[128];
+                    for (int i = 0; i < s.group; i++) q[i] = (uint8_t)((i * 7 + 3) & ((1 << s.bits) - 1));
+                    qf_pack_group(&s, 0.5f, sym ? 1 << (s.bits - 1) : 1, q, packed);
+                    tt->to_float(packed, blk, s.group);
+                    int zz = sym ? 1 << (s.bits - 1) : 1, same = 1;
+                    for (int i = 0; i < s.group; i++) same &= blk[i] == 0.5f * (float)(q[i] - zz);
+                    CHECK(same, "%s table to_float decodes its own format", want);
                 }
         CHECK(n == 24, "%d formats registered", n);
         qf_spec s = {5, 32, 0}, out;
@@ -312,15 +324,18 @@ static void test_traits(void) {
         CHECK(qf_type_of(&s, &type) != 0, "g16 is not a format");
         CHECK(qf_spec_of(IT_QTYPE(4, 3, 0), &out) != 0 && qf_spec_of(IT_QTYPE(5, 0, 0), &out) != 0 &&
                   qf_spec_of(IT_TYPE_F16, &out) != 0, "bad ids");
-        CHECK(it_type_get(IT_QTYPE(4, 3, 0)) == NULL, "unregistered id");
+        CHECK(fmt_get(IT_QTYPE(4, 3, 0)) == NULL && fmt_get(IT_QTYPE(9, 0, 0)) == NULL &&
+                  fmt_get(IT_QTYPE(1, 0, 0)) == NULL && fmt_get(IT_QTYPE_BASE + 9 * 16) == NULL,
+              "unregistered ids");
         CHECK(fabs(qf_bits_per_weight(&(qf_spec){4, 128, 0}) - 4.1875) < 1e-12, "int4_g128 bpw");
-        CHECK(kern_qmatmul_kernel(IT_TYPE_F16, "ref") == NULL && kern_qmatmul_kernel(IT_QTYPE(4, 2, 0), "sse9") == NULL,
-              "kernel lookup of foreign types / unknown ISA");
-        CHECK((kern_qmatmul_kernel(IT_QTYPE(4, 2, 0), "avx2") != NULL) == kern_cpu_has_avx2(), "avx2 lookup");
-        CHECK((kern_qmatmul_kernel(IT_QTYPE(4, 2, 0), "avx512") != NULL) == kern_cpu_has_avx512(), "avx512 lookup");
-        kern_force_ref(1);
-        CHECK(kern_simd_qmatmul(IT_QTYPE(4, 2, 0)) == NULL, "kern_force_ref honoured");
-        kern_force_ref(0);
+        CHECK(fmt_kernel(IT_QTYPE(4, 3, 0), "ref") == NULL && fmt_kernel(IT_QTYPE(4, 2, 0), "sse9") == NULL,
+              "kernel lookup of unknown types / unknown ISA");
+        CHECK((fmt_kernel(IT_QTYPE(4, 2, 0), "avx2") != NULL) == it_cpu_has_avx2(), "avx2 lookup");
+        CHECK((fmt_kernel(IT_QTYPE(4, 2, 0), "avx512") != NULL) == it_cpu_has_avx512(), "avx512 lookup");
+        it_cpu_force_ref(1);
+        CHECK(fmt_matmul(fmt_get(IT_QTYPE(4, 2, 0))) == fmt_kernel(IT_QTYPE(4, 2, 0), "ref"),
+              "it_cpu_force_ref honoured");
+        it_cpu_force_ref(0);
     }
 }
 
@@ -339,7 +354,7 @@ static qmat make_qweights(int type, int64_t rows, int64_t n_in, int mode) {
     qf_spec s;
     qf_spec_of(type, &s);
     qmat m;
-    m.row_bytes = it_type_row_bytes(type, n_in);
+    m.row_bytes = fmt_row_bytes(type, n_in);
     // Ends exactly at the end of the allocation, so ASan catches any read past the last block.
     m.alloc = malloc((size_t)rows * m.row_bytes + 1);
     m.data = (char *)m.alloc + 1;
@@ -350,7 +365,7 @@ static qmat make_qweights(int type, int64_t rows, int64_t n_in, int mode) {
         char *row = m.data + (size_t)r * m.row_bytes;
         if (mode == 0) {
             for (int64_t i = 0; i < n_in; i++) w[i] = rnd_f() * (0.5f + (float)(i % 7));
-            qf_quantize_row(&s, w, n_in, 1.0f, row);
+            rtn_quantize_row(&s, w, n_in, 1.0f, row);
         } else {
             for (int64_t g = 0; g < n_in / s.group; g++) {
                 uint8_t q[128];
@@ -359,7 +374,7 @@ static qmat make_qweights(int type, int64_t rows, int64_t n_in, int mode) {
                 qf_pack_group(&s, d, rnd_int(1 << s.bits), q, row + (size_t)g * bb);
             }
         }
-        it_type_get(type)->to_float(row, m.deq + r * n_in, n_in);
+        fmt_get(type)->to_float(row, m.deq + r * n_in, n_in);
     }
     free(w);
     return m;
@@ -397,10 +412,10 @@ static int check_kernels(int type, const qmat *w, int64_t n_in, int64_t nt, int6
             tol[t * ldy + r] = 1e-5 * mag + 1e-6;
         }
     for (int64_t i = 0; i < nt * ldy; i++) yr[i] = k_sentinel;
-    kern_qmatmul_kernel(type, "ref")(w->data, w->row_bytes, n_in, x, ldx, nt, yr, ldy, r0, r1);
+    fmt_kernel(type, "ref")(w->data, w->row_bytes, n_in, x, ldx, nt, yr, ldy, r0, r1);
     int ok = 1;
     for (int k = -1; k < 2 && ok; k++) {
-        it_matmul_fn fn = k < 0 ? kern_qmatmul_kernel(type, "ref") : kern_qmatmul_kernel(type, k_isas[k]);
+        it_matmul_fn fn = k < 0 ? fmt_kernel(type, "ref") : fmt_kernel(type, k_isas[k]);
         if (!fn) continue;
         const char *isa = k < 0 ? "ref" : k_isas[k];
         for (int64_t i = 0; i < nt * ldy; i++) y[i] = k_sentinel;
@@ -422,7 +437,7 @@ static int check_kernels(int type, const qmat *w, int64_t n_in, int64_t nt, int6
                 if (e / tl > g_worst_ratio) g_worst_ratio = e / tl;
                 if (!(e <= tl)) {
                     CHECK(e <= tl, "%s %s n_in=%lld nt=%lld t=%lld r=%lld: %.9g vs ref %.9g fake %.9g (tol %g)",
-                          it_type_get(type)->name, isa, (long long)n_in, (long long)nt, (long long)t,
+                          fmt_get(type)->name, isa, (long long)n_in, (long long)nt, (long long)t,
                           (long long)r, got, yr[t * ldy + r], fake[t * ldy + r], tl);
                     ok = 0;
                 }
@@ -447,7 +462,7 @@ static void test_kernels(void) {
                 int type = IT_QTYPE(k_bits[bi], gi, sym);
                 char name[96];
                 snprintf(name, sizeof name, "kernels %s (ref, avx2, avx512 vs fake-quant matmul)",
-                         it_type_get(type)->name);
+                         fmt_get(type)->name);
                 TEST_CASE(name) {
                     int ok = 1;
                     for (int a = 0; a < 3 && ok; a++) {
@@ -492,14 +507,14 @@ static void test_threaded(void) {
                 float *yr = malloc((size_t)(nt * n_out) * sizeof(float));
                 for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f();
                 kern_matmul(pool, &t, x, nt, y);
-                it_type_get(types[k])->matmul_ref(w.data, w.row_bytes, n_in, x, n_in, nt, yr, n_out, 0, n_out);
+                fmt_get(types[k])->matmul[IT_ISA_REF](w.data, w.row_bytes, n_in, x, n_in, nt, yr, n_out, 0, n_out);
                 int bad = 0;
                 for (int64_t i = 0; i < nt * n_out && bad < 3; i++) {
                     double mag = 0;
                     for (int64_t j = 0; j < n_in; j++)
                         mag += fabs((double)w.deq[(i % n_out) * n_in + j] * x[(i / n_out) * n_in + j]);
                     if (!(fabs((double)y[i] - yr[i]) <= 1e-5 * mag + 1e-6)) {
-                        CHECK(0, "%s nt=%lld i=%lld: %g vs %g", it_type_get(types[k])->name, (long long)nt,
+                        CHECK(0, "%s nt=%lld i=%lld: %g vs %g", fmt_get(types[k])->name, (long long)nt,
                               (long long)i, y[i], yr[i]);
                         bad++;
                     }
@@ -515,8 +530,7 @@ static void test_threaded(void) {
 }
 
 int main(void) {
-    it_types_init();
-    printf("cpu: avx2=%d avx512=%d\n", kern_cpu_has_avx2(), kern_cpu_has_avx512());
+    printf("cpu: avx2=%d avx512=%d\n", it_cpu_has_avx2(), it_cpu_has_avx512());
     test_hand_computed();
     test_error_bounds();
     test_rows();

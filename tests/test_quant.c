@@ -10,10 +10,10 @@
 
 #include "harness.h"
 #include "intact.h"
-#include "core/types.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
 #include "io/gguf.h"
 #include "io/gguf_write.h"
-#include "quant/qformat.h"
 
 static char g_bin[1024], g_tok[1024], g_calib[1024];
 

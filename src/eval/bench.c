@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/pool.h"
 #include "forward/forward.h"
@@ -22,8 +23,8 @@ static int decode_tensors(const intact_model *m, const it_tensor **out) {
     int k = 0;
     for (int l = 0; l < m->hp.n_layers; l++) {
         const it_layer *ly = &m->layers[l];
-        const it_tensor *t[7] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int i = 0; i < 7; i++) out[k++] = t[i];
+        const it_tensor *t[IT_LAYER_NMAT] = IT_LAYER_MATRICES(ly);
+        for (int i = 0; i < IT_LAYER_NMAT; i++) out[k++] = t[i];
     }
     out[k++] = &m->output;
     return k;
@@ -52,7 +53,7 @@ typedef struct {
 } probe_job;
 
 static uint64_t stream_read(const void *p, size_t bytes) {
-    if (kern_cpu_has_avx2()) return eval_stream_read_avx2(p, bytes);
+    if (it_cpu_has_avx2()) return eval_stream_read_avx2(p, bytes);
     const uint64_t *w = p;
     uint64_t a0 = 0, a1 = 0;
     for (size_t i = 0; i + 2 <= bytes / 8; i += 2) { a0 ^= w[i]; a1 ^= w[i + 1]; }

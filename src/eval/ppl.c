@@ -17,7 +17,7 @@ int eval_chunks(const intact_model *m, const char *text, size_t len, const intac
         return it_fail(err, INTACT_E_ARG, "context size %d is too small (min %d)", p->n_ctx, head + 1);
     // n_ctx may exceed the training context (as llama.cpp's -c may; the CLI warns): RoPE runs on.
     if (len > (size_t)1 << 30) return it_fail(err, INTACT_E_LIMIT, "text larger than 1 GiB");
-    if (m->vocab && tok_bos(m->vocab) < 0 && tok_eos(m->vocab) < 0)
+    if (m->vocab && tok_start(m->vocab) < 0)
         return it_fail(err, INTACT_E_ARG, "the tokenizer has neither BOS nor EOS to start chunks with");
     int n = intact_tokenize(m, text, len, 0, NULL, 0, err);
     if (n < 0) return -1;
@@ -54,8 +54,7 @@ int eval_run_chunk(intact_ctx *ctx, const intact_model *m, const intact_prefix *
     }
     int head = prefix ? intact_prefix_n_tokens(prefix) : 1;
     if (prefix) memcpy(buf, intact_prefix_tokens(prefix), (size_t)head * sizeof *buf);
-    // Models without a BOS (Qwen2) start documents after their end-of-text token instead.
-    else buf[0] = tok_bos(m->vocab) >= 0 ? tok_bos(m->vocab) : tok_eos(m->vocab);
+    else buf[0] = tok_start(m->vocab);   // BOS, or EOS for models without one (Qwen2)
     memcpy(buf + head, chunk, (size_t)cl * sizeof *buf);
     intact_ctx_reset(ctx);
     return intact_ctx_eval(ctx, buf, head + cl, err);

@@ -266,12 +266,10 @@ int retrieval_eval(const intact_model *m, const intact_retrieval_params *p, int 
         return it_fail(err, INTACT_E_ARG, "retrieval needs max_answer_tokens >= 1, got %d", p->max_answer_tokens);
     if (tmpl < RT_NONE || tmpl > RT_CHATML) return it_fail(err, INTACT_E_ARG, "unknown chat template %d", tmpl);
     if (!m->vocab) return it_fail(err, INTACT_E_ARG, "the model has no tokenizer (pass one with -z)");
-    int bos = tok_bos(m->vocab), eos = tok_eos(m->vocab);
-    if (!p->prefix && bos < 0 && eos < 0)
+    if (!p->prefix && tok_start(m->vocab) < 0)
         return it_fail(err, INTACT_E_ARG, "the tokenizer has neither BOS nor EOS to start prompts with");
     int head = p->prefix ? intact_prefix_n_tokens(p->prefix) : 1;
-    // Models without a BOS (Qwen2) start after their end-of-text token, as in perplexity.
-    int32_t start = bos >= 0 ? bos : eos;
+    int32_t start = tok_start(m->vocab);   // BOS, or EOS for models without one (Qwen2)
     // First pass: every prompt's length, so that one too long fails before any compute.
     int max_need = 0, worst = 0;
     for (int t = 0; t < p->trials; t++) {
@@ -299,7 +297,7 @@ int retrieval_eval(const intact_model *m, const intact_retrieval_params *p, int 
     if (!ctx) return -1;
     int rc = p->kv ? intact_ctx_set_kv(ctx, p->kv, err) : 0;
     // Stop at EOS and at the end-of-turn marker of a chat template (ids that do not exist stay -1).
-    int32_t stop[3] = {eos, special_id(m, "<|eot_id|>"), special_id(m, "<|im_end|>")};
+    int32_t stop[3] = {tok_eos(m->vocab), special_id(m, "<|eot_id|>"), special_id(m, "<|im_end|>")};
     int32_t *buf = rc == 0 ? malloc((size_t)max_need * sizeof *buf) : NULL;
     if (rc == 0 && !buf) rc = it_fail(err, INTACT_E_NOMEM, "out of memory");
     int correct = 0;

@@ -19,8 +19,8 @@ static void observe(intact_ctx *c, int layer, const char *name, const float *x, 
 // Embeds n tokens into x (n, dim), converting rows of whatever type the embedding is stored in.
 static void embed(const intact_model *m, const int32_t *tokens, int n, float *x) {
     const it_tensor *e = &m->tok_embd;
-    const it_type_traits *t = it_type_get(e->type);
-    size_t row = it_type_row_bytes(e->type, e->ne[0]);
+    const fmt_traits *t = fmt_get(e->type);
+    size_t row = fmt_row_bytes(e->type, e->ne[0]);
     for (int i = 0; i < n; i++)
         t->to_float((const char *)e->data + (size_t)tokens[i] * row, x + (size_t)i * m->hp.dim, e->ne[0]);
 }
@@ -45,10 +45,10 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
     float *g = c->gate, *u = c->up;
 
     embed(m, tokens, n, x);
-    ops_rope_table(c->rope_cs, c->pos, n, c->rope_theta, hp->head_dim / 2, hp->rope_scale);
+    kern_rope_table(c->rope_cs, c->pos, n, c->rope_theta, hp->head_dim / 2, hp->rope_scale);
     for (int l = 0; l < hp->n_layers; l++) {
         const it_layer *ly = &m->layers[l];
-        ops_rmsnorm(xb, x, ly->attn_norm, n, dim, hp->norm_eps);
+        kern_rmsnorm(xb, x, ly->attn_norm, n, dim, hp->norm_eps);
         observe(c, l, "attn_norm", xb, n, dim);
         const it_tensor *wqkv[3] = {&ly->wq, &ly->wk, &ly->wv};
         float *yqkv[3] = {q, k, v};
@@ -56,8 +56,8 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
         add_bias(q, ly->bq, n, dim);
         add_bias(k, ly->bk, n, kv_dim);
         add_bias(v, ly->bv, n, kv_dim);
-        ops_rope(q, n, hp->n_heads, hp->head_dim, c->rope_cs, hp->rope_style);
-        ops_rope(k, n, hp->n_kv_heads, hp->head_dim, c->rope_cs, hp->rope_style);
+        kern_rope(q, n, hp->n_heads, hp->head_dim, c->rope_cs, hp->rope_style);
+        kern_rope(k, n, hp->n_kv_heads, hp->head_dim, c->rope_cs, hp->rope_style);
         observe(c, l, "q", q, n, dim);
         observe(c, l, "k", k, n, kv_dim);
         observe(c, l, "v", v, n, kv_dim);
@@ -73,27 +73,27 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
         observe(c, l, "wo_in", att, n, dim);
         fwd_linear(c, &ly->wo, att, n, xb);
         observe(c, l, "attn_out", xb, n, dim);
-        ops_add(x, xb, (size_t)n * dim);
+        kern_add(x, xb, (size_t)n * dim);
 
-        ops_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
+        kern_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
         observe(c, l, "ffn_norm", xb, n, dim);
         const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
         float *ygu[2] = {g, u};
         fwd_linear_group(c, 2, wgu, xb, n, ygu);
-        ops_swiglu(g, u, (size_t)n * hid);
+        kern_swiglu(g, u, (size_t)n * hid);
         // Rotated models (quant/rotate.h): the online Hadamard transform w_down was built for.
         if (m->rot_down_block) kern_hadamard_rows(g, n, hid, m->rot_down_block);
         observe(c, l, "down_in", g, n, hid);
         fwd_linear(c, &ly->w_down, g, n, xb);
         observe(c, l, "ffn_out", xb, n, dim);
-        ops_add(x, xb, (size_t)n * dim);
+        kern_add(x, xb, (size_t)n * dim);
         observe(c, l, "block_out", x, n, dim);
         if (l == c->stop_after_layer) { // calibration only needs the layers up to this one
             c->pos += n;
             return 0;
         }
     }
-    ops_rmsnorm(xb, x, m->output_norm, n, dim, hp->norm_eps);
+    kern_rmsnorm(xb, x, m->output_norm, n, dim, hp->norm_eps);
     observe(c, hp->n_layers, "final_norm", xb, n, dim);
     if (logits_from < n) {
         int nl = n - logits_from;

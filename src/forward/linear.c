@@ -7,9 +7,9 @@
 #include "forward/forward.h"
 
 #include "core/error.h"
+#include "formats/qformat.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
-#include "quant/qformat.h"
 
 static int act_quant_parse(const intact_act_quant *a, it_act_quant *out, intact_error *err) {
     int bits = a ? a->bits : 16;

@@ -9,7 +9,7 @@
 #include "kernels/hadamard.h"
 #include "kernels/matmul.h"
 
-static const it_tensor *wt(const ikv_train *w, int l, int i) { return &w->wt[l * IKV_NMAT + i]; }
+static const it_tensor *wt(const ikv_train *w, int l, int i) { return &w->wt[l * IT_LAYER_NMAT + i]; }
 
 // y = x * r * g with r = (mean(x^2) + eps)^-1/2:  dx_i = r g_i dy_i - r^3/dim x_i sum_j g_j dy_j x_j.
 // Adds the result to dx.
@@ -25,7 +25,7 @@ static void rmsnorm_back(float *dx, const float *dy, const float *x, const float
     }
 }
 
-// Transpose of ops_rope's rotation (its inverse): maps d(rotated) to d(unrotated).
+// Transpose of kern_rope's rotation (its inverse): maps d(rotated) to d(unrotated).
 static void rope_back(float *d, int n, int n_heads, int hd, const float *cs, int style) {
     int half = hd / 2;
     for (int t = 0; t < n; t++) {
@@ -126,7 +126,7 @@ void ikv_train_backward(ikv_train *w, const float *target, float *gk, float *gv)
         for (size_t i = 0; i < td; i++) dx[i] += (float)(((double)xo[i] - tg[i]) / (double)td);
 
         // FFN: x_out = xmid + down(silu(g) * u), g/u = gate/up(rmsnorm(xmid)).
-        kern_matmul(w->pool, wt(w, l, IKV_WDOWN), dx, T, w->dh1);    // d s
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WDOWN), dx, T, w->dh1);    // d s
         // Rotated models: s went through the online Hadamard Hd before w_down; Hd^T = Hd.
         if (m->rot_down_block) kern_hadamard_rows(w->dh1, T, hid, m->rot_down_block);
         for (size_t i = 0; i < th; i++) {
@@ -134,13 +134,13 @@ void ikv_train_backward(ikv_train *w, const float *target, float *gk, float *gv)
             w->dh2[i] = (float)(ds * g * sg);                          // d u
             w->dh1[i] = (float)(ds * a->u[i] * sg * (1.0 + g * (1.0 - sg)));  // d g
         }
-        kern_matmul(w->pool, wt(w, l, IKV_WGATE), w->dh1, T, dy);
-        kern_matmul(w->pool, wt(w, l, IKV_WUP), w->dh2, T, tmp);
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WGATE), w->dh1, T, dy);
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WUP), w->dh2, T, tmp);
         for (size_t i = 0; i < td; i++) dy[i] += tmp[i];
         rmsnorm_back(dx, dy, a->xmid, a->r2, ly->ffn_norm, T, dim);   // dx is now d xmid
 
         // Attention: xmid = x_in + wo(attn(q, [prefix K; k], [prefix V; v])).
-        kern_matmul(w->pool, wt(w, l, IKV_WO), dx, T, dy);           // d att
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WO), dx, T, dy);           // d att
         attn_back_job job = {w, a, dy};
         it_pool_run(w->pool, attn_back_q, &job);
         it_pool_run(w->pool, attn_back_kv, &job);
@@ -151,10 +151,10 @@ void ikv_train_backward(ikv_train *w, const float *target, float *gk, float *gv)
         float *dk = w->dkall + (size_t)P * kvd, *dv = w->dvall + (size_t)P * kvd;
         rope_back(w->dq, T, w->n_heads, w->hd, w->cs, hp->rope_style);
         rope_back(dk, T, w->n_kv, w->hd, w->cs, hp->rope_style);
-        kern_matmul(w->pool, wt(w, l, IKV_WQ), w->dq, T, dy);
-        kern_matmul(w->pool, wt(w, l, IKV_WK), dk, T, tmp);
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WQ), w->dq, T, dy);
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WK), dk, T, tmp);
         for (size_t i = 0; i < td; i++) dy[i] += tmp[i];
-        kern_matmul(w->pool, wt(w, l, IKV_WV), dv, T, tmp);
+        kern_matmul(w->pool, wt(w, l, IT_LAYER_WV), dv, T, tmp);
         for (size_t i = 0; i < td; i++) dy[i] += tmp[i];
         rmsnorm_back(dx, dy, w->x + (size_t)l * td, a->r1, ly->attn_norm, T, dim);   // d x_in
     }

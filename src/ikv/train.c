@@ -6,18 +6,18 @@
 
 #include "core/error.h"
 #include "ikv/train.h"
-#include "kv/kv.h"
 #include "kernels/hadamard.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kv/kv.h"
 
 static float *falloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 // Dequantizes W (n_out rows of n_in, any type) row by row into its transpose (n_in rows of n_out).
 static int transpose_weight(const it_tensor *w, it_tensor *out, float **data) {
     int64_t n_in = w->ne[0], n_out = w->ne[1];
-    const it_type_traits *t = it_type_get(w->type);
-    size_t row = it_type_row_bytes(w->type, n_in);
+    const fmt_traits *t = fmt_get(w->type);
+    size_t row = fmt_row_bytes(w->type, n_in);
     float *d = falloc((size_t)n_in * n_out), *buf = falloc((size_t)n_in);
     if (!t || !row || !d || !buf) {
         free(d);
@@ -37,7 +37,7 @@ static int transpose_weight(const it_tensor *w, it_tensor *out, float **data) {
 
 void ikv_train_free(ikv_train *w) {
     if (!w) return;
-    for (int i = 0; w->wt_data && i < w->n_layers * IKV_NMAT; i++) free(w->wt_data[i]);
+    for (int i = 0; w->wt_data && i < w->n_layers * IT_LAYER_NMAT; i++) free(w->wt_data[i]);
     for (int l = 0; w->acts && l < w->n_layers; l++) {
         ikv_acts *a = &w->acts[l];
         float *all[] = {a->xn1, a->r1, a->q, a->kall, a->vall, a->probs, a->att, a->xmid,
@@ -71,8 +71,8 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
     w->cs = falloc(t * half * 2);
     w->x = falloc((L + 1) * t * dim);
     w->acts = calloc(L, sizeof *w->acts);
-    w->wt = calloc(L * IKV_NMAT, sizeof *w->wt);
-    w->wt_data = calloc(L * IKV_NMAT, sizeof *w->wt_data);
+    w->wt = calloc(L * IT_LAYER_NMAT, sizeof *w->wt);
+    w->wt_data = calloc(L * IT_LAYER_NMAT, sizeof *w->wt_data);
     w->dx = falloc(t * dim), w->dy = falloc(t * dim), w->dtmp = falloc(t * dim), w->dq = falloc(t * dim);
     w->dh1 = falloc(t * hid), w->dh2 = falloc(t * hid);
     w->dkall = falloc(nk * kvd), w->dvall = falloc(nk * kvd);
@@ -89,9 +89,9 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
         ok = a->xn1 && a->r1 && a->q && a->kall && a->vall && a->probs && a->att && a->xmid && a->xn2 &&
              a->r2 && a->g && a->u && a->s;
         const it_layer *ly = &m->layers[l];
-        const it_tensor *mats[IKV_NMAT] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int i = 0; ok && i < IKV_NMAT; i++)
-            ok = transpose_weight(mats[i], &w->wt[l * IKV_NMAT + i], &w->wt_data[l * IKV_NMAT + i]) == 0;
+        const it_tensor *mats[IT_LAYER_NMAT] = IT_LAYER_MATRICES(ly);
+        for (int i = 0; ok && i < IT_LAYER_NMAT; i++)
+            ok = transpose_weight(mats[i], &w->wt[l * IT_LAYER_NMAT + i], &w->wt_data[l * IT_LAYER_NMAT + i]) == 0;
     }
     if (!ok) {
         ikv_train_free(w);
@@ -104,11 +104,11 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
         if (m->rope_freqs) theta /= m->rope_freqs[i];
         w->theta[i] = theta;
     }
-    ops_rope_table(w->cs, P, T, w->theta, (int)half, hp->rope_scale);
+    kern_rope_table(w->cs, P, T, w->theta, (int)half, hp->rope_scale);
     return w;
 }
 
-// ops_rmsnorm, also keeping 1/rms per row for the backward.
+// kern_rmsnorm, also keeping 1/rms per row for the backward.
 static void rmsnorm_save(float *out, float *rinv, const float *x, const float *wt, int n, int dim, float eps) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * dim;
@@ -172,8 +172,8 @@ static void attend_worker(void *arg, int ith, int nth) {
 
 static void embed(const intact_model *m, const int32_t *tokens, int n, float *x) {
     const it_tensor *e = &m->tok_embd;
-    const it_type_traits *t = it_type_get(e->type);
-    size_t row = it_type_row_bytes(e->type, e->ne[0]);
+    const fmt_traits *t = fmt_get(e->type);
+    size_t row = fmt_row_bytes(e->type, e->ne[0]);
     for (int i = 0; i < n; i++)
         t->to_float((const char *)e->data + (size_t)tokens[i] * row, x + (size_t)i * m->hp.dim, e->ne[0]);
 }
@@ -200,8 +200,8 @@ double ikv_train_forward(ikv_train *w, const intact_prefix *p, const int32_t *to
         add_bias(a->q, ly->bq, T, dim);
         add_bias(k, ly->bk, T, kvd);
         add_bias(v, ly->bv, T, kvd);
-        ops_rope(a->q, T, w->n_heads, w->hd, w->cs, hp->rope_style);
-        ops_rope(k, T, w->n_kv, w->hd, w->cs, hp->rope_style);
+        kern_rope(a->q, T, w->n_heads, w->hd, w->cs, hp->rope_style);
+        kern_rope(k, T, w->n_kv, w->hd, w->cs, hp->rope_style);
         attn_job job = {w, a};
         it_pool_run(w->pool, attend_worker, &job);
         kern_matmul(w->pool, &ly->wo, a->att, T, w->dtmp);

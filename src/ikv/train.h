@@ -12,9 +12,6 @@
 #include "ikv/prefix.h"
 #include "model/model.h"
 
-// The layer matrices, in the order of ikv_train.wt.
-enum { IKV_WQ, IKV_WK, IKV_WV, IKV_WO, IKV_WGATE, IKV_WUP, IKV_WDOWN, IKV_NMAT };
-
 // Saved activations of one layer for one sample of T tokens after P prefix tokens (nk = P + T keys).
 typedef struct ikv_acts {
     float *xn1, *r1;        // attention RMSNorm output (T, dim) and its 1/rms (T)
@@ -35,7 +32,7 @@ typedef struct ikv_train {
     float *cs;              // (T, hd/2, 2) cos/sin for positions P .. P+T-1
     // Transposed fp32 copies of the 7 layer matrices (wq wk wv wo gate up down): as f32 tensors of
     // n_in rows of n_out, kern_matmul(wt, dY) computes dX = dY * W for any stored weight type.
-    it_tensor *wt;          // (n_layers * 7)
+    it_tensor *wt;          // (n_layers * IT_LAYER_NMAT), in model.h's order (IT_LAYER_MATRICES)
     float **wt_data;
     float *x;               // (n_layers + 1, T, dim): embeddings, then each block_out
     ikv_acts *acts;         // (n_layers)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "core/error.h"
-#include "core/types.h"
+#include "formats/formats.h"
 
 // Smallest possible encodings, used to bound counts by the bytes left: a key/value pair is a u64
 // key length, a u32 type and at least one value byte; a tensor info has a u64 name length, u32
@@ -284,15 +284,15 @@ static int gguf_read_tensor(gguf_rd *r, gguf_tensor_info *t, uint64_t *offset) {
     int rc = rd_name(r, GGUF_MAX_NAME_LEN, "tensor name", &name);
     t->name = name;
     if (rc || gguf_read_dims(r, t) || rd_u32(r, &t->type, "type") || rd_u64(r, offset, "offset")) return -1;
-    const it_type_traits *tr = it_type_get((int)t->type);
-    if (!tr && it_type_ggml_name(t->type))
+    const fmt_traits *tr = fmt_get((int)t->type);
+    if (!tr && fmt_ggml_name(t->type))
         return gguf_fail(r, INTACT_E_UNSUPPORTED, "tensor '%s' has unknown type %u: ggml %s is not "
                          "supported (f32, f16, bf16, q8_0 are)", gguf_printable(t->name, nm, sizeof nm),
-                         t->type, it_type_ggml_name(t->type));
+                         t->type, fmt_ggml_name(t->type));
     if (!tr)
         return gguf_fail(r, INTACT_E_UNSUPPORTED, "tensor '%s' has unknown type %u",
                          gguf_printable(t->name, nm, sizeof nm), t->type);
-    size_t row = it_type_row_bytes((int)t->type, t->ne[0]);
+    size_t row = fmt_row_bytes((int)t->type, t->ne[0]);
     if (!row && t->ne[0] % tr->block_size)
         return gguf_fail(r, INTACT_E_FORMAT, "%s: row length %lld is not a multiple of the %s block size %d",
                          gguf_where(r, w, sizeof w), (long long)t->ne[0], tr->name, tr->block_size);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "core/types.h"
+#include "formats/formats.h"
 #include "io/gguf.h"
 
 #define GW_MAX_KEY 65535u
@@ -205,7 +205,7 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, int type, int n_dim
     gw_tensor t = {NULL, type, n_dims, {1, 1, 1, 1}, data, nbytes};
     size_t expect = 0;
     for (int d = 0; d < n_dims; d++) t.ne[d] = ne[d];
-    size_t row = it_type_row_bytes(type, t.ne[0]);
+    size_t row = fmt_row_bytes(type, t.ne[0]);
     for (int d = 1; d < 4 && row; d++)
         if (t.ne[d] < 1 || it_mul_size(row, (size_t)t.ne[d], &row)) row = 0;
     expect = row;

@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "kernels/matmul.h"
-#include "kernels/matmul_simd.h"
-#include "kernels/matmul_simd_impl.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -100,7 +99,7 @@ int kern_actq_quantize(kern_actq *a, const float *x, int64_t nt, int64_t n_in, i
     const int qmax = (1 << (bits - 1)) - 1;
     // Same results either way; the SIMD loop follows the kernels' ISA cap (INTACT_ISA=ref keeps it
     // scalar).
-    const int simd = kern_cpu_has_avx2() && kern_simd_matmul(IT_TYPE_F16) != NULL;
+    const int simd = it_cpu_has_avx2() && it_cpu_isa() > IT_ISA_REF;
     for (int64_t t = 0; t < nt; t++) {
         const float *xt = x + t * n_in;
         if (simd) {
@@ -151,7 +150,7 @@ static pthread_once_t g_vnni_once = PTHREAD_ONCE_INIT;
 static void detect_vnni(void) {
 #if IQ_X86
     unsigned a, b, c, d;
-    if (!kern_cpu_has_avx512()) return;   // also checks the OS saves the zmm/opmask state
+    if (!it_cpu_has_avx512()) return;   // also checks the OS saves the zmm/opmask state
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) g_has_vnni = (c >> 11) & 1;
 #endif
 }
@@ -170,20 +169,20 @@ kern_iq_fn kern_iq_kernel(int type, const char *isa) {
     qf_spec s;
     if (!isa || qf_spec_of(type, &s)) return NULL;
     if (!strcmp(isa, "ref")) return kern_iq_ref;
-    if (!strcmp(isa, "avx2")) return kern_cpu_has_avx2() ? kern_iq_avx2_get(s.bits, s.group, s.sym) : NULL;
+    if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? kern_iq_avx2_get(s.bits, s.group, s.sym) : NULL;
     if (!strcmp(isa, "avx512"))
         return kern_iq_cpu_has_vnni() ? kern_iq_avx512vnni_get(s.bits, s.group, s.sym) : NULL;
     return NULL;
 }
 
-// Same cap as kern_simd_qmatmul: whichever ISA kern_simd_matmul picked for F16 (it applies
-// INTACT_ISA and kern_force_ref) bounds ours. AVX-512 without VNNI falls to AVX2.
+// Same cap as the float kernels: it_cpu_isa() (the CPU's ISA, capped by INTACT_ISA, scalar under
+// it_cpu_force_ref) bounds ours. AVX-512 without VNNI falls to AVX2.
 kern_iq_fn kern_iq_best(int type) {
     if (!kern_iq_supported(type)) return NULL;
-    it_matmul_fn f16 = kern_simd_matmul(IT_TYPE_F16);
-    if (f16) {
+    const int isa = it_cpu_isa();
+    if (isa > IT_ISA_REF) {
         kern_iq_fn fn = NULL;
-        if (f16 == kern_matmul_kernel(IT_TYPE_F16, "avx512")) fn = kern_iq_kernel(type, "avx512");
+        if (isa == IT_ISA_AVX512) fn = kern_iq_kernel(type, "avx512");
         if (!fn) fn = kern_iq_kernel(type, "avx2");
         if (fn) return fn;
     }
@@ -211,7 +210,7 @@ static void iq_worker(void *arg, int ith, int nth) {
         long r0, r1;
         it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
         if (r0 < r1)
-            j->fn[m](&j->spec[m], w->data, it_type_row_bytes(w->type, n_in), j->a, j->y[m], n_out, r0, r1);
+            j->fn[m](&j->spec[m], w->data, fmt_row_bytes(w->type, n_in), j->a, j->y[m], n_out, r0, r1);
     }
 }
 

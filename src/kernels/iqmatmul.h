@@ -1,4 +1,4 @@
-// Integer-activation matmul kernels for the group-wise integer weight formats of quant/qformat.h
+// Integer-activation matmul kernels for the group-wise integer weight formats of formats/qformat.h
 // (W4A8, W8A8, W4A4, and W2/W3 through the scalar reference): activations quantized per token
 // (symmetric, dynamic), int32 dot products per weight group, fp32 accumulation across groups.
 //
@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 #include "core/pool.h"
-#include "core/types.h"
-#include "quant/qformat.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
 
 // Per-token quantized activations. The buffers are owned and grown on demand, so one kern_actq can
 // be reused for every layer input of a forward pass (zero-initialize it, free with kern_actq_free).
@@ -74,8 +74,8 @@ void kern_iq_ref(const qf_spec *s, const void *w, size_t row_bytes, const kern_a
 // VNNI); NULL when the type is not ours, the ISA is unknown or the CPU/OS lacks it, and for 2/3-bit
 // weights with "avx2"/"avx512" (no SIMD kernel: they use the reference). For tests and benchmarks.
 kern_iq_fn kern_iq_kernel(int type, const char *isa);
-// The kernel kern_matmul_iq uses: the widest one allowed by INTACT_ISA / kern_force_ref (the same
-// cap kern_simd_matmul applies) and the CPU, else the reference. NULL if the type is not ours.
+// The kernel kern_matmul_iq uses: the widest one allowed by it_cpu_isa() (INTACT_ISA, it_cpu_force_ref;
+// the float kernels' cap) and the CPU, else the reference. NULL if the type is not ours.
 kern_iq_fn kern_iq_best(int type);
 int kern_iq_supported(int type);   // 1 if `type` is one of our int formats (any bits: 2/3 use ref)
 
@@ -88,14 +88,14 @@ void kern_matmul_iq_group(it_pool *pool, int n, const it_tensor *const *w, const
                           float *const *y);
 
 // Per-ISA lookups (iqmatmul_avx2.c / iqmatmul_avx512vnni.c): bits 4 or 8, else NULL. Only call
-// after checking the CPU (kern_cpu_has_avx2(); kern_iq_cpu_has_vnni()).
+// after checking the CPU (it_cpu_has_avx2(); kern_iq_cpu_has_vnni()).
 kern_iq_fn kern_iq_avx2_get(int bits, int group, int sym);
 kern_iq_fn kern_iq_avx512vnni_get(int bits, int group, int sym);
 // kern_actq_quantize's per-row work with AVX2 (iqmatmul_avx2.c), bit-identical to the scalar loop:
 // writes *scale, q[0..n) and sum32[0..n/32).
 void kern_iq_quant_row_avx2(const float *x, int64_t n, int qmax, float clip, int8_t *q, int32_t *sum32,
                             float *scale);
-// AVX-512 F/BW/VL/DQ (kern_cpu_has_avx512) plus AVX512_VNNI (cpuid 7.0 ecx bit 11).
+// AVX-512 F/BW/VL/DQ (it_cpu_has_avx512) plus AVX512_VNNI (cpuid 7.0 ecx bit 11).
 int kern_iq_cpu_has_vnni(void);
 
 // X(bits, group, sym) for every format the SIMD kernels instantiate (4- and 8-bit weights).

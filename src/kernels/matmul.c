@@ -1,6 +1,5 @@
 #include "kernels/matmul.h"
 
-#include "kernels/matmul_simd.h"
 
 enum { MATMUL_MAX_GROUP = 4 };
 
@@ -33,8 +32,8 @@ static void matmul_worker(void *arg, int ith, int nth) {
         long r0, r1;
         it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
         if (r0 < r1)
-            it_type_get(w->type)->matmul(w->data, it_type_row_bytes(w->type, n_in), n_in, j->x, n_in, j->nt,
-                                         j->y[m], n_out, r0, r1);
+            fmt_matmul(fmt_get(w->type))(w->data, fmt_row_bytes(w->type, n_in), n_in, j->x, n_in,
+                                         j->nt, j->y[m], n_out, r0, r1);
     }
 }
 

@@ -2,7 +2,7 @@
 
 #include <math.h>
 
-void ops_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps) {
+void kern_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * dim;
         float *ot = out + (size_t)t * dim;
@@ -13,7 +13,7 @@ void ops_rmsnorm(float *out, const float *x, const float *w, int n, int dim, flo
     }
 }
 
-void ops_rope_table(float *cs, int pos0, int n, const double *theta, int half, float scale) {
+void kern_rope_table(float *cs, int pos0, int n, const double *theta, int half, float scale) {
     for (int t = 0; t < n; t++) {
         double p = (double)(pos0 + t) * scale;
         for (int i = 0; i < half; i++) {
@@ -24,7 +24,7 @@ void ops_rope_table(float *cs, int pos0, int n, const double *theta, int half, f
     }
 }
 
-void ops_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int style) {
+void kern_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int style) {
     int half = head_dim / 2;
     for (int t = 0; t < n; t++) {
         const float *c = cs + (size_t)t * half * 2;
@@ -40,10 +40,10 @@ void ops_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int s
     }
 }
 
-void ops_add(float *x, const float *y, size_t n) {
+void kern_add(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-void ops_swiglu(float *g, const float *u, size_t n) {
+void kern_swiglu(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }

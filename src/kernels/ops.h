@@ -6,13 +6,13 @@
 #include <stddef.h>
 
 // out (n, dim) = x / sqrt(mean(x^2) + eps) * w, row by row.
-void ops_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps);
+void kern_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps);
 // cs (n, half, 2): cos/sin of (pos0 + t) * scale * theta[i] for t < n, i < half.
-void ops_rope_table(float *cs, int pos0, int n, const double *theta, int half, float scale);
+void kern_rope_table(float *cs, int pos0, int n, const double *theta, int half, float scale);
 // Rotates x (n, n_heads*head_dim) in place: style 0 pairs (2i, 2i+1), style 1 pairs (i, i+half).
-void ops_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int style);
-void ops_add(float *x, const float *y, size_t n);
+void kern_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int style);
+void kern_add(float *x, const float *y, size_t n);
 // g = silu(g) * u
-void ops_swiglu(float *g, const float *u, size_t n);
+void kern_swiglu(float *g, const float *u, size_t n);
 
 #endif

@@ -1,7 +1,8 @@
 // The KV cache interface. The forward pass only appends K/V for new positions and asks the cache
-// to attend a block of queries over everything it holds; how K/V are stored (fp32 now; low-bit,
-// mixed-precision MiKV or H2O eviction later) is the implementation's business, and so is the
-// attention kernel, because scores over quantized keys must be computed from the stored form.
+// to attend a block of queries over everything it holds; how K/V are stored (kv_full.c: fp32;
+// kv_quant.c: low-bit groups; kv_mikv.c: mixed-precision MiKV and H2O eviction) is the
+// implementation's business, and so is the attention kernel, because scores over quantized keys
+// must be computed from the stored form.
 #ifndef IT_KV_KV_H
 #define IT_KV_KV_H
 

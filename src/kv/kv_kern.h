@@ -12,7 +12,7 @@
 // up to float reassociation (the AVX2 kernels dequantize with an FMA and sum in 8 lanes).
 //
 // ISA choice (kvk_active, per attend call): kvk_force() if set (tests, benchmarks); else scalar if
-// INTACT_ISA=ref or kern_force_ref(1) is in effect (the matmul kernels' switches) or the CPU lacks
+// INTACT_ISA=ref or it_cpu_force_ref(1) is in effect (the matmul kernels' switches) or the CPU lacks
 // AVX2+FMA+F16C; else AVX2.
 #ifndef IT_KV_KV_KERN_H
 #define IT_KV_KV_KERN_H
@@ -51,7 +51,7 @@ typedef struct kvk_ops {
 void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float *qsum);
 
 const kvk_ops *kvk_ref(void);
-const kvk_ops *kvk_avx2(void);        // the table; only call its kernels where kern_cpu_has_avx2()
+const kvk_ops *kvk_avx2(void);        // the table; only call its kernels where it_cpu_has_avx2()
 const kvk_ops *kvk_get(const char *isa);   // "ref" / "avx2"; NULL if unknown or unsupported here
 const kvk_ops *kvk_active(void);      // what the caches use now (see above)
 // Overrides kvk_active() (NULL: back to automatic). Not synchronized with running attends: set it

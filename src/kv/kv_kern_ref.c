@@ -6,9 +6,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/fp16.h"
 #include "kernels/matmul.h"
-#include "kernels/matmul_simd.h"
 #include "kv/kv.h"
 #include "kv/kv_quant.h"
 
@@ -145,7 +145,7 @@ const kvk_ops *kvk_ref(void) { return &ref_ops; }
 const kvk_ops *kvk_get(const char *isa) {
     if (!isa) return NULL;
     if (!strcmp(isa, "ref")) return &ref_ops;
-    if (!strcmp(isa, "avx2")) return kern_cpu_has_avx2() ? kvk_avx2() : NULL;
+    if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? kvk_avx2() : NULL;
     return NULL;
 }
 
@@ -153,11 +153,11 @@ static const kvk_ops *g_forced;
 
 void kvk_force(const kvk_ops *ops) { g_forced = ops; }
 
-// Follows the matmul kernels' switches instead of re-reading INTACT_ISA (its state is private to
-// matmul_simd.c): if they are held to scalar (INTACT_ISA=ref, kern_force_ref), so are we. Cheap
-// enough to ask on every attend call, so kern_force_ref toggles take effect at once.
+// Follows the matmul kernels' switch (core/cpu.h): if they are held to scalar (INTACT_ISA=ref,
+// it_cpu_force_ref), so are we. Cheap
+// enough to ask on every attend call, so it_cpu_force_ref toggles take effect at once.
 const kvk_ops *kvk_active(void) {
     if (g_forced) return g_forced;
-    if (!kern_cpu_has_avx2() || !kern_simd_matmul(IT_TYPE_F16)) return &ref_ops;
+    if (!it_cpu_has_avx2() || it_cpu_isa() == IT_ISA_REF) return &ref_ops;
     return kvk_avx2();
 }

@@ -10,6 +10,9 @@
 #include "core/error.h"
 #include "model/model_internal.h"
 
+const char *const it_layer_matrix_names[IT_LAYER_NMAT] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                                           "ffn_gate", "ffn_up", "ffn_down"};
+
 // Limits that keep a hostile but well-formed header from making us allocate without bound.
 enum { MAX_DIM = 1 << 16, MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_VOCAB = 1 << 22,
        MAX_CTX = 1 << 22 };
@@ -48,7 +51,6 @@ static void model_sum_bytes(intact_model *m) {
 
 intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err) {
     if (!path) { it_fail(err, INTACT_E_ARG, "no model path given"); return NULL; }
-    it_types_init();
     FILE *f = fopen(path, "rb");
     if (!f) { it_fail(err, INTACT_E_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     char magic[4] = {0};
@@ -122,7 +124,7 @@ int intact_model_n_tensors(const intact_model *m) { return m->n_all; }
 int intact_model_tensor(const intact_model *m, int i, intact_tensor_info *o) {
     if (i < 0 || i >= m->n_all) return -1;
     const it_tensor *t = &m->all[i];
-    const it_type_traits *tr = it_type_get(t->type);
+    const fmt_traits *tr = fmt_get(t->type);
     o->name = t->name;
     o->type = tr ? tr->name : "?";
     o->n_dims = t->n_dims;

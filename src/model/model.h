@@ -4,7 +4,7 @@
 #define IT_MODEL_MODEL_H
 
 #include "intact.h"
-#include "core/types.h"
+#include "formats/formats.h"
 #include "io/gguf.h"
 #include "io/llama2c.h"
 #include "model/tokenizer.h"
@@ -23,7 +23,18 @@ typedef struct it_layer {
     const float *bq, *bk, *bv;         // qwen2 biases (dim), (kv_dim), (kv_dim); NULL for llama
 } it_layer;
 
+// Activation quantization of the layer linears (intact_act_quant); bits 16 = off.
 typedef struct it_act_quant { int bits; float clip; int fake; } it_act_quant;
+
+// The seven weight matrices of a layer in the one order used everywhere (quantization, rotation,
+// calibration, bench): q, k, v, o, gate, up, down. IT_LAYER_MATRICES(ly) initializes an array of
+// IT_LAYER_NMAT (const) it_tensor pointers in that order; it_layer_matrix_names[i] is matrix i's
+// GGUF name (blk.N.<name>.weight).
+enum { IT_LAYER_WQ, IT_LAYER_WK, IT_LAYER_WV, IT_LAYER_WO, IT_LAYER_WGATE, IT_LAYER_WUP, IT_LAYER_WDOWN,
+       IT_LAYER_NMAT };
+#define IT_LAYER_MATRICES(ly) \
+    {&(ly)->wq, &(ly)->wk, &(ly)->wv, &(ly)->wo, &(ly)->w_gate, &(ly)->w_up, &(ly)->w_down}
+extern const char *const it_layer_matrix_names[IT_LAYER_NMAT];
 
 struct intact_model {
     it_hparams hp;

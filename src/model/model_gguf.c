@@ -52,7 +52,7 @@ static int bind_tensor(gguf_bind *b, const char *name, int64_t n_in, int64_t n_o
         return it_fail(b->err, INTACT_E_FORMAT,
                        "tensor '%s' has shape (%lld, %lld), expected (%lld, %lld)", name,
                        (long long)ti->ne[0], (long long)ti->ne[1], (long long)n_in, (long long)rows);
-    if (!it_type_get((int)ti->type))
+    if (!fmt_get((int)ti->type))
         return it_fail(b->err, INTACT_E_UNSUPPORTED, "tensor '%s' has unsupported type %u", name, ti->type);
     it_tensor t = {ti->name, (int)ti->type, ti->n_dims, {ti->ne[0], ti->ne[1], ti->ne[2], ti->ne[3]},
                    ti->data, ti->nbytes};
@@ -66,7 +66,7 @@ static int bind_vector(gguf_bind *b, const char *name, int64_t n, int optional, 
     it_tensor t;
     if (bind_tensor(b, name, n, 0, optional, &t) != 0) return -1;
     if (!t.data) { *out = NULL; return 0; }
-    it_type_get(t.type)->to_float(t.data, *cursor, n);
+    fmt_get(t.type)->to_float(t.data, *cursor, n);
     *out = *cursor;
     *cursor += n;
     return 0;

@@ -404,6 +404,7 @@ int tok_kind(const tok_vocab *v) { return v->kind; }
 int tok_n_vocab(const tok_vocab *v) { return v->n; }
 int tok_bos(const tok_vocab *v) { return v->bos; }
 int tok_eos(const tok_vocab *v) { return v->eos; }
+int tok_start(const tok_vocab *v) { return v->bos >= 0 ? v->bos : v->eos; }
 int tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 
 int tok_find_piece(const tok_vocab *v, const char *s, size_t len) {

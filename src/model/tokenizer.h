@@ -21,6 +21,9 @@ int tok_kind(const tok_vocab *v);
 int tok_n_vocab(const tok_vocab *v);
 int tok_bos(const tok_vocab *v);   // -1 if none
 int tok_eos(const tok_vocab *v);
+// The token a document (a perplexity chunk, a prompt, a calibration window) starts after: BOS, or
+// for models without one (Qwen2) their end-of-text token EOS; -1 if the vocab has neither.
+int tok_start(const tok_vocab *v);
 // Whether the file asks for a BOS at the start of a text (tokenizer.ggml.add_bos_token; llama2.c: 1;
 // gpt2 without the key: 1 for the llama3 pre-tokenizer, else 0). tok_encode's add_bos is not
 // filtered by it: callers that honour the file pass add_bos && tok_add_bos(v).

@@ -36,41 +36,6 @@ static int check_shape(const qf_spec *s, int64_t n_out, int64_t n_in, intact_err
     return 0;
 }
 
-// ---------------------------------------------------------------- activation statistics
-
-int awq_absmean_init(awq_absmean *a, int64_t n_in, intact_error *err) {
-    memset(a, 0, sizeof *a);
-    if (n_in <= 0) return it_fail(err, INTACT_E_ARG, "awq: bad n_in %lld", (long long)n_in);
-    a->sum = calloc((size_t)n_in, sizeof(double));
-    if (!a->sum) return it_fail(err, INTACT_E_NOMEM, "awq: out of memory");
-    a->n_in = n_in;
-    return 0;
-}
-
-void awq_absmean_free(awq_absmean *a) {
-    free(a->sum);
-    memset(a, 0, sizeof *a);
-}
-
-void awq_absmean_add(awq_absmean *a, const float *X, int64_t nt) {
-    for (int64_t t = 0; t < nt; t++)
-        for (int64_t i = 0; i < a->n_in; i++) a->sum[i] += fabs((double)X[t * a->n_in + i]);
-    a->n_tokens += nt;
-}
-
-void awq_absmean_get(const awq_absmean *a, float *mean_abs) {
-    for (int64_t i = 0; i < a->n_in; i++)
-        mean_abs[i] = a->n_tokens ? (float)(a->sum[i] / (double)a->n_tokens) : 0.0f;
-}
-
-void awq_channel_mean_abs(const float *X, int64_t nt, int64_t n_in, float *mean_abs) {
-    for (int64_t i = 0; i < n_in; i++) {
-        double s = 0;
-        for (int64_t t = 0; t < nt; t++) s += fabs((double)X[t * n_in + i]);
-        mean_abs[i] = nt ? (float)(s / (double)nt) : 0.0f;
-    }
-}
-
 // ---------------------------------------------------------------- scale search
 
 typedef struct {
@@ -258,7 +223,7 @@ static void aq_worker(void *arg, int ith, int nth) {
     for (int64_t r = b; r < e; r++) {
         uint8_t *prow = c->packed + (size_t)r * (size_t)ng * bb;
         for (int64_t g = 0; g < ng; g++)
-            qf_quantize_group(c->s, c->W + r * c->n_in + g * G, c->clips ? c->clips[r * ng + g] : 1.0f,
+            rtn_quantize_group(c->s, c->W + r * c->n_in + g * G, c->clips ? c->clips[r * ng + g] : 1.0f,
                               prow + (size_t)g * bb);
         if (c->out) qf_dequantize_row(c->s, prow, c->out + r * c->n_in, c->n_in);
     }

@@ -19,25 +19,11 @@
 
 #include "core/error.h"
 #include "core/pool.h"
-#include "quant/qformat.h"
+#include "formats/qformat.h"
 
 #define AWQ_N_GRID 20       // α = i/20, i = 0..19 (reference n_grid)
 #define AWQ_CLIP_GRID 10    // clip = 1 - i/20, i = 0..9 (reference n_grid 20, max_shrink 0.5)
 #define AWQ_MAX_TOKENS 512
-
-// ---------------------------------------------------------------- activation statistics
-// Running mean |x| per input channel over calibration rows.
-typedef struct awq_absmean {
-    int64_t n_in, n_tokens;
-    double *sum;   // Σ |x| per channel
-} awq_absmean;
-
-int awq_absmean_init(awq_absmean *a, int64_t n_in, intact_error *err);
-void awq_absmean_free(awq_absmean *a);
-void awq_absmean_add(awq_absmean *a, const float *X, int64_t nt);    // X: nt × n_in
-void awq_absmean_get(const awq_absmean *a, float *mean_abs);          // n_in floats (0 if no rows)
-// One-shot convenience: mean |x| of the nt × n_in rows X.
-void awq_channel_mean_abs(const float *X, int64_t nt, int64_t n_in, float *mean_abs);
 
 // ---------------------------------------------------------------- scale search
 typedef struct awq_scale_result {

@@ -93,7 +93,7 @@ int quant_run_begin(quant_run *q) {
     q->samples = malloc((size_t)p->calib_samples * (size_t)len * sizeof *q->samples);
     if (!all || !q->samples) { free(all); return it_fail(q->err, INTACT_E_NOMEM, "out of memory"); }
     intact_tokenize(m, p->calib_text, p->calib_len, 0, all, n, q->err);
-    int bos = tok_bos(m->vocab) >= 0 ? tok_bos(m->vocab) : tok_eos(m->vocab);
+    int bos = tok_start(m->vocab);
     uint64_t s = p->seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
     for (int i = 0; i < p->calib_samples; i++) {
         s ^= s << 13; s ^= s >> 7; s ^= s << 17;   // xorshift: deterministic windows per seed

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "core/types.h"
+#include "formats/formats.h"
 #include "model/model.h"
 
 int quant_outtype_parse(const char *s) {
@@ -25,14 +25,14 @@ static int is_float_type(int t) { return t == IT_TYPE_F32 || t == IT_TYPE_F16 ||
 static int convert_one(intact_model *m, it_tensor *t, int type, int deq, const char *what, intact_error *err) {
     if (t->type == type || (!deq && !is_float_type(t->type))) return 0;
     int64_t n_in = t->ne[0], n_out = t->ne[1];
-    size_t row_in = it_type_row_bytes(t->type, n_in), row_out = it_type_row_bytes(type, n_in);
+    size_t row_in = fmt_row_bytes(t->type, n_in), row_out = fmt_row_bytes(type, n_in);
     void *dst = model_alloc(m, row_out * (size_t)n_out);
     float *buf = malloc((size_t)n_in * sizeof *buf);
     if (!dst || !buf) {
         free(buf);
         return it_fail(err, INTACT_E_NOMEM, "out of memory converting %s", what);
     }
-    const it_type_traits *tr = it_type_get(t->type);
+    const fmt_traits *tr = fmt_get(t->type);
     for (int64_t r = 0; r < n_out; r++) {
         tr->to_float((const char *)t->data + (size_t)r * row_in, buf, n_in);
         char *o = (char *)dst + (size_t)r * row_out;

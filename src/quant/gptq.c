@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/rtn.h"
+
 #define HESS_ROWS 8      // rows of H per tile in the accumulator
 #define HESS_COLS 128    // columns per tile: the 8×128 double tile stays in L1 across all tokens
 #define CHOL_NB 64       // panel width of the blocked Cholesky
@@ -273,7 +275,7 @@ static void quant_worker(void *arg, int ith, int nth) {
             float *wt = Wt + r * n;
             if (c->perm) {
                 // Static groups: parameters of each natural group from the original weights.
-                for (int64_t g = 0; g < ng; g++) qf_group_params(s, wrow + g * G, 1.0f, &dd[r * ng + g], &zz[r * ng + g]);
+                for (int64_t g = 0; g < ng; g++) rtn_group_params(s, wrow + g * G, 1.0f, &dd[r * ng + g], &zz[r * ng + g]);
                 for (int64_t i = 0; i < n; i++) wt[i] = wrow[c->perm[i]];
             } else {
                 memcpy(wt, wrow, (size_t)n * sizeof(float));
@@ -289,11 +291,11 @@ static void quant_worker(void *arg, int ith, int nth) {
                     float *wt = Wt + r * n;
                     // Without act_order i == col; the block is a multiple of G, so the group's
                     // weights are all inside this block and fully updated by now.
-                    if (!c->perm && col % G == 0) qf_group_params(s, wt + i, 1.0f, &dd[r * ng + g], &zz[r * ng + g]);
+                    if (!c->perm && col % G == 0) rtn_group_params(s, wt + i, 1.0f, &dd[r * ng + g], &zz[r * ng + g]);
                     const float d = dd[r * ng + g];
                     const int z = zz[r * ng + g];
                     const float w = wt[i];
-                    const int q = qf_quantize_value(w, d, z, s->bits);
+                    const int q = rtn_quantize_value(w, d, z, s->bits);
                     qq[r * n + col] = (uint8_t)q;
                     const float e = (w - d * (float)(q - z)) / hii;
                     Err[r * c->block + (i - i1)] = e;

@@ -30,7 +30,7 @@
 
 #include "core/error.h"
 #include "core/pool.h"
-#include "quant/qformat.h"
+#include "formats/qformat.h"
 
 // ---------------------------------------------------------------- Hessian accumulator
 typedef struct gptq_hessian {

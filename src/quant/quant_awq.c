@@ -14,8 +14,8 @@ static int rescale(quant_run *q, it_tensor *t, const float *col_scale, const flo
     int64_t n_in = t->ne[0], n_out = t->ne[1];
     float *w = model_alloc(q->m, (size_t)(n_in * n_out) * sizeof *w);
     if (!w) return it_fail(q->err, INTACT_E_NOMEM, "out of memory");
-    const it_type_traits *tr = it_type_get(t->type);
-    size_t row = it_type_row_bytes(t->type, n_in);
+    const fmt_traits *tr = fmt_get(t->type);
+    size_t row = fmt_row_bytes(t->type, n_in);
     for (int64_t r = 0; r < n_out; r++) {
         float *wr = w + r * n_in;
         tr->to_float((const char *)t->data + (size_t)r * row, wr, n_in);
@@ -48,8 +48,8 @@ static float *search(quant_run *q, int input, it_tensor **mats, int n_mats, int 
     for (int k = 0; k < n_mats; k++) {
         owned[k] = malloc((size_t)(n_in * mats[k]->ne[1]) * sizeof(float));
         if (owned[k]) {
-            const it_type_traits *tr = it_type_get(mats[k]->type);
-            size_t row = it_type_row_bytes(mats[k]->type, n_in);
+            const fmt_traits *tr = fmt_get(mats[k]->type);
+            size_t row = fmt_row_bytes(mats[k]->type, n_in);
             for (int64_t r = 0; r < mats[k]->ne[1]; r++)
                 tr->to_float((const char *)mats[k]->data + (size_t)r * row, owned[k] + r * n_in, n_in);
         }

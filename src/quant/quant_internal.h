@@ -4,9 +4,9 @@
 
 #include "intact.h"
 #include "core/pool.h"
+#include "formats/qformat.h"
 #include "model/model.h"
 #include "quant/gptq.h"
-#include "quant/qformat.h"
 
 enum { QM_RTN, QM_GPTQ, QM_AWQ };
 // The four distinct inputs of a layer's linear maps.

@@ -8,9 +8,9 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "formats/qformat.h"
 #include "forward/forward.h"
 #include "quant/gptq.h"
-#include "quant/qformat.h"
 #include "quant/quant_internal.h"
 #include "quant/rotate.h"
 #include "quant/rtn.h"
@@ -30,26 +30,23 @@ intact_quant_params intact_quant_default_params(void) {
 
 // The matrices of a layer in the order their inputs appear, with the input each one reads.
 static int layer_matrices(it_layer *ly, it_tensor **t, int *input) {
-    it_tensor *all[7] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-    static const int in[7] = {QI_ATTN_NORM, QI_ATTN_NORM, QI_ATTN_NORM, QI_WO_IN, QI_FFN_NORM, QI_FFN_NORM,
+    it_tensor *all[IT_LAYER_NMAT] = IT_LAYER_MATRICES(ly);
+    static const int in[IT_LAYER_NMAT] = {QI_ATTN_NORM, QI_ATTN_NORM, QI_ATTN_NORM, QI_WO_IN, QI_FFN_NORM, QI_FFN_NORM,
                               QI_DOWN_IN};
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < IT_LAYER_NMAT; i++) {
         t[i] = all[i];
         input[i] = in[i];
     }
-    return 7;
+    return IT_LAYER_NMAT;
 }
-
-static const char *const matrix_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
-                                            "ffn_up", "ffn_down"};
 
 // fp32 copy of a stored matrix (n_out rows of n_in).
 static float *matrix_to_f32(const it_tensor *t) {
     int64_t n_in = t->ne[0], n_out = t->ne[1];
     float *w = malloc((size_t)(n_in * n_out) * sizeof *w);
     if (!w) return NULL;
-    const it_type_traits *tr = it_type_get(t->type);
-    size_t row = it_type_row_bytes(t->type, n_in);
+    const fmt_traits *tr = fmt_get(t->type);
+    size_t row = fmt_row_bytes(t->type, n_in);
     for (int64_t r = 0; r < n_out; r++) tr->to_float((const char *)t->data + (size_t)r * row, w + r * n_in, n_in);
     return w;
 }
@@ -78,8 +75,8 @@ static int install(intact_model *m, it_tensor *t, const qf_spec *s, void *packed
 static int quantize_layer(quant_run *q, int l) {
     intact_model *m = q->m;
     it_layer *ly = &m->layers[l];
-    it_tensor *t[7];
-    int input[7];
+    it_tensor *t[IT_LAYER_NMAT];
+    int input[IT_LAYER_NMAT];
     int n = layer_matrices(ly, t, input);
     if (q->method == QM_AWQ && quant_awq_scale_layer(q, l) != 0) return -1;
     for (int i = 0; i < n; i++) {
@@ -87,7 +84,7 @@ static int quantize_layer(quant_run *q, int l) {
         if (n_in % q->spec.group) {
             q->rep->n_kept++;
             char name[48];
-            snprintf(name, sizeof name, "%sblk.%d.%s", q->rep->kept[0] ? "," : "", l, matrix_names[i]);
+            snprintf(name, sizeof name, "%sblk.%d.%s", q->rep->kept[0] ? "," : "", l, it_layer_matrix_names[i]);
             if (strlen(q->rep->kept) + strlen(name) < sizeof q->rep->kept) strcat(q->rep->kept, name);
             continue;
         }
@@ -96,7 +93,7 @@ static int quantize_layer(quant_run *q, int l) {
         void *packed = model_alloc(m, row * (size_t)n_out);
         if (!w || !packed) {
             free(w);
-            return it_fail(q->err, INTACT_E_NOMEM, "out of memory quantizing blk.%d.%s", l, matrix_names[i]);
+            return it_fail(q->err, INTACT_E_NOMEM, "out of memory quantizing blk.%d.%s", l, it_layer_matrix_names[i]);
         }
         int rc = 0;
         if (q->method == QM_GPTQ) {
@@ -152,13 +149,13 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
     // Quantizing quantized weights compounds two rounding errors; like llama-quantize, refuse
     // (`intact quantize --allow-requantize` dequantizes to f32 first, explicitly).
     for (int l = 0; !rotate_only && l < m->hp.n_layers; l++) {
-        it_tensor *t[7];
-        int input[7];
+        it_tensor *t[IT_LAYER_NMAT];
+        int input[IT_LAYER_NMAT];
         for (int i = 0, n = layer_matrices(&m->layers[l], t, input); i < n; i++) {
             int ty = t[i]->type;
             if (ty != IT_TYPE_F32 && ty != IT_TYPE_F16 && ty != IT_TYPE_BF16)
                 return it_fail(err, INTACT_E_ARG, "blk.%d.%s.weight is already quantized (%s); quantize the "
-                               "full-precision model", l, matrix_names[i], it_type_get(ty)->name);
+                               "full-precision model", l, it_layer_matrix_names[i], fmt_get(ty)->name);
         }
     }
     double t0 = it_now_s();

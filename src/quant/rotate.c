@@ -61,8 +61,8 @@ static float *to_owned_f32(rot_run *r, it_tensor *t) {
                 bytes);
         return NULL;
     }
-    const it_type_traits *tr = it_type_get(t->type);
-    size_t row = it_type_row_bytes(t->type, n_in);
+    const fmt_traits *tr = fmt_get(t->type);
+    size_t row = fmt_row_bytes(t->type, n_in);
     for (int64_t i = 0; i < n_out; i++) tr->to_float((const char *)t->data + (size_t)i * row, w + i * n_in, n_in);
     t->type = IT_TYPE_F32;
     t->data = w;
@@ -119,8 +119,6 @@ static void run_cols(rot_run *r, float *w, int64_t n_out, int64_t n_in, const do
     it_pool_run(r->pool, rot_worker, &j);
 }
 
-static const char *const k_mat_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
-                                           "ffn_down"};
 
 // Everything that can make rotation impossible is checked before anything changes.
 static int check_model(const intact_model *m, intact_error *err) {
@@ -135,17 +133,17 @@ static int check_model(const intact_model *m, intact_error *err) {
         if (!rotatable_type(top[i]->type))
             return it_fail(err, INTACT_E_UNSUPPORTED,
                            "cannot rotate %s.weight stored as %s (F32, F16, BF16 or Q8_0 only)", top_names[i],
-                           it_type_get(top[i]->type) ? it_type_get(top[i]->type)->name : "?");
+                           fmt_get(top[i]->type) ? fmt_get(top[i]->type)->name : "?");
     for (int l = 0; l < m->hp.n_layers; l++) {
         const it_layer *ly = &m->layers[l];
-        const it_tensor *t[7] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int i = 0; i < 7; i++)
+        const it_tensor *t[IT_LAYER_NMAT] = IT_LAYER_MATRICES(ly);
+        for (int i = 0; i < IT_LAYER_NMAT; i++)
             if (!rotatable_type(t[i]->type)) {
-                const it_type_traits *tr = it_type_get(t[i]->type);
+                const fmt_traits *tr = fmt_get(t[i]->type);
                 return it_fail(err, INTACT_E_UNSUPPORTED,
                                "cannot rotate blk.%d.%s.weight: it is stored as %s, an already quantized format; "
                                "rotate the full-precision model, then quantize",
-                               l, k_mat_names[i], tr ? tr->name : "?");
+                               l, it_layer_matrix_names[i], tr ? tr->name : "?");
             }
     }
     return 0;

@@ -15,7 +15,7 @@ The straightforward O(n^3) form, float64 throughout:
     current, fully error-updated weights of the group; q = clamp(round(w/d) + z, 0, 2^b - 1),
     deq = d (q - z); err = (w - deq) / U_ii; W[:, i:] -= err U[i, i:]  (no lazy batching: the C code's
     block size must not change the result).
-Group parameters follow src/quant/qformat.h: lo = min, hi = max (asym) or a = max|w| (sym);
+Group parameters follow src/formats/qformat.h: lo = min, hi = max (asym) or a = max|w| (sym);
 d = fp16((hi - lo) / (2^b - 1)) (sym: 2a / (2^b - 1)), z = clamp(round(-lo / d)) or 2^(b-1),
 computed in float32 like the C code; round half to even.
 The inputs come from a 32-bit LCG shared with the C test, with values exact in float32 so both

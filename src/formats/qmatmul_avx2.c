@@ -1,4 +1,4 @@
-// AVX2 + FMA + F16C matmul kernels for the integer formats of quant/qformat.h, reading the packed
+// AVX2 + FMA + F16C matmul kernels for the integer formats of formats/qformat.h, reading the packed
 // blocks in place (fp32 activations, fp32 FMA accumulation). Same structure as
 // qmatmul_avx512.c; the fallback for CPUs without AVX-512.
 //
@@ -10,7 +10,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "kernels/qmatmul.h"
+#include "formats/fmt_kernels.h"
 
 #define KI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
@@ -212,7 +212,7 @@ static void prefill(deq_span_fn deq, const uint8_t *w, size_t rb, int64_t n, con
     static void deq_i##B##_g##G##_s##S(const uint8_t *row, int64_t k0, int64_t kb, float *out) { \
         deq_span(B, G, S, row, k0, kb, out);                                                     \
     }                                                                                            \
-    static void kern_i##B##_g##G##_s##S(const void *w, size_t rb, int64_t n, const float *x,    \
+    void fmt_qmatmul_i##B##_g##G##_s##S##_avx2(const void *w, size_t rb, int64_t n, const float *x, \
                                         int64_t ldx, int64_t nt, float *y, int64_t ldy,          \
                                         int64_t r0, int64_t r1) {                                \
         if (nt == 1)                                                                             \
@@ -221,11 +221,3 @@ static void prefill(deq_span_fn deq, const uint8_t *w, size_t rb, int64_t n, con
             prefill(deq_i##B##_g##G##_s##S, w, rb, n, x, ldx, nt, y, ldy, r0, r1);               \
     }
 QF_FOR_EACH_FORMAT(QF_AVX2)
-
-it_matmul_fn kern_qmatmul_avx2_get(int bits, int group, int sym) {
-#define QF_AVX2_CASE(B, G, S) \
-    if (bits == B && group == G && sym == S) return kern_i##B##_g##G##_s##S;
-    QF_FOR_EACH_FORMAT(QF_AVX2_CASE)
-#undef QF_AVX2_CASE
-    return NULL;
-}

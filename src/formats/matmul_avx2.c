@@ -16,8 +16,8 @@
 #include <immintrin.h>
 
 #include "core/fp16.h"
-#include "core/types.h"
-#include "kernels/matmul_simd_impl.h"
+#include "formats/fmt_kernels.h"
+#include "formats/formats.h"
 
 #define KI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
@@ -330,7 +330,7 @@ KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx
         default: break;                                                                          \
         }                                                                                        \
     }                                                                                            \
-    void kern_matmul_##NAME##_avx2(const void *w, size_t row_bytes, int64_t n_in, const float *x, \
+    void fmt_matmul_##NAME##_avx2(const void *w, size_t row_bytes, int64_t n_in, const float *x, \
                                    int64_t ldx, int64_t nt, float *y, int64_t ldy, int64_t r0,   \
                                    int64_t r1) {                                                 \
         if (nt == 1)                                                                             \

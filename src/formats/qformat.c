@@ -1,12 +1,11 @@
-// The group-wise integer formats of qformat.h: parameters, packing, dequantization, registration.
-#include "quant/qformat.h"
+// The group-wise integer formats of qformat.h: ids, packing, unpacking, dequantization.
+#include "formats/qformat.h"
 
 #include <stddef.h>
 #include <string.h>
 
 #include "core/fp16.h"
-#include "core/types.h"
-#include "kernels/qmatmul.h"
+#include "formats/fmt_kernels.h"
 
 // One block struct per (bits, group) and variant. Byte arrays only, so the structs have no
 // padding and their sizes are exactly the documented block sizes; the code below addresses blocks
@@ -46,46 +45,10 @@ int qf_spec_of(int type, qf_spec *s) {
     return 0;
 }
 
-size_t qf_block_bytes(const qf_spec *s) {
-    return (size_t)(s->sym ? 2 : 3) + (size_t)(s->group * s->bits / 8);
-}
+size_t qf_block_bytes(const qf_spec *s) { return QF_BLOCK_BYTES(s->bits, s->group, s->sym); }
 
 double qf_bits_per_weight(const qf_spec *s) {
     return (double)qf_block_bytes(s) * 8.0 / (double)s->group;
-}
-
-void qf_group_params(const qf_spec *s, const float *w, float clip, float *d, int *z) {
-    const int G = s->group, maxq = (1 << s->bits) - 1;
-    float dd, lo = 0;
-    if (s->sym) {
-        float a = 0;
-        for (int i = 0; i < G; i++) a = fabsf(w[i]) > a ? fabsf(w[i]) : a;
-        dd = 2.0f * (clip * a) / (float)maxq;
-    } else {
-        float mn = w[0], mx = w[0];
-        for (int i = 1; i < G; i++) {
-            mn = w[i] < mn ? w[i] : mn;
-            mx = w[i] > mx ? w[i] : mx;
-        }
-        // The range always contains 0 (as GPTQ's quantizer): a one-sided group then keeps its zero
-        // point inside [0, maxq] instead of collapsing every weight onto one level.
-        lo = clip * mn < 0 ? clip * mn : 0;
-        float hi = clip * mx > 0 ? clip * mx : 0;
-        dd = (hi - lo) / (float)maxq;
-    }
-    // The stored scale is fp16: round first so q is computed against the value the kernels use.
-    // A zero range (or one that underflows fp16) takes d = 1 so every division below is finite;
-    // a range beyond fp16 saturates at its largest finite value.
-    dd = it_fp16_to_f32(it_f32_to_fp16(dd));
-    if (!(dd > 0)) dd = 1.0f;
-    if (dd > 65504.0f) dd = 65504.0f;
-    *d = dd;
-    if (s->sym) {
-        *z = 1 << (s->bits - 1);
-    } else {
-        float r = nearbyintf(-lo / dd);
-        *z = r < 0 ? 0 : r > (float)maxq ? maxq : (int)r;
-    }
 }
 
 void qf_pack_group(const qf_spec *s, float d, int z, const uint8_t *q, void *block) {
@@ -152,21 +115,6 @@ void qf_unpack_group(const qf_spec *s, const void *block, float *d, int *z, uint
     }
 }
 
-void qf_quantize_group(const qf_spec *s, const float *w, float clip, void *block) {
-    uint8_t q[128];
-    float d;
-    int z;
-    qf_group_params(s, w, clip, &d, &z);
-    for (int i = 0; i < s->group; i++) q[i] = (uint8_t)qf_quantize_value(w[i], d, z, s->bits);
-    qf_pack_group(s, d, z, q, block);
-}
-
-void qf_quantize_row(const qf_spec *s, const float *w, int64_t n, float clip, void *blocks) {
-    const size_t bb = qf_block_bytes(s);
-    for (int64_t g = 0; g < n / s->group; g++)
-        qf_quantize_group(s, w + g * s->group, clip, (uint8_t *)blocks + (size_t)g * bb);
-}
-
 void qf_dequantize_row(const qf_spec *s, const void *blocks, float *w, int64_t n) {
     const size_t bb = qf_block_bytes(s);
     uint8_t q[128];
@@ -179,33 +127,10 @@ void qf_dequantize_row(const qf_spec *s, const void *blocks, float *w, int64_t n
     }
 }
 
-// ---- registration ----
-
+// One dequantizer per format for the formats table (formats.c).
 #define QF_TO_FLOAT(B, G, S)                                                                     \
-    static void to_float_i##B##_g##G##_s##S(const void *src, float *dst, int64_t n) {           \
+    void fmt_to_float_i##B##_g##G##_s##S(const void *src, float *dst, int64_t n) {              \
         static const qf_spec spec = {B, G, S};                                                   \
         qf_dequantize_row(&spec, src, dst, n);                                                   \
     }
 QF_FOR_EACH_FORMAT(QF_TO_FLOAT)
-
-// Called inside it_types_init's pthread_once: must not call back into the type table.
-void qf_register_types(void) {
-    static const struct {
-        qf_spec spec;
-        const char *name;
-        void (*to_float)(const void *, float *, int64_t);
-    } formats[] = {
-#define QF_ENTRY(B, G, S) {{B, G, S}, S ? "int" #B "_g" #G "_sym" : "int" #B "_g" #G, to_float_i##B##_g##G##_s##S},
-        QF_FOR_EACH_FORMAT(QF_ENTRY)
-#undef QF_ENTRY
-    };
-    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
-        int type;
-        if (qf_type_of(&formats[i].spec, &type)) continue;
-        it_type_traits t = {formats[i].name, formats[i].spec.group, qf_block_bytes(&formats[i].spec),
-                            formats[i].to_float, kern_qmatmul_kernel(type, "ref"), NULL};
-        it_matmul_fn fast = kern_simd_qmatmul(type);
-        t.matmul = fast ? fast : t.matmul_ref;
-        it_type_register(type, &t);
-    }
-}

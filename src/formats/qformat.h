@@ -13,17 +13,11 @@
 //          of the little-endian uint32 at qs[G/4 + 4k]
 // so SIMD kernels unpack 32 weights with a few shifts and masks.
 //
-// Quantization parameters follow the GPTQ/AWQ reference quantizer (per group, optional clip c ≤ 1):
-//   asymmetric: lo = min(c*min(w), 0), hi = max(c*max(w), 0) (the range holds 0, as in GPTQ's
-//               quantizer); d = (hi - lo) / (2^b - 1); z = clamp(round(-lo / d), 0, 2^b-1)
-//   symmetric:  a = c*max|w|;  d = 2a / (2^b - 1); z = 2^(b-1)
-//   (d == 0, i.e. a constant-zero group, uses d = 1 so every q is z.) d is rounded to fp16 FIRST and
-//   the rounded value is used to compute q = clamp(round(w / d) + z, 0, 2^b - 1), so a packed weight
-//   and its fake-quantized float twin are bit-identical.
-#ifndef IT_QUANT_QFORMAT_H
-#define IT_QUANT_QFORMAT_H
+// This file only describes storage (layout, ids, packing, decoding). How d, z and q are chosen
+// (RTN/GPTQ/AWQ) is the producers' business: quant/rtn.h (rtn_group_params) documents the rule.
+#ifndef IT_FORMATS_QFORMAT_H
+#define IT_FORMATS_QFORMAT_H
 
-#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,32 +36,23 @@ typedef struct qf_spec {
 int qf_type_of(const qf_spec *s, int *type);
 // 0 if type is one of ours; fills *s.
 int qf_spec_of(int type, qf_spec *s);
-size_t qf_block_bytes(const qf_spec *s);          // header + packed bits
+// Bytes of one block: header (d, and z unless symmetric) + packed bits; a constant expression.
+#define QF_BLOCK_BYTES(bits, group, sym) ((size_t)((sym) ? 2 : 3) + (size_t)((group) * (bits) / 8))
+size_t qf_block_bytes(const qf_spec *s);          // QF_BLOCK_BYTES of *s
 double qf_bits_per_weight(const qf_spec *s);      // including the scale and zero point
-
-// Group parameters for n = s->group weights with clip ratio c in (0, 1].
-void qf_group_params(const qf_spec *s, const float *w, float clip, float *d, int *z);
-// q for one weight given the (fp16-rounded) parameters.
-// Rounds half to even, as torch.round in the GPTQ/AWQ references. NaN maps to z (0 after dequant).
-static inline int qf_quantize_value(float w, float d, int z, int bits) {
-    float r = nearbyintf(w / d) + (float)z;
-    if (r != r) return z;
-    float maxq = (float)((1 << bits) - 1);
-    return r < 0 ? 0 : r > maxq ? (int)maxq : (int)r;
-}
 
 // Packs one group: given params and the ints q[0..G), writes one block.
 void qf_pack_group(const qf_spec *s, float d, int z, const uint8_t *q, void *block);
-// Quantizes one group with its own min/max params (RTN) at clip c; writes one block.
-void qf_quantize_group(const qf_spec *s, const float *w, float clip, void *block);
-// Quantizes a row of n weights (n multiple of G), RTN at clip c.
-void qf_quantize_row(const qf_spec *s, const float *w, int64_t n, float clip, void *blocks);
 // Dequantizes n weights (a multiple of G) of packed blocks.
 void qf_dequantize_row(const qf_spec *s, const void *blocks, float *w, int64_t n);
 // Inverse of qf_pack_group: reads one block's d (as float), z and q[0..G).
 void qf_unpack_group(const qf_spec *s, const void *block, float *d, int *z, uint8_t *q);
 
-// Registers the 24 formats in the type-traits table (called from it_types_init).
-void qf_register_types(void);
+// X(bits, group, sym) for each of the 24 formats, to instantiate one function (or one table entry,
+// formats.c) per format.
+#define QF_FOR_EACH_GROUP(X, B, S) X(B, 32, S) X(B, 64, S) X(B, 128, S)
+#define QF_FOR_EACH_SYM(X, B) QF_FOR_EACH_GROUP(X, B, 0) QF_FOR_EACH_GROUP(X, B, 1)
+#define QF_FOR_EACH_FORMAT(X) \
+    QF_FOR_EACH_SYM(X, 2) QF_FOR_EACH_SYM(X, 3) QF_FOR_EACH_SYM(X, 4) QF_FOR_EACH_SYM(X, 8)
 
 #endif

@@ -84,7 +84,7 @@ int intact_ikv_mse(const intact_model *qm, const intact_model *fp, const char *t
         rc = it_fail(err, INTACT_E_NOMEM, "out of memory");
     for (int k = 0; k <= max_prefix; k++) rows[k] = (intact_ikv_mse_row){k, 0, 0};
     for (int c = 0; rc == 0 && c < chunks; c++) {
-        seq[0] = tok_bos(qm->vocab) >= 0 ? tok_bos(qm->vocab) : tok_eos(qm->vocab);
+        seq[0] = tok_start(qm->vocab);
         memcpy(seq + 1, tokens + (size_t)c * cl, (size_t)cl * sizeof *seq);
         intact_ctx_set_observer(fc, capture_observer, &ref);
         intact_ctx_reset(fc);

@@ -1,23 +1,25 @@
-#include "kernels/matmul_ref.h"
+#include "formats/fmt_kernels.h"
+
+#include <string.h>
 
 #include "core/fp16.h"
-#include "core/types.h"
+#include "formats/formats.h"
 
-void kern_to_float_f32(const void *src, float *dst, int64_t n) {
+void fmt_to_float_f32(const void *src, float *dst, int64_t n) {
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-void kern_to_float_f16(const void *src, float *dst, int64_t n) {
+void fmt_to_float_f16(const void *src, float *dst, int64_t n) {
     const uint16_t *s = src;
     for (int64_t i = 0; i < n; i++) dst[i] = it_fp16_to_f32(s[i]);
 }
 
-void kern_to_float_bf16(const void *src, float *dst, int64_t n) {
+void fmt_to_float_bf16(const void *src, float *dst, int64_t n) {
     const uint16_t *s = src;
     for (int64_t i = 0; i < n; i++) dst[i] = it_bf16_to_f32(s[i]);
 }
 
-void kern_to_float_q8_0(const void *src, float *dst, int64_t n) {
+void fmt_to_float_q8_0(const void *src, float *dst, int64_t n) {
     const it_block_q8_0 *b = src;
     for (int64_t i = 0; i < n / IT_QK8_0; i++) {
         float d = it_fp16_to_f32(b[i].d);
@@ -28,7 +30,7 @@ void kern_to_float_q8_0(const void *src, float *dst, int64_t n) {
 // Accumulates in double so the reference is the most accurate thing in the tree, not just a copy
 // of the SIMD kernels' summation order.
 #define DEFINE_REF(NAME, ELEM_EXPR)                                                              \
-    void kern_matmul_##NAME##_ref(const void *w, size_t row_bytes, int64_t n_in, const float *x, \
+    void fmt_matmul_##NAME##_ref(const void *w, size_t row_bytes, int64_t n_in, const float *x, \
                                   int64_t ldx, int64_t nt, float *y, int64_t ldy, int64_t r0,    \
                                   int64_t r1) {                                                  \
         for (int64_t r = r0; r < r1; r++) {                                                      \

@@ -1,0 +1,66 @@
+// CPU feature detection (cpu.h). Compiled for baseline x86-64: it only reads cpuid and XCR0.
+#include "core/cpu.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define CPU_X86 1
+#else
+#define CPU_X86 0
+#endif
+
+static int g_force_ref;
+static int g_has_avx2, g_has_avx512, g_isa_cap = IT_ISA_AVX512;
+static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
+
+#if CPU_X86
+// XCR0: which register states the OS saves on context switch. A CPU flag alone is not enough:
+// without OS support the wide registers are clobbered (or the instructions fault).
+static unsigned long long read_xcr0(void) {
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+#endif
+
+static void detect(void) {
+#if CPU_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave) return;
+    unsigned long long xcr0 = read_xcr0();
+    int os_avx = (xcr0 & 0x6) == 0x6;            // XMM + YMM state
+    int os_avx512 = os_avx && (xcr0 & 0xe0) == 0xe0; // + opmask, ZMM0-15 high, ZMM16-31
+    __builtin_cpu_init();
+    g_has_avx2 = os_avx && fma && f16c && __builtin_cpu_supports("avx2") &&
+                 __builtin_cpu_supports("fma");
+    // formats/matmul_avx512.c is compiled with F/BW/VL/DQ/BF16: require exactly that set so the
+    // compiler is free to use any of it.
+    int bf16 = 0;
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) bf16 = (a >> 5) & 1;
+    g_has_avx512 = g_has_avx2 && os_avx512 && bf16 && __builtin_cpu_supports("avx512f") &&
+                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512dq");
+#endif
+    const char *env = getenv("INTACT_ISA");
+    if (env && !strcmp(env, "ref")) g_isa_cap = IT_ISA_REF;
+    else if (env && !strcmp(env, "avx2")) g_isa_cap = IT_ISA_AVX2;
+}
+
+static void ensure_detected(void) { pthread_once(&g_detect_once, detect); }
+
+void it_cpu_force_ref(int on) { g_force_ref = on; }
+int it_cpu_has_avx2(void) { ensure_detected(); return g_has_avx2; }
+int it_cpu_has_avx512(void) { ensure_detected(); return g_has_avx512; }
+
+int it_cpu_isa(void) {
+    ensure_detected();
+    if (g_force_ref) return IT_ISA_REF;
+    if (g_isa_cap >= IT_ISA_AVX512 && g_has_avx512) return IT_ISA_AVX512;
+    if (g_isa_cap >= IT_ISA_AVX2 && g_has_avx2) return IT_ISA_AVX2;
+    return IT_ISA_REF;
+}

@@ -1,0 +1,24 @@
+// CPU features and the instruction set the kernels may use. Detected once, on the first call
+// (pthread_once), from cpuid and XCR0; the formats table (formats/formats.h) and the kernels in
+// kernels/ and kv/ all ask here, so one switch holds every kernel to the same ISA.
+//
+// Environment: INTACT_ISA=ref|avx2|avx512 caps the ISA (read once): "ref" keeps the scalar
+// kernels, "avx2" never uses AVX-512, "avx512" (or unset) allows everything the CPU supports.
+// Handy to compare ISAs end to end or to rule a kernel out when chasing a numerical difference.
+#ifndef IT_CORE_CPU_H
+#define IT_CORE_CPU_H
+
+// Ordered: a wider ISA has a larger number.
+enum it_isa { IT_ISA_REF = 0, IT_ISA_AVX2 = 1, IT_ISA_AVX512 = 2, IT_ISA_COUNT = 3 };
+
+// AVX2 + FMA + F16C with OS support for the ymm state.
+int it_cpu_has_avx2(void);
+// AVX-512 F/BW/VL/DQ/BF16 (what *_avx512.c is compiled for) with OS support for the zmm state.
+int it_cpu_has_avx512(void);
+// The widest ISA the kernels may use: the CPU's, capped by INTACT_ISA; IT_ISA_REF while
+// it_cpu_force_ref(1) is in effect.
+int it_cpu_isa(void);
+// For tests/benchmarks: hold every kernel choice to the scalar reference (1) or release it (0).
+void it_cpu_force_ref(int on);
+
+#endif
