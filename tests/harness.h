@@ -75,7 +75,7 @@ static inline int th_skip_program(const char *file, ...) {
 }
 
 static inline int th_finish(const char *file) {
-    if (th_skipped) printf("%s: %d cases skipped\n", file, th_skipped);
+    if (th_skipped) printf("%s: skipped cases: %d\n", file, th_skipped);
     printf("%s: %d passed, %d failed\n", file, th_passed, th_failed);
     return th_failed ? 1 : 0;
 }
