@@ -29,8 +29,22 @@ BIN      := $(BUILD)/intact
 
 SHARED ?= ../shared
 export INTACT_SHARED := $(abspath $(SHARED))
+# stories260K.bin and tok512.bin ship in models/ (tests find them there, so a fresh clone runs them).
+export INTACT_MODELS := $(abspath models)
 
-.PHONY: all check test-bins demo bench clean goldens fuzz fuzz-smoke
+# Installation (`make install PREFIX=... DESTDIR=...`): the CLI, libintact.a, the versioned shared
+# library, the header, a pkg-config file and the man page.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+VERSION  := $(shell sed -n 's/^\#define INTACT_VERSION "\(.*\)"/\1/p' include/intact.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := libintact.so.$(SOMAJOR)
+SO       := $(BUILD)/libintact.so.$(VERSION)
+
+.PHONY: all check test-bins demo bench clean goldens fuzz fuzz-smoke lib install uninstall
 all: $(BIN)
 
 # SIMD_O0: kernel sources compiled at -O0 (the fuzz build: matmul_avx512.c takes 130 s at -O1 under
@@ -55,6 +69,51 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The shared library's objects: the same sources compiled position-independent in $(BUILD)/pic/, with
+# only the INTACT_API functions of include/intact.h exported (-fvisibility=hidden). The static library
+# and the CLI keep their non-PIC objects (and their speed); plain `make` does not build these.
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+ISA_FLAGS  = $(if $(filter %_avx2.c,$<),$(AVX2_FLAGS))$(if $(filter %_avx512.c,$<),$(AVX512_FLAGS)) \
+             $(if $(filter %_avx512vnni.c,$<),$(AVX512_FLAGS) -mavx512vnni -mavxvnni)
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_FLAGS) -fPIC -fvisibility=hidden $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
+
+$(SO): $(PIC_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs $(LDFLAGS) -o $@ $(PIC_OBJ) $(LDLIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libintact.so
+
+# The pkg-config file, written by `install` for the PREFIX/LIBDIR of that call. ${prefix} stays a
+# variable in it, so pkg-config's --define-variable=prefix=... relocates it.
+PC_LINES := 'prefix=$(PREFIX)' 'exec_prefix=$${prefix}' \
+    'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+    'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' \
+    'Name: intact' 'Description: accurate low-bit LLaMA-family inference (IntactKV, MiKV)' \
+    'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lintact' \
+    'Libs.private: -lm -pthread'
+
+lib: $(LIB) $(SO)
+
+install: $(BIN) $(LIB) $(SO)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/intact
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libintact.a
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/$(notdir $(SO))
+	ln -sf $(notdir $(SO)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libintact.so
+	install -m 644 include/intact.h $(DESTDIR)$(INCLUDEDIR)/intact.h
+	printf '%s\n' $(PC_LINES) > $(DESTDIR)$(LIBDIR)/pkgconfig/intact.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/intact.pc
+	install -m 644 docs/intact.1 $(DESTDIR)$(MANDIR)/man1/intact.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/intact $(DESTDIR)$(LIBDIR)/libintact.a \
+	    $(DESTDIR)$(LIBDIR)/$(notdir $(SO)) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libintact.so $(DESTDIR)$(INCLUDEDIR)/intact.h \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/intact.pc $(DESTDIR)$(MANDIR)/man1/intact.1
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -68,13 +127,16 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h tests/cli_harness.h
 
 test-bins: $(TESTS) $(BIN)
 
-# Every test program prints "<name>: N passed, N failed"; tests/run.sh sums them into one line.
-check: test-bins
+# Every test program prints "<name>: N passed, N failed"; tests/run.sh sums them into one line
+# ("N passed, N failed, N skipped"). tests/test_install.sh installs into a temporary DESTDIR (hence
+# `lib`: the shared library is built for `make check`, not for plain `make`). The include graph of
+# src/ folders must have no cycles (scripts/include_graph.py).
+check: test-bins lib
 	@python3 scripts/include_graph.py --check
-	@INTACT_BIN=$(abspath $(BIN)) sh tests/run.sh $(TESTS)
+	@INTACT_BIN=$(abspath $(BIN)) INTACT_SANFLAGS="$(SANFLAGS)" sh tests/run.sh $(TESTS) tests/test_install.sh
 
 demo: $(BIN)
-	./$(BIN) run -m $(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin \
+	./$(BIN) run -m models/stories260K.bin -z models/tok512.bin \
 	    -p "Once upon a time" -n 200 --temp 0
 
 bench: $(BIN)
@@ -101,4 +163,4 @@ fuzz-smoke: $(BIN)
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d)

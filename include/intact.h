@@ -15,6 +15,14 @@ extern "C" {
 
 #define INTACT_VERSION "0.1.0"
 
+// INTACT_API marks the exported functions: the shared library (libintact.so, built with
+// -fvisibility=hidden) exports exactly these; for the static library and the CLI it changes nothing.
+#if defined(__GNUC__) || defined(__clang__)
+#define INTACT_API __attribute__((visibility("default")))
+#else
+#define INTACT_API
+#endif
+
 enum intact_status {
     INTACT_OK = 0,
     INTACT_E_IO = 1,       // file missing, unreadable, mmap failed
@@ -55,17 +63,17 @@ typedef struct intact_model_info {
 // Loads a GGUF (v2/v3) or llama2.c v0 checkpoint. For llama2.c a tokenizer.bin path may be given
 // (NULL: the model runs, but text functions fail). GGUF carries its own tokenizer; tokenizer_path
 // overrides it when non-NULL. Weights are mmapped and used in place.
-intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err);
-void intact_model_free(intact_model *m);
-void intact_model_get_info(const intact_model *m, intact_model_info *out);
+INTACT_API intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err);
+INTACT_API void intact_model_free(intact_model *m);
+INTACT_API void intact_model_get_info(const intact_model *m, intact_model_info *out);
 
 // Writes the model as it is in memory (e.g. after intact_model_quantize) as GGUF: standard
 // llama/qwen2 metadata, the tokenizer, our integer tensor types. Written to a temporary name,
 // fsynced and renamed, so an interrupted save never leaves a complete-looking file.
-int intact_model_save(const intact_model *m, const char *path, intact_error *err);
+INTACT_API int intact_model_save(const intact_model *m, const char *path, intact_error *err);
 
 // Per-tensor description for `intact info`. i in [0, intact_model_n_tensors).
-int intact_model_n_tensors(const intact_model *m);
+INTACT_API int intact_model_n_tensors(const intact_model *m);
 typedef struct intact_tensor_info {
     const char *name;
     const char *type;        // "f32", "f16", "bf16", "q8_0", ...
@@ -73,16 +81,16 @@ typedef struct intact_tensor_info {
     int64_t ne[4];           // ne[0] is the row length (GGUF order)
     uint64_t nbytes;
 } intact_tensor_info;
-int intact_model_tensor(const intact_model *m, int i, intact_tensor_info *out);
+INTACT_API int intact_model_tensor(const intact_model *m, int i, intact_tensor_info *out);
 
 // ---------------------------------------------------------------- tokenizer
 // Encodes UTF-8 text. Writes at most max ids to out; returns the total count (which may exceed max:
 // call again with a bigger buffer), or -1 on error.
-int intact_tokenize(const intact_model *m, const char *text, size_t len, int add_bos,
+INTACT_API int intact_tokenize(const intact_model *m, const char *text, size_t len, int add_bos,
                     int32_t *out, int max, intact_error *err);
 // Bytes of one token as text, given the previous token (SentencePiece drops the leading space
 // after BOS). Writes up to cap bytes, returns the length, or -1 for an invalid id.
-int intact_token_to_text(const intact_model *m, int32_t prev, int32_t tok, char *buf, int cap);
+INTACT_API int intact_token_to_text(const intact_model *m, int32_t prev, int32_t tok, char *buf, int cap);
 
 // ---------------------------------------------------------------- inference contexts
 typedef struct intact_ctx intact_ctx;
@@ -101,21 +109,21 @@ typedef struct intact_ctx_params {
     int logits_all;   // keep logits for every evaluated token (perplexity), not only the last
 } intact_ctx_params;
 
-intact_ctx_params intact_ctx_default_params(void);
-intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, intact_error *err);
-void intact_ctx_free(intact_ctx *c);
-void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user);
+INTACT_API intact_ctx_params intact_ctx_default_params(void);
+INTACT_API intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, intact_error *err);
+INTACT_API void intact_ctx_free(intact_ctx *c);
+INTACT_API void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user);
 // With on = 1 the observer also receives "attn_probs" per layer: (n_heads * n, pos + n) rows — row
 // h*n + t is query t's softmax over the keys (the eval's n tokens at positions pos..pos+n-1; evals
 // longer than 64 tokens arrive in micro-batches of 64). Costs n_heads*64*n_ctx floats. 0 or -1.
-int intact_ctx_record_attention(intact_ctx *c, int on);
+INTACT_API int intact_ctx_record_attention(intact_ctx *c, int on);
 // Forget the KV cache; the next eval starts at position 0.
-void intact_ctx_reset(intact_ctx *c);
-int intact_ctx_pos(const intact_ctx *c);
+INTACT_API void intact_ctx_reset(intact_ctx *c);
+INTACT_API int intact_ctx_pos(const intact_ctx *c);
 // Evaluates n tokens at the current position (one batched prefill when n > 1) and appends their K/V.
-int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err);
+INTACT_API int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err);
 // Logits of the i-th token of the last eval (logits_all) or, with i = -1, of its last token.
-const float *intact_ctx_logits(const intact_ctx *c, int i);
+INTACT_API const float *intact_ctx_logits(const intact_ctx *c, int i);
 
 // ---------------------------------------------------------------- IntactKV prefixes
 // The K/V of the first tokens ([BOS], or BOS + a system prompt) computed by the full-precision
@@ -124,17 +132,17 @@ typedef struct intact_prefix intact_prefix;
 
 // Runs m on tokens (which must start with BOS when from_bos) and keeps every layer's K (after
 // RoPE) and V in fp32, plus the logits of the last prefix token (they score the first text token).
-intact_prefix *intact_prefix_build(const intact_model *m, const int32_t *tokens, int n, int from_bos,
+INTACT_API intact_prefix *intact_prefix_build(const intact_model *m, const int32_t *tokens, int n, int from_bos,
                                    intact_error *err);
 // File format: see src/ikv/prefix.c. fp16 = 1 stores K/V as fp16 (half the size, not lossless).
-int intact_prefix_save(const intact_prefix *p, const char *path, int fp16, intact_error *err);
+INTACT_API int intact_prefix_save(const intact_prefix *p, const char *path, int fp16, intact_error *err);
 // Loads and validates a prefix file against the model it will be used with (same family: shapes,
 // vocabulary and tokenizer must match the fingerprint).
-intact_prefix *intact_prefix_load(const char *path, const intact_model *m, intact_error *err);
-void intact_prefix_free(intact_prefix *p);
-int intact_prefix_n_tokens(const intact_prefix *p);
-const int32_t *intact_prefix_tokens(const intact_prefix *p);
-int intact_prefix_from_bos(const intact_prefix *p);
+INTACT_API intact_prefix *intact_prefix_load(const char *path, const intact_model *m, intact_error *err);
+INTACT_API void intact_prefix_free(intact_prefix *p);
+INTACT_API int intact_prefix_n_tokens(const intact_prefix *p);
+INTACT_API const int32_t *intact_prefix_tokens(const intact_prefix *p);
+INTACT_API int intact_prefix_from_bos(const intact_prefix *p);
 // KV-cache storage (see src/kv/kv_quant.h): per layer, K and V as "f32" (default), "f16", "int8",
 // "int4", "int3" or "int2" — group-wise asymmetric with fp16 scale and minimum, groups of `group`
 // along head_dim per token, or for keys with key_per_channel along tokens per channel (KIVI; the
@@ -163,15 +171,15 @@ typedef struct intact_kv_params {
 // Replaces the context's cache (and resets it). 0 or -1: INTACT_E_ARG for a bad configuration (bad
 // type, group not fitting head_dim, ...; the message names it), INTACT_E_NOMEM when it does not fit
 // in memory.
-int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);
+INTACT_API int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);
 // Bytes the cache uses for the tokens it holds now, scales and zero points included, and the same
 // for an fp16 cache of those tokens (the usual baseline).
-uint64_t intact_ctx_kv_bytes(const intact_ctx *c);
-uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c);
+INTACT_API uint64_t intact_ctx_kv_bytes(const intact_ctx *c);
+INTACT_API uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c);
 
 // Resets the context, writes the prefix K/V at positions 0..n-1 and makes the prefix's stored
 // last-token logits the current logits. Later evals continue at position n.
-int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
+INTACT_API int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
 // Calibrated IntactKV: trains the prefix K/V (weights frozen) with AdamW so that qm's layer outputs
 // match fp's, loss = sum over layers of 1/2 MSE(block_out), on n_samples random windows of len
 // text tokens of the calibration text (each preceded by the prefix). Deterministic with seed.
@@ -186,13 +194,13 @@ typedef struct intact_ikv_calib_params {
 typedef struct intact_ikv_calib_report {
     double loss_before, loss_after, seconds;
 } intact_ikv_calib_report;
-intact_ikv_calib_params intact_ikv_calib_default_params(void);
-int intact_prefix_calibrate(const intact_model *qm, const intact_model *fp, intact_prefix *p, const char *text,
+INTACT_API intact_ikv_calib_params intact_ikv_calib_default_params(void);
+INTACT_API int intact_prefix_calibrate(const intact_model *qm, const intact_model *fp, intact_prefix *p, const char *text,
                             size_t len, const intact_ikv_calib_params *params, intact_ikv_calib_report *report,
                             intact_error *err);
 
 // The model's family fingerprint (hyperparameters + tokenizer), as stored in prefix files.
-uint64_t intact_model_fingerprint(const intact_model *m);
+INTACT_API uint64_t intact_model_fingerprint(const intact_model *m);
 
 // ---------------------------------------------------------------- sampling
 typedef struct intact_sampler {
@@ -200,8 +208,8 @@ typedef struct intact_sampler {
     float top_p;      // 1: off
     uint64_t rng;     // xorshift state; seed with intact_sampler_init
 } intact_sampler;
-void intact_sampler_init(intact_sampler *s, float temp, float top_p, uint64_t seed);
-int32_t intact_sample(intact_sampler *s, const float *logits, int n_vocab);
+INTACT_API void intact_sampler_init(intact_sampler *s, float temp, float top_p, uint64_t seed);
+INTACT_API int32_t intact_sample(intact_sampler *s, const float *logits, int n_vocab);
 
 // ---------------------------------------------------------------- evaluation
 typedef void (*intact_progress)(void *user, int done, int total);
@@ -225,7 +233,7 @@ typedef struct intact_ppl_result {
     uint64_t kv_bytes;  // the whole cache at the end of the run (the last chunk)
     double kv_bytes_vs_f16;
 } intact_ppl_result;
-int intact_eval_ppl(const intact_model *m, const char *text, size_t len,
+INTACT_API int intact_eval_ppl(const intact_model *m, const char *text, size_t len,
                     const intact_eval_params *p, intact_ppl_result *out, intact_error *err);
 
 typedef struct intact_kld_result {
@@ -236,7 +244,7 @@ typedef struct intact_kld_result {
     double kv_bytes_vs_f16;
 } intact_kld_result;
 // KL(base || model) per scored position over the same chunks as intact_eval_ppl.
-int intact_eval_kld(const intact_model *m, const intact_model *base, const char *text, size_t len,
+INTACT_API int intact_eval_kld(const intact_model *m, const intact_model *base, const char *text, size_t len,
                     const intact_eval_params *p, intact_kld_result *out, intact_error *err);
 
 // ---------------------------------------------------------------- weight quantization
@@ -273,11 +281,11 @@ typedef struct intact_quant_report {
     char kept[256];                       // names of kept matrices (n_in not a multiple of the group)
 } intact_quant_report;
 
-intact_quant_params intact_quant_default_params(void);
+INTACT_API intact_quant_params intact_quant_default_params(void);
 // Quantizes every layer matrix (q, k, v, o, gate, up, down) in memory; the embedding and output
 // head stay in their stored type. Afterwards the model runs on the packed weights (or, with fake,
 // on their exact dequantized values) and intact_model_save writes it.
-int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_quant_report *report,
+INTACT_API int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_quant_report *report,
                           intact_error *err);
 
 // The paper's Fig. 2 measurement: for k = 0..max_prefix intact initial tokens (their K/V from fp,
@@ -288,7 +296,7 @@ typedef struct intact_ikv_mse_row {
     int n_intact;
     double attn_mse, block_mse;
 } intact_ikv_mse_row;
-int intact_ikv_mse(const intact_model *qm, const intact_model *fp, const char *text, size_t len,
+INTACT_API int intact_ikv_mse(const intact_model *qm, const intact_model *fp, const char *text, size_t len,
                    const intact_eval_params *p, int max_prefix, intact_ikv_mse_row *rows /* max_prefix+1 */,
                    intact_error *err);
 
@@ -306,8 +314,8 @@ typedef struct intact_act_quant {
 // On a model: the setting of every context created from it afterwards. On a context: that context's
 // own (contexts sharing one model can differ, e.g. server sessions). INTACT_E_ARG for other bits or a
 // clip outside (0, 1].
-int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err);
-int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a, intact_error *err);
+INTACT_API int intact_model_set_act_quant(intact_model *m, const intact_act_quant *a, intact_error *err);
+INTACT_API int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a, intact_error *err);
 
 // ---------------------------------------------------------------- line retrieval (LongEval)
 // Prompts of n_lines lines "line <id>: REGISTER_CONTENT is <n>" then "What is the REGISTER_CONTENT in
@@ -334,8 +342,8 @@ typedef struct intact_retrieval_result {
     uint64_t kv_bytes;             // cache after the last trial
     double kv_bytes_vs_f16;
 } intact_retrieval_result;
-intact_retrieval_params intact_retrieval_default_params(void);
-int intact_eval_retrieval(const intact_model *m, const intact_retrieval_params *p, intact_retrieval_result *out,
+INTACT_API intact_retrieval_params intact_retrieval_default_params(void);
+INTACT_API int intact_eval_retrieval(const intact_model *m, const intact_retrieval_params *p, intact_retrieval_result *out,
                           intact_error *err);
 
 // ---------------------------------------------------------------- benchmark
@@ -365,7 +373,7 @@ typedef struct intact_bench_result {
     uint64_t kv_bytes;               // cache at the end of the run
     double kv_bytes_vs_f16;
 } intact_bench_result;
-int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
+INTACT_API int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
                  intact_error *err);
 
 // ---- analysis
@@ -421,11 +429,11 @@ typedef struct intact_analysis {
                               //  + key], zero above the diagonal; else NULL
 } intact_analysis;
 
-intact_analyze_params intact_analyze_default_params(void);
+INTACT_API intact_analyze_params intact_analyze_default_params(void);
 // Needs 2 <= n <= the model's context length. Returns NULL on failure (err filled).
-intact_analysis *intact_analyze(const intact_model *m, const int32_t *tokens, int n,
+INTACT_API intact_analysis *intact_analyze(const intact_model *m, const int32_t *tokens, int n,
                                 const intact_analyze_params *p, intact_error *err);
-void intact_analysis_free(intact_analysis *a);
+INTACT_API void intact_analysis_free(intact_analysis *a);
 
 #ifdef __cplusplus
 }

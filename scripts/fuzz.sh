@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-10}
 SHARED=${INTACT_SHARED:-../shared}
 export INTACT_SHARED=$SHARED
+export INTACT_MODELS=${INTACT_MODELS:-$PWD/models}
 JOBS=${FUZZ_JOBS:-1}
 FB=${FUZZ_BUILD:-build-fuzz}
 NPROC=$(nproc 2>/dev/null || echo 2)
@@ -22,7 +23,7 @@ make --no-print-directory -j"$NPROC" CC=clang BUILD=$FB OPT=-O1 \
     SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" $FB/libintact.a >/dev/null
 intact_bin=""
 [ -x build/intact ] && intact_bin=build/intact
-python3 scripts/fuzz_seeds.py --shared "$SHARED" --out $FB/seeds --intact "$intact_bin"
+python3 scripts/fuzz_seeds.py --shared "$SHARED" --models "$INTACT_MODELS" --out $FB/seeds --intact "$intact_bin"
 targets=${FUZZ_TARGETS:-$(for s in fuzz/fuzz_*.c; do basename "$s" .c; done)}
 
 build_one() {

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Seed corpora for the fuzz targets, generated from the shared test models (nothing committed).
+"""Seed corpora for the fuzz targets, generated from the test models (nothing committed).
 
-  fuzz_seeds.py --shared ../shared --out build-fuzz/seeds
+  fuzz_seeds.py --shared ../shared --models models --out build-fuzz/seeds
+
+stories260K.bin and tok512.bin come from the repo's models/; the seeds cut from stories260K.gguf and
+eval-en.txt need the shared directory and are left out, with a note on stderr, when it is absent
+(the targets still have their synthetic seeds).
 """
-import argparse, os, random, struct, subprocess, tempfile
+import argparse, os, random, struct, subprocess, sys, tempfile
 
 def gguf_string(s):
     b = s.encode()
@@ -107,6 +111,7 @@ def args_seeds(put):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--models", default="models", help="the repo's models/ (stories260K.bin, tok512.bin)")
     ap.add_argument("--out", default="build-fuzz/seeds")
     ap.add_argument("--intact", default="", help="an intact binary, to build a real .ikv seed")
     a = ap.parse_args()
@@ -116,24 +121,33 @@ def main():
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
     put("fuzz_gguf", "tiny.gguf", tiny_gguf())
-    with open(os.path.join(a.shared, "models/stories260K.gguf"), "rb") as f:
-        put("fuzz_gguf", "stories-metadata.gguf", f.read(16384))  # header + metadata, data cut off
+    def shared_head(rel, n):
+        path = os.path.join(a.shared, rel)
+        if not os.path.exists(path):
+            print(f"fuzz_seeds: skipped the seeds from {path} (not found; set SHARED=...)", file=sys.stderr)
+            return None
+        with open(path, "rb") as f:
+            return f.read(n)
+    gguf = shared_head("models/stories260K.gguf", 16384)
+    if gguf is not None:
+        put("fuzz_gguf", "stories-metadata.gguf", gguf)  # header + metadata, data cut off
     put("fuzz_llama2c", "tiny-shared.bin", tiny_llama2c(True))
     put("fuzz_llama2c", "tiny-unshared.bin", tiny_llama2c(False))
-    with open(os.path.join(a.shared, "data/eval-en.txt"), "rb") as f:
-        text = f.read(2000)
-    with open(os.path.join(a.shared, "models/tok512.bin"), "rb") as f:
+    text = shared_head("data/eval-en.txt", 2000)
+    with open(os.path.join(a.models, "tok512.bin"), "rb") as f:
         tok = f.read()
     for mode in range(4):  # fuzz_tokenizer: the first byte selects the mode
-        put("fuzz_tokenizer", f"text-{mode}", bytes([mode]) + text[:500])
+        if text is not None:
+            put("fuzz_tokenizer", f"text-{mode}", bytes([mode]) + text[:500])
+        put("fuzz_tokenizer", f"story-{mode}", bytes([mode]) + b"Once upon a time, there was a little girl named Lily.")
     put("fuzz_tokenizer", "tok512", bytes([0]) + tok[:4000])
     put("fuzz_ikv", "bos-f32", bytes([1]) + ikv_image(1, 0))
     put("fuzz_ikv", "prompt-f16", bytes([1]) + ikv_image(6, 1))
     put("fuzz_ikv", "prompt-f32-raw", bytes([0]) + ikv_image(3, 0))
     put("fuzz_ikv", "prompt-f32-nocheck", bytes([2]) + ikv_image(2, 0))
     if a.intact and os.path.exists(a.intact):
-        model = os.path.join(a.shared, "models/stories260K.bin")
-        tokz = os.path.join(a.shared, "models/tok512.bin")
+        model = os.path.join(a.models, "stories260K.bin")
+        tokz = os.path.join(a.models, "tok512.bin")
         with tempfile.TemporaryDirectory() as td:
             for name, extra in (("real-bos", ["--bos"]), ("real-prompt-f16", ["--prompt", "Once upon a", "--fp16"])):
                 out = os.path.join(td, name + ".ikv")

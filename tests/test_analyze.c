@@ -124,6 +124,7 @@ static int32_t *tokens_of(intact_model *m, const char *text, size_t len, int max
 }
 
 int main(void) {
+    if (th_skip_program("test_analyze", "models/english-1m.bin", "data/eval-en.txt", NULL)) return 0;
     const char *b = getenv("INTACT_BIN");
     snprintf(bin, sizeof bin, "%s", b && *b ? b : "build/intact");
     char m_en[1024], m_tok[1024], dp[1024];
@@ -420,7 +421,7 @@ int main(void) {
 
     TEST_CASE("english-12m plots: [BOS] column, channels 216 and 38, sink (numbers of the models README)") do {
         char m12[1024];
-        th_shared("models/english-12m.bin", m12, sizeof m12);
+        SKIP_UNLESS(th_shared("models/english-12m.bin", m12, sizeof m12));
         intact_model *big = load("models/english-12m.bin");
         if (!big || !setup_ok) { CHECK(0, "prerequisites missing"); intact_model_free(big); break; }
         int n;

@@ -20,6 +20,7 @@ static const char *golden_path(const char *file, char *buf, size_t cap) {
 }
 
 int main(void) {
+    if (th_skip_program("test_cli", "models/english-1m.bin", "models/stories260K.gguf", "data/eval-en.txt", NULL)) return 0;
     int harness_ok = cli_harness_init() == 0;
     th_shared("models/stories260K.bin", m_st, sizeof m_st);
     th_shared("models/stories260K.gguf", m_stg, sizeof m_stg);

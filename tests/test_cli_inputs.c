@@ -188,6 +188,7 @@ static void cleanup(void) {
 }
 
 int main(void) {
+    if (th_skip_program("test_cli_inputs", "models/english-1m.bin", "models/stories260K.gguf", "data/eval-en.txt", "data/calib-en.txt", NULL)) return 0;
     char cmd[8192];
     int setup_ok = setup() == 0;
     int root = geteuid() == 0;   // root reads mode-000 files: no "Permission denied" to see

@@ -90,6 +90,7 @@ static void expect_usage(const char *cmdline, const conflict *c) {
 }
 
 int main(void) {
+    if (th_skip_program("test_flag_conflicts", "data/eval-en.txt", NULL)) return 0;
     int ok = cli_harness_init() == 0;
     th_shared("models/stories260K.bin", m_st, sizeof m_st);
     th_shared("models/tok512.bin", m_tok, sizeof m_tok);

@@ -460,6 +460,7 @@ static void test_calib_windows(void) {
     for (int no_bos = 0; no_bos < 2; no_bos++)
         TEST_CASE(no_bos ? "calib_no_bos windows are plain contiguous slices of the text"
                          : "default calibration windows are [BOS] + a contiguous slice of the text") {
+            SKIP_UNLESS(cp);
             intact_error err;
             intact_model *m = intact_model_load(mp, tp, &err);
             FILE *f = fopen(cp, "rb");

@@ -76,6 +76,7 @@ static void expect_reject(const char *path, intact_model *m, const char *want) {
 }
 
 int main(void) {
+    if (th_skip_program("test_ikv", "models/english-1m.bin", "data/eval-en.txt", NULL)) return 0;
     th_shared("models/english-1m.bin", g_en, sizeof g_en);
     th_shared("models/stories260K.bin", g_st, sizeof g_st);
     th_shared("models/tok512.bin", g_tok, sizeof g_tok);

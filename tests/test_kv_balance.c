@@ -163,6 +163,7 @@ static void test_models(void) {
 }
 
 int main(void) {
+    if (th_skip_program("test_kv_balance", "models/english-1m.bin", "data/eval-en.txt", NULL)) return 0;
     test_channels_by_hand();
     test_scores_unchanged();
     test_models();

@@ -336,6 +336,7 @@ int main(void) {
     }
 
     TEST_CASE("gguf model: context_length 2^30 is refused by the loader") {
+        SKIP_UNLESS(st_gguf);
         size_t n = 0;
         unsigned char *img = read_all(st_gguf, &n);
         unsigned char *v = img ? find_u32_key(img, n, "llama.context_length") : NULL;

@@ -66,6 +66,7 @@ static float *quantized_logits(const intact_quant_params *p, intact_quant_report
 }
 
 int main(void) {
+    if (th_skip_program("test_quant", "models/english-1m.bin", "data/eval-en.txt", "data/calib-en.txt", NULL)) return 0;
     th_shared("models/english-1m.bin", g_bin, sizeof g_bin);
     th_shared("models/tok512.bin", g_tok, sizeof g_tok);
     th_shared("data/calib-en.txt", g_calib, sizeof g_calib);

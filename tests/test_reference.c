@@ -163,6 +163,7 @@ static void check_logits(const float *got, const golden *g, int n, int n_vocab, 
 
 // ---------------------------------------------------------------- main
 int main(void) {
+    char gguf_path[1024];
     char gp[1024];
     golden *gf = golden_load(golden_path("stories260K_fwd.gold", gp, sizeof gp));
     golden *gg = golden_load(golden_path("stories260K_greedy.gold", gp, sizeof gp));
@@ -311,6 +312,7 @@ int main(void) {
 
     TEST_CASE("stories260K.gguf (llama.cpp's converter) gives the .bin's logits") do {
         if (!ok) { CHECK(0, "skipped"); break; }
+        SKIP_UNLESS(th_shared("models/stories260K.gguf", gguf_path, sizeof gguf_path));
         intact_model *mg = load("models/stories260K.gguf", NULL);
         if (!mg) break;
         intact_model_info gi;
@@ -332,6 +334,7 @@ int main(void) {
 
     TEST_CASE("stories260K.gguf tokenizer (from GGUF metadata) matches the reference") do {
         if (!ok) { CHECK(0, "skipped"); break; }
+        SKIP_UNLESS(th_shared("models/stories260K.gguf", gguf_path, sizeof gguf_path));
         intact_model *mg = load("models/stories260K.gguf", NULL);
         if (!mg) break;
         check_tokens(mg, prompt, gtok, n_tok);
@@ -343,6 +346,8 @@ int main(void) {
         int ne = etok && nd == 1 ? (int)dims[0] : 0;
         CHECK(ne > 1, "english golden tokens");
         if (ne <= 1) break;
+        char en_path[1024];
+        SKIP_UNLESS(th_shared("models/english-1m.bin", en_path, sizeof en_path));
         intact_model *me = load("models/english-1m.bin", "models/tok512.bin");
         if (!me) break;
         intact_model_info ei;

@@ -130,10 +130,10 @@ static void check_variant(const variant *v, const golden *g) {
 }
 
 int main(void) {
-    const char *shared = getenv("INTACT_SHARED");
+    const char *models = getenv("INTACT_MODELS");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "python3 tests/ref/make_variants.py --shared '%s' --out " DIR " > /dev/null",
-             shared && *shared ? shared : "../shared");
+    snprintf(cmd, sizeof cmd, "python3 tests/ref/make_variants.py --models '%s' --out " DIR " > /dev/null",
+             models && *models ? models : "models");
     const char *gpath = getenv("INTACT_GOLDENS");
     char gp[1024];
     snprintf(gp, sizeof gp, "%s/variants.gold", gpath && *gpath ? gpath : "tests/goldens");

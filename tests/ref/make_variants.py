@@ -175,12 +175,13 @@ def random_model(seed, arch, dim, hidden, L, nh, nkv, vocab, ctx, base, eps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--models", default=None, help="directory of stories260K.bin (default: SHARED/models)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     out = lambda name: os.path.join(a.out, name)
 
-    kvs, w = read_llama2c(os.path.join(a.shared, "models", "stories260K.bin"))
+    kvs, w = read_llama2c(os.path.join(a.models or os.path.join(a.shared, "models"), "stories260K.bin"))
     write_gguf(out("stories260K-f16.gguf"), kvs, model_tensors(w, F16))
     write_gguf(out("stories260K-bf16.gguf"), kvs, model_tensors(w, BF16))
     down_f16 = lambda name: F16 if name.endswith("ffn_down.weight") else Q8_0
