@@ -4,6 +4,8 @@
 #   FUZZ_TARGETS="fuzz_args fuzz_ikv"  only these targets (default: every fuzz/fuzz_*.c)
 #   FUZZ_JOBS=N                        run up to N targets at once (default 1)
 #   FUZZ_BUILD=DIR                     build, seeds, corpora and logs in DIR (default build-fuzz)
+#   FUZZ_TIMEOUT=S                     a unit slower than S seconds is a failure (default 10; raise it on a
+#                                      loaded machine, where a starved process can exceed 10 s of wall time)
 # A target whose source has a line "// fuzz-extra-src: FILE..." is linked with those files too
 # (for code outside libintact.a); a line "// fuzz-flags: ..." adds libFuzzer flags for that target
 # (fuzz_qformat: -entropic=0, which is 10x faster there). The library is built once into build-fuzz/
@@ -42,7 +44,7 @@ run_one() {
     flags=$(sed -n 's|^// fuzz-flags: *||p' "fuzz/$name.c")
     mkdir -p "$FB/corpus/$name" "$FB/artifacts/$name"
     # shellcheck disable=SC2086
-    if ! "$FB/$name" $flags -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout=10 -rss_limit_mb=4096 \
+    if ! "$FB/$name" $flags -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=4096 \
             -print_final_stats=1 -artifact_prefix="$FB/artifacts/$name/" \
             "$FB/corpus/$name" "$FB/seeds/$name" >"$log" 2>&1; then
         grep -E "ERROR|SUMMARY|==[0-9]+==|Test unit written" "$log" | head -20
