@@ -96,10 +96,11 @@ INTACT_API int intact_token_to_text(const intact_model *m, int32_t prev, int32_t
 typedef struct intact_ctx intact_ctx;
 
 // Observer called at named points of the forward pass with a row-major (n_tokens, width) tensor.
-// Names, in order: "attn_norm", "q", "k", "v" (q, k after RoPE), "wo_in" (attention output, the
-// input of wo), "attn_out" (after wo), "ffn_norm", "down_in" (SwiGLU output, the input of
-// ffn_down), "ffn_out", "block_out" (the residual stream after the layer), then "final_norm" and
-// "logits" with layer = n_layers.
+// Names, in order: "embd" (layer 0 only: the token embeddings), "attn_norm", "q", "k", "v" (q, k
+// after RoPE), "wo_in" (attention output, the input of wo), "attn_out" (after wo), "attn_resid"
+// (the residual stream after attention), "ffn_norm", "ffn_gate", "ffn_up" (before SwiGLU),
+// "down_in" (SwiGLU output, the input of ffn_down), "ffn_out", "block_out" (the residual stream
+// after the layer), then "final_norm" and "logits" with layer = n_layers.
 typedef void (*intact_observer)(void *user, int layer, const char *name,
                                 const float *data, int n_tokens, int width);
 

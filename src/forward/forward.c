@@ -45,6 +45,7 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
     float *g = c->gate, *u = c->up;
 
     embed(m, tokens, n, x);
+    observe(c, 0, "embd", x, n, dim);
     kern_rope_table(c->rope_cs, c->pos, n, c->rope_theta, hp->head_dim / 2, hp->rope_scale);
     for (int l = 0; l < hp->n_layers; l++) {
         const it_layer *ly = &m->layers[l];
@@ -74,12 +75,15 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
         fwd_linear(c, &ly->wo, att, n, xb);
         observe(c, l, "attn_out", xb, n, dim);
         kern_add(x, xb, (size_t)n * dim);
+        observe(c, l, "attn_resid", x, n, dim);
 
         kern_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
         observe(c, l, "ffn_norm", xb, n, dim);
         const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
         float *ygu[2] = {g, u};
         fwd_linear_group(c, 2, wgu, xb, n, ygu);
+        observe(c, l, "ffn_gate", g, n, hid);
+        observe(c, l, "ffn_up", u, n, hid);
         kern_swiglu(g, u, (size_t)n * hid);
         // Rotated models (quant/rotate.h): the online Hadamard transform w_down was built for.
         if (m->rot_down_block) kern_hadamard_rows(g, n, hid, m->rot_down_block);

@@ -71,9 +71,6 @@ static int check_args(const intact_model *qm, const intact_model *fp, const inta
         a->n_kv_heads != b->n_kv_heads || a->head_dim != b->head_dim || a->hidden_dim != b->hidden_dim ||
         a->n_vocab != b->n_vocab)
         return it_fail(err, INTACT_E_ARG, "the quantized and FP models have different shapes");
-    if (qm->aq.bits != 16)   // train.c's forward has float activations only
-        return it_fail(err, INTACT_E_UNSUPPORTED, "calibration does not model activation quantization: "
-                       "calibrate the prefix for the weight-quantized model (no --abits) and use it with --abits");
     if (qm->rotated != fp->rotated)   // quant/rotate.h: block outputs live in the rotated basis
         return it_fail(err, INTACT_E_ARG, "the quantized model is %s but the FP model is %s: the residual "
                        "streams compared must be in one basis (rotate both with the same seed, or neither)",
@@ -125,6 +122,7 @@ int ikv_calibrate(const intact_model *qm, const intact_model *fp, intact_prefix 
     if (rc == 0 && !(w = ikv_train_new(qm, p->n, len, o->n_threads, err))) rc = -1;
     ikv_calib_report r = {o->epochs, 0, 0, 0, 0, 0, 0};
     if (rc == 0) r.loss_init = eval_loss(w, p, tokens, targets, n_samples, len, per_sample);
+    if (rc == 0 && isnan(r.loss_init)) rc = it_fail(err, INTACT_E_NOMEM, "out of memory in the calibration forward");
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
     for (int s = 0; s < n_samples; s++) order[s] = s;
     // The parameters, as one vector: all layers' K, then all layers' V (gradients likewise).
@@ -135,15 +133,18 @@ int ikv_calibrate(const intact_model *qm, const intact_model *fp, intact_prefix 
             order[s] = order[j], order[j] = tmp;
         }
         double ep_loss = 0;
-        for (int b0 = 0; b0 < n_samples; b0 += o->batch) {
+        for (int b0 = 0; rc == 0 && b0 < n_samples; b0 += o->batch) {
             int nb = n_samples - b0 < o->batch ? n_samples - b0 : o->batch;
             memset(grad, 0, 2 * n_par * sizeof *grad);
             for (int i = 0; i < nb; i++) {
                 int s = order[b0 + i];
                 const float *tg = targets + (size_t)s * per_sample;
-                ep_loss += ikv_train_forward(w, p, tokens + (size_t)s * len, tg);
+                double l = ikv_train_forward(w, p, tokens + (size_t)s * len, tg);
+                if (isnan(l)) { rc = it_fail(err, INTACT_E_NOMEM, "out of memory in the calibration forward"); break; }
+                ep_loss += l;
                 ikv_train_backward(w, tg, grad, grad + n_par);
             }
+            if (rc != 0) break;
             // AdamW (Loshchilov & Hutter): decoupled decay, bias-corrected moments, as torch.optim.AdamW.
             r.steps++;
             double bc1 = 1.0 - pow(o->beta1, r.steps), bc2 = 1.0 - pow(o->beta2, r.steps);

@@ -1,10 +1,13 @@
-// Forward pass with saved activations for prefix calibration (see train.h). Every op repeats the
-// arithmetic of forward.c / ops.c / kv_full.c in the same order, so block outputs match the engine.
+// Forward pass with saved activations for prefix calibration (see train.h). It is the engine's
+// forward pass (forward/forward.c) itself: a context with the prefix installed evaluates the sample,
+// and an observer saves what the backward pass needs. So the training forward cannot drift from the
+// engine, and whatever the engine does (activation quantization, a rotated model) calibration sees.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "forward/forward.h"
 #include "ikv/train.h"
 #include "kernels/hadamard.h"
 #include "kernels/matmul.h"
@@ -35,6 +38,48 @@ static int transpose_weight(const it_tensor *w, it_tensor *out, float **data) {
     return 0;
 }
 
+// Saves the engine's activations of one sample. A micro-batch of n rows of layer l starts at row
+// rows[l] (rows[l] advances at block_out, the last tensor of a layer); attention probabilities come
+// as (n_heads * n, P + rows[l] + n) — the observer's row count is n_heads * n there — and are stored zero-padded to all nk keys.
+static void train_observer(void *user, int layer, const char *name, const float *x, int n, int width) {
+    ikv_train *w = user;
+    if (layer < 0 || layer >= w->n_layers || w->obs_bad) return;
+    ikv_acts *a = &w->acts[layer];
+    int t0 = w->rows[layer], dim = w->dim, hid = w->hid, kvd = w->kv_dim, nk = w->nk;
+    if (!strcmp(name, "attn_probs")) {   // n counts rows of all heads: n_heads * tokens
+        int keys = w->P + t0 + n / w->n_heads;
+        if (n % w->n_heads || t0 + n / w->n_heads > w->T || width != keys) { w->obs_bad = 1; return; }
+        n /= w->n_heads;
+        for (int h = 0; h < w->n_heads; h++)
+            for (int t = 0; t < n; t++) {
+                float *dst = a->probs + ((size_t)h * w->T + t0 + t) * nk;
+                memcpy(dst, x + ((size_t)h * n + t) * width, (size_t)keys * sizeof *dst);
+                memset(dst + keys, 0, (size_t)(nk - keys) * sizeof *dst);
+            }
+        return;
+    }
+    if (t0 + n > w->T) { w->obs_bad = 1; return; }
+    float *dst = NULL;
+    int wd = dim;
+    size_t td = (size_t)w->T * dim;
+    if (!strcmp(name, "embd")) dst = w->x;
+    else if (!strcmp(name, "attn_norm")) dst = a->xn1;
+    else if (!strcmp(name, "q")) dst = a->q;
+    else if (!strcmp(name, "k")) dst = a->kall + (size_t)w->P * kvd, wd = kvd;
+    else if (!strcmp(name, "v")) dst = a->vall + (size_t)w->P * kvd, wd = kvd;
+    else if (!strcmp(name, "wo_in")) dst = a->att;
+    else if (!strcmp(name, "attn_resid")) dst = a->xmid;
+    else if (!strcmp(name, "ffn_norm")) dst = a->xn2;
+    else if (!strcmp(name, "ffn_gate")) dst = a->g, wd = hid;
+    else if (!strcmp(name, "ffn_up")) dst = a->u, wd = hid;
+    else if (!strcmp(name, "down_in")) dst = a->s, wd = hid;
+    else if (!strcmp(name, "block_out")) dst = w->x + (size_t)(layer + 1) * td;
+    if (!dst) return;
+    if (width != wd) { w->obs_bad = 1; return; }
+    memcpy(dst + (size_t)t0 * wd, x, (size_t)n * wd * sizeof *dst);
+    if (!strcmp(name, "block_out")) w->rows[layer] += n;
+}
+
 void ikv_train_free(ikv_train *w) {
     if (!w) return;
     for (int i = 0; w->wt_data && i < w->n_layers * IT_LAYER_NMAT; i++) free(w->wt_data[i]);
@@ -46,8 +91,8 @@ void ikv_train_free(ikv_train *w) {
     }
     free(w->wt_data); free(w->wt); free(w->acts); free(w->theta); free(w->cs); free(w->x);
     free(w->dx); free(w->dy); free(w->dtmp); free(w->dh1); free(w->dh2); free(w->dq);
-    free(w->dkall); free(w->dvall); free(w->dscore);
-    it_pool_free(w->pool);
+    free(w->dkall); free(w->dvall); free(w->dscore); free(w->rows);
+    intact_ctx_free(w->ctx);   // owns w->pool
     free(w);
 }
 
@@ -66,7 +111,11 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
     size_t t = (size_t)T, dim = (size_t)w->dim, hid = (size_t)w->hid, nk = (size_t)w->nk;
     size_t kvd = (size_t)w->kv_dim, half = (size_t)w->hd / 2, L = (size_t)w->n_layers;
     int ok = 1;
-    w->pool = it_pool_new(n_threads > 0 ? n_threads : 1);
+    intact_ctx_params cp = {P + T, n_threads > 0 ? n_threads : 1, 0};
+    w->ctx = intact_ctx_new(m, &cp, err);
+    if (!w->ctx) { free(w); return NULL; }
+    w->pool = w->ctx->pool;   // the backward pass runs on the context's threads
+    w->rows = calloc(L, sizeof *w->rows);
     w->theta = malloc(half * sizeof(double));
     w->cs = falloc(t * half * 2);
     w->x = falloc((L + 1) * t * dim);
@@ -77,7 +126,7 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
     w->dh1 = falloc(t * hid), w->dh2 = falloc(t * hid);
     w->dkall = falloc(nk * kvd), w->dvall = falloc(nk * kvd);
     w->dscore = falloc((size_t)w->n_heads * t * nk);
-    ok = w->pool && w->theta && w->cs && w->x && w->acts && w->wt && w->wt_data && w->dx && w->dy &&
+    ok = w->rows && intact_ctx_record_attention(w->ctx, 1) == 0 && w->theta && w->cs && w->x && w->acts && w->wt && w->wt_data && w->dx && w->dy &&
          w->dtmp && w->dq && w->dh1 && w->dh2 && w->dkall && w->dvall && w->dscore;
     for (size_t l = 0; ok && l < L; l++) {
         ikv_acts *a = &w->acts[l];
@@ -104,119 +153,43 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
         if (m->rope_freqs) theta /= m->rope_freqs[i];
         w->theta[i] = theta;
     }
-    kern_rope_table(w->cs, P, T, w->theta, (int)half, hp->rope_scale);
+    kern_rope_table(w->cs, P, T, w->theta, (int)half, hp->rope_scale);   // for the backward's RoPE
+    ctx_stop_after_layer(w->ctx, hp->n_layers - 1);   // block outputs only: no head
+    intact_ctx_set_observer(w->ctx, train_observer, w);
     return w;
 }
 
-// kern_rmsnorm, also keeping 1/rms per row for the backward.
-static void rmsnorm_save(float *out, float *rinv, const float *x, const float *wt, int n, int dim, float eps) {
+// 1/rms of each row, exactly as kern_rmsnorm computes it (double sum of squares), for the backward.
+static void inv_rms(float *rinv, const float *x, int n, int dim, float eps) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * dim;
-        float *ot = out + (size_t)t * dim;
         double ss = 0;
         for (int i = 0; i < dim; i++) ss += (double)xt[i] * xt[i];
-        float inv = (float)(1.0 / sqrt(ss / dim + eps));
-        rinv[t] = inv;
-        for (int i = 0; i < dim; i++) ot[i] = xt[i] * inv * wt[i];
+        rinv[t] = (float)(1.0 / sqrt(ss / dim + eps));
     }
-}
-
-static void add_bias(float *x, const float *b, int n, int width) {
-    if (!b) return;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < width; j++) x[(size_t)i * width + j] += b[j];
-}
-
-typedef struct {
-    const ikv_train *w;
-    ikv_acts *a;
-} attn_job;
-
-// kv_full.c's attend_worker over all P + t + 1 keys of query t, saving the probabilities.
-static void attend_worker(void *arg, int ith, int nth) {
-    const attn_job *j = arg;
-    const ikv_train *w = j->w;
-    ikv_acts *a = j->a;
-    int hd = w->hd, H = w->n_heads, nkv = w->n_kv, group = H / nkv, kvd = w->kv_dim, nk = w->nk;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int item = ith; item < w->T * nkv; item += nth) {
-        int t = item / nkv, kvh = item % nkv, n_keys = w->P + t + 1;
-        for (int g = 0; g < group; g++) {
-            int h = kvh * group + g;
-            const float *q = a->q + (size_t)t * H * hd + (size_t)h * hd;
-            float *sg = a->probs + ((size_t)h * w->T + t) * nk, mx = -INFINITY;
-            for (int p = 0; p < n_keys; p++) {
-                sg[p] = kv_dot(q, a->kall + (size_t)p * kvd + (size_t)kvh * hd, hd) * scale;
-                mx = sg[p] > mx ? sg[p] : mx;
-            }
-            double sum = 0;
-            for (int p = 0; p < n_keys; p++) {
-                sg[p] = expf(sg[p] - mx);
-                sum += sg[p];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n_keys; p++) sg[p] *= inv;
-            memset(sg + n_keys, 0, (size_t)(nk - n_keys) * sizeof *sg);
-        }
-        float *o = a->att + (size_t)t * H * hd + (size_t)kvh * group * hd;
-        memset(o, 0, (size_t)group * hd * sizeof(float));
-        for (int p = 0; p < n_keys; p++) {
-            const float *vp = a->vall + (size_t)p * kvd + (size_t)kvh * hd;
-            for (int g = 0; g < group; g++) {
-                float pw = a->probs[((size_t)(kvh * group + g) * w->T + t) * nk + p], *og = o + g * hd;
-                for (int d = 0; d < hd; d++) og[d] += pw * vp[d];
-            }
-        }
-    }
-}
-
-static void embed(const intact_model *m, const int32_t *tokens, int n, float *x) {
-    const it_tensor *e = &m->tok_embd;
-    const fmt_traits *t = fmt_get(e->type);
-    size_t row = fmt_row_bytes(e->type, e->ne[0]);
-    for (int i = 0; i < n; i++)
-        t->to_float((const char *)e->data + (size_t)tokens[i] * row, x + (size_t)i * m->hp.dim, e->ne[0]);
 }
 
 double ikv_train_forward(ikv_train *w, const intact_prefix *p, const int32_t *tokens, const float *target) {
-    const intact_model *m = w->m;
-    const it_hparams *hp = &m->hp;
-    int T = w->T, P = w->P, dim = w->dim, hid = w->hid, kvd = w->kv_dim;
+    const it_hparams *hp = &w->m->hp;
+    int T = w->T, P = w->P, dim = w->dim, kvd = w->kv_dim;
     size_t td = (size_t)T * dim;
-    double loss = 0;
-    embed(m, tokens, T, w->x);
     for (int l = 0; l < w->n_layers; l++) {
-        const it_layer *ly = &m->layers[l];
+        memcpy(w->acts[l].kall, ikv_layer_k(p, l), (size_t)P * kvd * sizeof(float));
+        memcpy(w->acts[l].vall, ikv_layer_v(p, l), (size_t)P * kvd * sizeof(float));
+        w->rows[l] = 0;
+    }
+    w->obs_bad = 0;
+    intact_error err;
+    if (intact_ctx_use_prefix(w->ctx, p, &err) != 0 || intact_ctx_eval(w->ctx, tokens, T, &err) != 0 || w->obs_bad)
+        return NAN;
+    double loss = 0;
+    for (int l = 0; l < w->n_layers; l++) {
         ikv_acts *a = &w->acts[l];
-        const float *xin = w->x + (size_t)l * td;
-        float *xout = w->x + (size_t)(l + 1) * td;
-        float *k = a->kall + (size_t)P * kvd, *v = a->vall + (size_t)P * kvd;
-        memcpy(a->kall, ikv_layer_k(p, l), (size_t)P * kvd * sizeof(float));
-        memcpy(a->vall, ikv_layer_v(p, l), (size_t)P * kvd * sizeof(float));
-        rmsnorm_save(a->xn1, a->r1, xin, ly->attn_norm, T, dim, hp->norm_eps);
-        const it_tensor *wqkv[3] = {&ly->wq, &ly->wk, &ly->wv};
-        float *yqkv[3] = {a->q, k, v};
-        kern_matmul_group(w->pool, 3, wqkv, a->xn1, T, yqkv);
-        add_bias(a->q, ly->bq, T, dim);
-        add_bias(k, ly->bk, T, kvd);
-        add_bias(v, ly->bv, T, kvd);
-        kern_rope(a->q, T, w->n_heads, w->hd, w->cs, hp->rope_style);
-        kern_rope(k, T, w->n_kv, w->hd, w->cs, hp->rope_style);
-        attn_job job = {w, a};
-        it_pool_run(w->pool, attend_worker, &job);
-        kern_matmul(w->pool, &ly->wo, a->att, T, w->dtmp);
-        for (size_t i = 0; i < td; i++) a->xmid[i] = xin[i] + w->dtmp[i];
-
-        rmsnorm_save(a->xn2, a->r2, a->xmid, ly->ffn_norm, T, dim, hp->norm_eps);
-        const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
-        float *ygu[2] = {a->g, a->u};
-        kern_matmul_group(w->pool, 2, wgu, a->xn2, T, ygu);
-        for (size_t i = 0; i < (size_t)T * hid; i++) a->s[i] = a->g[i] / (1.0f + expf(-a->g[i])) * a->u[i];
-        if (m->rot_down_block) kern_hadamard_rows(a->s, T, hid, m->rot_down_block);  // as forward.c
-        kern_matmul(w->pool, &ly->w_down, a->s, T, w->dtmp);
-        for (size_t i = 0; i < td; i++) xout[i] = a->xmid[i] + w->dtmp[i];
+        if (w->rows[l] != T) return NAN;
+        inv_rms(a->r1, w->x + (size_t)l * td, T, dim, hp->norm_eps);
+        inv_rms(a->r2, a->xmid, T, dim, hp->norm_eps);
         if (target) {
-            const float *tg = target + (size_t)l * td;
+            const float *xout = w->x + (size_t)(l + 1) * td, *tg = target + (size_t)l * td;
             double ss = 0;
             for (size_t i = 0; i < td; i++) ss += ((double)xout[i] - tg[i]) * ((double)xout[i] - tg[i]);
             loss += 0.5 * ss / (double)td;

@@ -2,9 +2,10 @@
 // prefix, for calibrating the prefix K/V (ikv_calibrate). Weights are frozen: the backward computes
 // gradients w.r.t. activations and the prefix K/V only.
 //
-// The forward mirrors src/forward/forward.c op by op (same kernels, same float evaluation order in
-// RMSNorm, RoPE, attention and SwiGLU) so its block outputs equal the engine's; unlike the engine it
-// keeps every intermediate the backward needs, for all layers of one sample at once.
+// The forward is the engine's own (a context evaluates the sample after the prefix; an observer
+// keeps every intermediate the backward needs, for all layers of one sample at once), so block
+// outputs equal the engine's by construction, activation quantization included (the backward treats
+// the activation quantizer as the identity: a straight-through estimator).
 #ifndef IT_IKV_TRAIN_H
 #define IT_IKV_TRAIN_H
 
@@ -26,7 +27,10 @@ typedef struct ikv_acts {
 
 typedef struct ikv_train {
     const intact_model *m;
-    it_pool *pool;
+    intact_ctx *ctx;        // runs the forward: n_ctx = P + T, attention recorded, stops after the last layer
+    it_pool *pool;          // ctx's threads
+    int *rows;              // (n_layers) rows received from the observer for the current sample
+    int obs_bad;            // an observed tensor did not have the expected shape
     int P, T, nk, dim, hid, kv_dim, n_layers, n_heads, n_kv, hd;
     double *theta;          // (hd/2) RoPE angular frequencies, as in ctx.c
     float *cs;              // (T, hd/2, 2) cos/sin for positions P .. P+T-1
@@ -51,7 +55,8 @@ void ikv_train_free(ikv_train *w);
 
 // Runs the model on tokens (T ids) at positions P.. with prefix p's K/V (p->n == P) in front.
 // Returns the loss sum_l 1/2 mean_{t,i} (block_out_l - target_l)^2 when target (n_layers, T, dim)
-// is given, else 0. Block outputs stay in w->x + (l + 1) * T * dim.
+// is given, else 0; NaN when the engine could not run it (out of memory). Block outputs stay in
+// w->x + (l + 1) * T * dim.
 double ikv_train_forward(ikv_train *w, const intact_prefix *p, const int32_t *tokens, const float *target);
 
 // After ikv_train_forward with the same target: adds d loss / d (prefix K, V) to gk and gv, both
