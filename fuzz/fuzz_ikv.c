@@ -31,8 +31,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     char mp[1024], tp[1024];
     const char *root = getenv("INTACT_MODELS");
     root = root && *root ? root : "models";
-    snprintf(mp, sizeof mp, "%s/models/stories260K.bin", root);
-    snprintf(tp, sizeof tp, "%s/models/tok512.bin", root);
+    snprintf(mp, sizeof mp, "%s/stories260K.bin", root);
+    snprintf(tp, sizeof tp, "%s/tok512.bin", root);
     intact_error e = {0, ""};
     g_model = intact_model_load(mp, tp, &e);
     if (!g_model) {
