@@ -146,10 +146,11 @@ static void deq_q6_K(const void *p, float *y) {
 }
 
 static void deq_q8_K(const void *p, float *y) {
-    const it_block_q8_K *b = p;
+    // Q8_K's struct is 4-aligned (fp32 d) but a row may start 2-aligned: read through bytes.
+    const int8_t *qs = (const int8_t *)p + offsetof(it_block_q8_K, qs);
     float d;
-    memcpy(&d, (const char *)p + offsetof(it_block_q8_K, d), sizeof d);   // may sit 2-aligned
-    for (int i = 0; i < IT_QK_K; i++) y[i] = d * (float)b->qs[i];
+    memcpy(&d, (const char *)p + offsetof(it_block_q8_K, d), sizeof d);
+    for (int i = 0; i < IT_QK_K; i++) y[i] = d * (float)qs[i];
 }
 
 // Tokens per tile: each weight block is decoded once per tile of this many tokens.
