@@ -705,7 +705,9 @@ static void test_corrupt_tensors(bytes m) {
         expect_patch_fail(m, tf + 25, 9999, 4, "tensor 't.f32' has unknown type 9999", INTACT_E_UNSUPPORTED, "9999");
         expect_patch_fail(m, tq + 25, 40, 4, "tensor 't.q80' has unknown type 40", INTACT_E_UNSUPPORTED, "40");
         expect_patch_fail(m, tq + 25, 0xFFFFFFFFu, 4, "unknown type 4294967295", INTACT_E_UNSUPPORTED, "-1");
-        expect_patch_fail(m, tq + 25, 2, 4, "unknown type 2", INTACT_E_UNSUPPORTED, "q4_0 (not implemented)");
+        expect_patch_fail(m, tq + 25, 16, 4, "unknown type 16: ggml iq2_xxs is not supported", INTACT_E_UNSUPPORTED,
+                          "iq2_xxs (not implemented)");
+        expect_patch_fail(m, tq + 25, 9, 4, "ggml q8_1 is not supported", INTACT_E_UNSUPPORTED, "q8_1");
     }
     TEST_CASE("duplicate tensor") {
         bytes b = copy_prefix(m, m.n);
@@ -737,6 +739,55 @@ static void test_corrupt_tensors(bytes m) {
         gguf_close(f);
         free(b.p);
     }
+}
+
+// ggml's block types: a file with a Q4_K (256-blocks, 144 bytes) and a Q5_0 (32-blocks, 22 bytes)
+// tensor; the loader must size them from the table and refuse partial blocks and short data.
+static bytes kq_file(void) {
+    static unsigned char q4k[3 * 144], q50[2 * 2 * 22];
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_add_tensor(w, "t.q4k", IT_TYPE_Q4_K, 2, (int64_t[]){256, 3}, q4k, sizeof q4k);
+    gguf_writer_add_tensor(w, "t.q50", IT_TYPE_Q5_0, 2, (int64_t[]){64, 2}, q50, sizeof q50);
+    bytes b = {NULL, 0};
+    void *mem = NULL;
+    intact_error err;
+    if (gguf_writer_write_mem(w, &mem, &b.n, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
+    b.p = mem;
+    gguf_writer_free(w);
+    return b;
+}
+
+static void test_corrupt_kquant(void) {
+    bytes m = kq_file();
+    size_t tk = find_bytes(m, "t.q4k\x02"), t5 = find_bytes(m, "t.q50\x02");   // offsets as in mini_file
+    TEST_CASE("q4_K / q5_0 tensors: byte sizes from the block geometry") {
+        intact_error err;
+        gguf_file *f = gguf_open_buffer(m.p, m.n, &err);
+        CHECK(f && gguf_n_tensors(f) == 2, "%s", f ? "" : err.msg);
+        CHECK(f && gguf_tensor(f, 0)->nbytes == 3 * 144 && gguf_tensor(f, 1)->nbytes == 2 * 2 * 22,
+              "nbytes %zu %zu", f ? gguf_tensor(f, 0)->nbytes : 0, f ? gguf_tensor(f, 1)->nbytes : 0);
+        gguf_close(f);
+    }
+    TEST_CASE("q4_K row not a multiple of 256, q5_0 row not a multiple of 32") {
+        expect_patch_fail(m, tk + 9, 255, 8, "row length 255 is not a multiple of the q4_K block size 256",
+                          INTACT_E_FORMAT, "ne0 255");
+        expect_patch_fail(m, tk + 9, 32, 8, "not a multiple of the q4_K block size 256", INTACT_E_FORMAT, "ne0 32");
+        expect_patch_fail(m, tk + 9, 384, 8, "not a multiple", INTACT_E_FORMAT, "ne0 384");
+        expect_patch_fail(m, t5 + 9, 48, 8, "row length 48 is not a multiple of the q5_0 block size 32",
+                          INTACT_E_FORMAT, "q5_0 ne0 48");
+    }
+    TEST_CASE("q4_K claims more data than the file holds") {
+        expect_patch_fail(m, tk + 9, 512, 8, "tensor 't.q4k' data", INTACT_E_FORMAT, "2 blocks per row");
+        expect_patch_fail(m, tk + 17, 4, 8, "lies past the end", INTACT_E_FORMAT, "4 rows");
+        expect_patch_fail(m, tk + 9, 1ull << 40, 8, "lies past the end", INTACT_E_FORMAT, "2^32 blocks per row");
+        expect_patch_fail(m, tk + 17, 1ull << 50, 8, "lies past the end", INTACT_E_FORMAT, "2^50 rows");
+        expect_patch_fail(m, tk + 25, IT_TYPE_Q8_K, 4, "tensor 't.q4k' data", INTACT_E_FORMAT, "q8_K: 292 bytes/block");
+    }
+    TEST_CASE("q4_K file truncation at every byte") { truncation_sweep(m, m.n, 1, "kq"); }
+    free(m.p);
 }
 
 static void test_corrupt_stories(void) {
@@ -803,6 +854,7 @@ static void test_corrupt(void) {
     test_corrupt_tensors(m);
     TEST_CASE("mini file truncation at every byte") { truncation_sweep(m, m.n, 1, "mini"); }
     free(m.p);
+    test_corrupt_kquant();
     test_corrupt_stories();
 }
 

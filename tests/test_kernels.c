@@ -21,7 +21,30 @@ static uint32_t rnd_u32(void) { // xorshift64*
 static float rnd_f(void) { return (float)((double)rnd_u32() / 4294967296.0 * 2.0 - 1.0); }
 static int rnd_int(int n) { return (int)(rnd_u32() % (unsigned)n); }
 
-static const int k_types[] = {IT_TYPE_F32, IT_TYPE_F16, IT_TYPE_BF16, IT_TYPE_Q8_0};
+static const int k_types[] = {IT_TYPE_F32,  IT_TYPE_F16,  IT_TYPE_BF16, IT_TYPE_Q8_0, IT_TYPE_Q4_0,
+                              IT_TYPE_Q4_1, IT_TYPE_Q5_0, IT_TYPE_Q5_1, IT_TYPE_Q2_K, IT_TYPE_Q3_K,
+                              IT_TYPE_Q4_K, IT_TYPE_Q5_K, IT_TYPE_Q6_K, IT_TYPE_Q8_K};
+enum { N_TYPES = sizeof k_types / sizeof k_types[0] };
+
+// ggml's other block types: random bytes, then each block's fp16 scale fields (their byte offsets
+// in the block, -1 ends the list) set to a finite value in [0.001, 0.041]; Q8_K's fp32 d likewise.
+static void random_ggml_block(int type, unsigned char *blk, size_t bytes) {
+    static const struct { int type, off[3]; } k_f16[] = {
+        {IT_TYPE_Q4_0, {0, -1}},  {IT_TYPE_Q4_1, {0, 2, -1}}, {IT_TYPE_Q5_0, {0, -1}},
+        {IT_TYPE_Q5_1, {0, 2, -1}}, {IT_TYPE_Q2_K, {80, 82, -1}}, {IT_TYPE_Q3_K, {108, -1}},
+        {IT_TYPE_Q4_K, {0, 2, -1}}, {IT_TYPE_Q5_K, {0, 2, -1}}, {IT_TYPE_Q6_K, {208, -1}}};
+    for (size_t i = 0; i < bytes; i++) blk[i] = (unsigned char)rnd_u32();
+    if (type == IT_TYPE_Q8_K) {
+        float d = 0.001f + 0.02f * (rnd_f() + 1.0f);
+        memcpy(blk, &d, 4);
+        return;
+    }
+    for (size_t t = 0; t < sizeof k_f16 / sizeof k_f16[0]; t++)
+        for (int k = 0; k_f16[t].type == type && k < 3 && k_f16[t].off[k] >= 0; k++) {
+            uint16_t h = it_f32_to_fp16(0.001f + 0.02f * (rnd_f() + 1.0f));
+            memcpy(blk + k_f16[t].off[k], &h, 2);
+        }
+}
 static const char *k_isas[] = {"avx2", "avx512"};
 
 // A weight matrix placed at an awkward offset: fp32 at 28 bytes past a 64-byte boundary (as in a
@@ -42,7 +65,11 @@ static wmat make_weights(int type, int64_t rows, int64_t n_in) {
     m.deq = malloc((size_t)(rows * n_in) * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
         char *row = m.data + (size_t)r * m.row_bytes;
-        if (type == IT_TYPE_Q8_0) {
+        const fmt_traits *tr = fmt_get(type);
+        if (type != IT_TYPE_Q8_0 && tr->block_size > 1) {
+            for (int64_t b = 0; b < n_in / tr->block_size; b++)
+                random_ggml_block(type, (unsigned char *)row + b * tr->block_bytes, tr->block_bytes);
+        } else if (type == IT_TYPE_Q8_0) {
             for (int64_t b = 0; b < n_in / IT_QK8_0; b++) {
                 it_block_q8_0 blk;
                 blk.d = it_f32_to_fp16(0.001f + 0.02f * (rnd_f() + 1.0f));
@@ -124,8 +151,11 @@ static void test_shapes(int type, const char *isa, it_matmul_fn fn) {
     // 40 and 77 reach the packed GEMM paths (with partial token tiles); with n_in = 4096, 20 (and
     // 40 for AVX2) make the tile path split the tokens into chunks.
     static const int64_t nt_list[] = {1, 2, 3, 4, 5, 8, 13, 20, 40, 77};
-    const int64_t *ns = type == IT_TYPE_Q8_0 ? n_q8 : n_float;
-    int n_ns = type == IT_TYPE_Q8_0 ? 6 : 9;
+    static const int64_t n_qk[] = {256, 512, 2048};
+    int bs = fmt_get(type)->block_size;
+    const int64_t *ns = bs == 32 ? n_q8 : bs == 256 ? n_qk : n_float;
+    int n_ns = bs == 32 ? 6 : bs == 256 ? 3 : 9;
+    if (!fn) return;   // no kernel for this ISA: the selector uses the reference
     char name[96];
     for (int a = 0; a < n_ns; a++) {
         int64_t n_in = ns[a];
@@ -277,14 +307,15 @@ static void test_threaded(void) {
     static const int64_t outs[] = {1, 17, 100, 333};
     for (int nth = 2; nth <= 3; nth++) {
         it_pool *pool = it_pool_new(nth);
-        for (int ti = 0; ti < 4; ti++) {
+        for (int ti = 0; ti < N_TYPES; ti++) {
             int type = k_types[ti];
             char name[64];
             snprintf(name, sizeof name, "kern_matmul %s %d threads", fmt_get(type)->name, nth);
             TEST_CASE(name) {
                 CHECK(pool != NULL, "pool");
                 for (int a = 0; a < 4 && pool; a++) {
-                    int64_t n_out = outs[a], n_in = type == IT_TYPE_Q8_0 ? 96 : 172;
+                    int64_t n_out = outs[a], n_in = fmt_get(type)->block_size == 32 ? 96
+                                                 : fmt_get(type)->block_size == 256 ? 512 : 172;
                     wmat w = make_weights(type, n_out, n_in);
                     it_tensor t = {"w", type, 2, {n_in, n_out, 1, 1}, w.data,
                                    (size_t)n_out * w.row_bytes};
@@ -322,28 +353,37 @@ int main(void) {
     printf("cpu: avx2=%d avx512=%d\n", it_cpu_has_avx2(), it_cpu_has_avx512());
     test_fp16_conversions();
     TEST_CASE("kernel lookup") {
-        for (int ti = 0; ti < 4; ti++) CHECK(fmt_kernel(k_types[ti], "ref") != NULL, "ref");
+        for (int ti = 0; ti < N_TYPES; ti++) CHECK(fmt_kernel(k_types[ti], "ref") != NULL, "ref");
         CHECK(fmt_kernel(IT_TYPE_F32, "sse9") == NULL, "unknown isa");
         CHECK(fmt_kernel(12345, "ref") == NULL, "unknown type");
         CHECK((fmt_kernel(IT_TYPE_F16, "avx2") != NULL) == it_cpu_has_avx2(), "avx2");
         CHECK((fmt_kernel(IT_TYPE_F16, "avx512") != NULL) == it_cpu_has_avx512(), "512");
         // The table by hand (ggml's geometry), and the selector: the widest kernel it_cpu_isa() allows.
-        static const struct { int type, block_size, block_bytes; double bpw; const char *name; } geo[4] = {
+        static const struct { int type, block_size, block_bytes; double bpw; const char *name; } geo[] = {
             {IT_TYPE_F32, 1, 4, 32, "f32"}, {IT_TYPE_F16, 1, 2, 16, "f16"}, {IT_TYPE_BF16, 1, 2, 16, "bf16"},
-            {IT_TYPE_Q8_0, 32, 34, 8.5, "q8_0"}};
-        for (int ti = 0; ti < 4; ti++) {
+            {IT_TYPE_Q8_0, 32, 34, 8.5, "q8_0"}, {IT_TYPE_Q4_0, 32, 18, 4.5, "q4_0"},
+            {IT_TYPE_Q4_1, 32, 20, 5, "q4_1"}, {IT_TYPE_Q5_0, 32, 22, 5.5, "q5_0"},
+            {IT_TYPE_Q5_1, 32, 24, 6, "q5_1"}, {IT_TYPE_Q2_K, 256, 84, 2.625, "q2_K"},
+            {IT_TYPE_Q3_K, 256, 110, 3.4375, "q3_K"}, {IT_TYPE_Q4_K, 256, 144, 4.5, "q4_K"},
+            {IT_TYPE_Q5_K, 256, 176, 5.5, "q5_K"}, {IT_TYPE_Q6_K, 256, 210, 6.5625, "q6_K"},
+            {IT_TYPE_Q8_K, 256, 292, 9.125, "q8_K"}};
+        for (int ti = 0; ti < (int)(sizeof geo / sizeof geo[0]); ti++) {
             const fmt_traits *t = fmt_get(geo[ti].type);
             CHECK(t && !strcmp(t->name, geo[ti].name) && t->block_size == geo[ti].block_size &&
                       t->block_bytes == (size_t)geo[ti].block_bytes && t->bits_per_weight == geo[ti].bpw,
                   "%s geometry", geo[ti].name);
             const char *want = it_cpu_isa() == IT_ISA_AVX512 ? "avx512" : it_cpu_isa() == IT_ISA_AVX2 ? "avx2" : "ref";
-            CHECK(t && fmt_matmul(t) == fmt_kernel(geo[ti].type, want), "%s selector picks %s", geo[ti].name, want);
+            it_matmul_fn widest = fmt_kernel(geo[ti].type, want);   // NULL: none for that ISA yet
+            if (!widest && !strcmp(want, "avx512")) widest = fmt_kernel(geo[ti].type, "avx2");
+            if (!widest) widest = fmt_kernel(geo[ti].type, "ref");
+            CHECK(t && fmt_matmul(t) == widest, "%s selector picks %s or the next narrower", geo[ti].name, want);
         }
-        CHECK(fmt_get(-1) == NULL && fmt_get(2) == NULL && fmt_get(64) == NULL && fmt_get(1023) == NULL,
+        CHECK(fmt_get(-1) == NULL && fmt_get(4) == NULL && fmt_get(9) == NULL && fmt_get(16) == NULL &&
+                  fmt_get(64) == NULL && fmt_get(1023) == NULL,
               "ids outside the table");
         it_cpu_force_ref(1);
         CHECK(it_cpu_isa() == IT_ISA_REF, "forced isa");
-        for (int ti = 0; ti < 4; ti++)
+        for (int ti = 0; ti < N_TYPES; ti++)
             CHECK(fmt_matmul(fmt_get(k_types[ti])) == fmt_kernel(k_types[ti], "ref"), "forced ref");
         it_cpu_force_ref(0);
     }
@@ -354,7 +394,7 @@ int main(void) {
             continue;
         }
         test_hand_computed(isa, fmt_kernel(IT_TYPE_F32, isa));
-        for (int ti = 0; ti < 4; ti++) test_shapes(k_types[ti], isa, fmt_kernel(k_types[ti], isa));
+        for (int ti = 0; ti < N_TYPES; ti++) test_shapes(k_types[ti], isa, fmt_kernel(k_types[ti], isa));
         test_all_patterns(IT_TYPE_F16, isa, fmt_kernel(IT_TYPE_F16, isa));
         test_all_patterns(IT_TYPE_BF16, isa, fmt_kernel(IT_TYPE_BF16, isa));
     }

@@ -1,11 +1,13 @@
-// Every tensor type (F16, BF16, Q8_0, F32) and the qwen2 architecture against the independent
+// Every tensor type (F16, BF16, Q8_0, F32, ggml's Q4_0/Q4_1/Q5_0/Q5_1 and k-quants Q2_K..Q8_K) and the qwen2 architecture against the independent
 // PyTorch reference (tests/ref/variants_ref.py -> tests/goldens/variants.gold). Public API only.
 // The models are written at test time by tests/ref/make_variants.py (standard-library Python) into
-// build/variants: stories260K converted to F16 / BF16 / Q8_0, a random qwen2 (NeoX RoPE, q/k/v
+// build/variants: stories260K converted to F16 / BF16 / Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1, a random
+// llama of width 256 with its matrices in the k-quants, a random qwen2 (NeoX RoPE, q/k/v
 // biases, untied output) and a random untied llama in F16. The reference dequantizes the very same
 // weights and runs in float64, so every model must match its logits to 1e-4 max-abs (the float32
 // rounding alone is ~1e-5 on stories260K's logits of magnitude ~17).
 #include "harness.h"
+#include "cli_harness.h"
 #include "golden.h"
 #include "intact.h"
 
@@ -64,14 +66,21 @@ typedef struct variant {
     int neox, bias, tied;
     const char *mat_type, *down_type;   // blk.0.attn_q.weight's and blk.0.ffn_down.weight's type
     int check_decode;
+    const char *out_type;               // output.weight's type when untied (NULL: mat_type)
 } variant;
 
 static const variant VARIANTS[] = {
-    {"stories260K-f16", "llama", 0, 0, 1, "f16", "f16", 1},
-    {"stories260K-bf16", "llama", 0, 0, 1, "bf16", "bf16", 0},
-    {"stories260K-q8_0", "llama", 0, 0, 1, "q8_0", "f16", 0},   // 172-long rows: not whole blocks
-    {"qwen2-tiny", "qwen2", 1, 1, 0, "f32", "f32", 1},
-    {"llama-tiny-untied-f16", "llama", 0, 0, 0, "f16", "f16", 0},
+    {"stories260K-f16", "llama", 0, 0, 1, "f16", "f16", 1, NULL},
+    {"stories260K-bf16", "llama", 0, 0, 1, "bf16", "bf16", 0, NULL},
+    {"stories260K-q8_0", "llama", 0, 0, 1, "q8_0", "f16", 0, NULL},   // 172-long rows: not whole blocks
+    {"qwen2-tiny", "qwen2", 1, 1, 0, "f32", "f32", 1, NULL},
+    {"llama-tiny-untied-f16", "llama", 0, 0, 0, "f16", "f16", 0, NULL},
+    {"stories260K-q4_0", "llama", 0, 0, 1, "q4_0", "f16", 1, NULL},
+    {"stories260K-q4_1", "llama", 0, 0, 1, "q4_1", "f16", 0, NULL},
+    {"stories260K-q5_0", "llama", 0, 0, 1, "q5_0", "f16", 0, NULL},
+    {"stories260K-q5_1", "llama", 0, 0, 1, "q5_1", "f16", 0, NULL},
+    // dim 256 / hidden 512, one k-quant per matrix (make_variants.py's KQ_TYPES; checked below).
+    {"llama-tiny-256-kq", "llama", 0, 0, 0, "q4_K", "q4_K", 1, "q6_K"},
 };
 
 static void check_variant(const variant *v, const golden *g) {
@@ -106,7 +115,9 @@ static void check_variant(const variant *v, const golden *g) {
           tq, te, v->mat_type);
     CHECK(strcmp(td, v->down_type) == 0, "ffn_down %s, want %s", td, v->down_type);
     CHECK(strcmp(tn, "f32") == 0, "attn_norm %s, want f32", tn);
-    if (!v->tied) CHECK(strcmp(tensor_type(m, "output.weight"), v->mat_type) == 0, "output.weight type");
+    if (!v->tied)
+        CHECK(strcmp(tensor_type(m, "output.weight"), v->out_type ? v->out_type : v->mat_type) == 0,
+              "output.weight type %s", tensor_type(m, "output.weight"));
     if (v->bias) CHECK(strcmp(tensor_type(m, "blk.1.attn_k.bias"), "f32") == 0, "attn_k.bias type");
 
     if (info.n_vocab == dims[1]) {
@@ -155,6 +166,68 @@ int main(void) {
             check_variant(&VARIANTS[i], g);
         } while (0);
     }
+
+    TEST_CASE("llama-tiny-256-kq stores its matrices in every k-quant, as make_variants.py wrote them") do {
+        if (!made) { CHECK(0, "skipped: models missing"); break; }
+        static const char *const want[][2] = {
+            {"blk.0.attn_k.weight", "q6_K"}, {"blk.0.attn_v.weight", "q5_K"},
+            {"blk.0.attn_output.weight", "q3_K"}, {"blk.0.ffn_gate.weight", "q2_K"},
+            {"blk.0.ffn_up.weight", "q8_K"}, {"blk.1.attn_k.weight", "q3_K"},
+            {"blk.1.attn_v.weight", "q2_K"}, {"blk.1.attn_output.weight", "q5_K"},
+            {"blk.1.ffn_gate.weight", "q8_K"}, {"blk.1.ffn_down.weight", "q6_K"}};
+        intact_error err = {0};
+        intact_model *m = intact_model_load(DIR "/llama-tiny-256-kq.gguf", NULL, &err);
+        CHECK(m != NULL, "load: %s", err.msg);
+        for (size_t i = 0; m && i < sizeof want / sizeof want[0]; i++)
+            CHECK(strcmp(tensor_type(m, want[i][0]), want[i][1]) == 0, "%s is %s, want %s", want[i][0],
+                  tensor_type(m, want[i][0]), want[i][1]);
+        intact_model_free(m);
+    } while (0);
+
+    // The CLI on ggml-quantized files: info names the types, ppl and kld run (kld against the same
+    // weights in F16: small but nonzero), quantize refuses them unless --allow-requantize.
+    TEST_CASE("CLI: info, ppl, kld --base, quantize on q4_0 and k-quant files") do {
+        if (!made || cli_harness_init() != 0) { CHECK(0, "skipped: models missing or no temp file"); break; }
+        char tok[1024], txt[] = DIR "/ggml-text.txt", out[] = DIR "/requant.gguf";
+        th_shared("models/tok512.bin", tok, sizeof tok);
+        static const char text[] = "Once upon a time, there was a little girl named Lily. She loved to play "
+                                   "outside in the park with her friends. One day she saw a big red ball.\n";
+        CHECK(write_path(txt, text, sizeof text - 1) == 0, "write %s", txt);
+        static const struct { const char *stem, *base, *types; } cases[] = {
+            {"stories260K-q4_0", "stories260K-f16", "tensors      47: 31 q4_0 11 f32 5 f16"},
+            {"llama-tiny-256-kq", "llama-tiny-256-f16",
+             "tensors      21: 4 q4_K 5 f32 4 q6_K 2 q5_K 2 q3_K 2 q2_K 2 q8_K"}};
+        for (int i = 0; i < 2; i++) {
+            const char *st = cases[i].stem, *bs = cases[i].base;
+            result r = run("info -m '" DIR "/%s.gguf'", st);
+            CHECK_OK(r, "info");
+            CHECK(strstr(r.out, cases[i].types) != NULL, "info %s: %s", st, r.out);
+            rfree(&r);
+            r = run("ppl -m '" DIR "/%s.gguf' -z '%s' -f '%s' -c 32 --json", st, tok, txt);
+            CHECK_OK(r, "ppl");
+            double ppl = json_num(r.out, "ppl");
+            CHECK(ppl > 1 && ppl < 1e4, "ppl %s: %s", st, r.out);
+            rfree(&r);
+            r = run("kld -m '" DIR "/%s.gguf' --base '" DIR "/%s.gguf' -z '%s' -f '%s' -c 32 --json", st, bs, tok, txt);
+            CHECK_OK(r, "kld");
+            double kld = json_num(r.out, "kld_mean");
+            CHECK(kld > 0 && kld < 0.5, "kld %s vs %s: %s", st, bs, r.out);
+            printf("  %-18s ppl %.4f, kld vs %s %.5f\n", st, ppl, bs, kld);
+            rfree(&r);
+            remove(out);
+            r = run("quantize -m '" DIR "/%s.gguf' -z '%s' -o '%s' --bits 4 --group 32", st, tok, out);
+            CHECK_ERROR(r, 1, "already quantized", "quantize");
+            CHECK(strstr(r.err, i ? "q4_K" : "q4_0") && strstr(r.err, "--allow-requantize") && access(out, F_OK) != 0,
+                  "quantize %s: %s", st, r.err);
+            rfree(&r);
+            r = run("quantize -m '" DIR "/%s.gguf' -z '%s' -o '%s' --bits 4 --group 32 --allow-requantize", st, tok, out);
+            CHECK_OK(r, "quantize --allow-requantize");
+            CHECK(access(out, F_OK) == 0, "no output from --allow-requantize: %s", r.err);
+            rfree(&r);
+            remove(out);
+        }
+        cli_harness_done();
+    } while (0);
 
     TEST_CASE("Q8_0 tensor with rows that are not whole blocks is rejected") do {
         if (!made) { CHECK(0, "skipped: models missing"); break; }

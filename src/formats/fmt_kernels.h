@@ -2,7 +2,7 @@
 // format and ISA, all following the it_matmul_fn contract of formats.h. The SIMD ones must only be
 // called when the CPU (and OS) supports their ISA; fmt_matmul()/fmt_kernel() check that.
 //
-// Files: matmul_ref.c (scalar f32/f16/bf16/q8_0), matmul_avx2.c, matmul_avx512.c (their SIMD
+// Files: matmul_ref.c (scalar f32/f16/bf16/q8_0), ggml_ref.c (scalar q4_0 ... q8_K), ggml_avx2.c (q4_0, q4_K), matmul_avx2.c, matmul_avx512.c (their SIMD
 // twins), qmatmul_ref.c (scalar, our integer formats), qmatmul_avx2.c, qmatmul_avx512.c.
 #ifndef IT_FORMATS_FMT_KERNELS_H
 #define IT_FORMATS_FMT_KERNELS_H
@@ -40,6 +40,25 @@ FMT_DECLARE_MATMUL(fmt_matmul_f32_avx512);
 FMT_DECLARE_MATMUL(fmt_matmul_f16_avx512);
 FMT_DECLARE_MATMUL(fmt_matmul_bf16_avx512);
 FMT_DECLARE_MATMUL(fmt_matmul_q8_0_avx512);
+
+// ---- ggml's other block formats (ggml_ref.c): scalar, dequantize a block and dot in double ----
+#define FMT_DECLARE_GGML(T)                                                                      \
+    void fmt_to_float_##T(const void *src, float *dst, int64_t n);                              \
+    FMT_DECLARE_MATMUL(fmt_matmul_##T##_ref);
+FMT_DECLARE_GGML(q4_0)
+FMT_DECLARE_GGML(q4_1)
+FMT_DECLARE_GGML(q5_0)
+FMT_DECLARE_GGML(q5_1)
+FMT_DECLARE_GGML(q2_K)
+FMT_DECLARE_GGML(q3_K)
+FMT_DECLARE_GGML(q4_K)
+FMT_DECLARE_GGML(q5_K)
+FMT_DECLARE_GGML(q6_K)
+FMT_DECLARE_GGML(q8_K)
+#undef FMT_DECLARE_GGML
+// AVX2 + FMA twins (ggml_avx2.c); the other types use the reference on every ISA for now.
+FMT_DECLARE_MATMUL(fmt_matmul_q4_0_avx2);
+FMT_DECLARE_MATMUL(fmt_matmul_q4_K_avx2);
 
 // ---- our group-wise integer formats (qformat.h) ----
 // The double-accumulating scalar kernel for any spec: y = sum over groups of d * sum (q_i - z) x_i.

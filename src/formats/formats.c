@@ -41,6 +41,19 @@ static const fmt_traits g_formats[FMT_SLOTS] = {
     [IT_TYPE_Q8_0] = {"q8_0", IT_QK8_0, sizeof(it_block_q8_0), FMT_BPW(IT_QK8_0, sizeof(it_block_q8_0)),
                       fmt_to_float_q8_0,
                       FMT_KERNELS(fmt_matmul_q8_0_ref, fmt_matmul_q8_0_avx2, fmt_matmul_q8_0_avx512)},
+#define FMT_GGML_ENTRY(ID, T, QK, AVX2)                                                          \
+    [ID] = {#T, QK, sizeof(it_block_##T), FMT_BPW(QK, sizeof(it_block_##T)), fmt_to_float_##T,   \
+            FMT_KERNELS(fmt_matmul_##T##_ref, AVX2, NULL)},
+    FMT_GGML_ENTRY(IT_TYPE_Q4_0, q4_0, 32, fmt_matmul_q4_0_avx2)
+    FMT_GGML_ENTRY(IT_TYPE_Q4_1, q4_1, 32, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q5_0, q5_0, 32, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q5_1, q5_1, 32, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q2_K, q2_K, IT_QK_K, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q3_K, q3_K, IT_QK_K, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q4_K, q4_K, IT_QK_K, fmt_matmul_q4_K_avx2)
+    FMT_GGML_ENTRY(IT_TYPE_Q5_K, q5_K, IT_QK_K, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q6_K, q6_K, IT_QK_K, NULL)
+    FMT_GGML_ENTRY(IT_TYPE_Q8_K, q8_K, IT_QK_K, NULL)
     QF_FOR_EACH_FORMAT(FMT_QF_ENTRY)
 };
 _Static_assert(FMT_SLOT(IT_QTYPE(8, 2, 1)) < FMT_SLOTS, "every integer format has a slot");

@@ -287,7 +287,7 @@ static int gguf_read_tensor(gguf_rd *r, gguf_tensor_info *t, uint64_t *offset) {
     const fmt_traits *tr = fmt_get((int)t->type);
     if (!tr && fmt_ggml_name(t->type))
         return gguf_fail(r, INTACT_E_UNSUPPORTED, "tensor '%s' has unknown type %u: ggml %s is not "
-                         "supported (f32, f16, bf16, q8_0 are)", gguf_printable(t->name, nm, sizeof nm),
+                         "supported (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K ... q8_K are)", gguf_printable(t->name, nm, sizeof nm),
                          t->type, fmt_ggml_name(t->type));
     if (!tr)
         return gguf_fail(r, INTACT_E_UNSUPPORTED, "tensor '%s' has unknown type %u",

@@ -13,6 +13,11 @@ Files written to --out:
       32-weight Q8_0 block, which the engine (like ggml) requires of quantized rows.
   qwen2-tiny.gguf            random qwen2 (NeoX RoPE, q/k/v biases, untied output), all F32
   llama-tiny-untied-f16.gguf random llama (untied output.weight), matrices F16
+  stories260K-{q4_0,q4_1,q5_0,q5_1}.gguf
+                             the same in ggml's 32-blocks (ffn_down F16, as for q8_0)
+  llama-tiny-256-kq.gguf     random llama, dim 256, hidden 512, 2 layers, GQA 4/2, vocab 512 (tok512),
+                             untied; matrices in the k-quants Q2_K..Q8_K (KQ_TYPES), norms F32
+  llama-tiny-256-f16.gguf    the same weights in F16 (the CLI test's `kld --base`)
   bad-q8_0-shape.gguf        stories260K-q8_0 but ffn_down claimed Q8_0 with 172-long rows
                              (6 blocks/row of data): the loader must reject it
 
@@ -28,7 +33,8 @@ import os
 import random
 import struct
 
-F32, F16, Q8_0, BF16 = 0, 1, 8, 30
+F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16 = 0, 1, 2, 3, 6, 7, 8, 30
+Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K = 10, 11, 12, 13, 14, 15
 KV_U32, KV_F32, KV_STR = 4, 6, 8
 ALIGN = 32
 
@@ -59,7 +65,203 @@ def enc_q8_0(w):
     return bytes(out)
 
 
-ENCODE = {F32: enc_f32, F16: enc_f16, BF16: enc_bf16, Q8_0: enc_q8_0}
+# ---- ggml's other block formats. Plain round-to-nearest quantizers (not ggml's error-minimizing
+# searches: any valid encoding serves, since the reference dequantizes the very bytes written).
+# Every scale is rounded to f16 first and the codes are computed against the rounded value.
+def f16r(v):
+    return struct.unpack("<e", struct.pack("<e", v))[0]
+
+
+def rnd(v, lo, hi):
+    return max(lo, min(hi, int(math.floor(v + 0.5))))
+
+
+def codes(blk, scale, lo, hi, offset=0.0):
+    """round((x + offset) / scale) clamped to [lo, hi]; all lo when the scale is 0."""
+    return [rnd((x + offset) / scale, lo, hi) if scale else max(lo, min(hi, 0)) for x in blk]
+
+
+def nibbles(q):
+    """32 codes -> 16 bytes: q[j] in the low nibble, q[j + 16] in the high one."""
+    return bytes((q[j] & 15) | (q[j + 16] & 15) << 4 for j in range(16))
+
+
+def fifth_bits(q):
+    return struct.pack("<I", sum(((v >> 4) & 1) << i for i, v in enumerate(q)))
+
+
+def enc_q4_0(w):   # d (f16); qs[16]: x = d * (q - 8)
+    out = bytearray()
+    for i in range(0, len(w), 32):
+        blk = w[i:i + 32]
+        d = f16r(max(abs(x) for x in blk) / 7.0)
+        out += struct.pack("<e", d) + nibbles([c + 8 for c in codes(blk, d, -8, 7)])
+    return bytes(out)
+
+
+def enc_q4_1(w):   # d, m (f16); qs[16]: x = d * q + m
+    out = bytearray()
+    for i in range(0, len(w), 32):
+        blk = w[i:i + 32]
+        m = f16r(min(blk))
+        d = f16r((max(blk) - m) / 15.0)
+        out += struct.pack("<ee", d, m) + nibbles(codes(blk, d, 0, 15, -m))
+    return bytes(out)
+
+
+def enc_q5_0(w):   # d; qh (32 fifth bits, u32 LE); qs[16]: x = d * (q - 16)
+    out = bytearray()
+    for i in range(0, len(w), 32):
+        blk = w[i:i + 32]
+        d = f16r(max(abs(x) for x in blk) / 15.0)
+        q = [c + 16 for c in codes(blk, d, -16, 15)]
+        out += struct.pack("<e", d) + fifth_bits(q) + nibbles(q)
+    return bytes(out)
+
+
+def enc_q5_1(w):   # d, m; qh; qs[16]: x = d * q + m
+    out = bytearray()
+    for i in range(0, len(w), 32):
+        blk = w[i:i + 32]
+        m = f16r(min(blk))
+        d = f16r((max(blk) - m) / 31.0)
+        q = codes(blk, d, 0, 31, -m)
+        out += struct.pack("<ee", d, m) + fifth_bits(q) + nibbles(q)
+    return bytes(out)
+
+
+def sub_affine(blk, n_sub, qmax):
+    """Per sub-block (scale, min >= 0) with x ~ scale * q - min, q in [0, qmax]."""
+    size = len(blk) // n_sub
+    out = []
+    for s in range(n_sub):
+        sb = blk[s * size:(s + 1) * size]
+        mn = min(0.0, min(sb))
+        out.append(((max(sb) - mn) / qmax, -mn))
+    return out
+
+
+def super_scales(vals, top):
+    """Super-block scale for non-negative sub-scales coded in [0, top]: (d, codes)."""
+    d = f16r(max(vals) / top)
+    return d, [rnd(v / d, 0, top) if d else 0 for v in vals]
+
+
+def enc_q2_K(w):   # scales[16] (lo scale, hi min, 4 bits each); qs[64] (2 bits); d; dmin
+    out = bytearray()
+    for i in range(0, len(w), 256):
+        blk = w[i:i + 256]
+        sm = sub_affine(blk, 16, 3)
+        d, sc = super_scales([a for a, _ in sm], 15)
+        dmin, mc = super_scales([b for _, b in sm], 15)
+        q = []
+        for s in range(16):
+            q += codes(blk[16 * s:16 * s + 16], d * sc[s], 0, 3, dmin * mc[s])
+        qs = bytearray(64)
+        for n in range(2):
+            for j in range(4):
+                for l in range(32):
+                    qs[32 * n + l] |= q[128 * n + 32 * j + l] << (2 * j)
+        out += bytes(sc[s] | mc[s] << 4 for s in range(16)) + qs + struct.pack("<ee", d, dmin)
+    return bytes(out)
+
+
+def enc_q3_K(w):   # hmask[32]; qs[64]; scales[12] (16 x 6 bits, +32); d.  x = d*(sc-32)*q, q in [-4, 3]
+    out = bytearray()
+    for i in range(0, len(w), 256):
+        blk = w[i:i + 256]
+        sub = [max(blk[16 * s:16 * s + 16], key=abs) / -4.0 for s in range(16)]   # signed scales
+        d = f16r(max(abs(v) for v in sub) / 31.0)
+        sc = [rnd(v / d, -32, 31) if d else 0 for v in sub]
+        q = []
+        for s in range(16):
+            q += codes(blk[16 * s:16 * s + 16], d * sc[s], -4, 3)
+        hmask, qs = bytearray(32), bytearray(64)
+        for n in range(2):
+            for j in range(4):
+                for l in range(32):
+                    u = q[128 * n + 32 * j + l] + 4          # 0..7: bit 2 -> hmask, 2 low bits -> qs
+                    qs[32 * n + l] |= (u & 3) << (2 * j)
+                    hmask[l] |= (u >> 2) << (4 * n + j)
+        u6 = [v + 32 for v in sc]
+        scales = bytearray(12)
+        for s in range(16):
+            scales[s % 8] |= (u6[s] & 15) << (4 * (s // 8))
+            scales[8 + s % 4] |= (u6[s] >> 4) << (2 * (s // 4))
+        out += hmask + qs + scales + struct.pack("<e", d)
+    return bytes(out)
+
+
+def pack_k4_scales(sc, mc):
+    """8 scales + 8 mins of 6 bits into 12 bytes (Q4_K / Q5_K)."""
+    b = bytearray(12)
+    for s in range(8):
+        if s < 4:
+            b[s] |= sc[s]
+            b[s + 4] |= mc[s]
+        else:
+            b[s + 4] |= (sc[s] & 15) | (mc[s] & 15) << 4
+            b[s - 4] |= (sc[s] >> 4) << 6
+            b[s] |= (mc[s] >> 4) << 6
+    return bytes(b)
+
+
+def enc_k45(w, five):   # d, dmin; scales[12]; [qh[32]]; qs[128]: x = d*sc*q - dmin*m per 32
+    qmax = 31 if five else 15
+    out = bytearray()
+    for i in range(0, len(w), 256):
+        blk = w[i:i + 256]
+        sm = sub_affine(blk, 8, qmax)
+        d, sc = super_scales([a for a, _ in sm], 63)
+        dmin, mc = super_scales([b for _, b in sm], 63)
+        q = []
+        for s in range(8):
+            q += codes(blk[32 * s:32 * s + 32], d * sc[s], 0, qmax, dmin * mc[s])
+        qs, qh = bytearray(128), bytearray(32)
+        for s in range(8):
+            for l in range(32):
+                v = q[32 * s + l]
+                qs[32 * (s // 2) + l] |= (v & 15) << (4 * (s % 2))
+                qh[l] |= (v >> 4) << s
+        out += struct.pack("<ee", d, dmin) + pack_k4_scales(sc, mc) + (qh if five else b"") + qs
+    return bytes(out)
+
+
+def enc_q6_K(w):   # ql[128]; qh[64]; scales[16] (int8); d.  x = d*sc*q, q in [-32, 31]
+    out = bytearray()
+    for i in range(0, len(w), 256):
+        blk = w[i:i + 256]
+        sub = [max(blk[16 * s:16 * s + 16], key=abs) / -32.0 for s in range(16)]
+        d = f16r(max(abs(v) for v in sub) / 127.0)
+        sc = [rnd(v / d, -128, 127) if d else 0 for v in sub]
+        q = []
+        for s in range(16):
+            q += codes(blk[16 * s:16 * s + 16], d * sc[s], -32, 31)
+        ql, qh = bytearray(128), bytearray(64)
+        for n in range(2):
+            for k in range(4):
+                for l in range(32):
+                    u = q[128 * n + 32 * k + l] + 32
+                    ql[64 * n + l + 32 * (k & 1)] |= (u & 15) << (4 * (k // 2))
+                    qh[32 * n + l] |= (u >> 4) << (2 * k)
+        out += ql + qh + struct.pack("<16b", *sc) + struct.pack("<e", d)
+    return bytes(out)
+
+
+def enc_q8_K(w):   # d (f32!); qs[256]; bsums[16]
+    out = bytearray()
+    for i in range(0, len(w), 256):
+        blk = w[i:i + 256]
+        d = struct.unpack("<f", struct.pack("<f", max(abs(x) for x in blk) / 127.0))[0]
+        q = codes(blk, d, -127, 127)
+        out += struct.pack("<f256b16h", d, *q, *(sum(q[16 * s:16 * s + 16]) for s in range(16)))
+    return bytes(out)
+
+
+ENCODE = {F32: enc_f32, F16: enc_f16, BF16: enc_bf16, Q8_0: enc_q8_0, Q4_0: enc_q4_0, Q4_1: enc_q4_1,
+          Q5_0: enc_q5_0, Q5_1: enc_q5_1, Q2_K: enc_q2_K, Q3_K: enc_q3_K,
+          Q4_K: lambda w: enc_k45(w, False), Q5_K: lambda w: enc_k45(w, True), Q6_K: enc_q6_K,
+          Q8_K: enc_q8_K}
 
 
 # ------------------------------------------------------------------ GGUF v3 writer
@@ -172,6 +374,18 @@ def random_model(seed, arch, dim, hidden, L, nh, nkv, vocab, ctx, base, eps):
     return hparams(arch, dim, hidden, L, nh, nkv, ctx, base, eps), w
 
 
+# llama-tiny-256-kq: which k-quant each matrix is stored in (each type used at least twice).
+KQ_TYPES = {"token_embd": Q4_K, "output": Q6_K,
+            "blk.0.attn_q": Q4_K, "blk.0.attn_k": Q6_K, "blk.0.attn_v": Q5_K, "blk.0.attn_output": Q3_K,
+            "blk.0.ffn_gate": Q2_K, "blk.0.ffn_up": Q8_K, "blk.0.ffn_down": Q4_K,
+            "blk.1.attn_q": Q6_K, "blk.1.attn_k": Q3_K, "blk.1.attn_v": Q2_K, "blk.1.attn_output": Q5_K,
+            "blk.1.ffn_gate": Q8_K, "blk.1.ffn_up": Q4_K, "blk.1.ffn_down": Q6_K}
+
+
+def kq_type(name):
+    return KQ_TYPES[name[:-len(".weight")]]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", default="../shared")
@@ -197,11 +411,18 @@ def main():
             t, blob = Q8_0, b"".join(enc_q8_0(r) for r in rows)
         bad.append((name, ne, t, blob))
     write_gguf(out("bad-q8_0-shape.gguf"), kvs, bad)
+    for name, t in (("q4_0", Q4_0), ("q4_1", Q4_1), ("q5_0", Q5_0), ("q5_1", Q5_1)):
+        write_gguf(out(f"stories260K-{name}.gguf"), kvs,
+                   model_tensors(w, t, lambda n, t=t: F16 if n.endswith("ffn_down.weight") else t))
 
     kvs, w = random_model(1234, "qwen2", 64, 160, 2, 4, 2, 300, 128, 1e6, 1e-6)
     write_gguf(out("qwen2-tiny.gguf"), kvs, model_tensors(w, F32))
     kvs, w = random_model(5678, "llama", 64, 128, 2, 8, 8, 300, 128, 500000.0, 1e-5)
     write_gguf(out("llama-tiny-untied-f16.gguf"), kvs, model_tensors(w, F16))
+    # k-quants need rows of 256: a random llama with widths 256 / 512, every k-quant type in use.
+    kvs, w = random_model(4242, "llama", 256, 512, 2, 4, 2, 512, 128, 10000.0, 1e-5)
+    write_gguf(out("llama-tiny-256-kq.gguf"), kvs, model_tensors(w, None, kq_type))
+    write_gguf(out("llama-tiny-256-f16.gguf"), kvs, model_tensors(w, F16))   # kld base for the above
 
 
 if __name__ == "__main__":

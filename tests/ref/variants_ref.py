@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 MODELS = ["stories260K-f16", "stories260K-bf16", "stories260K-q8_0", "qwen2-tiny",
-          "llama-tiny-untied-f16"]
+          "llama-tiny-untied-f16", "stories260K-q4_0", "stories260K-q4_1", "stories260K-q5_0",
+          "stories260K-q5_1", "llama-tiny-256-kq"]
 TOKENS = [1, 37, 201, 5, 299, 88, 150, 42, 7, 260, 111, 64]
 
 
@@ -86,9 +87,122 @@ class Reader:
         elif typ == 8:
             blk = np.frombuffer(self.buf, np.dtype([("d", "<f2"), ("q", "i1", 32)]), n // 32, off)
             w = (blk["d"].astype(np.float64)[:, None] * blk["q"].astype(np.float64)).reshape(-1)
+        elif typ in GGML:
+            dt, qk, fn = GGML[typ]
+            w = fn(np.frombuffer(self.buf, np.dtype(dt), n // qk, off)).reshape(-1)
         else:
             raise ValueError(f"tensor type {typ} not handled")
         return torch.from_numpy(w.reshape(list(reversed(ne))).copy())   # (n_out, n_in)
+
+
+# ------------------------------------------------------------------ ggml block formats
+# numpy dequantizers, one per type, from ggml's block layouts (fields in file order). Each takes the
+# structured array of blocks and returns float64 (n_blocks, block size). ggml computes in float32
+# (d * scale first, then * q, minus dmin * min); the small difference is far below the tolerance.
+def _f(a):
+    return a.astype(np.float64)
+
+
+def _nib(qs):   # (nb, 16) bytes -> (nb, 32): low nibbles are weights 0..15, high ones 16..31
+    return np.concatenate([qs & 15, qs >> 4], axis=1).astype(np.int64)
+
+
+def _bits32(qh):   # (nb, 4) bytes, little-endian u32 -> (nb, 32) bits
+    return np.unpackbits(qh, axis=1, bitorder="little").astype(np.int64)
+
+
+def dq_q4_0(b):
+    return _f(b["d"])[:, None] * (_nib(b["qs"]) - 8)
+
+
+def dq_q4_1(b):
+    return _f(b["d"])[:, None] * _nib(b["qs"]) + _f(b["m"])[:, None]
+
+
+def dq_q5_0(b):
+    return _f(b["d"])[:, None] * ((_nib(b["qs"]) | _bits32(b["qh"]) << 4) - 16)
+
+
+def dq_q5_1(b):
+    return _f(b["d"])[:, None] * (_nib(b["qs"]) | _bits32(b["qh"]) << 4) + _f(b["m"])[:, None]
+
+
+def _crumbs(qs):   # (nb, 64) bytes -> (nb, 256): weight 128n + 32j + l = bits 2j of qs[32n + l]
+    q = qs.reshape(-1, 2, 1, 32).astype(np.int64) >> (2 * np.arange(4))[None, None, :, None]
+    return (q & 3).reshape(-1, 256)
+
+
+def dq_q2_K(b):
+    sc = b["scales"].astype(np.int64)                              # (nb, 16): sub-blocks of 16
+    scale = _f(b["d"])[:, None] * (sc & 15)
+    mn = _f(b["dmin"])[:, None] * (sc >> 4)
+    q = _crumbs(b["qs"]).reshape(-1, 16, 16)
+    return (scale[:, :, None] * q - mn[:, :, None]).reshape(-1, 256)
+
+
+def dq_q3_K(b):
+    s = b["scales"].astype(np.int64)                               # (nb, 12)
+    lo = np.concatenate([s[:, :8] & 15, s[:, :8] >> 4], axis=1)    # scale i: nibble of byte i % 8
+    hi = np.concatenate([(s[:, 8:12] >> (2 * k)) & 3 for k in range(4)], axis=1)  # byte 8 + i % 4
+    sc = (lo | hi << 4) - 32
+    hbits = np.unpackbits(b["hmask"], axis=1, bitorder="little").reshape(-1, 32, 8)  # [l, bit]
+    h = hbits.transpose(0, 2, 1).reshape(-1, 256).astype(np.int64)  # bit 4n + j -> weights 128n+32j..
+    q = _crumbs(b["qs"]) - 4 * (1 - h)
+    return (_f(b["d"])[:, None, None] * sc[:, :, None] * q.reshape(-1, 16, 16)).reshape(-1, 256)
+
+
+def _k4_scales(s):   # (nb, 12) -> scales (nb, 8), mins (nb, 8)
+    s = s.astype(np.int64)
+    sc = np.concatenate([s[:, 0:4] & 63, (s[:, 8:12] & 15) | (s[:, 0:4] >> 6) << 4], axis=1)
+    mn = np.concatenate([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | (s[:, 4:8] >> 6) << 4], axis=1)
+    return sc, mn
+
+
+def _k45(b, qh):
+    sc, mn = _k4_scales(b["scales"])
+    qs = b["qs"].reshape(-1, 4, 32).astype(np.int64)               # 4 chunks of 32 bytes
+    q = np.stack([qs & 15, qs >> 4], axis=2).reshape(-1, 8, 32)    # sub-block 2c lo, 2c + 1 hi
+    if qh is not None:
+        q = q | (np.unpackbits(qh, axis=1, bitorder="little").reshape(-1, 32, 8)
+                 .transpose(0, 2, 1).astype(np.int64) << 4)        # bit s of qh[l]
+    y = _f(b["d"])[:, None, None] * sc[:, :, None] * q - _f(b["dmin"])[:, None, None] * mn[:, :, None]
+    return y.reshape(-1, 256)
+
+
+def dq_q4_K(b):
+    return _k45(b, None)
+
+
+def dq_q5_K(b):
+    return _k45(b, b["qh"])
+
+
+def dq_q6_K(b):
+    ql = b["ql"].reshape(-1, 2, 2, 32).astype(np.int64)            # [n, half, l]
+    low = np.stack([ql[:, :, 0] & 15, ql[:, :, 1] & 15, ql[:, :, 0] >> 4, ql[:, :, 1] >> 4], axis=2)
+    qh = b["qh"].reshape(-1, 2, 1, 32).astype(np.int64)
+    high = (qh >> (2 * np.arange(4))[None, None, :, None]) & 3     # [n, k, l]
+    q = ((low | high << 4) - 32).reshape(-1, 16, 16)
+    return (_f(b["d"])[:, None, None] * b["scales"].astype(np.float64)[:, :, None] * q).reshape(-1, 256)
+
+
+def dq_q8_K(b):
+    return _f(b["d"])[:, None] * b["qs"].astype(np.float64)
+
+
+GGML = {  # id: (block dtype, weights per block, dequantizer)
+    2: ([("d", "<f2"), ("qs", "u1", 16)], 32, dq_q4_0),
+    3: ([("d", "<f2"), ("m", "<f2"), ("qs", "u1", 16)], 32, dq_q4_1),
+    6: ([("d", "<f2"), ("qh", "u1", 4), ("qs", "u1", 16)], 32, dq_q5_0),
+    7: ([("d", "<f2"), ("m", "<f2"), ("qh", "u1", 4), ("qs", "u1", 16)], 32, dq_q5_1),
+    10: ([("scales", "u1", 16), ("qs", "u1", 64), ("d", "<f2"), ("dmin", "<f2")], 256, dq_q2_K),
+    11: ([("hmask", "u1", 32), ("qs", "u1", 64), ("scales", "u1", 12), ("d", "<f2")], 256, dq_q3_K),
+    12: ([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12), ("qs", "u1", 128)], 256, dq_q4_K),
+    13: ([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12), ("qh", "u1", 32), ("qs", "u1", 128)], 256,
+         dq_q5_K),
+    14: ([("ql", "u1", 128), ("qh", "u1", 64), ("scales", "i1", 16), ("d", "<f2")], 256, dq_q6_K),
+    15: ([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)], 256, dq_q8_K),
+}
 
 
 # ------------------------------------------------------------------ forward (float64)
