@@ -30,7 +30,10 @@ BIN      := $(BUILD)/intact
 SHARED ?= ../shared
 export INTACT_SHARED := $(abspath $(SHARED))
 # stories260K.bin and tok512.bin ship in models/ (tests find them there, so a fresh clone runs them).
-export INTACT_MODELS := $(abspath models)
+# stories260K.bin and tok512.bin (the demo, most tests, the install test) come from the shared
+# directory like every other model: weights are not kept in the repository.
+export INTACT_MODELS := $(INTACT_SHARED)/models
+NEED_SHARED = @test -r $(INTACT_MODELS)/stories260K.bin || { echo "needs the shared test data: make $@ SHARED=DIR (DIR/models/stories260K.bin is missing; default ../shared)"; exit 2; }
 
 # Installation (`make install PREFIX=... DESTDIR=...`): the CLI, libintact.a, the versioned shared
 # library, the header, a pkg-config file and the man page.
@@ -135,11 +138,13 @@ test-bins: $(TESTS) $(BIN)
 # compile every object a second time (position-independent) under ASan, which CI's budget cannot pay.
 INSTALL_TEST := $(if $(filter 1,$(SANITIZE)),,tests/test_install.sh)
 check: test-bins $(if $(INSTALL_TEST),lib)
+	$(NEED_SHARED)
 	@python3 scripts/include_graph.py --check
 	@INTACT_BIN=$(abspath $(BIN)) INTACT_SANFLAGS="$(SANFLAGS)" sh tests/run.sh $(TESTS) $(INSTALL_TEST)
 
 demo: $(BIN)
-	./$(BIN) run -m models/stories260K.bin -z models/tok512.bin \
+	$(NEED_SHARED)
+	./$(BIN) run -m $(INTACT_MODELS)/stories260K.bin -z $(INTACT_MODELS)/tok512.bin \
 	    -p "Once upon a time" -n 200 --temp 0
 
 bench: $(BIN)

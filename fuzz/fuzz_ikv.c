@@ -1,6 +1,6 @@
 // libFuzzer target for the IntactKV prefix format (.ikv, src/ikv/prefix.c), parsed with
 // ikv_prefix_parse against a small real model (stories260K.bin + tok512.bin from $INTACT_MODELS,
-// default models/, loaded once). Byte 0 picks what the rest is:
+// default ../shared/models, loaded once). Byte 0 picks what the rest is:
 //   0: a raw .ikv image (magic, version, model shape, fingerprint, size and checksum gates);
 //   1: an image whose header is repaired to match the model (version, shape, fingerprint), resized
 //      to the exact size its token count (1..256) and dtype imply (input bytes repeated), and
@@ -30,7 +30,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     char mp[1024], tp[1024];
     const char *root = getenv("INTACT_MODELS");
-    root = root && *root ? root : "models";
+    root = root && *root ? root : "../shared/models";
     snprintf(mp, sizeof mp, "%s/stories260K.bin", root);
     snprintf(tp, sizeof tp, "%s/tok512.bin", root);
     intact_error e = {0, ""};

@@ -1,7 +1,7 @@
 // libFuzzer target for the tokenizers. The first byte picks what the rest is:
 //   0: a llama2.c tokenizer.bin image (parsed with tok_parse_llama2c; if it loads, encode and decode
 //      with the hostile vocabulary);
-//   1: text for the real tok512.bin vocabulary ($INTACT_MODELS or models/): decode(encode(x)) == x;
+//   1: text for the real tok512.bin vocabulary ($INTACT_MODELS or ../shared/models): decode(encode(x)) == x;
 //   2: text for a small hand-built GPT-2 vocabulary, under each pre-tokenizer: same round trip;
 //   3: a tokenizer description turned into a structurally valid GGUF (pieces, types, merges, ids)
 //      and loaded with tok_load_gguf, so the loader sees hostile vocabularies, not just bad headers.
@@ -10,7 +10,7 @@
 //     SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/libintact.a
 //   clang -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
 //     fuzz/fuzz_tokenizer.c build-fuzz/libintact.a -lm -pthread -o build-fuzz/fuzz_tokenizer
-//   INTACT_MODELS=models ./build-fuzz/fuzz_tokenizer -max_total_time=60 -max_len=8192
+//   INTACT_MODELS=../shared/models ./build-fuzz/fuzz_tokenizer -max_total_time=60 -max_len=8192
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     char path[1024];
     const char *root = getenv("INTACT_MODELS");
-    snprintf(path, sizeof path, "%s/tok512.bin", root && *root ? root : "models");
+    snprintf(path, sizeof path, "%s/tok512.bin", root && *root ? root : "../shared/models");
     intact_error e;
     g_spm = tok_load_llama2c(path, 512, &e);
     if (!g_spm) fprintf(stderr, "fuzz_tokenizer: %s (mode 1 disabled)\n", e.msg);

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-10}
 SHARED=${INTACT_SHARED:-../shared}
 export INTACT_SHARED=$SHARED
-export INTACT_MODELS=${INTACT_MODELS:-$PWD/models}
+export INTACT_MODELS=${INTACT_MODELS:-$SHARED/models}
 JOBS=${FUZZ_JOBS:-1}
 FB=${FUZZ_BUILD:-build-fuzz}
 NPROC=$(nproc 2>/dev/null || echo 2)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Seed corpora for the fuzz targets, generated from the test models (nothing committed).
 
-  fuzz_seeds.py --shared ../shared --models models --out build-fuzz/seeds
+  fuzz_seeds.py --shared ../shared --models ../shared/models --out build-fuzz/seeds
 
-stories260K.bin and tok512.bin come from the repo's models/; the seeds cut from stories260K.gguf and
+stories260K.bin and tok512.bin come from --models (the shared models/); the seeds cut from stories260K.gguf and
 eval-en.txt need the shared directory and are left out, with a note on stderr, when it is absent
 (the targets still have their synthetic seeds).
 """
@@ -111,7 +111,7 @@ def args_seeds(put):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default="../shared")
-    ap.add_argument("--models", default="models", help="the repo's models/ (stories260K.bin, tok512.bin)")
+    ap.add_argument("--models", default="../shared/models", help="directory of stories260K.bin and tok512.bin")
     ap.add_argument("--out", default="build-fuzz/seeds")
     ap.add_argument("--intact", default="", help="an intact binary, to build a real .ikv seed")
     a = ap.parse_args()

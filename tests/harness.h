@@ -1,7 +1,7 @@
 // Minimal test harness: each tests/test_*.c is its own program. CHECK records a failure and goes on;
 // the program ends with "<file>: N passed, N failed" and exits non-zero on any failure.
-// Tests find stories260K.bin and tok512.bin in the repo's models/ ($INTACT_MODELS, default models)
-// and everything else in the shared directory ($INTACT_SHARED, default ../shared). A test that needs
+// Tests find their models and texts in the shared directory ($INTACT_SHARED, default ../shared;
+// stories260K.bin and tok512.bin through $INTACT_MODELS, which the Makefile sets to its models/). A test that needs
 // a shared file which is absent is skipped, not failed: SKIP_UNLESS(path) inside a case skips that
 // case, th_skip_program() the whole program; both print the reason, and tests/run.sh counts skips.
 #ifndef IT_TESTS_HARNESS_H
@@ -34,12 +34,15 @@ static const char *th_case = "";
     "%.9g vs %.9g (tol %g)", (double)(a), (double)(b), (double)(tol))
 
 // The path of a test file named by its place in the shared directory ("models/english-1m.bin"); the
-// two models the repo ships (models/stories260K.bin, models/tok512.bin) resolve to the repo's copy.
+// two small models every test uses (models/stories260K.bin, models/tok512.bin) resolve through
+// $INTACT_MODELS when it is set.
 static inline const char *th_shared(const char *rel, char *buf, size_t cap) {
     if (!strcmp(rel, "models/stories260K.bin") || !strcmp(rel, "models/tok512.bin")) {
         const char *models = getenv("INTACT_MODELS");
-        snprintf(buf, cap, "%s/%s", models && *models ? models : "models", rel + strlen("models/"));
-        return buf;
+        if (models && *models) {
+            snprintf(buf, cap, "%s/%s", models, rel + strlen("models/"));
+            return buf;
+        }
     }
     const char *root = getenv("INTACT_SHARED");
     snprintf(buf, cap, "%s/%s", root && *root ? root : "../shared", rel);

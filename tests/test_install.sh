@@ -22,7 +22,7 @@ fi
 tmp=$(mktemp -d /tmp/intact_test_install_XXXXXX) || { echo "$name: 0 passed, 1 failed"; exit 1; }
 root=$tmp/root; prefix=/usr/local; lib=$root$prefix/lib
 CC=${CC:-cc}
-models=${INTACT_MODELS:-models}
+models=${INTACT_MODELS:-../shared/models}
 version=$(sed -n 's/^#define INTACT_VERSION "\(.*\)"/\1/p' include/intact.h)
 
 # The same make variables as the calling `make check` (MAKEFLAGS carries SANITIZE=..., CC=...).
