@@ -46,10 +46,10 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
 
     embed(m, tokens, n, x);
     observe(c, 0, "embd", x, n, dim);
-    kern_rope_table(c->rope_cs, c->pos, n, c->rope_theta, hp->head_dim / 2, hp->rope_scale);
+    kern_rope_table(c->pos, n, c->rope_theta, hp->head_dim / 2, hp->rope_scale, c->rope_cs);
     for (int l = 0; l < hp->n_layers; l++) {
         const it_layer *ly = &m->layers[l];
-        kern_rmsnorm(xb, x, ly->attn_norm, n, dim, hp->norm_eps);
+        kern_rmsnorm(x, ly->attn_norm, n, dim, hp->norm_eps, xb);
         observe(c, l, "attn_norm", xb, n, dim);
         const it_tensor *wqkv[3] = {&ly->wq, &ly->wk, &ly->wv};
         float *yqkv[3] = {q, k, v};
@@ -77,7 +77,7 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
         kern_add(x, xb, (size_t)n * dim);
         observe(c, l, "attn_resid", x, n, dim);
 
-        kern_rmsnorm(xb, x, ly->ffn_norm, n, dim, hp->norm_eps);
+        kern_rmsnorm(x, ly->ffn_norm, n, dim, hp->norm_eps, xb);
         observe(c, l, "ffn_norm", xb, n, dim);
         const it_tensor *wgu[2] = {&ly->w_gate, &ly->w_up};
         float *ygu[2] = {g, u};
@@ -97,7 +97,7 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
             return 0;
         }
     }
-    kern_rmsnorm(xb, x, m->output_norm, n, dim, hp->norm_eps);
+    kern_rmsnorm(x, m->output_norm, n, dim, hp->norm_eps, xb);
     observe(c, hp->n_layers, "final_norm", xb, n, dim);
     if (logits_from < n) {
         int nl = n - logits_from;

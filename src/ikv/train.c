@@ -153,7 +153,7 @@ ikv_train *ikv_train_new(const intact_model *m, int P, int T, int n_threads, int
         if (m->rope_freqs) theta /= m->rope_freqs[i];
         w->theta[i] = theta;
     }
-    kern_rope_table(w->cs, P, T, w->theta, (int)half, hp->rope_scale);   // for the backward's RoPE
+    kern_rope_table(P, T, w->theta, (int)half, hp->rope_scale, w->cs);   // for the backward's RoPE
     ctx_stop_after_layer(w->ctx, hp->n_layers - 1);   // block outputs only: no head
     intact_ctx_set_observer(w->ctx, train_observer, w);
     return w;

@@ -2,7 +2,7 @@
 
 #include <math.h>
 
-void kern_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps) {
+void kern_rmsnorm(const float *x, const float *w, int n, int dim, float eps, float *out) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * dim;
         float *ot = out + (size_t)t * dim;
@@ -13,7 +13,7 @@ void kern_rmsnorm(float *out, const float *x, const float *w, int n, int dim, fl
     }
 }
 
-void kern_rope_table(float *cs, int pos0, int n, const double *theta, int half, float scale) {
+void kern_rope_table(int pos0, int n, const double *theta, int half, float scale, float *cs) {
     for (int t = 0; t < n; t++) {
         double p = (double)(pos0 + t) * scale;
         for (int i = 0; i < half; i++) {

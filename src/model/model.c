@@ -153,9 +153,16 @@ void *model_alloc(intact_model *m, size_t bytes) {
     return p;
 }
 
+static void list_add(it_tensor *all, char (*names)[64], int *k, int layer, const it_tensor *t, const char *name) {
+    all[*k] = *t;
+    snprintf(names[*k], sizeof names[*k], "blk.%d.%s.weight", layer, name);
+    all[*k].name = names[*k];
+    (*k)++;
+}
+
 int model_refresh_tensor_list(intact_model *m) {
     const it_hparams *hp = &m->hp;
-    int n = 2 + !m->tied + 9 * hp->n_layers;
+    int n = 2 + !m->tied + (IT_LAYER_NMAT + 2) * hp->n_layers;
     it_tensor *all = calloc((size_t)n, sizeof *all);
     char (*names)[64] = calloc((size_t)n, sizeof *names);
     if (!all || !names) { free(all); free(names); return -1; }
@@ -170,15 +177,12 @@ int model_refresh_tensor_list(intact_model *m) {
         it_tensor an = norm, fn = norm;
         an.data = ly->attn_norm;
         fn.data = ly->ffn_norm;
-        const it_tensor *t[9] = {&an, &ly->wq, &ly->wk, &ly->wv, &ly->wo, &fn, &ly->w_gate, &ly->w_up, &ly->w_down};
-        static const char *const suffix[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                                              "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
-        for (int i = 0; i < 9; i++) {
-            all[k] = *t[i];
-            snprintf(names[k], sizeof names[k], "blk.%d.%s.weight", l, suffix[i]);
-            all[k].name = names[k];
-            k++;
-        }
+        // `info` order: each norm, then the matrices that read its output (q k v o, then gate up down).
+        const it_tensor *mat[IT_LAYER_NMAT] = IT_LAYER_MATRICES(ly);
+        list_add(all, names, &k, l, &an, "attn_norm");
+        for (int i = 0; i < IT_LAYER_WGATE; i++) list_add(all, names, &k, l, mat[i], it_layer_matrix_names[i]);
+        list_add(all, names, &k, l, &fn, "ffn_norm");
+        for (int i = IT_LAYER_WGATE; i < IT_LAYER_NMAT; i++) list_add(all, names, &k, l, mat[i], it_layer_matrix_names[i]);
     }
     all[0].name = "token_embd.weight";
     if (!m->tied) all[2].name = "output.weight";

@@ -12,11 +12,6 @@ static it_tensor l2c_tensor(const char *name, const float *data, int64_t n_in, i
     return t;
 }
 
-static it_tensor l2c_vector(const char *name, const float *data, int64_t n) {
-    it_tensor t = {name, IT_TYPE_F32, 1, {n, 1, 1, 1}, data, (size_t)n * 4};
-    return t;
-}
-
 int model_load_llama2c(intact_model *m, const char *path, intact_error *err) {
     if (l2c_open(path, &m->l2c, err) != 0) return -1;
     const l2c_config *c = &m->l2c.cfg;
@@ -39,13 +34,9 @@ int model_load_llama2c(intact_model *m, const char *path, intact_error *err) {
     int L = c->n_layers;
     int64_t dim = c->dim, hid = c->hidden_dim, kv_dim = (int64_t)c->dim * c->n_kv_heads / c->n_heads;
     m->layers = calloc((size_t)L, sizeof *m->layers);
-    m->n_all = 3 + 9 * L + (c->shared_classifier ? 0 : 1);
-    m->all = calloc((size_t)m->n_all, sizeof *m->all);
-    m->names = calloc((size_t)m->n_all, sizeof *m->names);
-    if (!m->layers || !m->all || !m->names) return it_fail(err, INTACT_E_NOMEM, "out of memory");
+    if (!m->layers) return it_fail(err, INTACT_E_NOMEM, "out of memory");
     const l2c_file *f = &m->l2c;
-    int k = 0;
-    m->tok_embd = m->all[k++] = l2c_tensor("token_embd.weight", f->tok_embd, dim, c->vocab_size);
+    m->tok_embd = l2c_tensor("token_embd.weight", f->tok_embd, dim, c->vocab_size);
     for (int l = 0; l < L; l++) {
         it_layer *ly = &m->layers[l];
         ly->attn_norm = f->rms_att + l * dim;
@@ -57,20 +48,11 @@ int model_load_llama2c(intact_model *m, const char *path, intact_error *err) {
         ly->w_gate = l2c_tensor("ffn_gate", f->w1 + l * hid * dim, dim, hid);
         ly->w_down = l2c_tensor("ffn_down", f->w2 + l * dim * hid, hid, dim);
         ly->w_up = l2c_tensor("ffn_up", f->w3 + l * hid * dim, dim, hid);
-        it_tensor *all = m->all;
-        all[k++] = l2c_vector("attn_norm", ly->attn_norm, dim);
-        all[k++] = ly->wq; all[k++] = ly->wk; all[k++] = ly->wv; all[k++] = ly->wo;
-        all[k++] = l2c_vector("ffn_norm", ly->ffn_norm, dim);
-        all[k++] = ly->w_gate; all[k++] = ly->w_down; all[k++] = ly->w_up;
-        for (int j = k - 9; j < k; j++) {
-            snprintf(m->names[j], sizeof m->names[j], "blk.%d.%s.weight", l, all[j].name);
-            all[j].name = m->names[j];
-        }
     }
     m->output_norm = f->rms_final;
-    m->all[k++] = l2c_vector("output_norm.weight", f->rms_final, dim);
     m->tied = c->shared_classifier;
     m->output = m->tied ? m->tok_embd : l2c_tensor("output.weight", f->wcls, dim, c->vocab_size);
-    if (!m->tied) m->all[k++] = m->output;
+    // `info` lists the tensors in the one canonical order (model.c), not the file's.
+    if (model_refresh_tensor_list(m) != 0) return it_fail(err, INTACT_E_NOMEM, "out of memory");
     return 0;
 }
