@@ -489,6 +489,7 @@ static void test_ctx_errors(void) {
                                         th_shared("models/tok512.bin", tok, sizeof tok), &err);
     // do { } while (0): `break` skips the rest of the case without skipping TEST_CASE's accounting.
     TEST_CASE("stories260K: set_kv errors name the cause; attend/store failures reach intact_ctx_eval") do {
+        SKIP_UNLESS(path);
         CHECK(m != NULL, "load: %s", err.msg);
         if (!m) break;
         intact_ctx_params cp = intact_ctx_default_params();
