@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,6 +235,13 @@ int cmd_quantize(int argc, char **argv) {
         intact_model_free(m);
         return 1;
     }
+    // A head whose rows are not whole super-blocks took llama-quantize's fallback: say so.
+    const char *asked[2] = {output_type, embd_type}, *tname[2] = {"output.weight", "token_embd.weight"};
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; asked[h] && i < intact_model_n_tensors(m); i++)
+            if (intact_model_tensor(m, i, &ti) == 0 && !strcmp(ti.name, tname[h]) && strcasecmp(ti.type, asked[h]))
+                fprintf(stderr, "intact quantize: %s is stored as %s: its rows of %lld are not a multiple of 256\n",
+                        tname[h], ti.type, (long long)ti.ne[0]);
     int n_converted = 0;
     if (outtype && quant_convert_model(m, quant_outtype_parse(outtype), 0, &n_converted, &err) != 0) {
         fprintf(stderr, "intact quantize: %s\n", err.msg);
