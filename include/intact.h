@@ -272,6 +272,15 @@ typedef struct intact_quant_params {
     // rotated FP model computes the same function.
     int rotate;
     uint64_t rotate_seed;
+    // ggml storage instead of intact's intN_gG (bits/group/sym then unused): "q4_0", "q4_1", "q8_0",
+    // "q4_k" or "q6_k" (NULL: ours). The method quantizes onto that format's grid. A k-quant matrix
+    // whose rows are not a multiple of 256 falls back as llama-quantize does (q4_k -> q5_0,
+    // q6_k -> q8_0); the report counts them.
+    const char *format;
+    // The output head and the token embedding (NULL: left as stored): "f32", "f16", "q8_0", "q6_k",
+    // "q4_0", ... quantized round-to-nearest, as llama-quantize does. A tied head stored in another
+    // type than the embedding is untied (the file then has its own output.weight).
+    const char *output_type, *embd_type;
 } intact_quant_params;
 
 typedef struct intact_quant_report {
@@ -280,6 +289,8 @@ typedef struct intact_quant_report {
     double bits_per_weight;               // quantized matrices, scales and zero points included
     int n_quantized, n_kept;              // matrices; kept = left in their stored type
     char kept[256];                       // names of kept matrices (n_in not a multiple of the group)
+    int n_fallback;                       // k-quant format: matrices stored in fallback_type instead
+    char fallback_type[8];
 } intact_quant_report;
 
 INTACT_API intact_quant_params intact_quant_default_params(void);

@@ -193,6 +193,17 @@ int main(void) {
             {"--method none --outtype q4", "unknown --outtype 'q4'"},
             {"--method nope", "unknown method 'nope'"},
             {"--fake-quant --outtype f16", "--outtype would round them"},
+            {"--format q4_0 --bits 4", "--bits and --format exclude each other"},
+            {"--format q4_0 --group 32", "--group and --format exclude each other"},
+            {"--format q4_0 --sym", "--sym and --format exclude each other"},
+            {"--format q3_k", "unknown --format 'q3_k'"},
+            {"--method none --outtype f16 --format q4_0", "--format has no effect with --method none"},
+            {"--format q4_0 --output-type q2", "unknown --output-type 'q2'"},
+            {"--embd-type int4", "unknown --embd-type 'int4'"},
+            {"--fake-quant --output-type q8_0", "--fake-quant keeps fp32 weights"},
+            // stories260K's widths are 64 and 172: no matrix could hold a super-block of 256.
+            {"--format q4_k", "--format q4_k needs rows that are a multiple of 256"},
+            {"--format q6_k", "--format q6_k needs rows that are a multiple of 256"},
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             char flags[1400];
@@ -203,6 +214,18 @@ int main(void) {
             CHECK_REFUSED(r, 2, bad[i][1], out);
             rfree(&r);
         }
+    }
+
+    TEST_CASE("--format q4_0 --output-type q8_0 writes ggml types; --json names the format") {
+        result r = run("quantize -m '%s' -z '%s' -o '%s' --format q4_0 --output-type q8_0 --json", m_st, m_tok, out);
+        CHECK(r.rc == 0, "rc %d: %s", r.rc, r.err);
+        CHECK(strstr(r.out, "\"format\":\"q4_0\"") && strstr(r.out, "\"bits_per_weight\":4.5000"), "json: %s", r.out);
+        rfree(&r);
+        r = run("info -m '%s' --json", out);
+        CHECK(r.rc == 0 && strstr(r.out, "\"q4_0\":30") && strstr(r.out, "\"q8_0\":1") &&
+              strstr(r.out, "\"tied_embeddings\":false"), "info: %s", r.out);
+        rfree(&r);
+        unlink(out);
     }
 
     TEST_CASE("--outtype f16 refuses a weight beyond f16's range (it would become infinity); bf16 takes it") do {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "cli/common.h"
 #include "cli/quant_flags.h"
 #include "quant/convert.h"
+#include "quant/qgrid.h"
 
 // Whether flag `name` is on the command line (as "--name" or "--name=value"): flags whose default is
 // a valid value (--bits 4) can only be judged "given" this way.
@@ -24,13 +26,13 @@ static int given(int argc, char **argv, const char *name) {
 }
 
 // Flags that the chosen method ignores are usage errors, not silent no-ops. Returns the message or NULL.
-static const char *flag_conflict(int argc, char **argv, const quant_flags *qf, const char *outtype, char *buf,
-                                 size_t cap) {
+static const char *flag_conflict(int argc, char **argv, const quant_flags *qf, const char *outtype,
+                                 const char *output_type, const char *embd_type, char *buf, size_t cap) {
     const char *m = qf->method;
     int none = !strcmp(m, "none"), rtn = !strcmp(m, "rtn"), gptq = !strcmp(m, "gptq");
     static const char *const calib_flags[] = {"--calib", "--calib-samples", "--calib-len", "--quant-seed"};
     static const char *const fmt_flags[] = {"--bits", "--group", "--sym", "--fake-quant", "--clip-search",
-                                            "--act-order"};
+                                            "--act-order", "--format", "--output-type", "--embd-type"};
     if (!none && !rtn && !gptq && strcmp(m, "awq"))
         return snprintf(buf, cap, "unknown method '%s' (rtn, gptq, awq, none)", m), buf;
     if (none && !qf->rotate && !outtype)
@@ -40,9 +42,24 @@ static const char *flag_conflict(int argc, char **argv, const quant_flags *qf, c
             return snprintf(buf, cap, "%s is only used by gptq and awq (method %s does not calibrate)", calib_flags[i],
                             m), buf;
     if (!none && !rtn && !qf->calib) return snprintf(buf, cap, "%s needs calibration text (--calib FILE)", m), buf;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 9; i++)
         if (none && given(argc, argv, fmt_flags[i]))
             return snprintf(buf, cap, "%s has no effect with --method none", fmt_flags[i]), buf;
+    if (qf->format && qgrid_ggml_type(qf->format) < 0)
+        return snprintf(buf, cap, "unknown --format '%s' (q4_0, q4_1, q5_0, q8_0, q4_k, q6_k)", qf->format), buf;
+    for (int i = 0; qf->format && i < 3; i++)
+        if (given(argc, argv, fmt_flags[i]))
+            return snprintf(buf, cap, "%s and --format exclude each other (the ggml type fixes bits and blocks)",
+                            fmt_flags[i]), buf;
+    const char *heads[2] = {output_type, embd_type}, *head_flag[2] = {"--output-type", "--embd-type"};
+    for (int i = 0; i < 2; i++)
+        if (heads[i] && strcmp(heads[i], "f32") && strcmp(heads[i], "f16") && strcmp(heads[i], "bf16") &&
+            qgrid_ggml_type(heads[i]) < 0)
+            return snprintf(buf, cap, "unknown %s '%s' (f32, f16, bf16, q4_0, q4_1, q5_0, q8_0, q4_k, q6_k)",
+                            head_flag[i], heads[i]), buf;
+    if ((output_type || embd_type) && qf->fake)
+        return snprintf(buf, cap, "%s stores a type; --fake-quant keeps fp32 weights", output_type ? "--output-type"
+                                                                                                   : "--embd-type"), buf;
     if (qf->clip_search && !rtn) return snprintf(buf, cap, "--clip-search is an rtn option, not %s", m), buf;
     if (qf->act_order && !gptq) return snprintf(buf, cap, "--act-order is a gptq option, not %s", m), buf;
     if (given(argc, argv, "--rotate-seed") && !qf->rotate) return "--rotate-seed needs --rotate";
@@ -101,6 +118,15 @@ static int check_model(const intact_model *m, const char *path, const quant_flag
             fprintf(stderr, "intact quantize: '%s' has no tokenizer: pass one with -z tokenizer.bin\n", path);
         return 2;
     }
+    // A k-quant needs rows that are whole super-blocks of 256; with none, every matrix would be a fallback.
+    qgrid g;
+    if (qf->format && qgrid_init(&g, qgrid_ggml_type(qf->format)) == 0 && info.dim % g.block &&
+        info.hidden_dim % g.block) {
+        fprintf(stderr, "intact quantize: --format %s needs rows that are a multiple of %d, and none of this "
+                        "model's are (dim %d, hidden %d); use q4_0, q4_1, q5_0 or q8_0\n", qf->format, g.block, info.dim,
+                info.hidden_dim);
+        return 2;
+    }
     intact_tensor_info ti;
     if (!allow_requantize && first_quantized(m, &ti) >= 0) {
         // As llama-quantize: quantizing quantized weights compounds two rounding errors.
@@ -127,25 +153,28 @@ static int check_model(const intact_model *m, const char *path, const quant_flag
 }
 
 int cmd_quantize(int argc, char **argv) {
-    const char *model = NULL, *tok = NULL, *out = NULL, *outtype = NULL;
+    const char *model = NULL, *tok = NULL, *out = NULL, *outtype = NULL, *output_type = NULL, *embd_type = NULL;
     int threads = cli_default_threads(), json = 0, allow_requantize = 0;
     quant_flags qf;
     quant_flags_init(&qf);
-    cli_opt opts[7 + QUANT_N_OPTS] = {
+    cli_opt opts[9 + QUANT_N_OPTS] = {
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "full-precision model (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (written into the output)", 0, 0},
         {"--output", "-o", ARG_STR, &out, "PATH", "output GGUF file", 0, 0},
         {"--outtype", NULL, ARG_STR, &outtype, "f32|f16|bf16",
          "type of the matrices left in float (all of them with --method none; default: as stored)", 0, 0},
+        {"--output-type", NULL, ARG_STR, &output_type, "TYPE",
+         "store the output head as f16|q8_0|q6_k|... (RTN, as llama-quantize; a tied head is untied)", 0, 0},
+        {"--embd-type", NULL, ARG_STR, &embd_type, "TYPE", "store the token embedding as f16|q8_0|q4_0|... (RTN)", 0, 0},
         {"--allow-requantize", NULL, ARG_FLAG, &allow_requantize, NULL,
          "quantize an already-quantized input (its dequantized weights)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--json", NULL, ARG_FLAG, &json, NULL, "print a JSON summary", 0, 0},
     };
-    int n_opts = quant_flags_add(&qf, opts, 7, 1);
+    int n_opts = quant_flags_add(&qf, opts, 9, 1);
     int rc = cli_parse("quantize",
-                       "-m IN -o OUT.gguf --method rtn|gptq|awq|none --bits B --group G [--sym] [--calib FILE] "
-                       "[--outtype f32|f16|bf16]",
+                       "-m IN -o OUT.gguf --method rtn|gptq|awq|none (--bits B --group G [--sym] | --format q4_0|q4_1|"
+                       "q8_0|q4_k|q6_k) [--calib FILE] [--outtype f32|f16|bf16] [--output-type T] [--embd-type T]",
                        opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     if (!model) {
@@ -158,7 +187,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     if (!qf.method) qf.method = "rtn";
     char msg[160];
-    const char *conflict = flag_conflict(argc, argv, &qf, outtype, msg, sizeof msg);
+    const char *conflict = flag_conflict(argc, argv, &qf, outtype, output_type, embd_type, msg, sizeof msg);
     if (conflict) {
         fprintf(stderr, "intact quantize: %s\n", conflict);
         return 2;
@@ -200,10 +229,19 @@ int cmd_quantize(int argc, char **argv) {
         return 1;
     }
     // --method none without --rotate converts only; quant_flags_apply would refuse it.
+    qf.output_type = output_type;
+    qf.embd_type = embd_type;
     if ((!none || qf.rotate) && quant_flags_apply("quantize", &qf, m, threads, 0, &rep) != 0) {
         intact_model_free(m);
         return 1;
     }
+    // A head whose rows are not whole super-blocks took llama-quantize's fallback: say so.
+    const char *asked[2] = {output_type, embd_type}, *tname[2] = {"output.weight", "token_embd.weight"};
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; asked[h] && i < intact_model_n_tensors(m); i++)
+            if (intact_model_tensor(m, i, &ti) == 0 && !strcmp(ti.name, tname[h]) && strcasecmp(ti.type, asked[h]))
+                fprintf(stderr, "intact quantize: %s is stored as %s: its rows of %lld are not a multiple of 256\n",
+                        tname[h], ti.type, (long long)ti.ne[0]);
     int n_converted = 0;
     if (outtype && quant_convert_model(m, quant_outtype_parse(outtype), 0, &n_converted, &err) != 0) {
         fprintf(stderr, "intact quantize: %s\n", err.msg);
@@ -220,14 +258,17 @@ int cmd_quantize(int argc, char **argv) {
     struct stat st;
     long long file_bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
     if (json) {
-        printf("{\"method\":\"%s\",\"bits\":%d,\"group\":%d,\"sym\":%s,\"outtype\":", qf.method, qf.bits,
-               quant_flags_group(&qf, m), qf.sym ? "true" : "false");
+        printf("{\"method\":\"%s\",\"format\":", qf.method);
+        if (qf.format) cli_json_str(stdout, qf.format);
+        else printf("null");
+        printf(",\"bits\":%d,\"group\":%d,\"sym\":%s,\"outtype\":", qf.bits, quant_flags_group(&qf, m),
+               qf.sym ? "true" : "false");
         if (outtype) cli_json_str(stdout, outtype);
         else printf("null");
         printf(",\"converted\":%d,\"seconds\":%.3f,\"bytes_in\":%llu,\"bytes_out\":%llu,\"file_bytes\":%lld,"
-               "\"bits_per_weight\":%.4f,\"quantized\":%d,\"kept\":",
+               "\"bits_per_weight\":%.4f,\"quantized\":%d,\"fallback\":%d,\"kept\":",
                n_converted, rep.seconds, (unsigned long long)rep.bytes_before, (unsigned long long)rep.bytes_after,
-               file_bytes, rep.bits_per_weight, rep.n_quantized);
+               file_bytes, rep.bits_per_weight, rep.n_quantized, rep.n_fallback);
         cli_json_str(stdout, rep.kept);
         printf("}\n");
     } else if (none) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/common.h"
+#include "quant/qgrid.h"
 
 void quant_flags_init(quant_flags *q) {
     memset(q, 0, sizeof *q);
@@ -27,6 +28,8 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int mode) {
         {"--bits", NULL, ARG_INT, &q->bits, "B", "bits per weight: 2, 3, 4 or 8 (default 4)", 2, 8},
         {"--group", NULL, ARG_INT, &q->group, "G", "group size: 32, 64 or 128 (default: the largest that divides the model's matrix widths)", 32, 128},
         {"--sym", NULL, ARG_FLAG, &q->sym, NULL, "symmetric groups (no zero point)", 0, 0},
+        {"--format", NULL, ARG_STR, &q->format, "q4_0|q4_1|q8_0|q4_k|q6_k",
+         "store ggml's type instead of intact's intN_gG (llama.cpp reads the file)", 0, 0},
         {"--clip-search", NULL, ARG_FLAG, &q->clip_search, NULL, "rtn: search each group's clip ratio", 0, 0},
         {"--act-order", NULL, ARG_FLAG, &q->act_order, NULL, "gptq: quantize columns by Hessian diagonal", 0, 0},
         {"--calib", NULL, ARG_STR, &q->calib, "FILE", "calibration text (gptq, awq)", 0, 0},
@@ -81,11 +84,20 @@ int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts
     if (none && !q->rotate && q->mode != QF_QUANTIZE_CMD)   // quantize: --outtype makes none useful
         return cli_flag_error(cmd, "%s none does nothing without %s", qflag, "--rotate");
     // Weight-format flags need a method that quantizes.
-    static const char *const fmt[] = {"--bits", "--group", "--sym", "--fake-quant", "--clip-search", "--act-order"};
-    for (int i = 0; i < 6; i++) {
+    static const char *const fmt[] = {"--bits", "--group", "--sym", "--fake-quant", "--clip-search", "--act-order",
+                                      "--format"};
+    for (int i = 0; i < 7; i++) {
         if (!given(opts, n_opts, argc, argv, fmt[i])) continue;
         if (!m) return cli_flag_error(cmd, "%s needs %s METHOD (it has no effect without quantization)", fmt[i], qflag);
         if (none) return cli_flag_error(cmd, "%s has no effect with %s none", fmt[i], qflag);
+    }
+    if (q->format) {
+        if (qgrid_ggml_type(q->format) < 0)
+            return cli_flag_error(cmd, "unknown %s '%s' (q4_0, q4_1, q8_0, q4_k, q6_k)", "--format", q->format);
+        for (int i = 0; i < 3; i++)
+            if (given(opts, n_opts, argc, argv, fmt[i]))
+                return cli_flag_error(cmd, "%s and %s exclude each other (the ggml type fixes bits and blocks)", fmt[i],
+                                      "--format");
     }
     if (q->clip_search && !rtn) return cli_flag_error(cmd, "%s is an rtn option, not %s", "--clip-search", m);
     if (q->act_order && !gptq) return cli_flag_error(cmd, "%s is a gptq option, not %s", "--act-order", m);
@@ -160,6 +172,9 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     p.bits = q->bits;
     p.group = quant_flags_group(q, m);
     p.sym = q->sym;
+    p.format = q->format;
+    p.output_type = q->output_type;
+    p.embd_type = q->embd_type;
     p.clip_search = q->clip_search;
     p.act_order = q->act_order;
     p.calib_samples = q->samples;
@@ -169,7 +184,9 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     p.fake = q->fake;
     p.n_threads = n_threads;
     char label[64];
-    if (p.method)
+    if (p.method && q->format)
+        snprintf(label, sizeof label, "%s%s %s", q->rotate ? "rotate + " : "", p.method, q->format);
+    else if (p.method)
         snprintf(label, sizeof label, "%s%s w%d g%d", q->rotate ? "rotate + " : "", p.method, q->bits, p.group);
     else
         snprintf(label, sizeof label, "rotate");
@@ -193,8 +210,12 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
     if (p.method && rep.n_quantized == 0) {
         intact_model_info in;
         intact_model_get_info(m, &in);
-        fprintf(stderr, "intact %s: group %d divides none of the model's matrix widths (dim %d, hidden %d): "
-                "nothing was quantized; give --group 32 or 64\n", cmd, p.group, in.dim, in.hidden_dim);
+        if (q->format)
+            fprintf(stderr, "intact %s: %s blocks divide none of the model's matrix widths (dim %d, hidden %d): "
+                    "nothing was quantized\n", cmd, q->format, in.dim, in.hidden_dim);
+        else
+            fprintf(stderr, "intact %s: group %d divides none of the model's matrix widths (dim %d, hidden %d): "
+                    "nothing was quantized; give --group 32 or 64\n", cmd, p.group, in.dim, in.hidden_dim);
         return -1;
     }
     if (!quiet && !p.method)
@@ -205,6 +226,9 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
         fprintf(stderr, "%s: %d matrices quantized (%.3f bits/weight incl. scales)%s%s, %.1f s\n", label,
                 rep.n_quantized, rep.bits_per_weight, rep.n_kept ? "; kept in their stored type: " : "",
                 rep.n_kept ? rep.kept : "", rep.seconds);
+    if (!quiet && rep.n_fallback)
+        fprintf(stderr, "%s: %d of them in %s: their rows are not a multiple of 256 (llama-quantize's fallback)\n",
+                label, rep.n_fallback, rep.fallback_type);
     if (rep_out) *rep_out = rep;
     return 0;
 }

@@ -7,7 +7,7 @@
 #include "cli/args.h"
 #include "intact.h"
 
-enum { QUANT_N_OPTS = 17 };   // the last 3 (activation quantization) are not on `quantize`
+enum { QUANT_N_OPTS = 18 };   // the last 3 (activation quantization) are not on `quantize`
 
 // Who uses the flags: a command quantizing in memory (--quant METHOD), `quantize` itself (--method,
 // default rtn), or a command that reads --calib as its own input too (`ikv calibrate`).
@@ -15,7 +15,8 @@ enum { QF_IN_MEMORY = 0, QF_QUANTIZE_CMD = 1, QF_CALIB_CMD = 2 };
 
 typedef struct quant_flags {
     int mode;   // QF_*, set by quant_flags_add
-    const char *method, *calib;
+    const char *method, *calib, *format;
+    const char *output_type, *embd_type;   // `quantize` only (set by it, not flags here)
     int bits, group, sym, clip_search, act_order, samples, len, calib_no_bos, fake, rotate;
     uint64_t seed, rotate_seed;
     int abits, a_fake;
@@ -29,7 +30,8 @@ int quant_flags_add(quant_flags *q, cli_opt *opts, int n, int mode);
 // Usage errors, checked right after cli_parse with the same table and arguments (commands exit 2):
 // a flag that the chosen method (or its absence) would silently ignore, or a bad value. One stderr
 // line naming the flag and the one it needs / conflicts with; -1, or 0. The rules:
-//   --bits --group --sym --fake-quant --clip-search --act-order need a method (not none);
+//   --bits --group --sym --fake-quant --clip-search --act-order --format need a method (not none);
+//   --format q4_0|q4_1|q8_0|q4_k|q6_k excludes --bits, --group and --sym;
 //   --clip-search is rtn only, --act-order gptq only; --bits 2|3|4|8, --group 32|64|128;
 //   --calib --calib-samples --calib-len --quant-seed --calib-no-bos need gptq or awq (except --calib for
 //   ikv calibrate), and gptq / awq need --calib; --quant none needs --rotate;

@@ -54,7 +54,7 @@ struct intact_model {
     char (*names)[64];                 // storage for synthesized tensor names (llama2.c)
     int n_all;
     uint64_t weight_bytes;
-    struct { char method[16]; int bits, group, sym; } quant;   // set by intact_model_quantize
+    struct { char method[16]; int bits, group, sym; char format[8]; } quant;   // set by intact_model_quantize
     it_act_quant aq;   // activation quantization new contexts start with (intact_act_quant); bits 16 = off
     // Rotation (intact_quant_params.rotate): the down-projection input is multiplied by a
     // block-diagonal normalized Hadamard matrix with blocks of rot_down_block (0 = not rotated).

@@ -33,6 +33,18 @@ static void add_hparams(gguf_writer *w, const intact_model *m) {
 #undef KEY
 }
 
+// llama.cpp's general.file_type (enum llama_ftype) for a model whose layer matrices are in a ggml
+// type; -1 for intact's own formats (no llama_ftype describes them).
+static int ggml_file_type(const char *format) {
+    static const struct { const char *f; int ft; } k[] = {
+        {"q4_0", 2}, {"q4_1", 3}, {"q8_0", 7}, {"q5_0", 8}, {"q4_K", 14 /* Q4_K_S: every matrix q4_K */},
+        {"q6_K", 18},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(format, k[i].f)) return k[i].ft;
+    return -1;
+}
+
 static void add_matrix(gguf_writer *w, const char *name, const it_tensor *t) {
     gguf_writer_add_tensor(w, name, t->type, 2, t->ne, t->data, t->nbytes);
 }
@@ -58,9 +70,14 @@ int intact_model_save(const intact_model *m, const char *path, intact_error *err
     }
     if (m->quant.method[0]) {
         gguf_writer_add_str(w, "intact.quant.method", m->quant.method, strlen(m->quant.method));
-        gguf_writer_add_u32(w, "intact.quant.bits", (uint32_t)m->quant.bits);
-        gguf_writer_add_u32(w, "intact.quant.group", (uint32_t)m->quant.group);
-        gguf_writer_add_bool(w, "intact.quant.sym", m->quant.sym);
+        if (m->quant.format[0]) {   // a ggml type: its name says bits and blocks
+            gguf_writer_add_str(w, "intact.quant.format", m->quant.format, strlen(m->quant.format));
+            gguf_writer_add_u32(w, "general.file_type", (uint32_t)ggml_file_type(m->quant.format));
+        } else {
+            gguf_writer_add_u32(w, "intact.quant.bits", (uint32_t)m->quant.bits);
+            gguf_writer_add_u32(w, "intact.quant.group", (uint32_t)m->quant.group);
+            gguf_writer_add_bool(w, "intact.quant.sym", m->quant.sym);
+        }
     }
     // A rotated model (quant/rotate.h) only runs right with its online Hadamard transform.
     if (m->rot_down_block) gguf_writer_add_u32(w, "intact.rotate.down_block", (uint32_t)m->rot_down_block);

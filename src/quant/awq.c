@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/rtn.h"
+#include "quant/qgrid.h"
 
 static float dot_f(const float *restrict a, const float *restrict b, int64_t n) {
     float s[8] = {0};
@@ -27,19 +27,17 @@ static float *subsample(const float *X, int64_t nt, int64_t n_in, int64_t *ns) {
     return xs;
 }
 
-static int check_shape(const qf_spec *s, int64_t n_out, int64_t n_in, intact_error *err) {
-    int type;
-    if (qf_type_of(s, &type)) return it_fail(err, INTACT_E_ARG, "awq: unsupported format spec");
-    if (n_out <= 0 || n_in <= 0 || n_in % s->group)
-        return it_fail(err, INTACT_E_ARG, "awq: bad shape %lld × %lld for group %d", (long long)n_out,
-                       (long long)n_in, s->group);
+static int check_shape(const qgrid *g, int64_t n_out, int64_t n_in, intact_error *err) {
+    if (n_out <= 0 || n_in <= 0 || n_in % g->block)
+        return it_fail(err, INTACT_E_ARG, "awq: bad shape %lld × %lld for %s blocks of %d", (long long)n_out,
+                       (long long)n_in, g->name, g->block);
     return 0;
 }
 
 // ---------------------------------------------------------------- scale search
 
 typedef struct {
-    const qf_spec *s;
+    const qgrid *g;
     const float *const *W;
     const int64_t *n_out;
     int n_mats;
@@ -52,7 +50,7 @@ typedef struct {
 // Per row: δ = Q(w·s)/s − w, loss = Σ_t (x_t·δ)². Rows of all matrices are numbered consecutively.
 static void scale_worker(void *arg, int ith, int nth) {
     const scale_ctx *c = arg;
-    const int64_t n = c->n_in, G = c->s->group;
+    const int64_t n = c->n_in, B = c->g->block;
     float *ws = c->scratch + (size_t)ith * 2 * (size_t)n, *dq = ws + n;
     long b, e;
     it_split_range((long)c->rows, ith, nth, 1, &b, &e);
@@ -62,7 +60,7 @@ static void scale_worker(void *arg, int ith, int nth) {
         while (r >= base + c->n_out[k]) base += c->n_out[k++];
         const float *w = c->W[k] + (r - base) * n;
         for (int64_t j = 0; j < n; j++) ws[j] = w[j] * c->scales[j];
-        for (int64_t g = 0; g < n; g += G) rtn_fake_quant_group(c->s, ws + g, 1.0f, dq + g);
+        for (int64_t k = 0; k < n; k += B) qgrid_quantize_block(c->g, ws + k, NULL, NULL, dq + k);
         for (int64_t j = 0; j < n; j++) dq[j] = dq[j] / c->scales[j] - w[j];
         double loss = 0;
         for (int64_t t = 0; t < c->ns; t++) {
@@ -90,6 +88,14 @@ static void grid_scales(const float *mean_abs, int64_t n, int i, float *s) {
 int awq_search_scale(const qf_spec *s, const float *const *W, const int64_t *n_out, int n_mats, int64_t n_in,
                      const float *X, int64_t nt, const float *mean_abs, float *scales, awq_scale_result *res,
                      it_pool *pool, intact_error *err) {
+    qgrid g;
+    if (qgrid_from_spec(&g, s)) return it_fail(err, INTACT_E_ARG, "awq: unsupported format spec");
+    return awq_search_scale_grid(&g, W, n_out, n_mats, n_in, X, nt, mean_abs, scales, res, pool, err);
+}
+
+int awq_search_scale_grid(const qgrid *s, const float *const *W, const int64_t *n_out, int n_mats, int64_t n_in,
+                          const float *X, int64_t nt, const float *mean_abs, float *scales, awq_scale_result *res,
+                          it_pool *pool, intact_error *err) {
     if (n_mats <= 0 || nt <= 0) return it_fail(err, INTACT_E_ARG, "awq: no matrices or no tokens");
     int64_t rows = 0;
     for (int k = 0; k < n_mats; k++) {
@@ -132,7 +138,7 @@ done:
 // ---------------------------------------------------------------- clip search
 
 typedef struct {
-    const qf_spec *s;
+    const qgrid *g;
     const float *W, *xs;
     int64_t n_out, n_in, ns;
     double *gram;    // per group G × G: Σ_t x_g[t] x_g[t]ᵀ
@@ -141,7 +147,7 @@ typedef struct {
 
 static void gram_worker(void *arg, int ith, int nth) {
     const clip_ctx *c = arg;
-    const int64_t G = c->s->group, ng = c->n_in / G;
+    const int64_t G = c->g->group, ng = c->n_in / G;
     for (int64_t g = ith; g < ng; g += nth) {
         double *m = c->gram + g * G * G;
         memset(m, 0, (size_t)(G * G) * sizeof(double));
@@ -166,19 +172,24 @@ static double quad_form(const double *m, const float *d, int64_t G) {
 
 static void clip_worker(void *arg, int ith, int nth) {
     const clip_ctx *c = arg;
-    const int64_t G = c->s->group, ng = c->n_in / G;
+    const qgrid *q = c->g;
+    const int64_t G = q->group, B = q->block, ng = c->n_in / G;
     float dq[128];
     long b, e;
     it_split_range((long)c->n_out, ith, nth, 1, &b, &e);
     for (int64_t r = b; r < e; r++) {
+        qg_super sup;
         for (int64_t g = 0; g < ng; g++) {
             const float *w = c->W + r * c->n_in + g * G;
+            // A group's clip is searched against its block's super parameters, taken at clip 1.
+            if ((g * G) % B == 0) qgrid_super(q, w, &sup);
             double best = INFINITY;
             float best_c = 1.0f;
             for (int i = 0; i < AWQ_CLIP_GRID; i++) {
                 const float clip = 1.0f - (float)i / 20.0f;
-                rtn_fake_quant_group(c->s, w, clip, dq);
-                for (int64_t j = 0; j < G; j++) dq[j] -= w[j];
+                qg_group p;
+                qgrid_group(q, &sup, w, clip, &p);
+                for (int64_t j = 0; j < G; j++) dq[j] = qgrid_value(&p, qgrid_code(q, &p, w[j])) - w[j];
                 double loss = quad_form(c->gram + g * G * G, dq, G);
                 if (loss < best) best = loss, best_c = clip;
             }
@@ -189,6 +200,13 @@ static void clip_worker(void *arg, int ith, int nth) {
 
 int awq_search_clip(const qf_spec *s, const float *W, int64_t n_out, int64_t n_in, const float *X, int64_t nt,
                     float *clips, it_pool *pool, intact_error *err) {
+    qgrid g;
+    if (qgrid_from_spec(&g, s)) return it_fail(err, INTACT_E_ARG, "awq: unsupported format spec");
+    return awq_search_clip_grid(&g, W, n_out, n_in, X, nt, clips, pool, err);
+}
+
+int awq_search_clip_grid(const qgrid *s, const float *W, int64_t n_out, int64_t n_in, const float *X, int64_t nt,
+                         float *clips, it_pool *pool, intact_error *err) {
     if (check_shape(s, n_out, n_in, err)) return -1;
     if (nt <= 0) return it_fail(err, INTACT_E_ARG, "awq: no tokens");
     int64_t ns = 0;
@@ -207,7 +225,7 @@ done:
 }
 
 typedef struct {
-    const qf_spec *s;
+    const qgrid *g;
     const float *W, *clips;
     float *out;
     uint8_t *packed;
@@ -216,23 +234,30 @@ typedef struct {
 
 static void aq_worker(void *arg, int ith, int nth) {
     const aq_ctx *c = arg;
-    const int64_t G = c->s->group, ng = c->n_in / G;
-    const size_t bb = qf_block_bytes(c->s);
+    const qgrid *g = c->g;
+    const int64_t B = g->block, nb = c->n_in / B, gpb = B / g->group;
     long b, e;
     it_split_range((long)c->n_out, ith, nth, 1, &b, &e);
     for (int64_t r = b; r < e; r++) {
-        uint8_t *prow = c->packed + (size_t)r * (size_t)ng * bb;
-        for (int64_t g = 0; g < ng; g++)
-            rtn_quantize_group(c->s, c->W + r * c->n_in + g * G, c->clips ? c->clips[r * ng + g] : 1.0f,
-                              prow + (size_t)g * bb);
-        if (c->out) qf_dequantize_row(c->s, prow, c->out + r * c->n_in, c->n_in);
+        uint8_t *prow = c->packed + (size_t)r * (size_t)nb * g->block_bytes;
+        for (int64_t k = 0; k < nb; k++)
+            qgrid_quantize_block(g, c->W + r * c->n_in + k * B, c->clips ? c->clips + (r * nb + k) * gpb : NULL,
+                                 prow + (size_t)k * g->block_bytes, NULL);
+        if (c->out) qgrid_dequantize_row(g, prow, c->out + r * c->n_in, c->n_in);
     }
 }
 
 int awq_quantize_matrix(const qf_spec *s, const float *W, int64_t n_out, int64_t n_in, const float *clips,
                         void *packed, float *W_dequant_out, it_pool *pool, intact_error *err) {
-    if (check_shape(s, n_out, n_in, err)) return -1;
-    aq_ctx c = {s, W, clips, W_dequant_out, packed, n_out, n_in};
+    qgrid g;
+    if (qgrid_from_spec(&g, s)) return it_fail(err, INTACT_E_ARG, "awq: unsupported format spec");
+    return awq_quantize_matrix_grid(&g, W, n_out, n_in, clips, packed, W_dequant_out, pool, err);
+}
+
+int awq_quantize_matrix_grid(const qgrid *g, const float *W, int64_t n_out, int64_t n_in, const float *clips,
+                             void *packed, float *W_dequant_out, it_pool *pool, intact_error *err) {
+    if (check_shape(g, n_out, n_in, err)) return -1;
+    aq_ctx c = {g, W, clips, W_dequant_out, packed, n_out, n_in};
     it_pool_run(pool, aq_worker, &c);
     return 0;
 }

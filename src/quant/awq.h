@@ -52,4 +52,15 @@ int awq_search_clip(const qf_spec *s, const float *W, int64_t n_out, int64_t n_i
 int awq_quantize_matrix(const qf_spec *s, const float *W, int64_t n_out, int64_t n_in, const float *clips,
                         void *packed, float *W_dequant_out, it_pool *pool, intact_error *err);
 
+// The three on any writable grid (quant/qgrid.h): shapes in whole blocks, clips per group (g->group
+// weights; each group's clip is searched against its block's super parameters taken at clip 1).
+struct qgrid;
+int awq_search_scale_grid(const struct qgrid *g, const float *const *W, const int64_t *n_out, int n_mats,
+                          int64_t n_in, const float *X, int64_t nt, const float *mean_abs, float *scales,
+                          awq_scale_result *res, it_pool *pool, intact_error *err);
+int awq_search_clip_grid(const struct qgrid *g, const float *W, int64_t n_out, int64_t n_in, const float *X,
+                         int64_t nt, float *clips, it_pool *pool, intact_error *err);
+int awq_quantize_matrix_grid(const struct qgrid *g, const float *W, int64_t n_out, int64_t n_in, const float *clips,
+                             void *packed, float *W_dequant_out, it_pool *pool, intact_error *err);
+
 #endif

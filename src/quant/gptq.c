@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant/rtn.h"
+#include "quant/qgrid.h"
 
 #define HESS_ROWS 8      // rows of H per tile in the accumulator
 #define HESS_COLS 128    // columns per tile: the 8×128 double tile stays in L1 across all tokens
@@ -241,30 +241,33 @@ static int cmp_diag_desc(const void *pa, const void *pb) {
 }
 
 typedef struct {
-    const qf_spec *s;
+    const qgrid *g;
     float *W;
     uint8_t *packed;
     const float *Hinv;      // n × n upper, in processing (possibly permuted) order
     const int64_t *perm;    // processing position -> natural column, or NULL
     int64_t n_out, n, block;
-    size_t block_bytes;
-    float *scratch;         // per thread: see tile_scratch_floats()
+    char *scratch;          // per thread: tile_scratch_bytes()
 } quant_ctx;
 
-static size_t tile_scratch_floats(int64_t n, int64_t block, int64_t ng) {
-    // Wt (rows × n) + Err (rows × block) + d (rows × ng) + z (rows × ng, as int) + q (rows × n bytes)
-    return (size_t)TILE_ROWS * ((size_t)n + (size_t)block + 2 * (size_t)ng + ((size_t)n + 3) / 4);
+// Per tile of rows: group params (rows × n/group), super params (rows × n/block), Wt (rows × n),
+// Err (rows × lazy block), codes (rows × n bytes).
+static size_t tile_scratch_bytes(const qgrid *g, int64_t n, int64_t block) {
+    size_t ng = (size_t)(n / g->group), nb = (size_t)(n / g->block);
+    return (size_t)TILE_ROWS * (ng * sizeof(qg_group) + nb * sizeof(qg_super) + ((size_t)n + (size_t)block) * sizeof(float) +
+                                (size_t)n);
 }
 
 static void quant_worker(void *arg, int ith, int nth) {
     const quant_ctx *c = arg;
-    const qf_spec *s = c->s;
-    const int64_t n = c->n, G = s->group, ng = n / G;
-    float *Wt = c->scratch + (size_t)ith * tile_scratch_floats(n, c->block, ng);
+    const qgrid *g = c->g;
+    const int64_t n = c->n, G = g->group, B = g->block, ng = n / G, nb = n / B;
+    char *base = c->scratch + (size_t)ith * tile_scratch_bytes(g, n, c->block);
+    qg_group *pp = (qg_group *)base;
+    qg_super *ss = (qg_super *)(pp + TILE_ROWS * ng);
+    float *Wt = (float *)(ss + TILE_ROWS * nb);
     float *Err = Wt + TILE_ROWS * n;
-    float *dd = Err + TILE_ROWS * c->block;
-    int *zz = (int *)(dd + TILE_ROWS * ng);
-    uint8_t *qq = (uint8_t *)(zz + TILE_ROWS * ng);
+    uint8_t *qq = (uint8_t *)(Err + TILE_ROWS * c->block);
     const int64_t n_tiles = (c->n_out + TILE_ROWS - 1) / TILE_ROWS;
 
     for (int64_t tile = ith; tile < n_tiles; tile += nth) {
@@ -274,8 +277,10 @@ static void quant_worker(void *arg, int ith, int nth) {
             const float *wrow = c->W + (r0 + r) * n;
             float *wt = Wt + r * n;
             if (c->perm) {
-                // Static groups: parameters of each natural group from the original weights.
-                for (int64_t g = 0; g < ng; g++) rtn_group_params(s, wrow + g * G, 1.0f, &dd[r * ng + g], &zz[r * ng + g]);
+                // Static groups: parameters of each natural block and group from the original weights.
+                for (int64_t k = 0; k < nb; k++) qgrid_super(g, wrow + k * B, &ss[r * nb + k]);
+                for (int64_t k = 0; k < ng; k++)
+                    qgrid_group(g, &ss[r * nb + k * G / B], wrow + k * G, 1.0f, &pp[r * ng + k]);
                 for (int64_t i = 0; i < n; i++) wt[i] = wrow[c->perm[i]];
             } else {
                 memcpy(wt, wrow, (size_t)n * sizeof(float));
@@ -284,20 +289,22 @@ static void quant_worker(void *arg, int ith, int nth) {
         for (int64_t i1 = 0; i1 < n; i1 += c->block) {
             const int64_t i2 = i1 + c->block < n ? i1 + c->block : n;
             for (int64_t i = i1; i < i2; i++) {
-                const int64_t col = c->perm ? c->perm[i] : i, g = col / G;
+                const int64_t col = c->perm ? c->perm[i] : i, k = col / G;
                 const float *hrow = c->Hinv + i * n;
                 const float hii = hrow[i];
                 for (int r = 0; r < rn; r++) {
                     float *wt = Wt + r * n;
-                    // Without act_order i == col; the block is a multiple of G, so the group's
-                    // weights are all inside this block and fully updated by now.
-                    if (!c->perm && col % G == 0) rtn_group_params(s, wt + i, 1.0f, &dd[r * ng + g], &zz[r * ng + g]);
-                    const float d = dd[r * ng + g];
-                    const int z = zz[r * ng + g];
+                    // Without act_order i == col; the lazy block is a multiple of the stored block, so
+                    // a block's (and a group's) weights are all in this lazy block and carry every
+                    // update of the columns before them when the loop reaches their first column.
+                    if (!c->perm && col % B == 0) qgrid_super(g, wt + i, &ss[r * nb + col / B]);
+                    if (!c->perm && col % G == 0) qgrid_group(g, &ss[r * nb + col / B], wt + i, 1.0f, &pp[r * ng + k]);
+                    const qg_group *p = &pp[r * ng + k];
                     const float w = wt[i];
-                    const int q = rtn_quantize_value(w, d, z, s->bits);
+                    const int q = qgrid_code(g, p, w);
                     qq[r * n + col] = (uint8_t)q;
-                    const float e = (w - d * (float)(q - z)) / hii;
+                    // The error fed back is against the value the file will decode to.
+                    const float e = (w - qgrid_value(p, q)) / hii;
                     Err[r * c->block + (i - i1)] = e;
                     axpy_neg(wt + i + 1, hrow + i + 1, e, i2 - i - 1);
                 }
@@ -314,25 +321,30 @@ static void quant_worker(void *arg, int ith, int nth) {
             }
         }
         for (int r = 0; r < rn; r++) {
-            uint8_t *prow = c->packed + (size_t)(r0 + r) * (size_t)ng * c->block_bytes;
-            for (int64_t g = 0; g < ng; g++)
-                qf_pack_group(s, dd[r * ng + g], zz[r * ng + g], qq + r * n + g * G, prow + (size_t)g * c->block_bytes);
+            uint8_t *prow = c->packed + (size_t)(r0 + r) * (size_t)nb * g->block_bytes;
+            for (int64_t k = 0; k < nb; k++)
+                qgrid_pack(g, &ss[r * nb + k], &pp[r * ng + k * B / G], qq + r * n + k * B, prow + (size_t)k * g->block_bytes);
             // The returned weights are by construction exactly what the packed blocks decode to.
-            qf_dequantize_row(s, prow, c->W + (r0 + r) * n, n);
+            qgrid_dequantize_row(g, prow, c->W + (r0 + r) * n, n);
         }
     }
 }
 
 int gptq_quantize(const qf_spec *s, float *W, int64_t n_out, int64_t n_in, const double *H,
                   const gptq_opts *o, void *packed, it_pool *pool, intact_error *err) {
+    qgrid g;
+    if (qgrid_from_spec(&g, s)) return it_fail(err, INTACT_E_ARG, "gptq: unsupported format spec");
+    return gptq_quantize_grid(&g, W, n_out, n_in, H, o, packed, pool, err);
+}
+
+int gptq_quantize_grid(const qgrid *g, float *W, int64_t n_out, int64_t n_in, const double *H,
+                       const gptq_opts *o, void *packed, it_pool *pool, intact_error *err) {
     gptq_opts opts = o ? *o : gptq_default_opts();
-    int type;
-    if (qf_type_of(s, &type)) return it_fail(err, INTACT_E_ARG, "gptq: unsupported format spec");
-    if (n_out <= 0 || n_in <= 0 || n_in % s->group)
-        return it_fail(err, INTACT_E_ARG, "gptq: bad shape %lld × %lld for group %d", (long long)n_out,
-                       (long long)n_in, s->group);
+    if (n_out <= 0 || n_in <= 0 || n_in % g->block)
+        return it_fail(err, INTACT_E_ARG, "gptq: bad shape %lld × %lld for %s blocks of %d", (long long)n_out,
+                       (long long)n_in, g->name, g->block);
     if (!(opts.damp >= 0) || opts.block <= 0) return it_fail(err, INTACT_E_ARG, "gptq: bad options");
-    const int64_t n = n_in, G = s->group;
+    const int64_t n = n_in, G = g->block;
     const int64_t block = (opts.block + G - 1) / G * G;
     size_t n2;
     if (it_mul_size((size_t)n, (size_t)n, &n2) || it_mul_size(n2, sizeof(double), &n2))
@@ -340,7 +352,8 @@ int gptq_quantize(const qf_spec *s, float *W, int64_t n_out, int64_t n_in, const
 
     int rc = -1;
     double *Hw = malloc(n2), *U = malloc(n2);
-    float *Hinv = NULL, *scratch = NULL;
+    float *Hinv = NULL;
+    char *scratch = NULL;
     int64_t *perm = NULL;
     diag_idx *di = NULL;
     if (!Hw || !U) { it_fail(err, INTACT_E_NOMEM, "gptq: out of memory (n_in %lld)", (long long)n); goto done; }
@@ -392,9 +405,9 @@ int gptq_quantize(const qf_spec *s, float *W, int64_t n_out, int64_t n_in, const
     U = NULL;
 
     const int nth = it_pool_size(pool);
-    scratch = malloc((size_t)nth * tile_scratch_floats(n, block, n / G) * sizeof(float));
+    scratch = malloc((size_t)nth * tile_scratch_bytes(g, n, block));
     if (!scratch) { it_fail(err, INTACT_E_NOMEM, "gptq: out of memory"); goto done; }
-    quant_ctx c = {s, W, packed, Hinv, perm, n_out, n, block, qf_block_bytes(s), scratch};
+    quant_ctx c = {g, W, packed, Hinv, perm, n_out, n, block, scratch};
     it_pool_run(pool, quant_worker, &c);
     rc = 0;
 done:

@@ -61,6 +61,14 @@ gptq_opts gptq_default_opts(void);
 int gptq_quantize(const qf_spec *s, float *W, int64_t n_out, int64_t n_in, const double *H,
                   const gptq_opts *o, void *packed, it_pool *pool, intact_error *err);
 
+// The same on any writable grid (quant/qgrid.h): n_in a multiple of g->block; the lazy-update
+// block is rounded up to a multiple of g->block. A block's super parameters (k-quants: fp16 d, dmin)
+// are chosen from the error-updated weights when the loop reaches the block's first column, each
+// group's (sub-scale, min) likewise at its first column, against those super parameters.
+struct qgrid;
+int gptq_quantize_grid(const struct qgrid *g, float *W, int64_t n_out, int64_t n_in, const double *H,
+                       const gptq_opts *o, void *packed, it_pool *pool, intact_error *err);
+
 // ---------------------------------------------------------------- linear algebra (exposed for tests)
 // In-place Cholesky A = L·Lᵀ of the n × n row-major SPD matrix A: the lower triangle becomes L, the
 // strict upper triangle is zeroed. Returns 0, or -1 if A is not (numerically) positive definite.

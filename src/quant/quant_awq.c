@@ -40,7 +40,8 @@ static float *search(quant_run *q, int input, it_tensor **mats, int n_mats, int 
     quant_input_stats *st = &q->stats[input];
     int64_t n_in = st->width;
     *rc = 0;
-    if (n_in % q->spec.group || !st->n_tok) return NULL;
+    const qgrid *g = quant_grid_for(q, n_in);
+    if (!g || !st->n_tok) return NULL;
     float *mean = malloc((size_t)n_in * sizeof *mean), *s = malloc((size_t)n_in * sizeof *s);
     const float *W[3] = {0};
     int64_t n_out[3];
@@ -60,7 +61,7 @@ static float *search(quant_run *q, int input, it_tensor **mats, int n_mats, int 
     if (ok) {
         for (int64_t i = 0; i < n_in; i++) mean[i] = (float)(st->abs_sum[i] / (double)st->n_tok);
         awq_scale_result res;
-        *rc = awq_search_scale(&q->spec, W, n_out, n_mats, n_in, st->X, st->x_rows, mean, s, &res, q->pool, q->err);
+        *rc = awq_search_scale_grid(g, W, n_out, n_mats, n_in, st->X, st->x_rows, mean, s, &res, q->pool, q->err);
     } else {
         *rc = it_fail(q->err, INTACT_E_NOMEM, "out of memory");
     }
@@ -122,15 +123,16 @@ int quant_awq_scale_layer(quant_run *q, int l) {
 int quant_awq_matrix(quant_run *q, int input, float *w, int64_t n_out, int64_t n_in, void *packed) {
     quant_input_stats *st = &q->stats[input];
     const float *s = q->awq_scales[input];
+    const qgrid *g = quant_grid_for(q, n_in);
     float *X = malloc((size_t)(st->x_rows * n_in) * sizeof *X);
-    float *clips = malloc((size_t)(n_out * (n_in / q->spec.group)) * sizeof *clips);
+    float *clips = malloc((size_t)(n_out * (n_in / g->group)) * sizeof *clips);
     int rc = -1;
     if (X && clips) {
         // The matrix is already W·diag(s): search its clips on the inputs it now sees, X·diag(1/s).
         for (int64_t t = 0; t < st->x_rows; t++)
             for (int64_t i = 0; i < n_in; i++) X[t * n_in + i] = st->X[t * n_in + i] / (s ? s[i] : 1.0f);
-        rc = awq_search_clip(&q->spec, w, n_out, n_in, X, st->x_rows, clips, q->pool, q->err);
-        if (rc == 0) rc = awq_quantize_matrix(&q->spec, w, n_out, n_in, clips, packed, NULL, q->pool, q->err);
+        rc = awq_search_clip_grid(g, w, n_out, n_in, X, st->x_rows, clips, q->pool, q->err);
+        if (rc == 0) rc = awq_quantize_matrix_grid(g, w, n_out, n_in, clips, packed, NULL, q->pool, q->err);
     } else {
         it_fail(q->err, INTACT_E_NOMEM, "out of memory");
     }

@@ -7,6 +7,7 @@
 #include "formats/qformat.h"
 #include "model/model.h"
 #include "quant/gptq.h"
+#include "quant/qgrid.h"
 
 enum { QM_RTN, QM_GPTQ, QM_AWQ };
 // The four distinct inputs of a layer's linear maps.
@@ -29,6 +30,8 @@ typedef struct quant_run {
     intact_error *err;
     intact_quant_report *rep;
     qf_spec spec;
+    qgrid grid;              // the storage grid every method quantizes onto
+    qgrid fallback;          // k-quants: for rows not a multiple of 256 (fallback.type 0: none)
     int method;
     intact_ctx *ctx;         // calibration context (gptq, awq)
     it_pool *pool;           // its thread team, shared by the quantizers
@@ -44,6 +47,8 @@ int quant_run_begin(quant_run *q);              // calibration samples and conte
 void quant_run_end(quant_run *q);
 int quant_collect(quant_run *q, int layer);     // fills q->stats for the inputs of this layer
 void quant_stats_clear(quant_run *q);
+// The grid for matrices with rows of n_in: q->grid, its fallback, or NULL (kept as stored).
+const qgrid *quant_grid_for(const quant_run *q, int64_t n_in);
 
 // AWQ: searches and folds the per-channel scales of layer l (before its matrices are quantized),
 // then quantizes one matrix with the clip search.

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/fp16.h"
 #include "formats/qformat.h"
 #include "forward/forward.h"
 #include "quant/gptq.h"
@@ -52,24 +53,34 @@ static float *matrix_to_f32(const it_tensor *t) {
 }
 
 // Swaps the quantized result into the model: packed blocks, or their exact fp32 dequantization.
-static int install(intact_model *m, it_tensor *t, const qf_spec *s, void *packed, int fake) {
-    int type;
-    qf_type_of(s, &type);
+static int install(intact_model *m, it_tensor *t, const qgrid *g, void *packed, int fake) {
     int64_t n_in = t->ne[0], n_out = t->ne[1];
-    size_t row = (size_t)(n_in / s->group) * qf_block_bytes(s);
+    size_t row = qgrid_row_bytes(g, n_in);
     if (fake) {
         float *w = model_alloc(m, (size_t)(n_in * n_out) * sizeof *w);
         if (!w) return -1;
-        for (int64_t r = 0; r < n_out; r++) qf_dequantize_row(s, (char *)packed + (size_t)r * row, w + r * n_in, n_in);
+        for (int64_t r = 0; r < n_out; r++) qgrid_dequantize_row(g, (char *)packed + (size_t)r * row, w + r * n_in, n_in);
         t->type = IT_TYPE_F32;
         t->data = w;
         t->nbytes = (size_t)(n_in * n_out) * sizeof *w;
     } else {
-        t->type = type;
+        t->type = g->type;
         t->data = packed;
         t->nbytes = row * (size_t)n_out;
     }
     return 0;
+}
+
+const qgrid *quant_grid_for(const quant_run *q, int64_t n_in) {
+    if (n_in % q->grid.block == 0) return &q->grid;
+    if (q->fallback.type && n_in % q->fallback.block == 0) return &q->fallback;
+    return NULL;
+}
+
+static void note_name(char *list, size_t cap, int layer, const char *name) {
+    char s[48];
+    snprintf(s, sizeof s, "%sblk.%d.%s", list[0] ? "," : "", layer, name);
+    if (strlen(list) + strlen(s) < cap) strcat(list, s);
 }
 
 static int quantize_layer(quant_run *q, int l) {
@@ -81,15 +92,15 @@ static int quantize_layer(quant_run *q, int l) {
     if (q->method == QM_AWQ && quant_awq_scale_layer(q, l) != 0) return -1;
     for (int i = 0; i < n; i++) {
         int64_t n_in = t[i]->ne[0], n_out = t[i]->ne[1];
-        if (n_in % q->spec.group) {
+        const qgrid *g = quant_grid_for(q, n_in);
+        if (!g) {
             q->rep->n_kept++;
-            char name[48];
-            snprintf(name, sizeof name, "%sblk.%d.%s", q->rep->kept[0] ? "," : "", l, it_layer_matrix_names[i]);
-            if (strlen(q->rep->kept) + strlen(name) < sizeof q->rep->kept) strcat(q->rep->kept, name);
+            note_name(q->rep->kept, sizeof q->rep->kept, l, it_layer_matrix_names[i]);
             continue;
         }
+        if (g == &q->fallback) q->rep->n_fallback++;
         float *w = matrix_to_f32(t[i]);
-        size_t row = (size_t)(n_in / q->spec.group) * qf_block_bytes(&q->spec);
+        size_t row = qgrid_row_bytes(g, n_in);
         void *packed = model_alloc(m, row * (size_t)n_out);
         if (!w || !packed) {
             free(w);
@@ -99,21 +110,95 @@ static int quantize_layer(quant_run *q, int l) {
         if (q->method == QM_GPTQ) {
             gptq_opts o = gptq_default_opts();
             o.act_order = q->p->act_order;
-            rc = gptq_quantize(&q->spec, w, n_out, n_in, q->stats[input[i]].h.H, &o, packed, q->pool, q->err);
+            rc = gptq_quantize_grid(g, w, n_out, n_in, q->stats[input[i]].h.H, &o, packed, q->pool, q->err);
         } else if (q->method == QM_AWQ) {
             rc = quant_awq_matrix(q, input[i], w, n_out, n_in, packed);
         } else {
-            rc = rtn_quantize_matrix(&q->spec, w, n_out, n_in, q->p->clip_search, packed, NULL, q->pool, q->err);
+            rc = rtn_quantize_matrix_grid(g, w, n_out, n_in, q->p->clip_search, packed, NULL, q->pool, q->err);
         }
         free(w);
         if (rc != 0) return -1;
-        if (install(m, t[i], &q->spec, packed, q->p->fake) != 0)
+        if (install(m, t[i], g, packed, q->p->fake) != 0)
             return it_fail(q->err, INTACT_E_NOMEM, "out of memory");
         q->rep->n_quantized++;
         q->q_weights += (double)n_in * (double)n_out;
         q->q_bits += 8.0 * (double)row * (double)n_out;
     }
     return 0;
+}
+
+// llama-quantize's fallback for k-quant rows that are not whole super-blocks.
+static int kquant_fallback(int type) {
+    return type == IT_TYPE_Q4_K ? IT_TYPE_Q5_0 : type == IT_TYPE_Q6_K ? IT_TYPE_Q8_0 : 0;
+}
+
+// "f32"/"f16"/"bf16" or a writable ggml type name; -1 otherwise.
+static int head_type_parse(const char *s) {
+    if (!s) return -1;
+    if (!strcmp(s, "f32")) return IT_TYPE_F32;
+    if (!strcmp(s, "f16")) return IT_TYPE_F16;
+    if (!strcmp(s, "bf16")) return IT_TYPE_BF16;
+    return qgrid_ggml_type(s);
+}
+
+// The output head or the embedding stored as `type`: float conversion, or RTN on the type's grid
+// (its k-quant fallback when the rows are not whole super-blocks), as llama-quantize does.
+static int quantize_head(quant_run *q, it_tensor *t, int type, const char *what) {
+    int64_t n_in = t->ne[0], n_out = t->ne[1];
+    qgrid g;
+    int is_float = type == IT_TYPE_F32 || type == IT_TYPE_F16 || type == IT_TYPE_BF16;
+    if (!is_float) {
+        if (qgrid_init(&g, type) != 0) return it_fail(q->err, INTACT_E_ARG, "%s: type %d is not writable", what, type);
+        if (n_in % g.block && kquant_fallback(type)) qgrid_init(&g, kquant_fallback(type));
+        if (n_in % g.block)
+            return it_fail(q->err, INTACT_E_ARG, "%s: rows of %lld are not whole %s blocks", what, (long long)n_in, g.name);
+    }
+    float *w = matrix_to_f32(t);
+    size_t row = fmt_row_bytes(is_float ? type : g.type, n_in);
+    void *dst = model_alloc(q->m, row * (size_t)n_out);
+    if (!w || !dst) {
+        free(w);
+        return it_fail(q->err, INTACT_E_NOMEM, "out of memory quantizing %s", what);
+    }
+    int rc = 0;
+    if (is_float) {
+        for (int64_t i = 0; i < n_in * n_out; i++) {
+            char *o = (char *)dst + (size_t)i * (type == IT_TYPE_F32 ? 4 : 2);
+            uint16_t h = type == IT_TYPE_F16 ? it_f32_to_fp16(w[i]) : it_f32_to_bf16(w[i]);
+            if (type == IT_TYPE_F32) memcpy(o, &w[i], 4);
+            else memcpy(o, &h, 2);
+        }
+    } else {
+        rc = rtn_quantize_matrix_grid(&g, w, n_out, n_in, 0, dst, NULL, q->pool, q->err);
+    }
+    free(w);
+    if (rc) return -1;
+    t->type = is_float ? type : g.type;
+    t->data = dst;
+    t->nbytes = row * (size_t)n_out;
+    return 0;
+}
+
+static int quantize_heads(quant_run *q) {
+    intact_model *m = q->m;
+    const intact_quant_params *p = q->p;
+    int ot = head_type_parse(p->output_type), et = head_type_parse(p->embd_type);
+    if (p->embd_type && quantize_head(q, &m->tok_embd, et, "token_embd.weight") != 0) return -1;
+    if (!p->output_type) {
+        if (m->tied) m->output = m->tok_embd;   // still the embedding, now in its new type
+        return 0;
+    }
+    if (m->tied && p->embd_type && et == ot) {
+        m->output = m->tok_embd;               // same type: stays tied, one tensor in the file
+        return 0;
+    }
+    if (m->tied) {
+        // Untie: the head gets its own tensor (from the embedding's full-precision values when the
+        // embedding was not re-typed, else from its source, which m->output still points at).
+        m->tied = 0;
+        m->output.name = "output.weight";
+    }
+    return quantize_head(q, &m->output, ot, "output.weight");
 }
 
 static int parse_method(const char *s, int *out, intact_error *err) {
@@ -141,9 +226,19 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
     // rotate with no method only rotates; a NULL method alone still means rtn, as it always did.
     int rotate_only = p->rotate && !p->method;
     if (!rotate_only && parse_method(p->method, &q.method, err) != 0) return -1;
-    if (!rotate_only && qf_type_of(&q.spec, &type) != 0)
+    if (!rotate_only && p->format) {
+        if ((type = qgrid_ggml_type(p->format)) < 0)
+            return it_fail(err, INTACT_E_ARG, "unknown format '%s' (q4_0, q4_1, q8_0, q4_k, q6_k)", p->format);
+        qgrid_init(&q.grid, type);
+        if (kquant_fallback(type)) qgrid_init(&q.fallback, kquant_fallback(type));
+    } else if (!rotate_only && (qf_type_of(&q.spec, &type) != 0 || qgrid_init(&q.grid, type) != 0)) {
         return it_fail(err, INTACT_E_ARG, "unsupported format: %d bits, group %d (bits 2/3/4/8, group 32/64/128)",
                        p->bits, p->group);
+    }
+    if ((p->output_type && head_type_parse(p->output_type) < 0) || (p->embd_type && head_type_parse(p->embd_type) < 0))
+        return it_fail(err, INTACT_E_ARG, "unknown %s type '%s' (f32, f16, bf16, q4_0, q4_1, q8_0, q4_k, q6_k)",
+                       p->output_type && head_type_parse(p->output_type) < 0 ? "output" : "embedding",
+                       p->output_type && head_type_parse(p->output_type) < 0 ? p->output_type : p->embd_type);
     if (m->quant.method[0])
         return it_fail(err, INTACT_E_ARG, "the model is already quantized (%s)", m->quant.method);
     // Quantizing quantized weights compounds two rounding errors; like llama-quantize, refuse
@@ -174,9 +269,12 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
         quant_stats_clear(&q);
         if (rc == 0 && p->progress) p->progress(p->progress_user, l + 1, m->hp.n_layers);
     }
+    if (rc == 0 && (p->output_type || p->embd_type)) rc = quantize_heads(&q);
     quant_run_end(&q);
     if (rc != 0) return -1;
     if (model_refresh_tensor_list(m) != 0) return it_fail(err, INTACT_E_NOMEM, "out of memory");
+    if (q.rep->n_fallback) snprintf(q.rep->fallback_type, sizeof q.rep->fallback_type, "%s", q.fallback.name);
+    snprintf(m->quant.format, sizeof m->quant.format, "%s", p->format ? q.grid.name : "");
     snprintf(m->quant.method, sizeof m->quant.method, "%s", p->method ? p->method : "rtn");
     m->quant.bits = p->bits;
     m->quant.group = p->group;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fp16.h"
+#include "quant/qgrid.h"
 
 void rtn_group_params(const qf_spec *s, const float *w, float clip, float *d, int *z) {
     const int G = s->group, maxq = (1 << s->bits) - 1;
@@ -84,7 +85,7 @@ float rtn_search_clip_group(const qf_spec *s, const float *w, int n_grid) {
 }
 
 typedef struct {
-    const qf_spec *s;
+    const qgrid *g;
     const float *W;
     float *out;
     uint8_t *packed;
@@ -94,29 +95,39 @@ typedef struct {
 
 static void rtn_worker(void *arg, int ith, int nth) {
     const rtn_ctx *c = arg;
-    const int64_t G = c->s->group, ng = c->n_in / G;
-    const size_t bb = qf_block_bytes(c->s);
+    const qgrid *g = c->g;
+    const int64_t B = g->block, nb = c->n_in / B;
     long b, e;
     it_split_range((long)c->n_out, ith, nth, 1, &b, &e);
     for (int64_t r = b; r < e; r++) {
-        uint8_t *prow = c->packed + (size_t)r * (size_t)ng * bb;
-        for (int64_t g = 0; g < ng; g++) {
-            const float *w = c->W + r * c->n_in + g * G;
-            float clip = c->clip_search ? rtn_search_clip_group(c->s, w, RTN_CLIP_GRID) : 1.0f;
-            rtn_quantize_group(c->s, w, clip, prow + (size_t)g * bb);
+        uint8_t *prow = c->packed + (size_t)r * (size_t)nb * g->block_bytes;
+        for (int64_t k = 0; k < nb; k++) {
+            const float *w = c->W + r * c->n_in + k * B;
+            float clips[16];
+            if (c->clip_search) {
+                qg_super s;
+                qgrid_super(g, w, &s);
+                for (int j = 0; j < B / g->group; j++) clips[j] = qgrid_search_clip(g, &s, w + j * g->group, RTN_CLIP_GRID);
+            }
+            qgrid_quantize_block(g, w, c->clip_search ? clips : NULL, prow + (size_t)k * g->block_bytes, NULL);
         }
-        if (c->out) qf_dequantize_row(c->s, prow, c->out + r * c->n_in, c->n_in);
+        if (c->out) qgrid_dequantize_row(g, prow, c->out + r * c->n_in, c->n_in);
     }
+}
+
+int rtn_quantize_matrix_grid(const qgrid *g, const float *W, int64_t n_out, int64_t n_in, int clip_search,
+                             void *packed, float *W_dequant_out, it_pool *pool, intact_error *err) {
+    if (n_out <= 0 || n_in <= 0 || n_in % g->block)
+        return it_fail(err, INTACT_E_ARG, "rtn: bad shape %lld × %lld for %s blocks of %d", (long long)n_out,
+                       (long long)n_in, g->name, g->block);
+    rtn_ctx c = {g, W, W_dequant_out, packed, n_out, n_in, clip_search};
+    it_pool_run(pool, rtn_worker, &c);
+    return 0;
 }
 
 int rtn_quantize_matrix(const qf_spec *s, const float *W, int64_t n_out, int64_t n_in, int clip_search,
                         void *packed, float *W_dequant_out, it_pool *pool, intact_error *err) {
-    int type;
-    if (qf_type_of(s, &type)) return it_fail(err, INTACT_E_ARG, "rtn: unsupported format spec");
-    if (n_out <= 0 || n_in <= 0 || n_in % s->group)
-        return it_fail(err, INTACT_E_ARG, "rtn: bad shape %lld × %lld for group %d", (long long)n_out,
-                       (long long)n_in, s->group);
-    rtn_ctx c = {s, W, W_dequant_out, packed, n_out, n_in, clip_search};
-    it_pool_run(pool, rtn_worker, &c);
-    return 0;
+    qgrid g;
+    if (qgrid_from_spec(&g, s)) return it_fail(err, INTACT_E_ARG, "rtn: unsupported format spec");
+    return rtn_quantize_matrix_grid(&g, W, n_out, n_in, clip_search, packed, W_dequant_out, pool, err);
 }

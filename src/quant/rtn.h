@@ -49,5 +49,10 @@ float rtn_search_clip_group(const qf_spec *s, const float *w, int n_grid);
 // W_dequant_out (may be NULL, may equal W) receives the decoded weights. pool may be NULL.
 int rtn_quantize_matrix(const qf_spec *s, const float *W, int64_t n_out, int64_t n_in, int clip_search,
                         void *packed, float *W_dequant_out, it_pool *pool, intact_error *err);
+// The same on any writable grid (quant/qgrid.h: ours or ggml's); n_in a multiple of g->block. With
+// clip_search, each group's clip is searched given its block's super parameters (taken at clip 1).
+struct qgrid;
+int rtn_quantize_matrix_grid(const struct qgrid *g, const float *W, int64_t n_out, int64_t n_in, int clip_search,
+                             void *packed, float *W_dequant_out, it_pool *pool, intact_error *err);
 
 #endif
