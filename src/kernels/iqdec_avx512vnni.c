@@ -125,12 +125,22 @@ KI void chunk_float(const int B, const int G, const int S, const int T, const ui
     const int kpg = G / 32;
     const int bb = (int)blkb(B, G, S);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i off = _mm512_mullo_epi32(_mm512_srli_epi32(iota, kpg == 1 ? 0 : kpg == 2 ? 1 : 2), _mm512_set1_epi32(bb));
-    __m512i dz = _mm512_i32gather_epi32(off, (const void *)cb, 1);
+    const __m512i off = _mm512_mullo_epi32(iota, _mm512_set1_epi32(bb));
+    __m512i dz;
+    if (kpg == 1) {
+        dz = _mm512_i32gather_epi32(off, (const void *)cb, 1);
+    } else {   // 4 or 8 groups: scalar loads and a broadcast (a 16-lane gather is slow on Zen 4)
+        int v[8];
+        UNROLL for (int g = 0; g < 16 / kpg; g++) memcpy(&v[g], cb + (size_t)g * (size_t)bb, 4);
+        __m512i gv = kpg == 4 ? _mm512_castsi128_si512(_mm_setr_epi32(v[0], v[1], v[2], v[3]))
+                              : _mm512_castsi256_si512(_mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
+        dz = _mm512_permutexvar_epi32(_mm512_srli_epi32(iota, kpg == 2 ? 1 : 2), gv);
+    }
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
     __m512i z = S ? _mm512_set1_epi32(1 << (B - 1)) : _mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xff));
     UNROLL for (int t = 0; t < T; t++) {
-        __m512i iv = _mm512_sub_epi32(is[t], _mm512_mullo_epi32(z, _mm512_loadu_si512(su[t])));
+        __m512i su_t = _mm512_loadu_si512(su[t]);
+        __m512i iv = _mm512_sub_epi32(is[t], S ? _mm512_slli_epi32(su_t, B - 1) : _mm512_mullo_epi32(z, su_t));
         __m512 ds = _mm512_mul_ps(d, _mm512_loadu_ps(sc[t]));
         f[t] = _mm512_mask3_fmadd_ps(ds, _mm512_cvtepi32_ps(iv), f[t], lm);
     }
