@@ -52,7 +52,7 @@ all: $(BIN)
 # SIMD_O0: kernel sources compiled at -O0 (the fuzz build: matmul_avx512.c takes 130 s at -O1 under
 # clang's coverage + ASan + UBSan, 10 s at -O0).
 # The sanitizer build compiles the VNNI kernels at -O0 too (2.5 min at -O2 under ASan+UBSan).
-SIMD_O0 ?= $(if $(filter 1,$(SANITIZE)),src/kernels/iqmatmul_avx512vnni.c)
+SIMD_O0 ?= $(if $(filter 1,$(SANITIZE)),src/kernels/iqmatmul_avx512vnni.c src/kernels/iqdec_avx512vnni.c)
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
@@ -65,7 +65,7 @@ $(BUILD)/%_avx512.o: %_avx512.c
 # (Skylake-X has AVX-512 without VNNI); chosen at run time only when cpuid reports VNNI.
 $(BUILD)/%_avx512vnni.o: %_avx512vnni.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -mavx512vnni -mavxvnni $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -mavx512vnni -mavxvnni -mavx512bitalg $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,7 +76,7 @@ $(BUILD)/%.o: %.c
 # and the CLI keep their non-PIC objects (and their speed); plain `make` does not build these.
 PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 ISA_FLAGS  = $(if $(filter %_avx2.c,$<),$(AVX2_FLAGS))$(if $(filter %_avx512.c,$<),$(AVX512_FLAGS)) \
-             $(if $(filter %_avx512vnni.c,$<),$(AVX512_FLAGS) -mavx512vnni -mavxvnni)
+             $(if $(filter %_avx512vnni.c,$<),$(AVX512_FLAGS) -mavx512vnni -mavxvnni -mavx512bitalg)
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ISA_FLAGS) -fPIC -fvisibility=hidden $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@

@@ -1,6 +1,9 @@
 // Integer-format matmul microbenchmark: decode (nt = 1) weight-streaming bandwidth in GB/s of
-// packed weights and the tok/s it would mean for TinyLlama-1.1B, and prefill GFLOP/s (nt = 8, 64,
-// 128), per format and ISA, with 1 and 2 threads; F16 (matmul_avx*.c) alongside as the baseline.
+// packed weights, as a fraction of the machine's read bandwidth (measured in the same rounds by a
+// streaming probe over the same buffers, same thread count), and the tok/s it would mean for
+// TinyLlama-1.1B; and prefill GFLOP/s (nt = 8, 64, 128), per format and ISA, with 1 and 2 threads;
+// F16 (matmul_avx*.c) alongside as the baseline. Decode rows "dq-avx2" / "dq-avx512" are the int8-
+// activation GEMV (kernels/iqdec.h, the default decode path), its activation quantization included.
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_qkernels.c build/libintact.a -lm -o /tmp/bench_qkernels && /tmp/bench_qkernels
@@ -20,6 +23,9 @@
 #include "core/pool.h"
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
+#include "kernels/iqdec.h"
+
+uint64_t eval_stream_read_avx2(const void *buf, size_t bytes);   // src/eval/membw_avx2.c
 
 static double now_s(void) {
     struct timespec ts;
@@ -29,6 +35,9 @@ static double now_s(void) {
 
 typedef struct {
     it_matmul_fn fn;
+    kern_dq_fn dq;   // instead of fn: the int8-activation GEMV over *a
+    qf_spec spec;
+    const kern_dq *a;
     const char *w;
     size_t row_bytes;
     int64_t n_in, n_out, nt;
@@ -41,7 +50,21 @@ static void worker(void *arg, int ith, int nth) {
     const job *j = arg;
     long r0, r1;
     it_split_range((long)j->n_out, ith, nth, 16, &r0, &r1);
-    if (r0 < r1) j->fn(j->w, j->row_bytes, j->n_in, j->x, j->n_in, j->nt, j->y, j->n_out, r0, r1);
+    if (r0 >= r1) return;
+    if (j->dq) j->dq(&j->spec, j->w, j->row_bytes, j->a, j->y, j->n_out, r0, r1);
+    else j->fn(j->w, j->row_bytes, j->n_in, j->x, j->n_in, j->nt, j->y, j->n_out, r0, r1);
+}
+
+// The bandwidth probe: each thread streams its half of the buffer.
+typedef struct {
+    const char *p;
+    size_t n;
+    volatile uint64_t sink;
+} probe;
+static void probe_worker(void *arg, int ith, int nth) {
+    probe *pr = arg;
+    size_t per = pr->n / (size_t)nth / 128 * 128;
+    pr->sink ^= eval_stream_read_avx2(pr->p + per * (size_t)ith, per);
 }
 
 // Random bytes, then every block's fp16 scale set to a small normal value (no inf/NaN); F16
@@ -63,15 +86,15 @@ static double best(const double *t, int n) {
     return m;
 }
 
-enum { NTYPES = 7, NISA = 2, MAXS = 512 };
+enum { NTYPES = 7, NISA = 4, MAXS = 512 };
 static const int k_types[NTYPES] = {IT_TYPE_F16,       IT_QTYPE(4, 2, 0), IT_QTYPE(4, 2, 1),
                                     IT_QTYPE(4, 0, 0), IT_QTYPE(8, 2, 0), IT_QTYPE(3, 2, 0),
                                     IT_QTYPE(2, 2, 0)};
-static const char *k_isas[NISA] = {"avx2", "avx512"};
+static const char *k_isas[NISA] = {"avx2", "avx512", "dq-avx2", "dq-avx512"};
 
-static it_matmul_fn kernel(int type, int isa) {
-    return type == IT_TYPE_F16 ? fmt_kernel(type, k_isas[isa]) : fmt_kernel(type, k_isas[isa]);
-}
+static it_matmul_fn kernel(int type, int isa) { return isa < 2 ? fmt_kernel(type, k_isas[isa]) : NULL; }
+static kern_dq_fn dq_kernel(int type, int isa) { return isa >= 2 ? kern_dq_kernel(type, k_isas[isa] + 3) : NULL; }
+static int have(int type, int isa) { return kernel(type, isa) || dq_kernel(type, isa); }
 
 // Fastest call over several rounds, configurations interleaved (the machine is shared).
 int main(int argc, char **argv) {
@@ -81,7 +104,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[a], "decode")) do_prefill = 0;
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
     }
-    enum { NT_N = 3 };
+    enum { NT_N = 3, NISA_PF = 2 };
     const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
     static const int64_t nts[NT_N] = {8, 64, 128};
     const double tok_weights = 22.0 * (2.0 * 2048 * 2048 + 2.0 * 2048 * 256 + 3.0 * 2048 * 5632) +
@@ -102,34 +125,51 @@ int main(int argc, char **argv) {
     }
 
     if (do_decode) {
-        static double t[NTYPES][NISA][3][MAXS];
-        static int cnt[NTYPES][NISA][3];
+        static double t[NTYPES][NISA][3][MAXS], tbw[3][MAXS];
+        static int cnt[NTYPES][NISA][3], cbw[3];
         int rounds = quick ? 3 : 10;
+        kern_dq a = {0};
         for (int round = -1; round < rounds; round++) // round -1 warms up (page faults, pools)
-            for (int ti = 0; ti < NTYPES; ti++)
+            for (int ti = 0; ti < NTYPES; ti++) {
                 for (int s = 0; s < NISA; s++) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
-                    if (!fn) continue;
+                    kern_dq_fn dq = dq_kernel(k_types[ti], s);
+                    if (!fn && !dq) continue;
                     for (int nth = 1; nth <= 2; nth++)
                         for (int m = 0; m < nmat[ti]; m++) {
-                            job j = {fn, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
+                            job j = {fn, dq, {0, 0, 0}, &a, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
+                            if (dq) qf_spec_of(k_types[ti], &j.spec);
                             double t0 = now_s();
+                            if (dq) kern_dq_quantize(&a, x, 1, n_in);   // once per matmul, as in the model
                             it_pool_run(pools[nth], worker, &j);
                             double dt = now_s() - t0;
                             if (round >= 0 && cnt[ti][s][nth] < MAXS) t[ti][s][nth][cnt[ti][s][nth]++] = dt;
                         }
                 }
-        printf("decode (nt=1), %lld x %lld matrices from DRAM: GB/s of packed weights, "
-               "TinyLlama-1.1B tok/s-equivalent\n", (long long)n_out, (long long)n_in);
-        printf("%-14s %-7s %6s %22s %22s\n", "type", "isa", "MB", "1 thread", "2 threads");
+                // The machine's read bandwidth, probed between the kernels (same buffers, threads).
+                for (int nth = 1; nth <= 2; nth++)
+                    for (int m = 0; m < nmat[ti]; m++) {
+                        probe pr = {w[ti] + (size_t)m * mb[ti], mb[ti], 0};
+                        double t0 = now_s();
+                        it_pool_run(pools[nth], probe_worker, &pr);
+                        double dt = now_s() - t0;
+                        if (round >= 0 && cbw[nth] < MAXS) tbw[nth][cbw[nth]++] = dt / (double)mb[ti];
+                    }
+            }
+        kern_dq_free(&a);
+        double bw[3];
+        for (int nth = 1; nth <= 2; nth++) bw[nth] = 1.0 / best(tbw[nth], cbw[nth]) / 1e9;
+        printf("decode (nt=1), %lld x %lld matrices from DRAM: GB/s of packed weights, fraction of the "
+               "probed read bandwidth (%.1f GB/s 1 thread, %.1f GB/s 2 threads), TinyLlama-1.1B "
+               "tok/s-equivalent\n", (long long)n_out, (long long)n_in, bw[1], bw[2]);
+        printf("%-14s %-9s %6s %30s %30s\n", "type", "isa", "MB", "1 thread", "2 threads");
         for (int ti = 0; ti < NTYPES; ti++)
             for (int s = 0; s < NISA; s++) {
-                if (!kernel(k_types[ti], s)) continue;
-                printf("%-14s %-7s %6.2f", fmt_get(k_types[ti])->name, k_isas[s], (double)mb[ti] / 1e6);
+                if (!have(k_types[ti], s)) continue;
+                printf("%-14s %-9s %6.2f", fmt_get(k_types[ti])->name, k_isas[s], (double)mb[ti] / 1e6);
                 for (int nth = 1; nth <= 2; nth++) {
-                    double b = best(t[ti][s][nth], cnt[ti][s][nth]);
-                    printf("  %6.1f GB/s %6.1f tok/s", (double)mb[ti] / b / 1e9,
-                           (double)(n_out * n_in) / b / tok_weights);
+                    double b = best(t[ti][s][nth], cnt[ti][s][nth]), gbs = (double)mb[ti] / b / 1e9;
+                    printf("  %6.1f GB/s %4.2f %6.1f tok/s", gbs, gbs / bw[nth], (double)(n_out * n_in) / b / tok_weights);
                 }
                 printf("\n");
             }
@@ -141,14 +181,14 @@ int main(int argc, char **argv) {
         int rounds = quick ? 2 : 5;
         for (int round = -1; round < rounds; round++)
             for (int ti = 0; ti < NTYPES; ti++)
-                for (int s = 0; s < NISA; s++) {
+                for (int s = 0; s < NISA_PF; s++) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
                     if (!fn) continue;
                     for (int a = 0; a < NT_N; a++)
                         for (int nth = 1; nth <= 2; nth++) {
                             double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
                             int reps = (int)(0.5e9 / flop) + 1;
-                            job j = {fn, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
+                            job j = {fn, NULL, {0, 0, 0}, NULL, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
                             for (int r = 0; r < reps; r++) {
                                 double t0 = now_s();
                                 it_pool_run(pools[nth], worker, &j);
@@ -164,7 +204,7 @@ int main(int argc, char **argv) {
         for (int a = 0; a < NT_N; a++) printf("  nt=%-11lld", (long long)nts[a]);
         printf("\n");
         for (int ti = 0; ti < NTYPES; ti++)
-            for (int s = 0; s < NISA; s++) {
+            for (int s = 0; s < NISA_PF; s++) {
                 if (!kernel(k_types[ti], s)) continue;
                 printf("%-14s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
                 for (int a = 0; a < NT_N; a++) {

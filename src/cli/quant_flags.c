@@ -46,8 +46,12 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int mode) {
         {"--abits", NULL, ARG_INT, &q->abits, "8|4|16", "quantize every layer linear's input per token (16: off)", 4, 16},
         {"--a-clip", NULL, ARG_FLOAT, &q->a_clip, "R", "activation clip ratio in (0, 1] (default 1)", 1e-3, 1},
         {"--a-fake", NULL, ARG_FLAG, &q->a_fake, NULL, "fake-quantized activations through float kernels", 0, 0},
+        {"--exact-act", NULL, ARG_FLAG, &q->exact_act, NULL,
+         "float activations in decode too (default: int8 per 32 inputs with integer weights)", 0, 0},
+        {"--int8-act-all", NULL, ARG_FLAG, &q->int8_act_all, NULL,
+         "decode's int8 activations at every batch size, prefill too (measure their cost)", 0, 0},
     };
-    int count = for_quantize_cmd ? QUANT_N_OPTS - 3 : QUANT_N_OPTS;
+    int count = for_quantize_cmd ? QUANT_N_OPTS - 5 : QUANT_N_OPTS;
     memcpy(o + n, add, (size_t)count * sizeof add[0]);
     return n + count;
 }
@@ -126,6 +130,9 @@ int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts
         if (given(opts, n_opts, argc, argv, "--a-clip")) return cli_flag_error(cmd, "%s needs %s 8 or 4", "--a-clip", "--abits");
         if (q->a_fake) return cli_flag_error(cmd, "%s needs %s 8 or 4", "--a-fake", "--abits");
     }
+    if (q->exact_act && q->int8_act_all) return cli_flag_error(cmd, "%s conflicts with %s", "--exact-act", "--int8-act-all");
+    if (q->abits != 16 && (q->exact_act || q->int8_act_all))
+        return cli_flag_error(cmd, "%s has no effect with %s 8 or 4", q->exact_act ? "--exact-act" : "--int8-act-all", "--abits");
     return 0;
 }
 
@@ -156,6 +163,13 @@ int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, in
         intact_act_quant a = {q->abits, q->a_clip, q->a_fake};
         intact_error e = {0, ""};
         if (intact_model_set_act_quant(m, &a, &e) != 0) {
+            fprintf(stderr, "intact %s: %s\n", cmd, e.msg);
+            return -1;
+        }
+    }
+    if (q->exact_act || q->int8_act_all) {
+        intact_error e = {0, ""};
+        if (intact_model_set_decode_act(m, q->exact_act ? INTACT_DECODE_ACT_EXACT : INTACT_DECODE_ACT_INT8_ALL, &e) != 0) {
             fprintf(stderr, "intact %s: %s\n", cmd, e.msg);
             return -1;
         }

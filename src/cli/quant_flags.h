@@ -7,7 +7,7 @@
 #include "cli/args.h"
 #include "intact.h"
 
-enum { QUANT_N_OPTS = 18 };   // the last 3 (activation quantization) are not on `quantize`
+enum { QUANT_N_OPTS = 20 };   // the last 5 (activation quantization) are not on `quantize`
 
 // Who uses the flags: a command quantizing in memory (--quant METHOD), `quantize` itself (--method,
 // default rtn), or a command that reads --calib as its own input too (`ikv calibrate`).
@@ -19,7 +19,7 @@ typedef struct quant_flags {
     const char *output_type, *embd_type;   // `quantize` only (set by it, not flags here)
     int bits, group, sym, clip_search, act_order, samples, len, calib_no_bos, fake, rotate;
     uint64_t seed, rotate_seed;
-    int abits, a_fake;
+    int abits, a_fake, exact_act, int8_act_all;
     float a_clip;
 } quant_flags;
 
@@ -35,7 +35,8 @@ int quant_flags_add(quant_flags *q, cli_opt *opts, int n, int mode);
 //   --clip-search is rtn only, --act-order gptq only; --bits 2|3|4|8, --group 32|64|128;
 //   --calib --calib-samples --calib-len --quant-seed --calib-no-bos need gptq or awq (except --calib for
 //   ikv calibrate), and gptq / awq need --calib; --quant none needs --rotate;
-//   --rotate-seed needs --rotate; --a-clip and --a-fake need --abits 8|4.
+//   --rotate-seed needs --rotate; --a-clip and --a-fake need --abits 8|4; --exact-act and
+//   --int8-act-all exclude each other and --abits 8|4.
 int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts, int n_opts, int argc,
                       char **argv);
 // Rotates and/or quantizes m in memory when --rotate or a method was given; prints errors; 0 on

@@ -88,6 +88,7 @@ void intact_ctx_free(intact_ctx *c) {
     free(c->gate); free(c->up); free(c->logits); free(c->probs);
     ctx_balance_enable(c, 0);
     kern_actq_free(&c->actq);
+    kern_dq_free(&c->dq);
     free(c);
 }
 

@@ -4,6 +4,7 @@
 
 #include "intact.h"
 #include "core/pool.h"
+#include "kernels/iqdec.h"
 #include "kernels/iqmatmul.h"
 #include "kv/kv.h"
 #include "model/model.h"
@@ -35,6 +36,7 @@ struct intact_ctx {
     int bal_pre_n;
     it_act_quant aq;             // activation quantization of the layer linears (from the model at creation)
     kern_actq actq;              // quantized activations of the current linear's input
+    kern_dq dq;                  // the same for the int8 decode GEMV (kernels/iqdec.h)
     intact_kv_params kvp;        // the cache's configuration (has_kvp: set by intact_ctx_set_kv)
     int has_kvp;
 };

@@ -1,4 +1,5 @@
-// The layer linears of the forward pass, with optional activation quantization (intact_act_quant):
+// The layer linears of the forward pass. Decode of integer weights takes the int8-activation GEMV
+// (kernels/iqdec.h; intact_decode_act). Optional activation quantization (intact_act_quant):
 // per-token symmetric INT8/INT4 inputs. Integer weights of 4 or 8 bits go through the integer
 // kernels (kernels/iqmatmul.h: int32 dot products per weight group, one float rescale per group);
 // any other weight type — or fake = 1, the research twin — multiplies the quantized-dequantized
@@ -8,6 +9,7 @@
 
 #include "core/error.h"
 #include "formats/qformat.h"
+#include "kernels/iqdec.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
 
@@ -31,7 +33,56 @@ int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a, intact_er
     return act_quant_parse(a, &c->aq, err);
 }
 
-enum { FWD_INT_MIN_ROWS = 4 };
+static int decode_act_check(int mode, intact_error *err) {
+    if (mode != INTACT_DECODE_ACT_INT8 && mode != INTACT_DECODE_ACT_EXACT && mode != INTACT_DECODE_ACT_INT8_ALL)
+        return it_fail(err, INTACT_E_ARG, "decode activation mode %d (0 int8, 1 exact, 2 int8 at every batch size)", mode);
+    return 0;
+}
+
+int intact_model_set_decode_act(intact_model *m, int mode, intact_error *err) {
+    if (!m) return it_fail(err, INTACT_E_ARG, "no model");
+    if (decode_act_check(mode, err)) return -1;
+    m->aq.dec = mode;
+    return 0;
+}
+
+int intact_ctx_set_decode_act(intact_ctx *c, int mode, intact_error *err) {
+    if (!c) return it_fail(err, INTACT_E_ARG, "no context");
+    if (decode_act_check(mode, err)) return -1;
+    c->aq.dec = mode;
+    return 0;
+}
+
+enum { FWD_INT_MIN_ROWS = 4, FWD_DQ_MAX_ROWS = 3 };
+
+static int all_ours(int nw, const it_tensor *const *w) {
+    qf_spec s;
+    for (int i = 0; i < nw; i++)
+        if (qf_spec_of(w[i]->type, &s)) return 0;
+    return 1;
+}
+
+static void float_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
+    if (nw == 1) kern_matmul(c->pool, w[0], x, n, y[0]);
+    else kern_matmul_group(c->pool, nw, w, x, n, y);
+}
+
+// Without activation quantization: integer weights at 1..3 tokens go through the int8 decode GEMV
+// (one weight pass serves up to 3 tokens; beyond that prefill's float GEMM is faster). Under
+// INT8_ALL, larger batches see the same int8 activations through their float twin (kern_dq_fake),
+// equal to the GEMV up to float summation order. A CPU without AVX2 keeps the float kernels.
+static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
+    const int dec = c->aq.dec;
+    if (dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w)) {
+        int64_t n_in = w[0]->ne[0];
+        if (n <= FWD_DQ_MAX_ROWS && kern_dq_quantize(&c->dq, x, n, n_in) == 0) {
+            kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
+            return;
+        }
+        if (dec == INTACT_DECODE_ACT_INT8_ALL) kern_dq_fake(x, n, n_in, x);   // x is scratch (see below)
+    }
+    float_linear(c, nw, w, x, n, y);
+}
 
 static int integer_path(const it_tensor *w) {
     qf_spec s;
@@ -41,8 +92,7 @@ static int integer_path(const it_tensor *w) {
 void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
     const it_act_quant *aq = &c->aq;
     if (aq->bits == 16) {
-        if (nw == 1) kern_matmul(c->pool, w[0], x, n, y[0]);
-        else kern_matmul_group(c->pool, nw, w, x, n, y);
+        plain_linear(c, nw, w, x, n, y);
         return;
     }
     int64_t n_in = w[0]->ne[0];

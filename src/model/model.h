@@ -24,7 +24,8 @@ typedef struct it_layer {
 } it_layer;
 
 // Activation quantization of the layer linears (intact_act_quant); bits 16 = off.
-typedef struct it_act_quant { int bits; float clip; int fake; } it_act_quant;
+// dec: decode activations of integer-weight linears when bits == 16 (intact_decode_act mode).
+typedef struct it_act_quant { int bits; float clip; int fake; int dec; } it_act_quant;
 
 // The seven weight matrices of a layer in the one order used everywhere (quantization, rotation,
 // calibration, bench): q, k, v, o, gate, up, down. IT_LAYER_MATRICES(ly) initializes an array of

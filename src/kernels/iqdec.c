@@ -1,0 +1,217 @@
+// Decode GEMV with int8 activations (kernels/iqdec.h): the activation quantizer, the scalar
+// reference that defines the result, kernel choice and the threaded wrapper. Baseline x86-64: the
+// SIMD kernels live in iqdec_avx2.c / iqdec_avx512vnni.c and run only after the CPU checks here.
+#include "kernels/iqdec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "kernels/iqmatmul.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+// ---- activation quantization ----
+
+void kern_dq_free(kern_dq *a) {
+    if (!a) return;
+    free(a->mem);
+    memset(a, 0, sizeof *a);
+}
+
+static inline float dq_clamp(float v) {
+    v = v < 127.0f ? v : 127.0f;   // a NaN v gives 127, as _mm256_min_ps(v, 127) does
+    return v > -127.0f ? v : -127.0f;
+}
+// Round half to even of |v| <= 127: v + 1.5*2^23 lands where the float spacing is 1.
+static inline int dq_rne(float v) {
+    float r = v + 12582912.0f;
+    return (int)(r - 12582912.0f);
+}
+
+// One token: q[0..n), scale[0..n/32), sum[0..n/32).
+static void quant_row_scalar(const float *x, int64_t n, int8_t *q, float *scale, int32_t *sum) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) {
+            float v = fabsf(xb[i]);
+            if (v > amax) amax = v;
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        scale[b] = amax / 127.0f;
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++) {
+            int v = dq_rne(dq_clamp(xb[i] * inv));
+            q[32 * b + i] = (int8_t)v;
+            s += v;
+        }
+        sum[b] = s;
+    }
+}
+
+int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
+    if (!a || !x || nt < 1 || n_in < 32 || n_in % 32 || nt > (int64_t)1 << 30 || n_in > (int64_t)1 << 40)
+        return -1;
+    const int64_t nbp = (n_in / 32 + 15) / 16 * 16, np = nbp * 32;
+    if ((uint64_t)nt > SIZE_MAX / 8 / (uint64_t)np) return -1;
+    size_t need = (size_t)(nt * np) * 3 + (size_t)(nt * nbp) * 8 + 64;
+    if (need > a->cap) {
+        void *m = malloc(need);
+        if (!m) return -1;
+        free(a->mem);
+        a->mem = m;
+        a->cap = need;
+    }
+    // Floats and int32s first (aligned by malloc), then the three byte arrays.
+    a->scale = a->mem;
+    a->sum = (int32_t *)(a->scale + nt * nbp);
+    a->q = (int8_t *)(a->sum + nt * nbp);
+    a->q4 = a->q + nt * np;
+    a->q2 = a->q4 + nt * np;
+    a->nt = nt, a->n_in = n_in, a->nbp = nbp;
+    const int simd = it_cpu_has_avx2() && it_cpu_isa() > IT_ISA_REF;
+    for (int64_t t = 0; t < nt; t++) {
+        int8_t *q = a->q + t * np, *q4 = a->q4 + t * np, *q2 = a->q2 + t * np;
+        float *sc = a->scale + t * nbp;
+        int32_t *su = a->sum + t * nbp;
+        if (simd)
+            kern_dq_quant_row_avx2(x + t * n_in, n_in, q, sc, su);
+        else
+            quant_row_scalar(x + t * n_in, n_in, q, sc, su);
+        memset(q + n_in, 0, (size_t)(np - n_in));
+        for (int64_t b = n_in / 32; b < nbp; b++) sc[b] = 0.0f, su[b] = 0;
+        for (int64_t u = 0; u < np; u += 128)
+            for (int k = 0; k < 4; k++) {
+                memcpy(q4 + u + 16 * k, q + u + 32 * k, 16);
+                memcpy(q4 + u + 64 + 16 * k, q + u + 32 * k + 16, 16);
+            }
+        for (int64_t u = 0; u < np; u += 256)
+            for (int i = 0; i < 4; i++)
+                for (int k = 0; k < 8; k++) memcpy(q2 + u + 64 * i + 8 * k, q + u + 32 * k + 8 * i, 8);
+    }
+    return 0;
+}
+
+void kern_dq_fake(const float *x, int64_t nt, int64_t n_in, float *out) {
+    if (!x || !out || nt < 1 || n_in < 32 || n_in % 32) return;
+    int8_t q[32];
+    float s;
+    int32_t sum;
+    for (int64_t b = 0; b < nt * n_in / 32; b++) {
+        quant_row_scalar(x + 32 * b, 32, q, &s, &sum);   // reads the block before writing it
+        for (int i = 0; i < 32; i++) out[32 * b + i] = s * (float)q[i];
+    }
+}
+
+// ---- the reference ----
+
+void kern_dq_ref(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                 int64_t ldy, int64_t r0, int64_t r1) {
+    const int G = s->group;
+    const size_t bb = qf_block_bytes(s);
+    const int64_t n = a->n_in, np = a->nbp * 32;
+    uint8_t qw[128];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
+        for (int64_t t = 0; t < a->nt; t++) {
+            const int8_t *q = a->q + t * np;
+            const float *sc = a->scale + t * a->nbp;
+            const int32_t *su = a->sum + t * a->nbp;
+            float f[16] = {0};
+            for (int64_t g = 0; g < n / G; g++) {
+                float d;
+                int z;
+                qf_unpack_group(s, row + (size_t)g * bb, &d, &z, qw);
+                for (int k = 0; k < G / 32; k++) {
+                    int64_t b = g * (G / 32) + k;
+                    int32_t isum = 0;
+                    for (int i = 0; i < 32; i++) isum += (int32_t)qw[32 * k + i] * q[32 * b + i];
+                    float ds = d * sc[b];
+                    f[b % 16] = fmaf(ds, (float)(isum - z * su[b]), f[b % 16]);
+                }
+            }
+            for (int i = 0; i < 8; i++) f[i] = f[i] + f[i + 8];
+            for (int i = 0; i < 4; i++) f[i] = f[i] + f[i + 4];
+            for (int i = 0; i < 2; i++) f[i] = f[i] + f[i + 2];
+            y[t * ldy + r] = f[0] + f[1];
+        }
+    }
+}
+
+// ---- kernel choice ----
+
+// The AVX-512 kernel needs VNNI (vpdpbusd) and BITALG (vpshufbitqmb, int3's high bits): Ice Lake,
+// Zen 4 and later; a Cascade Lake (VNNI only) takes the AVX2 kernel.
+static int has_vnni_bitalg(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!kern_iq_cpu_has_vnni()) return 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 12) & 1);
+#else
+    return 0;
+#endif
+}
+
+kern_dq_fn kern_dq_kernel(int type, const char *isa) {
+    qf_spec s;
+    if (!isa || qf_spec_of(type, &s)) return NULL;
+    if (!strcmp(isa, "ref")) return kern_dq_ref;
+    if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? kern_dq_avx2 : NULL;
+    if (!strcmp(isa, "avx512")) return has_vnni_bitalg() ? kern_dq_avx512vnni : NULL;
+    return NULL;
+}
+
+kern_dq_fn kern_dq_best(int type) {
+    qf_spec s;
+    if (qf_spec_of(type, &s)) return NULL;
+    const int isa = it_cpu_isa();
+    if (isa == IT_ISA_AVX512 && has_vnni_bitalg()) return kern_dq_avx512vnni;
+    if (isa >= IT_ISA_AVX2 && it_cpu_has_avx2()) return kern_dq_avx2;
+    return kern_dq_ref;
+}
+
+int kern_dq_fast(void) { return it_cpu_isa() >= IT_ISA_AVX2 && it_cpu_has_avx2(); }
+
+// ---- threaded wrapper ----
+
+enum { DQ_MAX_GROUP = 4 };
+
+typedef struct {
+    int n;
+    kern_dq_fn fn[DQ_MAX_GROUP];
+    qf_spec spec[DQ_MAX_GROUP];
+    const it_tensor *w[DQ_MAX_GROUP];
+    float *y[DQ_MAX_GROUP];
+    const kern_dq *a;
+} dq_job;
+
+static void dq_worker(void *arg, int ith, int nth) {
+    const dq_job *j = arg;
+    for (int m = 0; m < j->n; m++) {
+        const it_tensor *w = j->w[m];
+        int64_t n_in = w->ne[0], n_out = w->ne[1];
+        long r0, r1;
+        it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
+        if (r0 < r1) j->fn[m](&j->spec[m], w->data, fmt_row_bytes(w->type, n_in), j->a, j->y[m], n_out, r0, r1);
+    }
+}
+
+void kern_matmul_dq_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+    for (int done = 0; done < n; done += DQ_MAX_GROUP) {
+        dq_job j;
+        memset(&j, 0, sizeof j);
+        j.n = n - done < DQ_MAX_GROUP ? n - done : DQ_MAX_GROUP;
+        j.a = a;
+        for (int m = 0; m < j.n; m++) {
+            j.w[m] = w[done + m];
+            j.y[m] = y[done + m];
+            j.fn[m] = kern_dq_best(j.w[m]->type);
+            if (!j.fn[m] || qf_spec_of(j.w[m]->type, &j.spec[m]) || j.w[m]->ne[0] != a->n_in) return;
+        }
+        it_pool_run(pool, dq_worker, &j);
+    }
+}

@@ -1,0 +1,214 @@
+// AVX-512 VNNI decode GEMV (kernels/iqdec.h), bit-identical to kern_dq_ref. Compiled with the
+// AVX-512 flags plus VNNI and BITALG (Makefile rule for *_avx512vnni.c); chosen only when cpuid
+// reports both (kern_dq_kernel).
+//
+// A row is streamed in chunks of 16 32-blocks (512 weights). The packed codes of a chunk are loaded
+// 64 bytes at a time and unpacked in the byte domain, in the order they are stored — the activation
+// copies q4 / q2 are arranged to match (kernels/iqdec.h) — and vpdpbusd multiplies the unsigned codes
+// by the int8 activations, 4 products per int32 lane:
+//   int4: 64 bytes = 4 blocks; low nibbles (and) and high nibbles (shift, and): 2 vpdpbusd.
+//   int8: 64 bytes = 2 blocks; 1 vpdpbusd.
+//   int2: 64 bytes = 8 blocks; fields i = (v >> 2i) & 3: 4 vpdpbusd.
+//   int3: int2's low bits, plus the high bit of each weight added as 4 under a mask that
+//         vpshufbitqmb gathers from the blocks' high-bit words in the same order: 4 masked adds.
+// The int32 lanes of a chunk are reduced to one lane per block, in block order, by pairwise
+// vpermt2d + add; then one vector of float work per chunk: d_g * s_b, (isum - z sum) and an FMA.
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/iqdec.h"
+
+#define KI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+#define DQ_PF_DIST 2048
+
+enum { MAX_T = 3 };
+
+KI size_t hdr(const int S) { return S ? 2 : 3; }
+KI size_t blkb(const int B, const int G, const int S) { return hdr(S) + (size_t)(G * B / 8); }
+
+// 64 bytes of the packed low bits (B = 3: the 2-bit plane) of blocks k0.. of a chunk at cb (its
+// first group); k0 is a multiple of the blocks per 64 bytes.
+KI __m512i load_plane(const int B, const int G, const int S, const uint8_t *cb, int k0) {
+    const int Bp = B == 3 ? 2 : B, bps = 4 * Bp, gbytes = G * Bp / 8, kpg = G / 32;
+    const size_t bb = blkb(B, G, S);
+    if (gbytes >= 64) return _mm512_loadu_si512(cb + (size_t)(k0 / kpg) * bb + hdr(S) + (size_t)((k0 % kpg) * bps));
+    const uint8_t *p = cb + (size_t)(k0 / kpg) * bb + hdr(S);
+    if (gbytes == 32)
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
+                                  _mm256_loadu_si256((const __m256i *)(p + bb)), 1);
+    if (gbytes == 16) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + bb)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * bb)), 2);
+        return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * bb)), 3);
+    }
+    long long x[8];
+    UNROLL for (int i = 0; i < 8; i++) memcpy(&x[i], p + (size_t)i * bb, 8);
+    return _mm512_set_epi64(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0]);
+}
+
+// int3: the 8 high-bit words (one per block) of blocks k0 .. k0+7, zero-extended to 64-bit lanes.
+KI __m512i load_hbits(const int G, const int S, const uint8_t *cb, int k0) {
+    const int kpg = G / 32;
+    const size_t bb = blkb(3, G, S), off = hdr(S) + (size_t)(G / 4);
+    uint32_t wd[8];
+    UNROLL for (int k = 0; k < 8; k++)
+        memcpy(&wd[k], cb + (size_t)((k0 + k) / kpg) * bb + off + (size_t)(4 * ((k0 + k) % kpg)), 4);
+    __m256i v = _mm256_loadu_si256((const __m256i *)wd);
+    return _mm512_cvtepu32_epi64(v);
+}
+
+// Lane j = a[2j] + a[2j+1] (j < 8), b[2j-16] + b[2j-15] (j >= 8): halves the lanes per block and
+// keeps the block order.
+KI __m512i pair_reduce(__m512i a, __m512i b) {
+    const __m512i e = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i o = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, e, b), _mm512_permutex2var_epi32(a, o, b));
+}
+
+#define DP(acc, u, s) _mm512_dpbusd_epi32(acc, u, s)
+#define LD(p) _mm512_loadu_si512((const void *)(p))
+
+// isum of the chunk's 16 blocks, lane b = block b, for T tokens (activation pointers at the chunk).
+KI void chunk_isum(const int B, const int G, const int S, const int T, const uint8_t *cb,
+                   const int8_t *const *qn, const int8_t *const *q4, const int8_t *const *q2, __m512i *out) {
+    const __m512i zero = _mm512_setzero_si512();
+    if (B == 4) {
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        __m512i V[MAX_T][4];
+        UNROLL for (int v = 0; v < 4; v++) {
+            __m512i c = load_plane(B, G, S, cb, 4 * v);
+            __m512i lo = _mm512_and_si512(c, m4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+            UNROLL for (int t = 0; t < T; t++) V[t][v] = DP(DP(zero, lo, LD(q4[t] + 128 * v)), hi, LD(q4[t] + 128 * v + 64));
+        }
+        UNROLL for (int t = 0; t < T; t++)
+            out[t] = pair_reduce(pair_reduce(V[t][0], V[t][1]), pair_reduce(V[t][2], V[t][3]));
+    } else if (B == 8) {
+        __m512i P[MAX_T][8];
+        UNROLL for (int p = 0; p < 8; p++) {
+            __m512i c = load_plane(B, G, S, cb, 2 * p);
+            UNROLL for (int t = 0; t < T; t++) P[t][p] = DP(zero, c, LD(qn[t] + 64 * p));
+        }
+        UNROLL for (int t = 0; t < T; t++) {
+            __m512i v0 = pair_reduce(P[t][0], P[t][1]), v1 = pair_reduce(P[t][2], P[t][3]);
+            __m512i v2 = pair_reduce(P[t][4], P[t][5]), v3 = pair_reduce(P[t][6], P[t][7]);
+            out[t] = pair_reduce(pair_reduce(v0, v1), pair_reduce(v2, v3));
+        }
+    } else {
+        const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+        __m512i X[MAX_T][2];
+        UNROLL for (int h = 0; h < 2; h++) {
+            __m512i c = load_plane(B, G, S, cb, 8 * h);
+            __m512i hb = B == 3 ? load_hbits(G, S, cb, 8 * h) : zero;
+            UNROLL for (int t = 0; t < T; t++) X[t][h] = zero;
+            UNROLL for (int i = 0; i < 4; i++) {
+                __m512i f = _mm512_and_si512(i ? _mm512_srli_epi16(c, 2 * i) : c, m3);
+                if (B == 3) {
+                    // Byte 8k + j of field i is weight 32k + 8i + j: its high bit is bit 8i + j of
+                    // block k's word, i.e. of 64-bit lane k of hb.
+                    const __m512i sel = _mm512_add_epi8(_mm512_set1_epi64(0x0706050403020100LL),
+                                                        _mm512_set1_epi8((char)(8 * i)));
+                    __mmask64 m = _mm512_bitshuffle_epi64_mask(hb, sel);
+                    f = _mm512_mask_add_epi8(f, m, f, four);
+                }
+                UNROLL for (int t = 0; t < T; t++) X[t][h] = DP(X[t][h], f, LD(q2[t] + 256 * h + 64 * i));
+            }
+        }
+        UNROLL for (int t = 0; t < T; t++) out[t] = pair_reduce(X[t][0], X[t][1]);
+    }
+}
+
+// The float step of one chunk: f += (d * s) * (isum - z * sum) on the lanes of lm.
+KI void chunk_float(const int B, const int G, const int S, const int T, const uint8_t *cb, const __m512i *is,
+                    const float *const *sc, const int32_t *const *su, __m512 *f, __mmask16 lm) {
+    const int kpg = G / 32;
+    const int bb = (int)blkb(B, G, S);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i off = _mm512_mullo_epi32(iota, _mm512_set1_epi32(bb));
+    __m512i dz;
+    if (kpg == 1) {
+        dz = _mm512_i32gather_epi32(off, (const void *)cb, 1);
+    } else {   // 4 or 8 groups: scalar loads and a broadcast (a 16-lane gather is slow on Zen 4)
+        int v[8];
+        UNROLL for (int g = 0; g < 16 / kpg; g++) memcpy(&v[g], cb + (size_t)g * (size_t)bb, 4);
+        __m512i gv = kpg == 4 ? _mm512_castsi128_si512(_mm_setr_epi32(v[0], v[1], v[2], v[3]))
+                              : _mm512_castsi256_si512(_mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
+        dz = _mm512_permutexvar_epi32(_mm512_srli_epi32(iota, kpg == 2 ? 1 : 2), gv);
+    }
+    __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
+    __m512i z = S ? _mm512_set1_epi32(1 << (B - 1)) : _mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xff));
+    UNROLL for (int t = 0; t < T; t++) {
+        __m512i su_t = _mm512_loadu_si512(su[t]);
+        __m512i iv = _mm512_sub_epi32(is[t], S ? _mm512_slli_epi32(su_t, B - 1) : _mm512_mullo_epi32(z, su_t));
+        __m512 ds = _mm512_mul_ps(d, _mm512_loadu_ps(sc[t]));
+        f[t] = _mm512_mask3_fmadd_ps(ds, _mm512_cvtepi32_ps(iv), f[t], lm);
+    }
+}
+
+KI float hsum16(__m512 f) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(f), _mm512_extractf32x8_ps(f, 1));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
+}
+
+// Rows r0..r1-1 for T tokens starting at token t0.
+KI void rows(const int B, const int G, const int S, const int T, const uint8_t *w, size_t rb, const kern_dq *a,
+             int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int kpg = G / 32, gpc = 16 / kpg;   // groups per chunk
+    const size_t bb = blkb(B, G, S), cbytes = (size_t)gpc * bb;
+    const int64_t nb = a->n_in / 32, nfull = nb / 16, np = a->nbp * 32;
+    const int tail = (int)(nb % 16);
+    _Alignas(64) uint8_t pad[16 * 131 + 64];   // one chunk of the largest block (int8 g32: 16 * 35)
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * rb;
+        __m512 f[MAX_T];
+        UNROLL for (int t = 0; t < T; t++) f[t] = _mm512_setzero_ps();
+        for (int64_t c = 0; c <= nfull; c++) {
+            const uint8_t *cb = row + (size_t)c * cbytes;
+            __mmask16 lm = 0xffff;
+            if (c == nfull) {   // the last, partial chunk: from a zero-padded copy
+                if (!tail) break;
+                memset(pad, 0, cbytes + 64);
+                memcpy(pad, cb, (size_t)(tail / kpg) * bb);
+                cb = pad;
+                lm = (__mmask16)((1u << tail) - 1);
+            } else {
+                for (size_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char *)cb + DQ_PF_DIST + o, _MM_HINT_T0);
+            }
+            const int8_t *qn[MAX_T], *q4[MAX_T], *q2[MAX_T];
+            const float *sc[MAX_T];
+            const int32_t *su[MAX_T];
+            UNROLL for (int t = 0; t < T; t++) {
+                qn[t] = a->q + (t0 + t) * np + 512 * c;
+                q4[t] = a->q4 + (t0 + t) * np + 512 * c;
+                q2[t] = a->q2 + (t0 + t) * np + 512 * c;
+                sc[t] = a->scale + (t0 + t) * a->nbp + 16 * c;
+                su[t] = a->sum + (t0 + t) * a->nbp + 16 * c;
+            }
+            __m512i is[MAX_T];
+            chunk_isum(B, G, S, T, cb, qn, q4, q2, is);
+            chunk_float(B, G, S, T, cb, is, sc, su, f, lm);
+        }
+        UNROLL for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = hsum16(f[t]);
+    }
+}
+
+#define DQ_FN(B, G, S)                                                                                   \
+    static void dq_i##B##_g##G##_s##S(const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, \
+                                      int64_t r0, int64_t r1) {                                         \
+        int64_t t0 = 0;                                                                                  \
+        for (; t0 + 3 <= a->nt; t0 += 3) rows(B, G, S, 3, w, rb, a, t0, y, ldy, r0, r1);                 \
+        if (a->nt - t0 == 2) rows(B, G, S, 2, w, rb, a, t0, y, ldy, r0, r1);                             \
+        if (a->nt - t0 == 1) rows(B, G, S, 1, w, rb, a, t0, y, ldy, r0, r1);                             \
+    }
+QF_FOR_EACH_FORMAT(DQ_FN)
+
+void kern_dq_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+#define DQ_CASE(B, G, S) \
+    if (s->bits == B && s->group == G && s->sym == S) return dq_i##B##_g##G##_s##S(w, row_bytes, a, y, ldy, r0, r1);
+    QF_FOR_EACH_FORMAT(DQ_CASE)
+#undef DQ_CASE
+}
