@@ -1,11 +1,12 @@
 // fp32 KV cache and its attention kernels. Keys and values of a layer are stored position-major,
 // (n_ctx, n_kv_heads*head_dim), so appending a block of tokens is one memcpy.
 //
-// Two attention paths. Tiled (kv_flash.h, the default): blocks of KVF_QT queries x KVF_KB keys with
-// an online softmax, each K/V row read once per query block; AVX-512 where available (head_dim a
-// multiple of 16), else its scalar twin. Untiled (per query: all scores, kv_softmax_group, weighted
-// sum — the order kv_quant's and MiKV's F32 rows reproduce bit for bit): used while attention
-// probabilities are recorded (kv->probs), and when kv_full_set_tiled(kv, 0) asks for it (tests).
+// Two attention paths. Tiled (kv_flash.h): blocks of KVF_QT queries x KVF_KB keys with an online
+// softmax, each K/V row read once per query block; the default where the AVX-512 kernel runs
+// (it_cpu_isa() AVX-512, head_dim a multiple of 16). Untiled (per query: all scores,
+// kv_softmax_group, weighted sum — the order kv_quant's and MiKV's F32 rows reproduce bit for bit):
+// everywhere else (AVX2 / INTACT_ISA=ref / head_dim 8), while attention probabilities are recorded
+// (kv->probs), and when kv_full_set_tiled(kv, 0) asks for it (tests).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,14 +105,15 @@ static void flash_worker(void *arg, int ith, int nth) {
 
 static int full_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
     kv_full *c = (kv_full *)kv;
-    if (!kv->probs && !c->untiled) {
+    // Tiled only with the AVX-512 kernel: the scalar twin (kv_flash_ref.c, the tests' oracle) sums
+    // q·k serially and would be slower than the untiled path, whose kv_dot the compiler vectorizes.
+    if (!kv->probs && !c->untiled && it_cpu_isa() >= IT_ISA_AVX512 && kv->head_dim % 16 == 0) {
         int nth = it_pool_size(pool);
         if (nth < 1) nth = 1;
         if (kv_scratch_reserve(&c->fscratch, &c->fscratch_per, &c->fscratch_threads,
                                kvf_scratch_floats(kv->head_dim, kv->n_heads / kv->n_kv_heads), nth) != 0)
             return KV_E_NOMEM;
-        flash_job j = {c, layer, pos, n, q, out, kvf_attend_ref};
-        if (it_cpu_isa() >= IT_ISA_AVX512 && kv->head_dim % 16 == 0) j.kern = kvf_attend_avx512;
+        flash_job j = {c, layer, pos, n, q, out, kvf_attend_avx512};
         if (c->fscratch_threads >= nth) it_pool_run(pool, flash_worker, &j);
         else flash_worker(&j, 0, 1);
         return KV_OK;
