@@ -85,6 +85,7 @@ int main(void) {
     float *ref = malloc(nq * sizeof(float)), *out = malloc(nq * sizeof(float));
     fill(k, v, q);
     it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+    kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
     run(full, pool, k, v, q, ref, 20, NULL);
     full->ops->free(full);
 
@@ -98,6 +99,7 @@ int main(void) {
         CHECK(kv_mikv_count(kv, 1, KV_MIKV_HI) == NCTX, "all hi");
         // probs recording matches kv_full's on a fresh block attend
         it_kv *f = kv_full_new(1, NCTX, NH, NKV, HD), *m = kv_mikv_new(1, NCTX, NH, NKV, HD, &cfg);
+        kv_full_set_tiled(f, 0);   // the per-query order F32 rows of other caches reproduce
         float *pf = calloc((size_t)NH * 10 * 10, sizeof(float)), *pm = calloc((size_t)NH * 10 * 10, sizeof(float));
         f->probs = pf;
         m->probs = pm;
@@ -135,6 +137,7 @@ int main(void) {
         kv->ops->free(kv);
         u->ops->free(u);
         full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         run(full, pool, k, v, q, ref, 20, NULL);
         full->ops->free(full);
     }
@@ -251,6 +254,7 @@ int main(void) {
         // applied as the forward pass does (kv_balance.h): the cache sees k·b and q/b.
         for (size_t i = 0; i < nkv; i++) k[i] *= (i % HD) % 13 == 0 ? 8.0f : 1.0f;
         full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         run(full, pool, k, v, q, ref, 20, NULL);
         full->ops->free(full);
         float b[NL][KVD];

@@ -132,6 +132,7 @@ static void test_attention(it_pool *pool) {
     for (size_t i = 0; i < nq; i++) q[i] = frand();
     for (int batched = 0; batched < 2; batched++) {
         it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         run_attn(full, pool, k, v, q, ref, batched);
         full->ops->free(full);
         char name[96];
@@ -169,6 +170,7 @@ static void test_attention(it_pool *pool) {
     }
     TEST_CASE("attention mixed K/V types and group 16 run and stay close") {
         it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         run_attn(full, pool, k, v, q, ref, 1);
         full->ops->free(full);
         kvq_config cfgs[] = {{KVQ_INT8, KVQ_INT4, 16, KVQ_PER_TOKEN, 0, 0}, {KVQ_INT4, KVQ_F16, 16, KVQ_PER_CHANNEL, 32, 0},
@@ -272,6 +274,7 @@ static void test_bytes(void) {
         it_kv *kv = kv_quant_new(NL, NCTX, NH, NKV, HD, &i4);
         CHECK(kv->ops->bytes(kv, 50) == (size_t)NL * 50 * NKV * 80, "%zu", kv->ops->bytes(kv, 50));
         it_kv *full = kv_full_new(NL, NCTX, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         CHECK(full->ops->bytes(full, 50) == kv->ops->bytes(kv, 50) * 512 / 80, "vs fp32 6.4x");
         full->ops->free(full);
         kv->ops->free(kv);
@@ -298,6 +301,7 @@ static void test_bytes(void) {
         if (kv) kv->ops->free(kv);
         float row[KVD];
         it_kv *full = kv_full_new(1, 4, 2, 1, 8);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         CHECK(kvq_dequant_row(full, 0, 0, 0, row) == -1, "not a kv_quant cache");
         full->ops->free(full);
     }
@@ -311,6 +315,7 @@ static void test_probs(it_pool *pool) {
         fill_kv(k, v, W);
         for (int i = 0; i < N * QD; i++) q[i] = frand();
         it_kv *full = kv_full_new(1, 16, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         kvq_config f32 = {KVQ_F32, KVQ_F32, 32, 0, 0, 0}, i4 = {KVQ_INT4, KVQ_INT4, 32, 1, 0, 0};
         it_kv *kq = kv_quant_new(1, 16, NH, NKV, HD, &f32), *k4 = kv_quant_new(1, 16, NH, NKV, HD, &i4);
         it_kv *all[3] = {full, kq, k4};
@@ -392,6 +397,7 @@ static void test_sink(it_pool *pool) {
         TEST_CASE(name) {
             kvq_config cfg = {KVQ_INT2, KVQ_INT2, 32, axis, 0, 1};
             it_kv *kv = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg), *full = kv_full_new(1, NCTX, NH, NKV, HD);
+            kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
             double worst = 0;
             for (int p = 0; p < NCTX; p++) {   // decode: the per-channel window fills and empties
                 kv->ops->store(kv, 0, p, 1, k + p * KVD, v + p * KVD);
@@ -418,6 +424,7 @@ static void test_sink(it_pool *pool) {
     TEST_CASE("F32 with sinks == kv_full exactly; bad sink refused") {
         kvq_config cfg = {KVQ_F32, KVQ_F32, 32, 0, 0, 2};
         it_kv *kv = kv_quant_new(1, NCTX, NH, NKV, HD, &cfg), *full = kv_full_new(1, NCTX, NH, NKV, HD);
+        kv_full_set_tiled(full, 0);   // the per-query order F32 rows of other caches reproduce
         kv->ops->store(kv, 0, 0, 40, k, v);
         full->ops->store(full, 0, 0, 40, k, v);
         kv->ops->attend(kv, pool, 0, 0, 40, q, out);

@@ -284,7 +284,10 @@ int main(void) {
         intact_ctx_params cp = {P + T, 1, 0};
         intact_ctx *c = intact_ctx_new(rm, &cp, &err);
         float *eng = calloc((size_t)L * T * dim, sizeof *eng), *g = calloc((size_t)2 * L * P * 64, sizeof *g);
-        if (p && w && c && eng && g && intact_ctx_use_prefix(c, p, &err) == 0) {
+        // An explicit F32 cache: its per-query attention order is the one train.c mirrors bit for
+        // bit (the default cache attends tiled, kv_flash.h, and rounds differently).
+        intact_kv_params kvp = {0};
+        if (p && w && c && eng && g && intact_ctx_set_kv(c, &kvp, &err) == 0 && intact_ctx_use_prefix(c, p, &err) == 0) {
             intact_ctx_set_observer(c, block_obs, eng);
             CHECK(intact_ctx_eval(c, ids, T, &err) == 0, "%s", err.msg);
             ikv_train_forward(w, p, ids, NULL);

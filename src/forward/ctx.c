@@ -8,7 +8,17 @@
 #include "forward/forward.h"
 #include "kv/kv_factory.h"
 
-enum { CTX_UBATCH = 64, CTX_MAX_THREADS = 256 };
+// Tokens per forward micro-batch. Each micro-batch streams every weight matrix once, so prefill
+// cost per token falls with it until the GEMMs are compute bound; 512 is llama.cpp's n_ubatch.
+// Only the default fp32 cache gets it (ctx_pick_ubatch): the other caches' results depend on the
+// block size (MiKV/H2O demote after each block, per-channel INT keys quantize a group once it is
+// filled, key balancing is fitted on the first block), so they keep the 64 they were measured with,
+// as does recording attention probabilities (that buffer is n_heads x ubatch x n_ctx).
+enum { CTX_UBATCH = 512, CTX_UBATCH_SMALL = 64, CTX_MAX_THREADS = 256 };
+
+static void ctx_pick_ubatch(intact_ctx *c, int small) {
+    c->ubatch = small && c->ubatch_max > CTX_UBATCH_SMALL ? CTX_UBATCH_SMALL : c->ubatch_max;
+}
 
 intact_ctx_params intact_ctx_default_params(void) {
     intact_ctx_params p = {0, 1, 0};
@@ -46,7 +56,7 @@ intact_ctx *intact_ctx_new(const intact_model *m, const intact_ctx_params *p, in
     c->model = m;
     c->aq = m->aq;   // the model's setting is the default; intact_ctx_set_act_quant changes this context's
     c->n_ctx = n_ctx;
-    c->ubatch = CTX_UBATCH;
+    c->ubatch = c->ubatch_max = n_ctx < CTX_UBATCH ? n_ctx : CTX_UBATCH;
     c->logits_all = p->logits_all;
     c->stop_after_layer = -1;
     size_t ub = (size_t)c->ubatch, dim = (size_t)hp->dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
@@ -118,9 +128,11 @@ int intact_ctx_record_attention(intact_ctx *c, int on) {
     if (!on) {
         free(c->probs);
         c->probs = NULL;
+        ctx_pick_ubatch(c, c->has_kvp);
         return 0;
     }
     if (c->probs) return 0;
+    ctx_pick_ubatch(c, 1);
     size_t n;
     if (it_mul_size((size_t)c->model->hp.n_heads * (size_t)c->ubatch, (size_t)c->n_ctx, &n)) return -1;
     c->probs = alloc_floats(n, 1);
@@ -148,6 +160,7 @@ int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kp, intact_error *e
     c->kvp.mikv_hi_type = kv_type_canonical(kp->mikv_hi_type);
     c->kvp.mikv_lo_type = kv_type_canonical(kp->mikv_lo_type);
     c->has_kvp = 1;
+    ctx_pick_ubatch(c, 1);
     intact_ctx_reset(c);
     return 0;
 }

@@ -14,6 +14,7 @@ struct intact_ctx {
     it_pool *pool;
     it_kv *kv;
     int n_ctx, pos, ubatch, logits_all;
+    int ubatch_max;              // tokens the scratch buffers hold; ubatch <= ubatch_max
     double *rope_theta;          // (head_dim/2) per-pair angular frequency
     float *rope_cs;              // (ubatch, head_dim/2, 2)
     // Scratch for one micro-batch; row strides are the widths in the comments.

@@ -66,5 +66,8 @@ void kv_test_fail_allocs(int n);
 
 // Full-precision (fp32) cache.
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim);
+// Tiled attention (1, the default; taken only where the AVX-512 kernel runs) or the per-query
+// untiled order that kv_quant's and MiKV's F32 rows reproduce bit for bit (0). See kv_full.c.
+void kv_full_set_tiled(it_kv *kv, int on);
 
 #endif

@@ -1,16 +1,29 @@
-// fp32 KV cache and its attention kernel. Keys and values of a layer are stored position-major,
+// fp32 KV cache and its attention kernels. Keys and values of a layer are stored position-major,
 // (n_ctx, n_kv_heads*head_dim), so appending a block of tokens is one memcpy.
+//
+// Two attention paths. Tiled (kv_flash.h): blocks of KVF_QT queries x KVF_KB keys with an online
+// softmax, each K/V row read once per query block; the default where the AVX-512 kernel runs
+// (it_cpu_isa() AVX-512, head_dim a multiple of 16). Untiled (per query: all scores,
+// kv_softmax_group, weighted sum — the order kv_quant's and MiKV's F32 rows reproduce bit for bit):
+// everywhere else (AVX2 / INTACT_ISA=ref / head_dim 8), while attention probabilities are recorded
+// (kv->probs), and when kv_full_set_tiled(kv, 0) asks for it (tests).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "kv/kv.h"
+#include "kv/kv_flash.h"
 
 typedef struct {
     it_kv base;
     float *k, *v;      // (n_layers, n_ctx, kv_dim)
     float *scratch;    // per thread: (n_ctx) scores
     int n_threads_max;
+    int untiled;       // kv_full_set_tiled(kv, 0)
+    float *fscratch;   // tiled path, per thread kvf_scratch_floats()
+    size_t fscratch_per;
+    int fscratch_threads;
 } kv_full;
 
 static int full_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
@@ -61,12 +74,56 @@ static void attend_worker(void *arg, int ith, int nth) {
     }
 }
 
+typedef struct {
+    kv_full *c;
+    int layer, pos, n;
+    const float *q;
+    float *out;
+    void (*kern)(const kvf_args *);
+} flash_job;
+
+// Work items: (query block, kv head), latest query blocks (the most keys) first so that the
+// round-robin deal ends with the cheap ones and the threads finish together.
+static void flash_worker(void *arg, int ith, int nth) {
+    const flash_job *j = arg;
+    const it_kv *kv = &j->c->base;
+    int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, rep = n_heads / n_kv;
+    size_t kv_dim = (size_t)n_kv * hd, qd = (size_t)n_heads * hd;
+    const float *K = j->c->k + (size_t)j->layer * kv->n_ctx * kv_dim;
+    const float *V = j->c->v + (size_t)j->layer * kv->n_ctx * kv_dim;
+    int n_qb = (j->n + KVF_QT - 1) / KVF_QT;
+    for (int item = ith; item < n_qb * n_kv; item += nth) {
+        int qb = n_qb - 1 - item / n_kv, kvh = item % n_kv, t0 = qb * KVF_QT;
+        int nt = j->n - t0 < KVF_QT ? j->n - t0 : KVF_QT;
+        kvf_args a = {K + (size_t)kvh * hd, V + (size_t)kvh * hd, kv_dim, hd, rep,
+                      j->q + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd,
+                      j->out + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd, nt, j->pos + t0,
+                      1.0f / sqrtf((float)hd), j->c->fscratch + (size_t)ith * j->c->fscratch_per};
+        j->kern(&a);
+    }
+}
+
 static int full_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out) {
     kv_full *c = (kv_full *)kv;
+    // Tiled only with the AVX-512 kernel: the scalar twin (kv_flash_ref.c, the tests' oracle) sums
+    // q·k serially and would be slower than the untiled path, whose kv_dot the compiler vectorizes.
+    if (!kv->probs && !c->untiled && it_cpu_isa() >= IT_ISA_AVX512 && kv->head_dim % 16 == 0) {
+        int nth = it_pool_size(pool);
+        if (nth < 1) nth = 1;
+        if (kv_scratch_reserve(&c->fscratch, &c->fscratch_per, &c->fscratch_threads,
+                               kvf_scratch_floats(kv->head_dim, kv->n_heads / kv->n_kv_heads), nth) != 0)
+            return KV_E_NOMEM;
+        flash_job j = {c, layer, pos, n, q, out, kvf_attend_avx512};
+        if (c->fscratch_threads >= nth) it_pool_run(pool, flash_worker, &j);
+        else flash_worker(&j, 0, 1);
+        return KV_OK;
+    }
     attend_job j = {c, layer, pos, n, q, out};
     it_pool_run(pool, attend_worker, &j);
     return KV_OK;
 }
+
+void kv_full_set_tiled(it_kv *kv, int on) { ((kv_full *)kv)->untiled = !on; }
 
 static size_t full_bytes(const it_kv *kv, int n_tokens) {
     return (size_t)2 * kv->n_layers * (size_t)n_tokens * kv->n_kv_heads * kv->head_dim * sizeof(float);
@@ -77,6 +134,7 @@ static void full_free(it_kv *kv) {
     free(c->k);
     free(c->v);
     free(c->scratch);
+    free(c->fscratch);
     free(c);
 }
 

@@ -1,0 +1,41 @@
+// Tiled ("flash") attention over fp32 K/V rows for a block of queries: the fp32 cache's prefill
+// path (kv_full.c). One call handles one kv head, the `rep` GQA query heads that share it and up to
+// KVF_QT consecutive tokens; keys go in blocks of KVF_KB (aligned to absolute positions) with an
+// online softmax (running max m, running sum l, output rescaled by exp(m_old - m_new)), so each key
+// and value row is read once per query block instead of once per query, and no (n_keys) score row
+// is ever materialized.
+//
+// A query's result depends only on its own q and its keys (block boundaries are absolute positions,
+// masked keys contribute exact zeros), so batched and token-by-token evaluation agree bit for bit.
+// It differs from the per-query softmax (kv_full's untiled path, kv_quant's F32 rows) by float
+// rounding only: exp is rescaled blockwise, sums are in float.
+//
+// Two implementations with the same contract: `_ref` (scalar, expf) and AVX-512 (kv_flash_avx512.c:
+// keys transposed per block, 4 query rows x 64 keys register tiles, polynomial exp within ~2 ulp).
+#ifndef IT_KV_KV_FLASH_H
+#define IT_KV_KV_FLASH_H
+
+#include <stddef.h>
+
+enum { KVF_QT = 16, KVF_KB = 64 };
+
+typedef struct kvf_args {
+    const float *k, *v;   // this kv head's row of position p at k + p·ld (v likewise)
+    size_t ld;            // n_kv_heads·head_dim
+    int hd, rep;          // head_dim; query heads per kv head
+    const float *q;       // token t, head g at q + t·ldq + g·hd
+    size_t ldq;
+    float *o;             // written like q (ldo)
+    size_t ldo;
+    int nt;               // 1..KVF_QT tokens
+    int pos0;             // token t is at position pos0 + t and sees keys 0 .. pos0 + t
+    float scale;          // applied to q·k
+    float *scratch;       // kvf_scratch_floats(hd, rep) floats
+} kvf_args;
+
+size_t kvf_scratch_floats(int hd, int rep);
+void kvf_attend_ref(const kvf_args *a);
+// Only where it_cpu_has_avx512() and hd % 16 == 0.
+void kvf_attend_avx512(const kvf_args *a);
+
+#endif

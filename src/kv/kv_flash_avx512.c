@@ -1,0 +1,182 @@
+// AVX-512 tiled attention (contract in kv_flash.h). Per key block of KVF_KB = 64 keys:
+//   1. the block's keys are transposed to Kt (hd, 64) with 16x16 in-register transposes, so
+//   2. scores of 4 query rows x 64 keys sit in 16 zmm accumulators: per channel d, 4 loads of Kt
+//      and 4 broadcasts of q[d] feed 16 FMAs (no horizontal sums);
+//   3. online softmax per row on those registers (polynomial exp, masked lanes exactly 0);
+//   4. o (4 rows x 64 channels, 16 zmm) += p_j · v_j over the block's keys: per key 4 loads of v
+//      and 4 broadcasts of p feed 16 FMAs.
+// Everything per block stays in L1: Kt is 16 KiB at hd 64; the running outputs are rows x hd.
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kv/kv_flash.h"
+
+#define KI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+
+// exp(x) for x <= 0 (-inf allowed: gives 2^-127·p, callers mask those lanes anyway): Cephes expf's
+// range reduction and polynomial, 2^n applied with scalef. Relative error ~2 ulp.
+KI __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+// The 16x16 transpose of matmul_avx512.c (in-lane unpack/shuffle, then two 128-bit lane rounds).
+KI void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16], v[16];
+    UNROLL for (int k = 0; k < 16; k += 2) {
+        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+    }
+    UNROLL for (int k = 0; k < 16; k += 4) {
+        u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
+        u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+    }
+    UNROLL for (int h = 0; h < 16; h += 8) {
+        UNROLL for (int c = 0; c < 4; c++) {
+            v[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0x88);
+            v[h + c + 4] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0xdd);
+        }
+    }
+    UNROLL for (int c = 0; c < 8; c++) {
+        r[c] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0xdd);
+    }
+}
+
+// Kt[d·KB + j] = k row (kb0 + j), channel d, for j < nk; 0 for nk <= j < KB.
+static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt) {
+    for (int j0 = 0; j0 < KVF_KB; j0 += 16) {
+        for (int d0 = 0; d0 < a->hd; d0 += 16) {
+            __m512 r[16];
+            UNROLL for (int j = 0; j < 16; j++)
+                r[j] = j0 + j < nk ? _mm512_loadu_ps(a->k + (size_t)(kb0 + j0 + j) * a->ld + d0) : _mm512_setzero_ps();
+            transpose16(r);
+            UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
+        }
+    }
+}
+
+KI float hmax(__m512 a, __m512 b, __m512 c, __m512 d) {
+    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d)));
+}
+
+// o rows += p · v over keys j < nj, CH·16 channels from d0; o rows first scaled by corr.
+KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0, float *const *orow,
+           const float *P, const float *corr) {
+    __m512 acc[4][4];
+    UNROLL for (int k = 0; k < R; k++) {
+        __m512 c = _mm512_set1_ps(corr[k]);
+        UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_mul_ps(_mm512_loadu_ps(orow[k] + d0 + 16 * v), c);
+    }
+    const float *vp = a->v + (size_t)kb0 * a->ld + d0;
+    for (int j = 0; j < nj; j++, vp += a->ld) {
+        __m512 vv[4];
+        UNROLL for (int v = 0; v < CH; v++) vv[v] = _mm512_loadu_ps(vp + 16 * v);
+        UNROLL for (int k = 0; k < R; k++) {
+            __m512 b = _mm512_set1_ps(P[k * KVF_KB + j]);
+            UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_fmadd_ps(vv[v], b, acc[k][v]);
+        }
+    }
+    UNROLL for (int k = 0; k < R; k++) UNROLL for (int v = 0; v < CH; v++) _mm512_storeu_ps(orow[k] + d0 + 16 * v, acc[k][v]);
+}
+
+// Rows r0 .. r0+R-1 against the key block at kb0 (nk keys in Kt).
+KI void rows_block(const int R, const kvf_args *a, int r0, int kb0, int nk, const float *Kt, float *O,
+                   float *M, float *L, float *P) {
+    int hd = a->hd;
+    const float *qr[4];
+    float *orow[4], corr[4];
+    int lim[4], nj = 0;
+    UNROLL for (int k = 0; k < R; k++) {
+        int t = (r0 + k) / a->rep, g = (r0 + k) % a->rep;
+        qr[k] = a->q + (size_t)t * a->ldq + (size_t)g * hd;
+        orow[k] = O + (size_t)(r0 + k) * hd;
+        int c = a->pos0 + t - kb0 + 1;
+        lim[k] = c < 0 ? 0 : c > nk ? nk : c;
+        nj = lim[k] > nj ? lim[k] : nj;
+    }
+    __m512 s[4][4];
+    UNROLL for (int k = 0; k < R; k++) UNROLL for (int v = 0; v < 4; v++) s[k][v] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        const float *kt = Kt + (size_t)d * KVF_KB;
+        __m512 k0 = _mm512_loadu_ps(kt), k1 = _mm512_loadu_ps(kt + 16), k2 = _mm512_loadu_ps(kt + 32),
+               k3 = _mm512_loadu_ps(kt + 48);
+        UNROLL for (int k = 0; k < R; k++) {
+            __m512 b = _mm512_set1_ps(qr[k][d]);
+            s[k][0] = _mm512_fmadd_ps(k0, b, s[k][0]);
+            s[k][1] = _mm512_fmadd_ps(k1, b, s[k][1]);
+            s[k][2] = _mm512_fmadd_ps(k2, b, s[k][2]);
+            s[k][3] = _mm512_fmadd_ps(k3, b, s[k][3]);
+        }
+    }
+    const __m512 scale = _mm512_set1_ps(a->scale), ninf = _mm512_set1_ps(-INFINITY);
+    UNROLL for (int k = 0; k < R; k++) {
+        int r = r0 + k;
+        if (lim[k] == 0) {   // the whole block is in this row's future
+            corr[k] = 1.0f;
+            UNROLL for (int v = 0; v < 4; v++) _mm512_storeu_ps(P + k * KVF_KB + 16 * v, _mm512_setzero_ps());
+            continue;
+        }
+        __mmask16 mk[4];
+        UNROLL for (int v = 0; v < 4; v++) {
+            int c = lim[k] - 16 * v;
+            mk[v] = c >= 16 ? (__mmask16)0xffff : c <= 0 ? (__mmask16)0 : (__mmask16)((1u << c) - 1);
+            s[k][v] = _mm512_mask_mul_ps(ninf, mk[v], s[k][v], scale);
+        }
+        float bm = hmax(s[k][0], s[k][1], s[k][2], s[k][3]), mn = bm > M[r] ? bm : M[r];
+        corr[k] = expf(M[r] - mn);
+        __m512 mv = _mm512_set1_ps(mn), sum = _mm512_setzero_ps();
+        UNROLL for (int v = 0; v < 4; v++) {
+            __m512 p = _mm512_maskz_mov_ps(mk[v], exp512(_mm512_sub_ps(s[k][v], mv)));
+            sum = _mm512_add_ps(sum, p);
+            _mm512_storeu_ps(P + k * KVF_KB + 16 * v, p);
+        }
+        L[r] = L[r] * corr[k] + _mm512_reduce_add_ps(sum);
+        M[r] = mn;
+    }
+    int d0 = 0;
+    for (; d0 + 64 <= hd; d0 += 64) pv(R, 4, a, kb0, nj, d0, orow, P, corr);
+    for (; d0 < hd; d0 += 16) pv(R, 1, a, kb0, nj, d0, orow, P, corr);
+}
+
+void kvf_attend_avx512(const kvf_args *a) {
+    int hd = a->hd, rows = a->nt * a->rep, last = a->pos0 + a->nt - 1;
+    float *Kt = a->scratch, *O = Kt + (size_t)hd * KVF_KB, *M = O + (size_t)rows * hd, *L = M + rows,
+          *P = L + rows;
+    memset(O, 0, (size_t)rows * hd * sizeof *O);
+    for (int r = 0; r < rows; r++) M[r] = -INFINITY, L[r] = 0;
+    for (int kb0 = 0; kb0 <= last; kb0 += KVF_KB) {
+        int nk = last - kb0 + 1 < KVF_KB ? last - kb0 + 1 : KVF_KB;
+        transpose_keys(a, kb0, nk, Kt);
+        int r0 = 0;
+        for (; r0 + 4 <= rows; r0 += 4) rows_block(4, a, r0, kb0, nk, Kt, O, M, L, P);
+        switch (rows - r0) {
+        case 3: rows_block(3, a, r0, kb0, nk, Kt, O, M, L, P); break;
+        case 2: rows_block(2, a, r0, kb0, nk, Kt, O, M, L, P); break;
+        case 1: rows_block(1, a, r0, kb0, nk, Kt, O, M, L, P); break;
+        default: break;
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        int t = r / a->rep, g = r % a->rep;
+        float *out = a->o + (size_t)t * a->ldo + (size_t)g * hd;
+        __m512 inv = _mm512_set1_ps(1.0f / L[r]);
+        for (int d = 0; d < hd; d += 16)
+            _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_loadu_ps(O + (size_t)r * hd + d), inv));
+    }
+}
