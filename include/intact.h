@@ -204,13 +204,45 @@ INTACT_API int intact_prefix_calibrate(const intact_model *qm, const intact_mode
 INTACT_API uint64_t intact_model_fingerprint(const intact_model *m);
 
 // ---------------------------------------------------------------- sampling
+// The sampler chain, in order (llama.cpp's samplers, with the temperature applied before the
+// filters as intact always did):
+//  1. repetition penalty: each distinct token among the last repeat_last_n accepted ones
+//     (intact_sampler_accept) has its logit divided by repeat_penalty when positive, multiplied when
+//     negative (llama.cpp's definition; 1 = off). Applies to greedy decoding too.
+//  2. temp <= 0: greedy (argmax). Else softmax of logits / temp, then
+//  3. top_k (0 = off): the k most probable tokens;  4. top_p (1 = off): the smallest set of the most
+//     probable tokens whose mass reaches top_p;  5. min_p (0 = off): tokens with p >= min_p * p_max;
+//  6. a draw from what is left, renormalized. Deterministic for a given seed.
+enum { INTACT_SAMPLER_MAX_LAST_N = 1024 };
 typedef struct intact_sampler {
     float temp;       // <= 0: greedy
     float top_p;      // 1: off
     uint64_t rng;     // xorshift state; seed with intact_sampler_init
+    int top_k;        // 0: off
+    float min_p;      // 0: off
+    float repeat_penalty;   // 1: off
+    int repeat_last_n;      // 0..INTACT_SAMPLER_MAX_LAST_N
+    int n_hist;             // accepted tokens so far (the ring holds the last repeat_last_n)
+    int32_t hist[INTACT_SAMPLER_MAX_LAST_N];
 } intact_sampler;
+typedef struct intact_sampler_params {
+    float temp, top_p, min_p, repeat_penalty;
+    int top_k, repeat_last_n;
+    uint64_t seed;
+} intact_sampler_params;
+// temp 0.8, top_p 0.95, top_k 0, min_p 0, repeat_penalty 1, repeat_last_n 64, seed 0.
+INTACT_API intact_sampler_params intact_sampler_default_params(void);
+// Checks the ranges (temp >= 0, top_p in (0, 1], min_p in [0, 1], top_k >= 0, repeat_penalty > 0,
+// repeat_last_n in 0..INTACT_SAMPLER_MAX_LAST_N; INTACT_E_ARG naming the field) and seeds s.
+INTACT_API int intact_sampler_init_params(intact_sampler *s, const intact_sampler_params *p, intact_error *err);
+// The old initializer: the given temp/top_p/seed, every other filter off.
 INTACT_API void intact_sampler_init(intact_sampler *s, float temp, float top_p, uint64_t seed);
+// Records a token of the sequence (prompt or generated) for the repetition penalty.
+INTACT_API void intact_sampler_accept(intact_sampler *s, int32_t tok);
 INTACT_API int32_t intact_sample(intact_sampler *s, const float *logits, int n_vocab);
+// The distribution step 6 draws from, written to probs[n_vocab] (zeros for filtered tokens; one-hot
+// for greedy). Does not advance the random state. 0, or -1 when out of memory.
+INTACT_API int intact_sampler_probs(const intact_sampler *s, const float *logits, int n_vocab, float *probs);
 
 // ---------------------------------------------------------------- evaluation
 typedef void (*intact_progress)(void *user, int done, int total);
