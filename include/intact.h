@@ -144,6 +144,10 @@ INTACT_API void intact_prefix_free(intact_prefix *p);
 INTACT_API int intact_prefix_n_tokens(const intact_prefix *p);
 INTACT_API const int32_t *intact_prefix_tokens(const intact_prefix *p);
 INTACT_API int intact_prefix_from_bos(const intact_prefix *p);
+// Bytes of the prefix's K/V as held by the prefix object (fp32, every layer). Sessions over one
+// prefix (a server's system prompt) share this object read-only; note that intact_ctx_use_prefix
+// still writes the rows into each context's own cache (intact_ctx_kv_bytes counts them there).
+INTACT_API uint64_t intact_prefix_kv_bytes(const intact_prefix *p);
 // KV-cache storage (see src/kv/kv_quant.h): per layer, K and V as "f32" (default), "f16", "int8",
 // "int4", "int3" or "int2" — group-wise asymmetric with fp16 scale and minimum, groups of `group`
 // along head_dim per token, or for keys with key_per_channel along tokens per channel (KIVI; the

@@ -3,7 +3,11 @@
 // status and the JSON error; answers must equal `intact run` at temperature 0. With node and the
 // official `openai` npm package (OPENAI_MODULE, or build/npm/node_modules/openai: .ci/run installs
 // it) tests/serve_openai.js drives it as a real client.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -86,7 +90,7 @@ int main(void) {
     int have_curl = system("curl --version >/dev/null 2>&1") == 0;
     char *b = NULL;
     char args[4096];
-    snprintf(args, sizeof args, "-m '%s' -z '%s' --api-key sekret --max-body 4 --system 'Once upon a time' -c 32", m_st,
+    snprintf(args, sizeof args, "-m '%s' -z '%s' --api-key sekret --max-body 4 --system 'Once upon a time' -c 32 --timeout 2", m_st,
              m_tok);
     TEST_CASE("server starts on loopback and answers /health") {
         if (!have_curl) { printf("skip %s: needs curl\n", th_case); th_case_skipped = 1; break; }
@@ -133,6 +137,25 @@ int main(void) {
         CHECK(code == 413 && strstr(b, "too large"), "%d '%s'", code, b);
         free(b);
         unlink("/tmp/intact_serve_big.json");
+    }
+    TEST_CASE("a stalled client is disconnected after --timeout 2") {
+        if (!srv_port) break;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {0};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)srv_port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        struct timeval tv = {8, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect");
+        const char *part = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro";
+        CHECK(write(fd, part, strlen(part)) == (ssize_t)strlen(part), "write");
+        time_t t0 = time(NULL);
+        char buf[256];
+        ssize_t n = read(fd, buf, sizeof buf);
+        long dt = (long)(time(NULL) - t0);
+        CHECK(n <= 0 && dt >= 1 && dt <= 5, "read %zd after %ld s (want the server to close after ~2 s)", n, dt);
+        close(fd);
     }
     TEST_CASE("answers equal intact run (temperature 0); the system prompt is a prefix hit") {
         if (!srv_port) break;

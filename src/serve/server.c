@@ -383,9 +383,7 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c) {
              S.gen_seconds > 0 ? (double)S.tokens_gen / S.gen_seconds : 0.0, up > 0 ? (double)S.tokens_gen / up : 0.0,
              (unsigned long long)S.tokens_gen, (unsigned long long)S.tokens_prompt, (unsigned long long)S.requests,
              (unsigned long long)S.errors, S.waiting, busy, (unsigned long long)kvb,
-             (unsigned long long)(S.cfg->prefix ? 2ull * (uint64_t)S.info.n_layers * (uint64_t)intact_prefix_n_tokens(S.cfg->prefix) *
-                                                      (uint64_t)S.info.n_kv_heads * (uint64_t)S.info.head_dim * 4
-                                                : 0),
+             (unsigned long long)(S.cfg->prefix ? intact_prefix_kv_bytes(S.cfg->prefix) : 0),
              (unsigned long long)S.prefix_hits);
     pthread_mutex_unlock(&S.mu);
     return send_text(c, 200, "text/plain; version=0.0.4", out);
