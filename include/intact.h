@@ -66,6 +66,9 @@ typedef struct intact_model_info {
 INTACT_API intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err);
 INTACT_API void intact_model_free(intact_model *m);
 INTACT_API void intact_model_get_info(const intact_model *m, intact_model_info *out);
+// A string metadata value of a GGUF model, e.g. "tokenizer.chat_template"; NULL when the key is
+// absent, not a string, or the model is not GGUF. Owned by the model.
+INTACT_API const char *intact_model_meta_str(const intact_model *m, const char *key);
 
 // Writes the model as it is in memory (e.g. after intact_model_quantize) as GGUF: standard
 // llama/qwen2 metadata, the tokenizer, our integer tensor types. Written to a temporary name,

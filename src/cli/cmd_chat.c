@@ -19,6 +19,7 @@
 #include "cli/kv_flags.h"
 #include "cli/sample_flags.h"
 #include "sample/stop.h"
+#include "serve/req.h"
 
 // Per template: text before a user message, between it and the reply, and after the reply.
 static const struct { const char *name, *user, *asst, *end; } tmpl[] = {
@@ -139,7 +140,7 @@ static int load_session(chat *ch, const char *path) {
 
 int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL, *ikv_base = NULL, *system = NULL, *system_file = NULL;
-    const char *tname = "plain";
+    const char *tname = NULL;
     int n_reply = 256, n_ctx = 0, threads = cli_default_threads();
     sample_flags sf;
     kv_flags kvf;
@@ -150,7 +151,7 @@ int cmd_chat(int argc, char **argv) {
         {"--ikv-base", NULL, ARG_STR, &ikv_base, "FP", "build the system prompt's prefix with this full-precision model", 0, 0},
         {"--system", NULL, ARG_STR, &system, "TEXT", "system prompt", 0, 0},
         {"--system-file", NULL, ARG_STR, &system_file, "PATH", "system prompt from a file", 0, 0},
-        {"--chat-template", NULL, ARG_STR, &tname, "NAME", "plain (default), chatml, llama-3, llama-2, mistral, zephyr, gemma", 0, 0},
+        {"--chat-template", NULL, ARG_STR, &tname, "NAME", "plain, chatml, llama-3, llama-2, mistral, zephyr, gemma (default: from the GGUF, else plain)", 0, 0},
         {"--n-predict", "-n", ARG_INT, &n_reply, "N", "tokens per reply at most (default 256)", 1, 1 << 20},
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
@@ -163,9 +164,9 @@ int cmd_chat(int argc, char **argv) {
     intact_sampler smp;
     if (sample_flags_init("chat", &sf, &smp) != 0) return 2;
     int ti = -1;
-    for (int i = 0; i < (int)(sizeof tmpl / sizeof tmpl[0]); i++)
+    for (int i = 0; tname && i < (int)(sizeof tmpl / sizeof tmpl[0]); i++)
         if (!strcmp(tname, tmpl[i].name)) ti = i;
-    if (ti < 0) return cli_flag_error("chat", "unknown chat template '%s'%s", tname, ""), 2;
+    if (tname && ti < 0) return cli_flag_error("chat", "unknown chat template '%s'%s", tname, ""), 2;
     if (system && system_file) return cli_flag_error("chat", "give %s or %s, not both", "--system", "--system-file"), 2;
     if (ikv && (system || system_file || ikv_base))
         return cli_flag_error("chat", "%s excludes %s (the file holds the system prompt)", "--ikv",
@@ -181,6 +182,11 @@ int cmd_chat(int argc, char **argv) {
     ch.m = cli_load_model("chat", model, tok);
     if (!ch.m) { free(sysbuf); return 1; }
     intact_model_get_info(ch.m, &ch.in);
+    if (ti < 0) {   // the GGUF's own template when it is a known family (serve/req.c knows the markers)
+        tname = req_template_detect(intact_model_meta_str(ch.m, "tokenizer.chat_template"));
+        for (int i = 0; i < (int)(sizeof tmpl / sizeof tmpl[0]); i++)
+            if (!strcmp(tname, tmpl[i].name)) ti = i;
+    }
     ch.n_ctx = n_ctx ? n_ctx : ch.in.ctx_len;
     cli_warn_ctx("chat", ch.n_ctx, ch.in.ctx_len);
     intact_error err = {0, ""};

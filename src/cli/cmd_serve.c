@@ -12,7 +12,7 @@
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL, *ikv_base = NULL, *system = NULL, *host = "127.0.0.1";
-    const char *api_key = NULL, *tmpl = "plain";
+    const char *api_key = NULL, *tmpl = NULL;
     int port = 8080, parallel = 2, queue = 8, n_ctx = 0, threads = 1, timeout = 10, max_body_kib = 1024;
     kv_flags kvf;
     cli_opt opts[16 + KV_N_OPTS] = {
@@ -30,7 +30,7 @@ int cmd_serve(int argc, char **argv) {
         {"--timeout", NULL, ARG_INT, &timeout, "S", "close connections idle for S seconds (default 10)", 1, 86400},
         {"--api-key", NULL, ARG_STR, &api_key, "KEY", "require 'Authorization: Bearer KEY' (401 otherwise)", 0, 0},
         {"--chat-template", NULL, ARG_STR, &tmpl, "NAME",
-         "plain (default), chatml, llama-2, llama-3, mistral, zephyr, gemma", 0, 0},
+         "plain, chatml, llama-2, llama-3, mistral, zephyr, gemma (default: from the GGUF's tokenizer.chat_template, else plain)", 0, 0},
         {"--max-body", NULL, ARG_INT, &max_body_kib, "KIB", "largest request body (default 1024 KiB; 413 above)", 1,
          1 << 20},
     };
@@ -38,8 +38,7 @@ int cmd_serve(int argc, char **argv) {
     int rc = cli_parse("serve", "-m MODEL [--port N] [--ikv P.ikv | --system TEXT [--ikv-base FP]] [options]", opts,
                        n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
-    int tid = req_template_id(tmpl);
-    if (tid < 0) return cli_flag_error("serve", "unknown chat template '%s'%s", tmpl, ""), 2;
+    if (tmpl && req_template_id(tmpl) < 0) return cli_flag_error("serve", "unknown chat template '%s'%s", tmpl, ""), 2;
     if (ikv && (system || ikv_base)) return cli_flag_error("serve", "%s excludes %s (the file holds the prompt)", "--ikv",
                                                            system ? "--system" : "--ikv-base"), 2;
     if (ikv_base && !system) return cli_flag_error("serve", "%s needs %s TEXT", "--ikv-base", "--system"), 2;
@@ -51,6 +50,8 @@ int cmd_serve(int argc, char **argv) {
     if (!m) return 1;
     intact_model_info in;
     intact_model_get_info(m, &in);
+    if (!tmpl) tmpl = req_template_detect(intact_model_meta_str(m, "tokenizer.chat_template"));
+    int tid = req_template_id(tmpl);
     if (n_ctx == 0) n_ctx = in.ctx_len;
     cli_warn_ctx("serve", n_ctx, in.ctx_len);
     intact_prefix *prefix = NULL;

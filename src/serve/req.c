@@ -18,6 +18,16 @@ int req_template_id(const char *name) {
     return -1;
 }
 
+const char *req_template_detect(const char *j) {
+    if (!j) return "plain";
+    if (strstr(j, "<|im_start|>")) return "chatml";
+    if (strstr(j, "<|start_header_id|>")) return "llama-3";
+    if (strstr(j, "<start_of_turn>")) return "gemma";
+    if (strstr(j, "<|user|>")) return "zephyr";
+    if (strstr(j, "[INST]")) return strstr(j, "<<SYS>>") ? "llama-2" : "mistral";
+    return "plain";
+}
+
 static int fail(char *msg, size_t cap, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -25,6 +25,9 @@ typedef struct serve_req {
 // Chat templates: "plain" (contents joined by blank lines: base models), "chatml", "llama-2",
 // "llama-3", "mistral", "zephyr", "gemma". -1 for an unknown name.
 int req_template_id(const char *name);
+// The family of a GGUF tokenizer.chat_template (Jinja text), by its markers; "plain" for NULL or an
+// unknown template.
+const char *req_template_detect(const char *jinja);
 
 // Parses body[0..len) for a chat (chat = 1) or completion request. 0, or -1 with a one-line reason
 // in msg (always HTTP 400: malformed JSON, wrong types, missing or out-of-range fields).
