@@ -18,7 +18,12 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -m
 
 LIB_SRC  := $(wildcard src/core/*.c src/formats/*.c src/io/*.c src/model/*.c src/kernels/*.c src/forward/*.c \
                        src/kv/*.c src/eval/*.c src/sample/*.c src/quant/*.c src/ikv/*.c)
-CLI_SRC  := $(wildcard src/cli/*.c)
+# The server (src/serve/, only in the CLI binary) uses GNU libmicrohttpd and cJSON from Debian
+# (apt-get install libmicrohttpd-dev libcjson-dev), found with pkg-config.
+CLI_SRC  := $(wildcard src/cli/*.c src/serve/*.c)
+SERVE_PKGS := libmicrohttpd libcjson
+SERVE_CFLAGS := $(shell pkg-config --cflags $(SERVE_PKGS) 2>/dev/null)
+SERVE_LIBS   := $(shell pkg-config --libs $(SERVE_PKGS) 2>/dev/null || echo -lmicrohttpd -lcjson)
 TEST_SRC := $(wildcard tests/test_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -120,8 +125,10 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/src/serve/%.o: CFLAGS += $(SERVE_CFLAGS)
+
 $(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(SERVE_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h tests/cli_harness.h
 	@mkdir -p $(dir $@)

@@ -74,6 +74,11 @@ static void check_parse(const char *cmd, const cli_opt *opts, int n_opts, int ar
             const char *s = *(const char **)o->dst;
             if ((o->kind & ARG_REQUIRED) && (!s || !*s)) __builtin_trap();
             if (s && given(opts, n_opts, k, argc, argv) && (s < g_buf || s > g_buf + g_size)) __builtin_trap();
+        } else if (kind == ARG_STRS) {
+            const cli_strs *l = o->dst;
+            if (l->n < 0 || l->n > CLI_MAX_STRS) __builtin_trap();
+            for (int i = 0; i < l->n; i++)
+                if (l->v[i] < g_buf || l->v[i] > g_buf + g_size) __builtin_trap();
         } else if (kind != ARG_U64) {
             __builtin_trap();
         }

@@ -66,6 +66,9 @@ typedef struct intact_model_info {
 INTACT_API intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err);
 INTACT_API void intact_model_free(intact_model *m);
 INTACT_API void intact_model_get_info(const intact_model *m, intact_model_info *out);
+// A string metadata value of a GGUF model, e.g. "tokenizer.chat_template"; NULL when the key is
+// absent, not a string, or the model is not GGUF. Owned by the model.
+INTACT_API const char *intact_model_meta_str(const intact_model *m, const char *key);
 
 // Writes the model as it is in memory (e.g. after intact_model_quantize) as GGUF: standard
 // llama/qwen2 metadata, the tokenizer, our integer tensor types. Written to a temporary name,
@@ -144,6 +147,10 @@ INTACT_API void intact_prefix_free(intact_prefix *p);
 INTACT_API int intact_prefix_n_tokens(const intact_prefix *p);
 INTACT_API const int32_t *intact_prefix_tokens(const intact_prefix *p);
 INTACT_API int intact_prefix_from_bos(const intact_prefix *p);
+// Bytes of the prefix's K/V as held by the prefix object (fp32, every layer). Sessions over one
+// prefix (a server's system prompt) share this object read-only; note that intact_ctx_use_prefix
+// still writes the rows into each context's own cache (intact_ctx_kv_bytes counts them there).
+INTACT_API uint64_t intact_prefix_kv_bytes(const intact_prefix *p);
 // KV-cache storage (see src/kv/kv_quant.h): per layer, K and V as "f32" (default), "f16", "int8",
 // "int4", "int3" or "int2" — group-wise asymmetric with fp16 scale and minimum, groups of `group`
 // along head_dim per token, or for keys with key_per_channel along tokens per channel (KIVI; the
@@ -204,13 +211,45 @@ INTACT_API int intact_prefix_calibrate(const intact_model *qm, const intact_mode
 INTACT_API uint64_t intact_model_fingerprint(const intact_model *m);
 
 // ---------------------------------------------------------------- sampling
+// The sampler chain, in order (llama.cpp's samplers, with the temperature applied before the
+// filters as intact always did):
+//  1. repetition penalty: each distinct token among the last repeat_last_n accepted ones
+//     (intact_sampler_accept) has its logit divided by repeat_penalty when positive, multiplied when
+//     negative (llama.cpp's definition; 1 = off). Applies to greedy decoding too.
+//  2. temp <= 0: greedy (argmax). Else softmax of logits / temp, then
+//  3. top_k (0 = off): the k most probable tokens;  4. top_p (1 = off): the smallest set of the most
+//     probable tokens whose mass reaches top_p;  5. min_p (0 = off): tokens with p >= min_p * p_max;
+//  6. a draw from what is left, renormalized. Deterministic for a given seed.
+enum { INTACT_SAMPLER_MAX_LAST_N = 1024 };
 typedef struct intact_sampler {
     float temp;       // <= 0: greedy
     float top_p;      // 1: off
     uint64_t rng;     // xorshift state; seed with intact_sampler_init
+    int top_k;        // 0: off
+    float min_p;      // 0: off
+    float repeat_penalty;   // 1: off
+    int repeat_last_n;      // 0..INTACT_SAMPLER_MAX_LAST_N
+    int n_hist;             // accepted tokens so far (the ring holds the last repeat_last_n)
+    int32_t hist[INTACT_SAMPLER_MAX_LAST_N];
 } intact_sampler;
+typedef struct intact_sampler_params {
+    float temp, top_p, min_p, repeat_penalty;
+    int top_k, repeat_last_n;
+    uint64_t seed;
+} intact_sampler_params;
+// temp 0.8, top_p 0.95, top_k 0, min_p 0, repeat_penalty 1, repeat_last_n 64, seed 0.
+INTACT_API intact_sampler_params intact_sampler_default_params(void);
+// Checks the ranges (temp >= 0, top_p in (0, 1], min_p in [0, 1], top_k >= 0, repeat_penalty > 0,
+// repeat_last_n in 0..INTACT_SAMPLER_MAX_LAST_N; INTACT_E_ARG naming the field) and seeds s.
+INTACT_API int intact_sampler_init_params(intact_sampler *s, const intact_sampler_params *p, intact_error *err);
+// The old initializer: the given temp/top_p/seed, every other filter off.
 INTACT_API void intact_sampler_init(intact_sampler *s, float temp, float top_p, uint64_t seed);
+// Records a token of the sequence (prompt or generated) for the repetition penalty.
+INTACT_API void intact_sampler_accept(intact_sampler *s, int32_t tok);
 INTACT_API int32_t intact_sample(intact_sampler *s, const float *logits, int n_vocab);
+// The distribution step 6 draws from, written to probs[n_vocab] (zeros for filtered tokens; one-hot
+// for greedy). Does not advance the random state. 0, or -1 when out of memory.
+INTACT_API int intact_sampler_probs(const intact_sampler *s, const float *logits, int n_vocab, float *probs);
 
 // ---------------------------------------------------------------- evaluation
 typedef void (*intact_progress)(void *user, int done, int total);

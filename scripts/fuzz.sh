@@ -7,7 +7,7 @@
 #   FUZZ_TIMEOUT=S                     a unit slower than S seconds is a failure (default 10; raise it on a
 #                                      loaded machine, where a starved process can exceed 10 s of wall time)
 # A target whose source has a line "// fuzz-extra-src: FILE..." is linked with those files too
-# (for code outside libintact.a); a line "// fuzz-flags: ..." adds libFuzzer flags for that target
+# (for code outside libintact.a), a line "// fuzz-libs: -l..." with those system libraries; a line "// fuzz-flags: ..." adds libFuzzer flags for that target
 # (fuzz_qformat: -entropic=0, which is 10x faster there). The library is built once into build-fuzz/
 # with make -j (coverage instrumentation, -O1); later runs only rebuild what changed.
 set -euo pipefail
@@ -29,13 +29,14 @@ python3 scripts/fuzz_seeds.py --shared "$SHARED" --models "$INTACT_MODELS" --out
 targets=${FUZZ_TARGETS:-$(for s in fuzz/fuzz_*.c; do basename "$s" .c; done)}
 
 build_one() {
-    local name=$1 src=fuzz/$1.c extra
+    local name=$1 src=fuzz/$1.c extra libs
     extra=$(sed -n 's|^// fuzz-extra-src: *||p' "$src")
+    libs=$(sed -n 's|^// fuzz-libs: *||p' "$src")
     # shellcheck disable=SC2086
     if [ ! $FB/$name -nt "$src" ] || [ ! $FB/$name -nt $FB/libintact.a ] ||
        [ -n "$(find $extra src/*/*.h -newer $FB/$name 2>/dev/null | head -1)" ]; then
         clang -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
-            -Iinclude -Isrc "$src" $extra $FB/libintact.a -lm -pthread -o "$FB/$name"
+            -Iinclude -Isrc "$src" $extra $FB/libintact.a $libs -lm -pthread -o "$FB/$name"
     fi
 }
 

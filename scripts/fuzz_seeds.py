@@ -158,6 +158,13 @@ def main():
                         put("fuzz_ikv", name, bytes([0]) + f.read())
     qformat_seeds(put)
     args_seeds(put)
+    # fuzz_request: byte 0 = endpoint (bit 0: chat) and chat template (>> 1), then the JSON body
+    put("fuzz_request", "completion", b"\x00" + b'{"prompt":"Once upon a time","max_tokens":8,"temperature":0,'
+        b'"stop":["x","\\n"],"seed":3,"top_k":4,"min_p":0.1,"stream":true}')
+    for t in range(7):
+        put("fuzz_request", f"chat-{t}", bytes([1 | (t << 1)]) + b'{"messages":[{"role":"system","content":"Be brief."},'
+            b'{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello"},{"role":"user","content":"\\u00e9"}],'
+            b'"logprobs":true,"stop":"END"}')
     put("fuzz_tokenizer", "utf8", bytes([1]) + "café ☃ naïve — 日本語 \xff".encode("utf-8", "surrogatepass") + b"\xff\xc3")
 
 if __name__ == "__main__":

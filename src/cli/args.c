@@ -86,6 +86,14 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_opt *opts, int n_
             v = argv[++i];
         }
         if (kind == ARG_STR) *(const char **)o->dst = v;
+        else if (kind == ARG_STRS) {
+            cli_strs *l = o->dst;
+            if (l->n >= CLI_MAX_STRS) {
+                fprintf(stderr, "intact %s: %s given more than %d times\n", cmd, o->lng, CLI_MAX_STRS);
+                return -1;
+            }
+            l->v[l->n++] = v;
+        }
         else if (parse_number(cmd, o, v) != 0) return -1;
     }
     for (int k = 0; k < n_opts; k++) {

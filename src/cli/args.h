@@ -5,7 +5,10 @@
 
 #include <stdint.h>
 
-enum arg_kind { ARG_STR, ARG_INT, ARG_FLOAT, ARG_FLAG, ARG_U64 };
+enum arg_kind { ARG_STR, ARG_INT, ARG_FLOAT, ARG_FLAG, ARG_U64, ARG_STRS };
+// ARG_STRS: a repeatable string flag; dst is a cli_strs collecting every value in order.
+enum { CLI_MAX_STRS = 16 };
+typedef struct cli_strs { const char *v[CLI_MAX_STRS]; int n; } cli_strs;
 // Or'ed into a kind: the option must be given (checked after parsing; a usage error, exit 2).
 enum { ARG_KIND_MASK = 0xff, ARG_REQUIRED = 0x100 };
 
@@ -13,7 +16,7 @@ typedef struct cli_opt {
     const char *lng;     // "--temp"
     const char *shrt;    // "-t" or NULL
     int kind;            // enum arg_kind, optionally | ARG_REQUIRED (strings only)
-    void *dst;           // const char **, int *, float *, int * (flag), uint64_t *
+    void *dst;           // const char **, int *, float *, int * (flag), uint64_t *, cli_strs *
     const char *meta;    // "N", "PATH", ... (NULL for flags)
     const char *help;
     double lo, hi;       // accepted range for numbers (inclusive)

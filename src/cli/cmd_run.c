@@ -9,6 +9,8 @@
 #include "cli/common.h"
 #include "cli/kv_flags.h"
 #include "cli/quant_flags.h"
+#include "cli/sample_flags.h"
+#include "sample/stop.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -33,12 +35,11 @@ static int32_t *tokenize_all(const char *cmd, intact_model *m, const char *text,
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *prompt = NULL, *prompt_file = NULL, *ikv = NULL;
     int n_gen = 128, threads = cli_default_threads(), n_ctx = 0, show_stats = 0;
-    float temp = 0.8f, top_p = 0.95f;
-    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    sample_flags sf;
     quant_flags qf;
     quant_flags_init(&qf);
     kv_flags kvf;
-    cli_opt opts[12 + QUANT_N_OPTS + KV_N_OPTS] = {
+    cli_opt opts[9 + SAMPLE_N_OPTS + QUANT_N_OPTS + KV_N_OPTS] = {
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix; the prompt must start with its tokens", 0, 0},
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
@@ -46,18 +47,18 @@ int cmd_run(int argc, char **argv) {
         {"--file", "-f", ARG_STR, &prompt_file, "PATH", "read the prompt from a file ('-': standard input)", 0, 0},
         {"--n-predict", "-n", ARG_INT, &n_gen, "N", "tokens to generate (default 128; 0: only evaluate and echo "
          "the prompt)", 0, 1 << 24},
-        {"--temp", NULL, ARG_FLOAT, &temp, "T", "temperature; 0 = greedy (default 0.8)", 0, 100},
-        {"--top-p", NULL, ARG_FLOAT, &top_p, "P", "nucleus sampling threshold (default 0.95; 1 = off)", 0, 1},
-        {"--seed", NULL, ARG_U64, &seed, "S", "random seed (default: from the clock)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
     };
-    int n_opts = quant_flags_add(&qf, opts, 12, 0);
+    int n_opts = sample_flags_add(&sf, opts, 9);
+    n_opts = quant_flags_add(&qf, opts, n_opts, 0);
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     if (quant_flags_check("run", &qf, opts, n_opts, argc, argv) != 0) return 2;
+    intact_sampler smp;
+    if (sample_flags_init("run", &sf, &smp) != 0) return 2;
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("run", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
@@ -93,8 +94,6 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "intact run: prompt has %d tokens, more than the context size %d\n", n_prompt, n_ctx);
         rc = 1;
     }
-    intact_sampler smp;
-    intact_sampler_init(&smp, temp, top_p, seed);
     double t0 = now_s(), t_prefill = 0;
     int generated = 0;
     intact_prefix *prefix = rc == 0 && ikv ? cli_load_prefix("run", ikv, m) : NULL;
@@ -121,24 +120,42 @@ int cmd_run(int argc, char **argv) {
         t_prefill = now_s() - t0;
         fwrite(text, 1, plen, stdout);
         int32_t prev = ids[n_prompt - 1];
+        for (int i = 0; i < n_prompt; i++) intact_sampler_accept(&smp, ids[i]);
+        // The generated text, kept for the stop strings: shown up to `shown`, the rest held back.
+        char *gen = NULL;
+        size_t gen_len = 0, gen_cap = 0, shown = 0;
+        int stopped = 0;
         t0 = now_s();
-        while (generated < n_gen && intact_ctx_pos(c) < n_ctx) {
+        while (!stopped && generated < n_gen && intact_ctx_pos(c) < n_ctx) {
             int32_t next = intact_sample(&smp, intact_ctx_logits(c, -1), in.n_vocab);
             if (next == in.eos_id || next == in.bos_id) break;
+            intact_sampler_accept(&smp, next);
             char piece[256];
             int k = intact_token_to_text(m, prev, next, piece, sizeof piece);
-            if (k > 0) fwrite(piece, 1, (size_t)(k < (int)sizeof piece ? k : (int)sizeof piece), stdout);
+            if (k > (int)sizeof piece) k = (int)sizeof piece;
+            if (k > 0 && gen_len + (size_t)k > gen_cap) {
+                char *ng = realloc(gen, gen_cap = 2 * gen_cap + 4096);
+                if (!ng) { fprintf(stderr, "\nintact run: out of memory\n"); rc = 1; break; }
+                gen = ng;
+            }
+            if (k > 0) memcpy(gen + gen_len, piece, (size_t)k), gen_len += (size_t)k;
+            size_t upto = gen_len;
+            if (sf.stops.n) upto = stop_scan(gen, gen_len, shown, sf.stops.v, sf.stops.n, &stopped);
+            fwrite(gen + shown, 1, upto - shown, stdout);
+            shown = upto;
             fflush(stdout);
             generated++;
             prev = next;
-            if (generated < n_gen && intact_ctx_eval(c, &next, 1, &err) != 0) {
+            if (!stopped && generated < n_gen && intact_ctx_eval(c, &next, 1, &err) != 0) {
                 fprintf(stderr, "\nintact run: %s\n", err.msg);
                 rc = 1;
                 break;
             }
         }
+        if (!stopped) fwrite(gen + shown, 1, gen_len - shown, stdout);   // a held-back tail that never matched
+        free(gen);
         printf("\n");
-        if (generated < n_gen && intact_ctx_pos(c) >= n_ctx)
+        if (!stopped && generated < n_gen && intact_ctx_pos(c) >= n_ctx)
             fprintf(stderr, "intact run: stopped at the context size (%d tokens)\n", n_ctx);
         double t_gen = now_s() - t0;
         if (show_stats)

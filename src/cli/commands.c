@@ -8,6 +8,8 @@
 static const struct { const char *name; int (*fn)(int, char **); const char *what; } commands[] = {
     {"info", cmd_info, "architecture, shapes, tensor types, tokenizer, parameter count"},
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "interactive multi-turn chat (/reset, /save FILE, /load FILE)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server; the system prompt is an IntactKV prefix"},
     {"tokenize", cmd_tokenize, "print the token ids of a text as a JSON array"},
     {"ppl", cmd_ppl, "perplexity of a text file"},
     {"kld", cmd_kld, "KL divergence of a model against a base model"},

@@ -120,6 +120,10 @@ intact_prefix *intact_prefix_build(const intact_model *m, const int32_t *tokens,
     return p;
 }
 
+uint64_t intact_prefix_kv_bytes(const intact_prefix *p) {
+    return 2ull * (uint64_t)p->n_layers * (uint64_t)p->n * (uint64_t)p->n_kv_heads * (uint64_t)p->head_dim * sizeof(float);
+}
+
 int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err) {
     const intact_model *m = c->model;
     if (p->fingerprint != intact_model_fingerprint(m) || p->n_layers != m->hp.n_layers ||

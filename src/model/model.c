@@ -95,6 +95,11 @@ void intact_model_free(intact_model *m) {
     free(m);
 }
 
+const char *intact_model_meta_str(const intact_model *m, const char *key) {
+    if (!m->is_gguf || !m->gguf || gguf_find_key(m->gguf, key) < 0) return NULL;
+    return gguf_get_str(m->gguf, key, NULL, NULL);
+}
+
 void intact_model_get_info(const intact_model *m, intact_model_info *o) {
     const it_hparams *hp = &m->hp;
     memset(o, 0, sizeof *o);

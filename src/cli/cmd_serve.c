@@ -1,0 +1,82 @@
+// `intact serve`: loads the model, builds or loads the IntactKV system-prompt prefix and runs the
+// OpenAI-compatible server (src/serve/).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/common.h"
+#include "cli/kv_flags.h"
+#include "serve/req.h"
+#include "serve/server.h"
+
+int cmd_serve(int argc, char **argv) {
+    const char *model = NULL, *tok = NULL, *ikv = NULL, *ikv_base = NULL, *system = NULL, *host = "127.0.0.1";
+    const char *api_key = NULL, *tmpl = NULL;
+    int port = 8080, parallel = 2, queue = 8, n_ctx = 0, threads = 1, timeout = 10, max_body_kib = 1024;
+    kv_flags kvf;
+    cli_opt opts[16 + KV_N_OPTS] = {
+        {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
+        {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
+        {"--host", NULL, ARG_STR, &host, "ADDR", "IPv4 address to bind (default 127.0.0.1: loopback only)", 0, 0},
+        {"--port", NULL, ARG_INT, &port, "N", "TCP port (default 8080; 0: any free port, printed)", 0, 65535},
+        {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix shared by every session (system prompt)", 0, 0},
+        {"--ikv-base", NULL, ARG_STR, &ikv_base, "FP", "build the prefix of --system with this full-precision model", 0, 0},
+        {"--system", NULL, ARG_STR, &system, "TEXT", "system prompt (its prefix: --ikv-base, else this model)", 0, 0},
+        {"--parallel", "-np", ARG_INT, &parallel, "N", "sessions decoding at once (default 2)", 1, 256},
+        {"--queue", NULL, ARG_INT, &queue, "N", "requests waiting for a session before 503 (default 8)", 0, 4096},
+        {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context per session (default: the model's)", 0, 1 << 20},
+        {"--threads", "-t", ARG_INT, &threads, "N", "threads per session (default 1)", 1, 256},
+        {"--timeout", NULL, ARG_INT, &timeout, "S", "close connections idle for S seconds (default 10)", 1, 86400},
+        {"--api-key", NULL, ARG_STR, &api_key, "KEY", "require 'Authorization: Bearer KEY' (401 otherwise)", 0, 0},
+        {"--chat-template", NULL, ARG_STR, &tmpl, "NAME",
+         "plain, chatml, llama-2, llama-3, mistral, zephyr, gemma (default: from the GGUF's tokenizer.chat_template, else plain)", 0, 0},
+        {"--max-body", NULL, ARG_INT, &max_body_kib, "KIB", "largest request body (default 1024 KiB; 413 above)", 1,
+         1 << 20},
+    };
+    int n_opts = kv_flags_add(&kvf, opts, 15);
+    int rc = cli_parse("serve", "-m MODEL [--port N] [--ikv P.ikv | --system TEXT [--ikv-base FP]] [options]", opts,
+                       n_opts, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (tmpl && req_template_id(tmpl) < 0) return cli_flag_error("serve", "unknown chat template '%s'%s", tmpl, ""), 2;
+    if (ikv && (system || ikv_base)) return cli_flag_error("serve", "%s excludes %s (the file holds the prompt)", "--ikv",
+                                                           system ? "--system" : "--ikv-base"), 2;
+    if (ikv_base && !system) return cli_flag_error("serve", "%s needs %s TEXT", "--ikv-base", "--system"), 2;
+    if (api_key && !*api_key) return cli_flag_error("serve", "%s needs a non-empty key%s", "--api-key", ""), 2;
+    int bad_kv;
+    const intact_kv_params *kvp = kv_flags_get("serve", &kvf, 0, &bad_kv);
+    if (bad_kv) return 2;
+    intact_model *m = cli_load_model("serve", model, tok);
+    if (!m) return 1;
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    if (!tmpl) tmpl = req_template_detect(intact_model_meta_str(m, "tokenizer.chat_template"));
+    int tid = req_template_id(tmpl);
+    if (n_ctx == 0) n_ctx = in.ctx_len;
+    cli_warn_ctx("serve", n_ctx, in.ctx_len);
+    intact_prefix *prefix = NULL;
+    rc = 0;
+    if (ikv && !(prefix = cli_load_prefix("serve", ikv, m))) rc = 1;
+    if (system) {   // the system prompt's K/V, computed once by the FP model (or this one)
+        intact_model *fp = ikv_base ? cli_load_model("serve", ikv_base, tok) : m;
+        intact_error err = {0, ""};
+        int n = fp ? intact_tokenize(fp, system, strlen(system), in.add_bos, NULL, 0, &err) : -1;
+        int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+        if (ids && intact_tokenize(fp, system, strlen(system), in.add_bos, ids, n, &err) == n)
+            prefix = intact_prefix_build(fp, ids, n, 0, &err);
+        if (!prefix) {
+            fprintf(stderr, "intact serve: cannot build the system prompt prefix: %s\n", err.msg[0] ? err.msg : "empty");
+            rc = 1;
+        }
+        free(ids);
+        if (fp && fp != m) intact_model_free(fp);
+    }
+    if (rc == 0) {
+        serve_config cfg = {m, prefix, kvp, host, port, parallel, queue, n_ctx, threads, timeout, api_key,
+                            in.name ? in.name : "intact", tid, (size_t)max_body_kib * 1024};
+        rc = serve_run(&cfg);
+    }
+    intact_prefix_free(prefix);
+    intact_model_free(m);
+    return rc;
+}

@@ -1,0 +1,508 @@
+// `intact serve`: libmicrohttpd with a thread per connection. A request takes one of `parallel`
+// slots (each an intact_ctx with the session cache) or waits in a bounded queue (503 when it is
+// full). The slots decode concurrently, one thread each: NOT batched across sessions.
+// Streaming responses generate one token per content-reader call, so a client that disconnects
+// ends its generation and frees its slot at the next token.
+#include "serve/server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sample/stop.h"
+#include "serve/req.h"
+
+typedef struct slot { intact_ctx *ctx; int busy; } slot;
+
+static struct server {
+    const serve_config *cfg;
+    intact_model_info info;
+    slot *slots;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int waiting;
+    // metrics
+    uint64_t tokens_gen, tokens_prompt, requests, prefix_hits, errors;
+    double gen_seconds, t_start;
+} S;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---------------------------------------------------------------- slots
+static int slot_acquire(void) {
+    pthread_mutex_lock(&S.mu);
+    int id = -1;
+    for (;;) {
+        for (int i = 0; i < S.cfg->parallel && id < 0; i++)
+            if (!S.slots[i].busy) id = i;
+        if (id >= 0) break;
+        if (S.waiting >= S.cfg->queue) break;
+        S.waiting++;
+        pthread_cond_wait(&S.cv, &S.mu);
+        S.waiting--;
+    }
+    if (id >= 0) S.slots[id].busy = 1;
+    pthread_mutex_unlock(&S.mu);
+    return id;
+}
+
+static void slot_release(int id) {
+    pthread_mutex_lock(&S.mu);
+    S.slots[id].busy = 0;
+    pthread_cond_signal(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+}
+
+// ---------------------------------------------------------------- generation
+typedef struct gen {
+    serve_req req;
+    int slot;
+    intact_ctx *ctx;
+    intact_sampler smp;
+    int n_prompt, n_gen, prefix_hit;
+    int32_t prev;
+    char *text;                 // generated text; [0, shown) sent
+    size_t len, cap, shown;
+    int done;                   // 1: finished (finish reason set)
+    const char *finish;         // "stop" or "length"
+    double logprob_sum;
+    char id[40];
+    long created;
+    int stream_state;           // 0: role chunk due (chat), 1: tokens, 2: final chunk sent, 3: [DONE] sent
+} gen;
+
+// Tokenizes, installs the prefix when the prompt starts with it, prefills. 0, or an HTTP status with
+// msg filled.
+static int gen_start(gen *g, char *msg, size_t cap) {
+    const intact_model *m = S.cfg->model;
+    intact_error err = {0, ""};
+    int n = intact_tokenize(m, g->req.prompt, strlen(g->req.prompt), S.info.add_bos, NULL, 0, &err);
+    if (n < 0) { snprintf(msg, cap, "%s", err.msg); return 400; }
+    if (n == 0) { snprintf(msg, cap, "the prompt is empty"); return 400; }
+    if (n >= S.cfg->n_ctx) {
+        snprintf(msg, cap, "the prompt has %d tokens; the context holds %d", n, S.cfg->n_ctx);
+        return 400;
+    }
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    if (!ids || intact_tokenize(m, g->req.prompt, strlen(g->req.prompt), S.info.add_bos, ids, n, &err) != n) {
+        free(ids);
+        snprintf(msg, cap, "out of memory");
+        return 500;
+    }
+    g->n_prompt = n;
+    intact_sampler_params sp = intact_sampler_default_params();
+    sp.temp = g->req.temperature;
+    sp.top_p = g->req.top_p;
+    sp.top_k = g->req.top_k;
+    sp.min_p = g->req.min_p;
+    sp.repeat_penalty = g->req.repeat_penalty;
+    sp.seed = g->req.has_seed ? g->req.seed : (uint64_t)time(NULL);
+    if (intact_sampler_init_params(&g->smp, &sp, &err) != 0) { free(ids); snprintf(msg, cap, "%s", err.msg); return 400; }
+    for (int i = 0; i < n; i++) intact_sampler_accept(&g->smp, ids[i]);
+    int skip = 0;
+    const intact_prefix *p = S.cfg->prefix;
+    intact_ctx_reset(g->ctx);
+    if (p) {
+        int pn = intact_prefix_n_tokens(p);
+        if (n >= pn && !memcmp(ids, intact_prefix_tokens(p), (size_t)pn * sizeof *ids)) {
+            if (intact_ctx_use_prefix(g->ctx, p, &err) != 0) { free(ids); snprintf(msg, cap, "%s", err.msg); return 500; }
+            skip = pn;
+            g->prefix_hit = 1;
+        }
+    }
+    if (n > skip && intact_ctx_eval(g->ctx, ids + skip, n - skip, &err) != 0) {
+        free(ids);
+        snprintf(msg, cap, "%s", err.msg);
+        return 500;
+    }
+    g->prev = ids[n - 1];
+    free(ids);
+    if (g->req.max_tokens == 0) { g->done = 1; g->finish = "length"; }
+    pthread_mutex_lock(&S.mu);
+    S.tokens_prompt += (uint64_t)n;
+    S.prefix_hits += (uint64_t)g->prefix_hit;
+    pthread_mutex_unlock(&S.mu);
+    return 0;
+}
+
+// One token. Afterwards text[shown, end) is new text to send (end returned).
+static size_t gen_step(gen *g) {
+    if (g->done) return g->shown;
+    double t0 = now_s();
+    const float *logits = intact_ctx_logits(g->ctx, -1);
+    int nv = S.info.n_vocab;
+    int32_t next = intact_sample(&g->smp, logits, nv);
+    size_t end = g->len;
+    if (next == S.info.eos_id || next == S.info.bos_id) {
+        g->done = 1;
+        g->finish = "stop";
+        return end;   // a held-back tail that never became a stop string
+    }
+    if (g->req.logprobs) {   // log-softmax of the raw logits at the chosen token
+        float mx = logits[0];
+        for (int i = 1; i < nv; i++) mx = logits[i] > mx ? logits[i] : mx;
+        double z = 0;
+        for (int i = 0; i < nv; i++) z += exp((double)(logits[i] - mx));
+        g->logprob_sum += (double)(logits[next] - mx) - log(z);
+    }
+    intact_sampler_accept(&g->smp, next);
+    char piece[256];
+    int k = intact_token_to_text(S.cfg->model, g->prev, next, piece, sizeof piece);
+    if (k > (int)sizeof piece) k = (int)sizeof piece;
+    if (k > 0 && g->len + (size_t)k + 1 > g->cap) {
+        char *nt = realloc(g->text, g->cap = 2 * g->cap + 4096);
+        if (!nt) { g->done = 1; g->finish = "length"; return g->shown; }
+        g->text = nt;
+    }
+    if (k > 0) { memcpy(g->text + g->len, piece, (size_t)k); g->len += (size_t)k; g->text[g->len] = 0; }
+    g->prev = next;
+    g->n_gen++;
+    int hit = 0;
+    end = g->req.n_stops ? stop_scan(g->text, g->len, g->shown, (const char *const *)g->req.stops, g->req.n_stops, &hit)
+                         : g->len;
+    intact_error err = {0, ""};
+    if (hit) { g->done = 1; g->finish = "stop"; }
+    else if (g->n_gen >= g->req.max_tokens || intact_ctx_pos(g->ctx) >= S.cfg->n_ctx) {
+        g->done = 1;
+        g->finish = "length";
+        end = g->len;
+    } else if (intact_ctx_eval(g->ctx, &next, 1, &err) != 0) {
+        g->done = 1;
+        g->finish = "length";
+        end = g->len;
+    }
+    pthread_mutex_lock(&S.mu);
+    S.tokens_gen++;
+    S.gen_seconds += now_s() - t0;
+    pthread_mutex_unlock(&S.mu);
+    return end;
+}
+
+static void gen_free(gen *g) {
+    if (!g) return;
+    if (g->slot >= 0) slot_release(g->slot);
+    req_free(&g->req);
+    free(g->text);
+    free(g);
+}
+
+// ---------------------------------------------------------------- JSON responses
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type, const char *body) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return send_text(c, 500, "application/json", "{\"error\":{\"message\":\"out of memory\"}}");
+    enum MHD_Result r = send_text(c, status, "application/json", s);
+    free(s);
+    return r;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg) {
+    const char *type = status == 401 ? "authentication_error" : status == 503 ? "server_busy"
+                     : status >= 500 ? "server_error" : "invalid_request_error";
+    cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNumberToObject(e, "code", status);
+    pthread_mutex_lock(&S.mu);
+    S.errors++;
+    pthread_mutex_unlock(&S.mu);
+    return send_json(c, status, j);
+}
+
+static void add_usage(cJSON *j, const gen *g) {
+    cJSON *u = cJSON_AddObjectToObject(j, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", g->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", g->n_gen);
+    cJSON_AddNumberToObject(u, "total_tokens", g->n_prompt + g->n_gen);
+}
+
+// The envelope of a response or a stream chunk, with one choice whose text/delta is text (or none).
+static cJSON *envelope(const gen *g, int chunk, const char *text, size_t n, const char *finish, int role) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "id", g->id);
+    cJSON_AddStringToObject(j, "object", g->req.chat ? (chunk ? "chat.completion.chunk" : "chat.completion")
+                                                     : "text_completion");
+    cJSON_AddNumberToObject(j, "created", (double)g->created);
+    cJSON_AddStringToObject(j, "model", S.cfg->model_name);
+    cJSON *cs = cJSON_AddArrayToObject(j, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cs, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    char *t = malloc(n + 1);
+    if (t) { memcpy(t, text ? text : "", n); t[n] = 0; }
+    if (g->req.chat) {
+        cJSON *m = cJSON_AddObjectToObject(c, chunk ? "delta" : "message");
+        if (role || !chunk) cJSON_AddStringToObject(m, "role", "assistant");
+        if (text) cJSON_AddStringToObject(m, "content", t ? t : "");
+    } else {
+        cJSON_AddStringToObject(c, "text", t ? t : "");
+    }
+    free(t);
+    if (g->req.logprobs && !chunk) {
+        cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
+        cJSON_AddNumberToObject(lp, "sum", g->logprob_sum);   // of the generated tokens (raw logits)
+    }
+    if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
+    else cJSON_AddNullToObject(c, "finish_reason");
+    return j;
+}
+
+// ---------------------------------------------------------------- streaming (SSE)
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    gen *g = cls;
+    cJSON *j = NULL;
+    if (g->stream_state == 3) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (g->stream_state == 2) {
+        g->stream_state = 3;
+        const char *d = "data: [DONE]\n\n";
+        size_t n = strlen(d) < max ? strlen(d) : max;
+        memcpy(buf, d, n);
+        return (ssize_t)n;
+    }
+    if (g->stream_state == 0 && g->req.chat) {
+        j = envelope(g, 1, "", 0, NULL, 1);
+        g->stream_state = 1;
+    } else {
+        g->stream_state = 1;
+        size_t from = g->shown, end = from;
+        while (!g->done && end == from) end = gen_step(g);   // until there is text or the end
+        g->shown = end;
+        if (g->done) {
+            j = envelope(g, 1, g->text ? g->text + from : "", end - from, g->finish, 0);
+            add_usage(j, g);
+            g->stream_state = 2;
+        } else {
+            j = envelope(g, 1, g->text + from, end - from, NULL, 0);
+        }
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = strlen(s);
+    // MHD's buffer is 32 KiB or more; a chunk holds a few tokens of text. Never cut one.
+    if (n + 8 > max) { free(s); return MHD_CONTENT_READER_END_WITH_ERROR; }
+    memcpy(buf, "data: ", 6);
+    memcpy(buf + 6, s, n);
+    memcpy(buf + 6 + n, "\n\n", 2);
+    free(s);
+    return (ssize_t)(n + 8);
+}
+
+static void sse_free(void *cls) { gen_free(cls); }
+
+// ---------------------------------------------------------------- endpoints
+static enum MHD_Result do_completion(struct MHD_Connection *c, int chat, const char *body, size_t len) {
+    char msg[512];
+    gen *g = calloc(1, sizeof *g);
+    if (!g) return send_error(c, 500, "out of memory");
+    g->slot = -1;
+    if (req_parse(body, len, chat, S.cfg->template_id, &g->req, msg, sizeof msg) != 0) {
+        gen_free(g);
+        return send_error(c, 400, msg);
+    }
+    pthread_mutex_lock(&S.mu);
+    S.requests++;
+    uint64_t rid = S.requests;
+    pthread_mutex_unlock(&S.mu);
+    snprintf(g->id, sizeof g->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)rid);
+    g->created = (long)time(NULL);
+    if ((g->slot = slot_acquire()) < 0) {
+        gen_free(g);
+        return send_error(c, 503, "all slots are busy and the queue is full; retry later");
+    }
+    g->ctx = S.slots[g->slot].ctx;
+    int st = gen_start(g, msg, sizeof msg);
+    if (st) { gen_free(g); return send_error(c, (unsigned)st, msg); }
+    if (g->req.stream) {
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sse_reader, g, sse_free);
+        if (!r) { gen_free(g); return MHD_NO; }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        enum MHD_Result ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    while (!g->done) g->shown = gen_step(g);
+    cJSON *j = envelope(g, 0, g->text ? g->text : "", g->shown, g->finish, 0);
+    add_usage(j, g);
+    gen_free(g);
+    return send_json(c, 200, j);
+}
+
+static uint64_t kv_bytes_in_use(int *busy) {
+    uint64_t b = 0;
+    *busy = 0;
+    for (int i = 0; i < S.cfg->parallel; i++)
+        if (S.slots[i].busy) { b += intact_ctx_kv_bytes(S.slots[i].ctx); (*busy)++; }
+    return b;
+}
+
+static enum MHD_Result do_metrics(struct MHD_Connection *c) {
+    char out[2048];
+    pthread_mutex_lock(&S.mu);
+    int busy;
+    uint64_t kvb = kv_bytes_in_use(&busy);
+    double up = now_s() - S.t_start;
+    snprintf(out, sizeof out,
+             "# HELP intact_tokens_per_second generated tokens per second of decoding (per slot, mean)\n"
+             "# TYPE intact_tokens_per_second gauge\nintact_tokens_per_second %.3f\n"
+             "# TYPE intact_throughput_tokens_per_second gauge\nintact_throughput_tokens_per_second %.3f\n"
+             "# TYPE intact_tokens_generated_total counter\nintact_tokens_generated_total %llu\n"
+             "# TYPE intact_prompt_tokens_total counter\nintact_prompt_tokens_total %llu\n"
+             "# TYPE intact_requests_total counter\nintact_requests_total %llu\n"
+             "# TYPE intact_errors_total counter\nintact_errors_total %llu\n"
+             "# HELP intact_queue_depth requests waiting for a slot\n"
+             "# TYPE intact_queue_depth gauge\nintact_queue_depth %d\n"
+             "# TYPE intact_slots_busy gauge\nintact_slots_busy %d\n"
+             "# HELP intact_kv_bytes_in_use KV cache bytes of the busy slots (each holds its copy of the prefix)\n"
+             "# TYPE intact_kv_bytes_in_use gauge\nintact_kv_bytes_in_use %llu\n"
+             "# HELP intact_prefix_kv_bytes the IntactKV prefix K/V as loaded (fp32), once\n"
+             "# TYPE intact_prefix_kv_bytes gauge\nintact_prefix_kv_bytes %llu\n"
+             "# TYPE intact_prefix_hits_total counter\nintact_prefix_hits_total %llu\n",
+             S.gen_seconds > 0 ? (double)S.tokens_gen / S.gen_seconds : 0.0, up > 0 ? (double)S.tokens_gen / up : 0.0,
+             (unsigned long long)S.tokens_gen, (unsigned long long)S.tokens_prompt, (unsigned long long)S.requests,
+             (unsigned long long)S.errors, S.waiting, busy, (unsigned long long)kvb,
+             (unsigned long long)(S.cfg->prefix ? intact_prefix_kv_bytes(S.cfg->prefix) : 0),
+             (unsigned long long)S.prefix_hits);
+    pthread_mutex_unlock(&S.mu);
+    return send_text(c, 200, "text/plain; version=0.0.4", out);
+}
+
+// Per-connection upload state: the body, or too_big once it exceeds max_body (then dropped).
+typedef struct upload { char *buf; size_t len; int too_big; } upload;
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *data, size_t *data_size, void **con_cls) {
+    (void)cls; (void)version;
+    upload *u = *con_cls;
+    if (!u) {
+        if (!(u = calloc(1, sizeof *u))) return MHD_NO;
+        *con_cls = u;
+        return MHD_YES;
+    }
+    if (*data_size) {
+        if (!u->too_big && u->len + *data_size > S.cfg->max_body) { u->too_big = 1; free(u->buf); u->buf = NULL; }
+        if (!u->too_big) {
+            char *nb = realloc(u->buf, u->len + *data_size + 1);
+            if (!nb) return MHD_NO;
+            u->buf = nb;
+            memcpy(u->buf + u->len, data, *data_size);
+            u->len += *data_size;
+        }
+        *data_size = 0;
+        return MHD_YES;
+    }
+    if (S.cfg->api_key && strcmp(url, "/health") != 0) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!h || strncmp(h, "Bearer ", 7) != 0 || strcmp(h + 7, S.cfg->api_key) != 0)
+            return send_error(c, 401, "missing or wrong API key (Authorization: Bearer KEY)");
+    }
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (!strcmp(url, "/health")) return get ? send_text(c, 200, "application/json", "{\"status\":\"ok\"}")
+                                            : send_error(c, 405, "use GET");
+    if (!strcmp(url, "/metrics")) return get ? do_metrics(c) : send_error(c, 405, "use GET");
+    if (!strcmp(url, "/v1/models")) {
+        if (!get) return send_error(c, 405, "use GET");
+        cJSON *j = cJSON_CreateObject(), *d = cJSON_AddArrayToObject(j, "data"), *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "object", "list");
+        cJSON_AddStringToObject(m, "id", S.cfg->model_name);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "intact");
+        cJSON_AddItemToArray(d, m);
+        return send_json(c, 200, j);
+    }
+    int chat = !strcmp(url, "/v1/chat/completions");
+    if (chat || !strcmp(url, "/v1/completions")) {
+        if (!post) return send_error(c, 405, "use POST");
+        if (u->too_big) return send_error(c, 413, "request body too large");
+        return do_completion(c, chat, u->buf ? u->buf : "", u->len);
+    }
+    return send_error(c, 404, "no such endpoint");
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls; (void)c; (void)toe;
+    upload *u = *con_cls;
+    if (u) { free(u->buf); free(u); }
+    *con_cls = NULL;
+}
+
+int serve_run(const serve_config *cfg) {
+    memset(&S, 0, sizeof S);
+    S.cfg = cfg;
+    intact_model_get_info(cfg->model, &S.info);
+    pthread_mutex_init(&S.mu, NULL);
+    pthread_cond_init(&S.cv, NULL);
+    S.slots = calloc((size_t)cfg->parallel, sizeof *S.slots);
+    int rc = S.slots ? 0 : 1;
+    intact_error err = {0, ""};
+    intact_ctx_params cp = {cfg->n_ctx, cfg->n_threads, 0};
+    for (int i = 0; rc == 0 && i < cfg->parallel; i++) {
+        S.slots[i].ctx = intact_ctx_new(cfg->model, &cp, &err);
+        if (!S.slots[i].ctx || (cfg->kv && intact_ctx_set_kv(S.slots[i].ctx, cfg->kv, &err) != 0)) rc = 1;
+    }
+    if (rc) fprintf(stderr, "intact serve: %s\n", err.msg[0] ? err.msg : "out of memory");
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)cfg->port);
+    if (rc == 0 && inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "intact serve: --host '%s' is not an IPv4 address\n", cfg->host);
+        rc = 1;
+    }
+    // Signals are taken by sigwait below; every thread MHD starts inherits the blocked mask.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct MHD_Daemon *d = NULL;
+    if (rc == 0) {
+        S.t_start = now_s();
+        d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+                             NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->parallel + cfg->queue + 16),
+                             MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+        if (!d) {
+            fprintf(stderr, "intact serve: cannot listen on %s:%d (in use or not permitted)\n", cfg->host, cfg->port);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        fprintf(stderr, "intact serve: listening on http://%s:%u\n", cfg->host, di ? di->port : (unsigned)cfg->port);
+        int sig;
+        sigwait(&sigs, &sig);
+        fprintf(stderr, "intact serve: stopping\n");
+        MHD_stop_daemon(d);
+    }
+    for (int i = 0; S.slots && i < cfg->parallel; i++) intact_ctx_free(S.slots[i].ctx);
+    free(S.slots);
+    pthread_mutex_destroy(&S.mu);
+    pthread_cond_destroy(&S.cv);
+    return rc;
+}
