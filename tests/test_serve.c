@@ -52,7 +52,11 @@ static int srv_stop(void) {
     int st = 0;
     waitpid(srv_pid, &st, 0);
     srv_pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char *e = read_path(srv_err, NULL);   // the server's own sanitizer reports (SANITIZE=1 builds)
+    int bad = e && sanitizer_report(e);
+    if (bad) printf("  server stderr: %s\n", e);
+    free(e);
+    return bad ? -2 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 // curl with extra args (shell syntax) against path; returns the HTTP status, body in *out (malloc'd).

@@ -260,7 +260,7 @@ int cmd_chat(int argc, char **argv) {
             }
             if (k > 0) { memcpy(gen + len, piece, (size_t)k); len += (size_t)k; }
             size_t upto = n_stops ? stop_scan(gen, len, shown, stops, n_stops, &hit) : len;
-            fwrite(gen + shown, 1, upto - shown, stdout);
+            if (gen) fwrite(gen + shown, 1, upto - shown, stdout);
             fflush(stdout);
             shown = upto;
             prev = next;

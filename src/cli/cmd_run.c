@@ -141,7 +141,7 @@ int cmd_run(int argc, char **argv) {
             if (k > 0) memcpy(gen + gen_len, piece, (size_t)k), gen_len += (size_t)k;
             size_t upto = gen_len;
             if (sf.stops.n) upto = stop_scan(gen, gen_len, shown, sf.stops.v, sf.stops.n, &stopped);
-            fwrite(gen + shown, 1, upto - shown, stdout);
+            if (gen) fwrite(gen + shown, 1, upto - shown, stdout);
             shown = upto;
             fflush(stdout);
             generated++;
@@ -152,7 +152,7 @@ int cmd_run(int argc, char **argv) {
                 break;
             }
         }
-        if (!stopped) fwrite(gen + shown, 1, gen_len - shown, stdout);   // a held-back tail that never matched
+        if (!stopped && gen) fwrite(gen + shown, 1, gen_len - shown, stdout);   // a held-back tail that never matched
         free(gen);
         printf("\n");
         if (!stopped && generated < n_gen && intact_ctx_pos(c) >= n_ctx)
