@@ -13,7 +13,11 @@
 #include "kv/kv_flash.h"
 
 #define KI static inline __attribute__((always_inline))
+#ifdef __OPTIMIZE__
 #define UNROLL _Pragma("GCC unroll 16")
+#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
+#define UNROLL
+#endif
 
 // exp(x) for x <= 0 (-inf allowed: gives 2^-127·p, callers mask those lanes anyway): Cephes expf's
 // range reduction and polynomial, 2^n applied with scalef. Relative error ~2 ulp.
