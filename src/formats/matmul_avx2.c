@@ -18,13 +18,8 @@
 #include "core/fp16.h"
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 enum { TY_F32, TY_F16, TY_BF16, TY_Q8 };
 enum { TILE_R = 3, TILE_T = 4 };

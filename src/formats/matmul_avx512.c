@@ -12,13 +12,8 @@
 #include "core/fp16.h"
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 enum { TY_F32, TY_F16, TY_BF16, TY_Q8 };
 enum { TILE_R = 4, TILE_T = 6 };
@@ -211,35 +206,6 @@ KI void prefill(const char *w, size_t rb, int64_t n, const float *x, int64_t ldx
 #endif
 enum { GEMM_PW = 32, GEMM_TT = 12, GEMM_KB = 256 };
 
-// In-register 16x16 transpose: in-lane unpack/shuffle stages leave, in 128-bit lane j of u[4g+c],
-// column 4j+c of rows 4g..4g+3; two rounds of 128-bit lane shuffles then gather each column's
-// four pieces. (Cheaper than 4 rounds of vpermt2ps: in-lane ops have more ports, no index regs.)
-KI void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16], v[16];
-    UNROLL for (int k = 0; k < 16; k += 2) {
-        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
-    }
-    UNROLL for (int k = 0; k < 16; k += 4) {
-        u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
-        u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
-        u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
-    }
-    // v[c] (c < 4): lanes = column c and c+8 of rows 0-3, 4-7; v[c+4]: columns c+4, c+12;
-    // v[8..15] the same for rows 8-15.
-    UNROLL for (int h = 0; h < 16; h += 8) {
-        UNROLL for (int c = 0; c < 4; c++) {
-            v[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0x88);
-            v[h + c + 4] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0xdd);
-        }
-    }
-    UNROLL for (int c = 0; c < 8; c++) {
-        r[c] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0x88);
-        r[c + 8] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0xdd);
-    }
-}
-
 // P[i*PW + j] = W[row j][k0 + i] as fp32 for i < kb, j < PW; rows j >= pr are zero.
 KI void pack_panel(const int ty, const char *w, size_t rb, int64_t k0, int64_t kb, int pr,
                    float *P) {
@@ -256,7 +222,7 @@ KI void pack_panel(const int ty, const char *w, size_t rb, int64_t k0, int64_t k
                     r[j] = _mm512_setzero_ps();
                 }
             }
-            transpose16(r);
+            simd_transpose16(r);
             UNROLL for (int j = 0; j < 16; j++) _mm512_store_ps(P + (c + j) * GEMM_PW + g, r[j]);
         }
     }

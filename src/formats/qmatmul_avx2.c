@@ -11,13 +11,8 @@
 #include <string.h>
 
 #include "formats/fmt_kernels.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 #ifndef KERN_PF_DIST
 #define KERN_PF_DIST 4096

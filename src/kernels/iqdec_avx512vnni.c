@@ -17,13 +17,8 @@
 #include <string.h>
 
 #include "kernels/iqdec.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 #define DQ_PF_DIST 2048
 
 enum { MAX_T = 3 };

@@ -23,13 +23,8 @@
 #include <string.h>
 
 #include "kernels/iqmatmul.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 enum { TILE_R = 3, TILE_TV = 2, VL = 8, DEC_R = 8, IQ_TOK_MIN = 4 };
 

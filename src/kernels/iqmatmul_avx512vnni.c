@@ -20,13 +20,8 @@
 #include <string.h>
 
 #include "kernels/iqmatmul.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 enum { TILE_R = 3, TILE_TV = 4, VL = 16, DEC_R = 16, IQ_TOK_MIN = 4 };
 // Decode streams 16 rows at once: software prefetch this far ahead in each row.

@@ -11,13 +11,8 @@
 #include <string.h>
 
 #include "kv/kv_flash.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 16")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 // exp(x) for x <= 0 (-inf allowed: gives 2^-127·p, callers mask those lanes anyway): Cephes expf's
 // range reduction and polynomial, 2^n applied with scalef. Relative error ~2 ulp.
@@ -37,31 +32,6 @@ KI __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-// The 16x16 transpose of matmul_avx512.c (in-lane unpack/shuffle, then two 128-bit lane rounds).
-KI void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16], v[16];
-    UNROLL for (int k = 0; k < 16; k += 2) {
-        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
-    }
-    UNROLL for (int k = 0; k < 16; k += 4) {
-        u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
-        u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
-        u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
-    }
-    UNROLL for (int h = 0; h < 16; h += 8) {
-        UNROLL for (int c = 0; c < 4; c++) {
-            v[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0x88);
-            v[h + c + 4] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0xdd);
-        }
-    }
-    UNROLL for (int c = 0; c < 8; c++) {
-        r[c] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0x88);
-        r[c + 8] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0xdd);
-    }
-}
-
 // Kt[d·KB + j] = k row (kb0 + j), channel d, for j < nk; 0 for nk <= j < KB.
 static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt) {
     for (int j0 = 0; j0 < KVF_KB; j0 += 16) {
@@ -69,7 +39,7 @@ static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt) {
             __m512 r[16];
             UNROLL for (int j = 0; j < 16; j++)
                 r[j] = j0 + j < nk ? _mm512_loadu_ps(a->k + (size_t)(kb0 + j0 + j) * a->ld + d0) : _mm512_setzero_ps();
-            transpose16(r);
+            simd_transpose16(r);
             UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
         }
     }

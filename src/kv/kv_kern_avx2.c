@@ -16,15 +16,10 @@
 #include <string.h>
 
 #include "kv/kv_kern.h"
+#include "core/simd.h"
 
-#define KI static inline __attribute__((always_inline))
 // Head loops fully unrolled so the accumulators live in registers (GCC keeps a rolled loop's
 // __m256 array in memory: a store-forwarding round trip per FMA).
-#ifdef __OPTIMIZE__
-#define UNROLL _Pragma("GCC unroll 8")
-#else   // -O0 (sanitizer and fuzz builds) ignores the hint and gcc warns about it
-#define UNROLL
-#endif
 
 enum { MAX_HD = 256, VB = 32 };
 

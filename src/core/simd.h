@@ -1,0 +1,47 @@
+// Shared helpers of the SIMD kernel sources (formats/, kernels/, kv/ *_avx2.c, *_avx512*.c).
+// KI forces inlining of the small per-block helpers, whose call overhead would dominate the kernel.
+// UNROLL asks gcc to unroll a fixed-trip loop; at -O0 (the sanitizer and fuzz builds compile some
+// kernels unoptimized) gcc ignores the hint and warns, so it is empty there.
+#ifndef IT_CORE_SIMD_H
+#define IT_CORE_SIMD_H
+
+#define KI static inline __attribute__((always_inline))
+#ifdef __OPTIMIZE__
+#define UNROLL _Pragma("GCC unroll 16")
+#else
+#define UNROLL
+#endif
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+// In-register 16x16 transpose: in-lane unpack/shuffle stages leave, in 128-bit lane j of u[4g+c],
+// column 4j+c of rows 4g..4g+3; two rounds of 128-bit lane shuffles then gather each column's
+// four pieces. (Cheaper than 4 rounds of vpermt2ps: in-lane ops have more ports, no index regs.)
+KI void simd_transpose16(__m512 r[16]) {
+    __m512 t[16], u[16], v[16];
+    UNROLL for (int k = 0; k < 16; k += 2) {
+        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+    }
+    UNROLL for (int k = 0; k < 16; k += 4) {
+        u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
+        u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+    }
+    // v[c] (c < 4): lanes = column c and c+8 of rows 0-3, 4-7; v[c+4]: columns c+4, c+12;
+    // v[8..15] the same for rows 8-15.
+    UNROLL for (int h = 0; h < 16; h += 8) {
+        UNROLL for (int c = 0; c < 4; c++) {
+            v[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0x88);
+            v[h + c + 4] = _mm512_shuffle_f32x4(u[h + c], u[h + c + 4], 0xdd);
+        }
+    }
+    UNROLL for (int c = 0; c < 8; c++) {
+        r[c] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0xdd);
+    }
+}
+#endif
+
+#endif
