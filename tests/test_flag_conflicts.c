@@ -67,6 +67,9 @@ static const conflict quant_conflicts[] = {
     {"--a-clip 0.9", "--a-clip", "--abits"},
     {"--a-fake", "--a-fake", "--abits"},
     {"--abits 16 --a-clip 0.5", "--a-clip", "--abits"},
+    {"--exact-act --int8-act-all", "--exact-act", "--int8-act-all"},
+    {"--abits 8 --exact-act", "--exact-act", "--abits"},
+    {"--abits 4 --int8-act-all", "--int8-act-all", "--abits"},
 };
 
 // The flags with %T replaced by the text file path.
