@@ -14,6 +14,7 @@
 #include "formats/qformat.h"
 #include "io/gguf.h"
 #include "io/gguf_write.h"
+#include "model/model.h"
 
 static char g_bin[1024], g_tok[1024], g_calib[1024];
 
@@ -63,6 +64,12 @@ static float *quantized_logits(const intact_quant_params *p, intact_quant_report
     else if (m) printf("  quantize: %s\n", err.msg);
     intact_model_free(m);
     return l;
+}
+
+// The observer keeps the last "final_norm" row: the head's input.
+static void keep_final_norm(void *user, int layer, const char *name, const float *x, int n, int width) {
+    (void)layer;
+    if (!strcmp(name, "final_norm")) memcpy(user, x + (size_t)(n - 1) * width, sizeof(float) * (size_t)width);
 }
 
 int main(void) {
@@ -240,6 +247,67 @@ int main(void) {
         p.calib_text = "too short";
         p.calib_len = 9;
         CHECK(intact_model_quantize(m, &p, NULL, &err) != 0 && strstr(err.msg, "fewer than"), "%s", err.msg);
+        intact_model_free(m);
+    }
+
+    TEST_CASE("--output-type int8_g32: decode reads the head through the int8 GEMV, within the int8 bound") {
+        // Reference: the head's dequantized rows times the exact final_norm row, in double. The int8
+        // decode path rounds that row per 32-block to s*q with |x - s*q| <= s/2, s = max|x|/127, so
+        // |logit - ref| <= sum_j |w_ij| * s_block(j) / 2 (plus float rounding). --exact-act must be
+        // within float rounding of the reference, and the default path must actually differ from it.
+        intact_quant_params p = intact_quant_default_params();
+        p.bits = 4;
+        p.group = 32;
+        p.output_type = "int8_g32";
+        intact_model *m = load();
+        intact_error err = {0, ""};
+        int ok = m && intact_model_quantize(m, &p, NULL, &err) == 0;
+        CHECK(ok, "quantize: %s", err.msg);
+        const it_tensor *h = ok ? &m->output : NULL;
+        CHECK(!h || !strcmp(fmt_get(h->type)->name, "int8_g32"), "head type %s", h ? fmt_get(h->type)->name : "?");
+        int dim = h ? (int)h->ne[0] : 0;
+        float *x = calloc((size_t)dim + 1, sizeof(float)), *w = malloc(sizeof(float) * ((size_t)dim + 1));
+        double worst_int8 = 0, worst_exact = 0, moved = 0;
+        for (int mode = 0; ok && mode < 2; mode++) {
+            intact_ctx_params cp = {64, 1, 0};
+            intact_ctx *c = intact_ctx_new(m, &cp, &err);
+            ok = c && intact_ctx_set_decode_act(c, mode ? INTACT_DECODE_ACT_EXACT : INTACT_DECODE_ACT_INT8, &err) == 0;
+            if (c) intact_ctx_set_observer(c, keep_final_norm, x);
+            for (int t = 0; ok && t < 6; t++) {
+                ok = intact_ctx_eval(c, &k_tokens[t], 1, &err) == 0;
+                const float *lg = ok ? intact_ctx_logits(c, 0) : NULL;
+                size_t rb = fmt_row_bytes(h->type, dim);
+                for (int i = 0; lg && i < N_VOCAB; i++) {
+                    fmt_get(h->type)->to_float((const char *)h->data + (size_t)i * rb, w, dim);
+                    double ref = 0, bound = 1e-5;
+                    for (int j = 0; j < dim; j++) ref += (double)w[j] * x[j];
+                    for (int b = 0; b < dim; b += 32) {
+                        double mx = 0, sw = 0;
+                        for (int j = b; j < b + 32 && j < dim; j++) {
+                            mx = fabs(x[j]) > mx ? fabs(x[j]) : mx;
+                            sw += fabs(w[j]);
+                        }
+                        bound += sw * mx / 127.0 * 0.5 * 1.0001;
+                    }
+                    double e = fabs(lg[i] - ref);
+                    if (mode == 0) {
+                        worst_int8 = e / bound > worst_int8 ? e / bound : worst_int8;
+                        moved = e > moved ? e : moved;
+                    } else {
+                        worst_exact = e > worst_exact ? e : worst_exact;
+                    }
+                }
+            }
+            CHECK(ok, "eval: %s", err.msg);
+            intact_ctx_free(c);
+        }
+        printf("  int8 head: worst error / bound %.3f, largest int8 deviation %.2e, exact path %.2e\n", worst_int8,
+               moved, worst_exact);
+        CHECK(worst_int8 <= 1.0, "int8 decode head error %.3f x its bound", worst_int8);
+        CHECK(moved > 1e-5, "the default decode path did not use int8 activations for the head (%.2e)", moved);
+        CHECK(worst_exact < 1e-3, "--exact-act head differs from the reference by %.2e", worst_exact);
+        free(x);
+        free(w);
         intact_model_free(m);
     }
 

@@ -200,6 +200,7 @@ int main(void) {
             {"--method none --outtype f16 --format q4_0", "--format has no effect with --method none"},
             {"--format q4_0 --output-type q2", "unknown --output-type 'q2'"},
             {"--embd-type int4", "unknown --embd-type 'int4'"},
+            {"--output-type int8_g33", "unknown --output-type 'int8_g33'"},
             {"--fake-quant --output-type q8_0", "--fake-quant keeps fp32 weights"},
             // stories260K's widths are 64 and 172: no matrix could hold a super-block of 256.
             {"--format q4_k", "--format q4_k needs rows that are a multiple of 256"},

@@ -53,9 +53,9 @@ static const char *flag_conflict(int argc, char **argv, const quant_flags *qf, c
                             fmt_flags[i]), buf;
     const char *heads[2] = {output_type, embd_type}, *head_flag[2] = {"--output-type", "--embd-type"};
     for (int i = 0; i < 2; i++)
-        if (heads[i] && strcmp(heads[i], "f32") && strcmp(heads[i], "f16") && strcmp(heads[i], "bf16") &&
-            qgrid_ggml_type(heads[i]) < 0)
-            return snprintf(buf, cap, "unknown %s '%s' (f32, f16, bf16, q4_0, q4_1, q5_0, q8_0, q4_k, q6_k)",
+        if (heads[i] && qgrid_head_type(heads[i]) < 0)
+            return snprintf(buf, cap, "unknown %s '%s' (f32, f16, bf16, q4_0, q4_1, q5_0, q8_0, q4_k, q6_k, "
+                            "int8_g32, int4_g128, ...)",
                             head_flag[i], heads[i]), buf;
     if ((output_type || embd_type) && qf->fake)
         return snprintf(buf, cap, "%s stores a type; --fake-quant keeps fp32 weights", output_type ? "--output-type"
@@ -164,8 +164,8 @@ int cmd_quantize(int argc, char **argv) {
         {"--outtype", NULL, ARG_STR, &outtype, "f32|f16|bf16",
          "type of the matrices left in float (all of them with --method none; default: as stored)", 0, 0},
         {"--output-type", NULL, ARG_STR, &output_type, "TYPE",
-         "store the output head as f16|q8_0|q6_k|... (RTN, as llama-quantize; a tied head is untied)", 0, 0},
-        {"--embd-type", NULL, ARG_STR, &embd_type, "TYPE", "store the token embedding as f16|q8_0|q4_0|... (RTN)", 0, 0},
+         "store the output head as f16|q8_0|q6_k|int8_g32|int4_g128|... (RTN, as llama-quantize; a tied head is untied)", 0, 0},
+        {"--embd-type", NULL, ARG_STR, &embd_type, "TYPE", "store the token embedding as f16|q8_0|q4_0|int8_g32|... (RTN)", 0, 0},
         {"--allow-requantize", NULL, ARG_FLAG, &allow_requantize, NULL,
          "quantize an already-quantized input (its dequantized weights)", 0, 0},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},

@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "kernels/hadamard.h"
-#include "kernels/matmul.h"
 #include "kernels/ops.h"
 
 static void observe(intact_ctx *c, int layer, const char *name, const float *x, int n, int width) {
@@ -101,7 +100,7 @@ static int forward_ubatch(intact_ctx *c, const int32_t *tokens, int n, int logit
     observe(c, hp->n_layers, "final_norm", xb, n, dim);
     if (logits_from < n) {
         int nl = n - logits_from;
-        kern_matmul(pool, &m->output, xb + (size_t)logits_from * dim, nl, logits);
+        fwd_linear_head(c, &m->output, xb + (size_t)logits_from * dim, nl, logits);
         observe(c, hp->n_layers, "logits", logits, nl, hp->n_vocab);
     }
     c->pos += n;

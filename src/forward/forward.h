@@ -59,6 +59,10 @@ void ctx_stop_after_layer(intact_ctx *c, int layer);
 // Layer linears y[i] = x w[i]^T with the model's activation quantization (forward/linear.c); x is
 // scratch (the fake-quant path quantizes it in place).
 void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y);
+// The output head: never activation-quantized by --abits (that is a research knob for the layer
+// linears), but a head stored in one of our integer formats decodes through the int8 GEMV as the
+// layers do (--output-type int8_g32). x is scratch.
+void fwd_linear_head(intact_ctx *c, const it_tensor *w, float *x, int n, float *y);
 static inline void fwd_linear(intact_ctx *c, const it_tensor *w, float *x, int n, float *y) {
     fwd_linear_group(c, 1, &w, x, n, &y);
 }

@@ -111,3 +111,7 @@ void fwd_linear_group(intact_ctx *c, int nw, const it_tensor *const *w, float *x
     if (nw == 1) kern_matmul(c->pool, w[0], x, n, y[0]);
     else kern_matmul_group(c->pool, nw, w, x, n, y);
 }
+
+void fwd_linear_head(intact_ctx *c, const it_tensor *w, float *x, int n, float *y) {
+    plain_linear(c, 1, &w, x, n, &y);
+}

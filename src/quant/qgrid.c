@@ -8,6 +8,7 @@
 #include "core/fp16.h"
 #include "formats/formats.h"
 #include "formats/ggml_pack.h"
+#include "formats/qformat.h"
 #include "quant/rtn.h"
 
 // fp16 rounding of a scale, saturating at fp16's largest finite value instead of overflowing to inf.
@@ -229,4 +230,22 @@ float qgrid_search_clip(const qgrid *g, const qg_super *s, const float *w, int n
 
 void qgrid_dequantize_row(const qgrid *g, const void *blocks, float *w, int64_t n) {
     fmt_get(g->type)->to_float(blocks, w, n);
+}
+
+// "f32"/"f16"/"bf16", a writable ggml type name, or one of our integer formats by the name `info`
+// prints (int8_g32, int4_g128_sym, ...: decode reads them through the int8 GEMV); -1 otherwise.
+int qgrid_head_type(const char *s) {
+    if (!s) return -1;
+    if (!strcmp(s, "f32")) return IT_TYPE_F32;
+    if (!strcmp(s, "f16")) return IT_TYPE_F16;
+    if (!strcmp(s, "bf16")) return IT_TYPE_BF16;
+    static const int bits[] = {2, 3, 4, 8}, groups[] = {32, 64, 128};
+    for (int b = 0; b < 4; b++)
+        for (int g = 0; g < 3; g++)
+            for (int sym = 0; sym < 2; sym++) {
+                qf_spec sp = {.bits = bits[b], .group = groups[g], .sym = sym};
+                int type;
+                if (qf_type_of(&sp, &type) == 0 && fmt_get(type) && !strcmp(fmt_get(type)->name, s)) return type;
+            }
+    return qgrid_ggml_type(s);
 }

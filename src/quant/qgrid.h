@@ -58,6 +58,10 @@ typedef struct qg_group {
 int qgrid_init(qgrid *g, int type);
 // ggml's name ("q4_0", "q4_k" or "q4_K", case-insensitive) to a type id; -1 if not writable.
 int qgrid_ggml_type(const char *name);
+// A type the output head or the embedding can be stored as: "f32"/"f16"/"bf16", a writable ggml type
+// (q8_0, q6_k, ...) or one of our integer formats by its `info` name (int8_g32, int4_g128_sym, ...).
+// -1 for anything else.
+int qgrid_head_type(const char *name);
 int qgrid_from_spec(qgrid *g, const qf_spec *s);
 
 // Super-block parameters from the g->block weights w (a no-op for types without them).

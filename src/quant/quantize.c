@@ -132,15 +132,6 @@ static int kquant_fallback(int type) {
     return type == IT_TYPE_Q4_K ? IT_TYPE_Q5_0 : type == IT_TYPE_Q6_K ? IT_TYPE_Q8_0 : 0;
 }
 
-// "f32"/"f16"/"bf16" or a writable ggml type name; -1 otherwise.
-static int head_type_parse(const char *s) {
-    if (!s) return -1;
-    if (!strcmp(s, "f32")) return IT_TYPE_F32;
-    if (!strcmp(s, "f16")) return IT_TYPE_F16;
-    if (!strcmp(s, "bf16")) return IT_TYPE_BF16;
-    return qgrid_ggml_type(s);
-}
-
 // The output head or the embedding stored as `type`: float conversion, or RTN on the type's grid
 // (its k-quant fallback when the rows are not whole super-blocks), as llama-quantize does.
 static int quantize_head(quant_run *q, it_tensor *t, int type, const char *what) {
@@ -182,7 +173,7 @@ static int quantize_head(quant_run *q, it_tensor *t, int type, const char *what)
 static int quantize_heads(quant_run *q) {
     intact_model *m = q->m;
     const intact_quant_params *p = q->p;
-    int ot = head_type_parse(p->output_type), et = head_type_parse(p->embd_type);
+    int ot = qgrid_head_type(p->output_type), et = qgrid_head_type(p->embd_type);
     if (p->embd_type && quantize_head(q, &m->tok_embd, et, "token_embd.weight") != 0) return -1;
     if (!p->output_type) {
         if (m->tied) m->output = m->tok_embd;   // still the embedding, now in its new type
@@ -235,10 +226,10 @@ int intact_model_quantize(intact_model *m, const intact_quant_params *p, intact_
         return it_fail(err, INTACT_E_ARG, "unsupported format: %d bits, group %d (bits 2/3/4/8, group 32/64/128)",
                        p->bits, p->group);
     }
-    if ((p->output_type && head_type_parse(p->output_type) < 0) || (p->embd_type && head_type_parse(p->embd_type) < 0))
-        return it_fail(err, INTACT_E_ARG, "unknown %s type '%s' (f32, f16, bf16, q4_0, q4_1, q8_0, q4_k, q6_k)",
-                       p->output_type && head_type_parse(p->output_type) < 0 ? "output" : "embedding",
-                       p->output_type && head_type_parse(p->output_type) < 0 ? p->output_type : p->embd_type);
+    if ((p->output_type && qgrid_head_type(p->output_type) < 0) || (p->embd_type && qgrid_head_type(p->embd_type) < 0))
+        return it_fail(err, INTACT_E_ARG, "unknown %s type '%s' (f32, f16, bf16, q4_0, q4_1, q8_0, q4_k, q6_k, int8_g32, int4_g128, ...)",
+                       p->output_type && qgrid_head_type(p->output_type) < 0 ? "output" : "embedding",
+                       p->output_type && qgrid_head_type(p->output_type) < 0 ? p->output_type : p->embd_type);
     if (m->quant.method[0])
         return it_fail(err, INTACT_E_ARG, "the model is already quantized (%s)", m->quant.method);
     // Quantizing quantized weights compounds two rounding errors; like llama-quantize, refuse
