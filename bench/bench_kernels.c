@@ -1,5 +1,7 @@
 // Matmul kernel microbenchmark: decode (nt = 1) weight-streaming bandwidth in GB/s and prefill
-// (nt = 64, 128, 512) throughput in GFLOP/s, for each weight type and ISA, with 1 and 2 threads.
+// (nt = 64, 128, 512) throughput in GFLOP/s, for each weight type and ISA, with 1 and 2 threads,
+// each also as a fraction of the machine's read bandwidth / FMA peak measured in the same run
+// (bench_peak.h), so a regression shows as a fraction rather than as a number to remember.
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_kernels.c build/libintact.a -lm -o /tmp/bench_kernels && /tmp/bench_kernels
@@ -18,6 +20,7 @@
 #include "core/pool.h"
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
+#include "bench_peak.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -111,7 +114,7 @@ int main(int argc, char **argv) {
     }
 
     if (do_decode) {
-        static sampler sm[4][3][3];
+        static sampler sm[4][3][3], sm_stream[4][3];
         int rounds = quick ? 4 : 15;
         for (int round = -1; round < rounds; round++) { // round -1 warms up (page faults, pools)
             for (int ti = 0; ti < 4; ti++)
@@ -125,23 +128,36 @@ int main(int argc, char **argv) {
                             it_pool_run(pools[nth], worker, &j);
                             double dt = now_s() - t0;
                             if (round >= 0) sample_add(&sm[ti][s][nth], dt);
+                            // As many bytes merely read, right after: the bound this call had. The
+                            // matrix half a cycle away, last touched 4 calls ago, so from DRAM too.
+                            dt = peak_stream(pools[nth], w[ti] + (size_t)((m + NMAT / 2) % NMAT) * mb[ti], mb[ti]);
+                            if (round >= 0 && s == 1) sample_add(&sm_stream[ti][nth], dt);
                         }
                     }
                 }
         }
         printf("decode (nt=1), %d different %lld x %lld matrices per pass, GB/s of weights\n",
                NMAT, (long long)n_out, (long long)n_in);
-        printf("best call (median call)\n");
-        printf("%-6s %-7s %14s %14s\n", "type", "isa", "1 thread", "2 threads");
+        printf("best call (median call) [fraction of the best time to merely stream the same matrices,\n"
+               "measured between the calls]\n");
+        printf("%-6s %-7s %22s %22s\n", "type", "isa", "1 thread", "2 threads");
         for (int ti = 0; ti < 4; ti++)
             for (int s = 0; s < 3; s++) {
                 if (!fmt_kernel(k_types[ti], k_isas[s])) continue;
                 printf("%-6s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
-                for (int nth = 1; nth <= 2; nth++)
-                    printf("  %5.1f (%5.1f)", (double)mb[ti] / sample_min(&sm[ti][s][nth]) / 1e9,
-                           (double)mb[ti] / sample_median(&sm[ti][s][nth]) / 1e9);
+                for (int nth = 1; nth <= 2; nth++) {
+                    double best = (double)mb[ti] / sample_min(&sm[ti][s][nth]) / 1e9;
+                    double bw = (double)mb[ti] / sample_min(&sm_stream[ti][nth]) / 1e9;
+                    printf("  %5.1f (%5.1f) [%3.0f%%]", best, (double)mb[ti] / sample_median(&sm[ti][s][nth]) / 1e9,
+                           100 * best / bw);
+                }
                 printf("\n");
             }
+        printf("streaming only:");
+        for (int ti = 0; ti < 4; ti++)
+            printf(" %s %.1f/%.1f", fmt_get(k_types[ti])->name, (double)mb[ti] / sample_min(&sm_stream[ti][1]) / 1e9,
+                   (double)mb[ti] / sample_min(&sm_stream[ti][2]) / 1e9);
+        printf(" GB/s (1/2 threads)\n");
     }
 
     if (do_prefill) {
@@ -165,10 +181,13 @@ int main(int argc, char **argv) {
                             }
                         }
                 }
+        double pk[3] = {0, peak_compute(pools[1], 0), peak_compute(pools[2], 0)};
         printf("\nprefill, %lld x %lld matrix, GFLOP/s of the best call, 1 thread / 2 threads\n",
                (long long)pn_out, (long long)n_in);
+        printf("machine fp32 FMA peak (same run): %.0f GFLOP/s 1 thread, %.0f GFLOP/s 2 threads; "
+               "[%%] = 2-thread fraction of it\n", pk[1], pk[2]);
         printf("%-6s %-7s", "type", "isa");
-        for (int a = 0; a < NT_N; a++) printf("  nt=%-11lld", (long long)nts[a]);
+        for (int a = 0; a < NT_N; a++) printf("  nt=%-15lld", (long long)nts[a]);
         printf("\n");
         for (int ti = 0; ti < 4; ti++)
             for (int s = 1; s < 3; s++) {
@@ -176,8 +195,9 @@ int main(int argc, char **argv) {
                 printf("%-6s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
                 for (int a = 0; a < NT_N; a++) {
                     double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
-                    printf("  %6.1f/%-7.1f", flop / sample_min(&sm[ti][s][a][1]) / 1e9,
-                           flop / sample_min(&sm[ti][s][a][2]) / 1e9);
+                    double g2 = flop / sample_min(&sm[ti][s][a][2]) / 1e9;
+                    printf("  %6.1f/%-6.1f[%2.0f%%]", flop / sample_min(&sm[ti][s][a][1]) / 1e9, g2,
+                           pk[2] > 0 ? 100 * g2 / pk[2] : 0.0);
                 }
                 printf("\n");
             }
