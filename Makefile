@@ -134,6 +134,12 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h tests/cli_harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
+# The chat templates live with the server (src/serve, not in the library); their unit test links
+# the one object it tests.
+$(BUILD)/tests/test_template: tests/test_template.c $(BUILD)/src/serve/template.o $(LIB) tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/src/serve/template.o $(LIB) $(LDFLAGS) $(LDLIBS)
+
 test-bins: $(TESTS) $(BIN)
 
 # Every test program prints "<name>: N passed, N failed"; tests/run.sh sums them into one line

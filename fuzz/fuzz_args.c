@@ -8,7 +8,7 @@
 // (the dispatch and `ikv` subcommand parsing are fuzzed too). The CLI prints usage and errors for
 // most inputs: -close_fd_mask=3 keeps them out of the log (libFuzzer and sanitizer reports keep a
 // copy of stderr).
-// fuzz-extra-src: src/cli/args.c src/cli/commands.c src/cli/common.c src/cli/cmd_*.c src/cli/kv_flags.c src/cli/quant_flags.c src/cli/sample_flags.c src/serve/req.c src/serve/server.c
+// fuzz-extra-src: src/cli/args.c src/cli/commands.c src/cli/common.c src/cli/cmd_*.c src/cli/kv_flags.c src/cli/quant_flags.c src/cli/sample_flags.c src/serve/*.c
 // fuzz-libs: -lmicrohttpd -lcjson
 // fuzz-flags: -close_fd_mask=3
 #include <math.h>

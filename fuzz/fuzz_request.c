@@ -1,21 +1,20 @@
 // libFuzzer target for the request parser of `intact serve` (src/serve/req.c): any bytes as a
 // chat or completion body under each chat template. The first byte picks the endpoint (bit 0) and
-// the template (the rest, modulo 7). Checks: a parse either fails with a message or yields a
+// the template (the rest, modulo TMPL_N). Checks: a parse either fails with a message or yields a
 // NUL-terminated prompt, in-range sampling fields and at most REQ_MAX_STOPS non-empty stops.
-// fuzz-extra-src: src/serve/req.c
+// fuzz-extra-src: src/serve/req.c src/serve/template.c
 // fuzz-libs: -lcjson
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "serve/req.h"
-
-static const char *const tmpl[] = {"plain", "chatml", "llama-2", "llama-3", "mistral", "zephyr", "gemma"};
+#include "serve/template.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int chat = data[0] & 1, t = req_template_id(tmpl[(data[0] >> 1) % 7]);
-    if (t < 0) __builtin_trap();
+    int chat = data[0] & 1, t = (data[0] >> 1) % TMPL_N;
+    if (!tmpl_name(t) || tmpl_id(tmpl_name(t)) != t) __builtin_trap();
     serve_req r;
     char msg[256];
     msg[0] = 0;

@@ -19,19 +19,7 @@
 #include "cli/kv_flags.h"
 #include "cli/sample_flags.h"
 #include "sample/stop.h"
-#include "serve/req.h"
-
-// Per template: text before a user message, between it and the reply, and after the reply.
-static const struct { const char *name, *user, *asst, *end; } tmpl[] = {
-    {"plain", "", "", "\n\n"},
-    {"chatml", "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>\n"},
-    {"llama-3", "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
-     "<|eot_id|>"},
-    {"llama-2", "[INST] ", " [/INST]", " </s>"},
-    {"mistral", "[INST] ", " [/INST]", "</s>"},
-    {"zephyr", "<|user|>\n", "</s>\n<|assistant|>\n", "</s>\n"},
-    {"gemma", "<start_of_turn>user\n", "<end_of_turn>\n<start_of_turn>model\n", "<end_of_turn>\n"},
-};
+#include "serve/template.h"
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int s) { (void)s; interrupted = 1; }
@@ -163,9 +151,7 @@ int cmd_chat(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     intact_sampler smp;
     if (sample_flags_init("chat", &sf, &smp) != 0) return 2;
-    int ti = -1;
-    for (int i = 0; tname && i < (int)(sizeof tmpl / sizeof tmpl[0]); i++)
-        if (!strcmp(tname, tmpl[i].name)) ti = i;
+    int ti = tname ? tmpl_id(tname) : -1;
     if (tname && ti < 0) return cli_flag_error("chat", "unknown chat template '%s'%s", tname, ""), 2;
     if (system && system_file) return cli_flag_error("chat", "give %s or %s, not both", "--system", "--system-file"), 2;
     if (ikv && (system || system_file || ikv_base))
@@ -182,25 +168,16 @@ int cmd_chat(int argc, char **argv) {
     ch.m = cli_load_model("chat", model, tok);
     if (!ch.m) { free(sysbuf); return 1; }
     intact_model_get_info(ch.m, &ch.in);
-    if (ti < 0) {   // the GGUF's own template when it is a known family (serve/req.c knows the markers)
-        tname = req_template_detect(intact_model_meta_str(ch.m, "tokenizer.chat_template"));
-        for (int i = 0; i < (int)(sizeof tmpl / sizeof tmpl[0]); i++)
-            if (!strcmp(tname, tmpl[i].name)) ti = i;
-    }
+    if (ti < 0) ti = tmpl_id(tmpl_detect(intact_model_meta_str(ch.m, "tokenizer.chat_template")));
     ch.n_ctx = n_ctx ? n_ctx : ch.in.ctx_len;
     cli_warn_ctx("chat", ch.n_ctx, ch.in.ctx_len);
     intact_error err = {0, ""};
     rc = 0;
     if (ikv && !(ch.prefix = cli_load_prefix("chat", ikv, ch.m))) rc = 1;
     if (system) {   // the system prompt's K/V, computed once by the FP model (or this one)
-        intact_model *fp = ikv_base ? cli_load_model("chat", ikv_base, tok) : ch.m;
-        int k = fp ? intact_tokenize(fp, system, strlen(system), ch.in.add_bos, NULL, 0, &err) : -1;
-        int32_t *ids = k > 0 ? malloc((size_t)k * sizeof *ids) : NULL;
-        if (ids && intact_tokenize(fp, system, strlen(system), ch.in.add_bos, ids, k, &err) == k)
-            ch.prefix = intact_prefix_build(fp, ids, k, 0, &err);
-        if (!ch.prefix) { fprintf(stderr, "intact chat: cannot build the system prompt: %s\n", err.msg); rc = 1; }
-        free(ids);
-        if (fp && fp != ch.m) intact_model_free(fp);
+        char *text = tmpl_system(ti, system);
+        if (!text || !(ch.prefix = cli_system_prefix("chat", ch.m, ikv_base, tok, text))) rc = 1;
+        free(text);
     }
     intact_ctx_params cp = {ch.n_ctx, threads, 0};
     if (rc == 0 && (!(ch.c = intact_ctx_new(ch.m, &cp, &err)) || (kvp && intact_ctx_set_kv(ch.c, kvp, &err) != 0))) {
@@ -217,7 +194,7 @@ int cmd_chat(int argc, char **argv) {
     const char *stops[CLI_MAX_STRS + 1];
     int n_stops = 0;
     for (int i = 0; i < sf.stops.n; i++) stops[n_stops++] = sf.stops.v[i];
-    if (tmpl[ti].end[0] && strcmp(tmpl[ti].name, "plain")) stops[n_stops++] = tmpl[ti].end;
+    if (tmpl_reply_end(ti)[0]) stops[n_stops++] = tmpl_reply_end(ti);
     while (rc == 0) {
         interrupted = 0;
         if (!fgets(line, sizeof line, stdin)) break;   // EOF or Ctrl-C at the prompt
@@ -232,11 +209,10 @@ int cmd_chat(int argc, char **argv) {
             continue;
         }
         if (line[0] == '/') { fprintf(stderr, "intact chat: unknown command '%s' (/reset, /save FILE, /load FILE, /quit)\n", line); continue; }
-        // The turn: a blank line separates it from what came before (plain), or the template's markers.
-        char *turn_text = malloc(strlen(line) + 256);
+        // The turn in the template's markers (plain: a blank line after what came before); the first
+        // one follows the system prompt when there is one.
+        char *turn_text = tmpl_user_turn(ti, line, turn > 0 || ch.prefix, turn == 0 && ch.prefix);
         if (!turn_text) break;
-        sprintf(turn_text, "%s%s%s%s", !strcmp(tmpl[ti].name, "plain") && (turn > 0 || ch.prefix) ? "\n\n" : "",
-                tmpl[ti].user, line, tmpl[ti].asst);
         int ok = feed_text(&ch, turn_text, 0) == 0;
         free(turn_text);
         turn++;
@@ -272,7 +248,7 @@ int cmd_chat(int argc, char **argv) {
         if (interrupted) fprintf(stderr, "\n(stopped)\n");
         printf("\n");
         fflush(stdout);
-        if (!hit && tmpl[ti].end[0] && strcmp(tmpl[ti].name, "plain")) feed_text(&ch, tmpl[ti].end, 0);
+        if (!hit && tmpl_reply_end(ti)[0]) feed_text(&ch, tmpl_reply_end(ti), 0);
     }
     free(ch.toks);
     free(sysbuf);

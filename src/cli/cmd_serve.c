@@ -9,6 +9,7 @@
 #include "cli/kv_flags.h"
 #include "serve/req.h"
 #include "serve/server.h"
+#include "serve/template.h"
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL, *ikv_base = NULL, *system = NULL, *host = "127.0.0.1";
@@ -38,7 +39,7 @@ int cmd_serve(int argc, char **argv) {
     int rc = cli_parse("serve", "-m MODEL [--port N] [--ikv P.ikv | --system TEXT [--ikv-base FP]] [options]", opts,
                        n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
-    if (tmpl && req_template_id(tmpl) < 0) return cli_flag_error("serve", "unknown chat template '%s'%s", tmpl, ""), 2;
+    if (tmpl && tmpl_id(tmpl) < 0) return cli_flag_error("serve", "unknown chat template '%s'%s", tmpl, ""), 2;
     if (ikv && (system || ikv_base)) return cli_flag_error("serve", "%s excludes %s (the file holds the prompt)", "--ikv",
                                                            system ? "--system" : "--ikv-base"), 2;
     if (ikv_base && !system) return cli_flag_error("serve", "%s needs %s TEXT", "--ikv-base", "--system"), 2;
@@ -50,26 +51,17 @@ int cmd_serve(int argc, char **argv) {
     if (!m) return 1;
     intact_model_info in;
     intact_model_get_info(m, &in);
-    if (!tmpl) tmpl = req_template_detect(intact_model_meta_str(m, "tokenizer.chat_template"));
-    int tid = req_template_id(tmpl);
+    if (!tmpl) tmpl = tmpl_detect(intact_model_meta_str(m, "tokenizer.chat_template"));
+    int tid = tmpl_id(tmpl);
     if (n_ctx == 0) n_ctx = in.ctx_len;
     cli_warn_ctx("serve", n_ctx, in.ctx_len);
     intact_prefix *prefix = NULL;
     rc = 0;
     if (ikv && !(prefix = cli_load_prefix("serve", ikv, m))) rc = 1;
     if (system) {   // the system prompt's K/V, computed once by the FP model (or this one)
-        intact_model *fp = ikv_base ? cli_load_model("serve", ikv_base, tok) : m;
-        intact_error err = {0, ""};
-        int n = fp ? intact_tokenize(fp, system, strlen(system), in.add_bos, NULL, 0, &err) : -1;
-        int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
-        if (ids && intact_tokenize(fp, system, strlen(system), in.add_bos, ids, n, &err) == n)
-            prefix = intact_prefix_build(fp, ids, n, 0, &err);
-        if (!prefix) {
-            fprintf(stderr, "intact serve: cannot build the system prompt prefix: %s\n", err.msg[0] ? err.msg : "empty");
-            rc = 1;
-        }
-        free(ids);
-        if (fp && fp != m) intact_model_free(fp);
+        char *text = tmpl_system(tid, system);
+        if (!text || !(prefix = cli_system_prefix("serve", m, ikv_base, tok, text))) rc = 1;
+        free(text);
     }
     if (rc == 0) {
         serve_config cfg = {m, prefix, kvp, host, port, parallel, queue, n_ctx, threads, timeout, api_key,

@@ -139,3 +139,23 @@ int cli_flag_error(const char *cmd, const char *msg, const char *a, const char *
     fputc('\n', stderr);
     return -1;
 }
+
+intact_prefix *cli_system_prefix(const char *cmd, intact_model *m, const char *fp_path, const char *tokenizer,
+                                 const char *text) {
+    intact_model *fp = fp_path ? cli_load_model(cmd, fp_path, tokenizer) : m;
+    if (!fp) return NULL;
+    intact_model_info in;
+    intact_model_get_info(m, &in);
+    intact_error err = {0, ""};
+    intact_prefix *p = NULL;
+    int n = text ? intact_tokenize(fp, text, strlen(text), in.add_bos, NULL, 0, &err) : -1;
+    int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+    if (ids && intact_tokenize(fp, text, strlen(text), in.add_bos, ids, n, &err) == n)
+        p = intact_prefix_build(fp, ids, n, 0, &err);
+    if (!p)
+        fprintf(stderr, "intact %s: cannot build the system prompt prefix: %s\n", cmd,
+                err.msg[0] ? err.msg : n == 0 ? "it is empty" : "out of memory");
+    free(ids);
+    if (fp != m) intact_model_free(fp);
+    return p;
+}

@@ -28,6 +28,11 @@ int cli_default_threads(void);
 
 // Loads and validates an IntactKV prefix for m; prints the error and returns NULL on failure.
 intact_prefix *cli_load_prefix(const char *cmd, const char *path, const intact_model *m);
+// The IntactKV prefix of a system prompt (chat, serve): `text` (already in the chat template's
+// system form) tokenized as a prompt of m and run through the full-precision model at fp_path
+// (NULL: m itself). Prints one line and returns NULL on failure.
+intact_prefix *cli_system_prefix(const char *cmd, intact_model *m, const char *fp_path, const char *tokenizer,
+                                 const char *text);
 
 // The command table (src/cli/commands.c): `intact ARGS...` without the program name, i.e. argv[0]
 // is the command. Returns the exit status (0 ok, 1 failure, 2 usage error).

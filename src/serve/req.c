@@ -9,24 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const templates[] = {"plain", "chatml", "llama-2", "llama-3", "mistral", "zephyr", "gemma"};
-enum { T_PLAIN, T_CHATML, T_LLAMA2, T_LLAMA3, T_MISTRAL, T_ZEPHYR, T_GEMMA, N_TEMPLATES };
-
-int req_template_id(const char *name) {
-    for (int i = 0; i < N_TEMPLATES; i++)
-        if (!strcmp(name, templates[i])) return i;
-    return -1;
-}
-
-const char *req_template_detect(const char *j) {
-    if (!j) return "plain";
-    if (strstr(j, "<|im_start|>")) return "chatml";
-    if (strstr(j, "<|start_header_id|>")) return "llama-3";
-    if (strstr(j, "<start_of_turn>")) return "gemma";
-    if (strstr(j, "<|user|>")) return "zephyr";
-    if (strstr(j, "[INST]")) return strstr(j, "<<SYS>>") ? "llama-2" : "mistral";
-    return "plain";
-}
+#include "serve/template.h"
 
 static int fail(char *msg, size_t cap, const char *fmt, ...) {
     va_list ap;
@@ -34,60 +17,6 @@ static int fail(char *msg, size_t cap, const char *fmt, ...) {
     vsnprintf(msg, cap, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-// A growing string; on allocation failure s becomes NULL and stays so.
-typedef struct { char *s; size_t n, cap; } sbuf;
-static void put(sbuf *b, const char *t) {
-    if (!b->s && b->cap) return;
-    size_t k = strlen(t);
-    if (b->n + k + 1 > b->cap) {
-        size_t nc = (b->n + k + 1) * 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) { free(b->s); b->s = NULL; b->cap = 1; return; }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->n, t, k + 1);
-    b->n += k;
-}
-
-// Renders messages (validated: role in system/user/assistant, content a string) with template t;
-// the prompt ends where the assistant's answer starts.
-static char *render(int t, cJSON *const *role, cJSON *const *content, int n) {
-    sbuf b = {0};
-    put(&b, "");
-    for (int i = 0; i < n; i++) {
-        const char *r = role[i]->valuestring, *c = content[i]->valuestring;
-        int sys = !strcmp(r, "system"), asst = !strcmp(r, "assistant");
-        switch (t) {
-        case T_CHATML: put(&b, "<|im_start|>"); put(&b, r); put(&b, "\n"); put(&b, c); put(&b, "<|im_end|>\n"); break;
-        case T_LLAMA3:
-            put(&b, "<|start_header_id|>"); put(&b, r); put(&b, "<|end_header_id|>\n\n"); put(&b, c); put(&b, "<|eot_id|>");
-            break;
-        case T_ZEPHYR: put(&b, "<|"); put(&b, r); put(&b, "|>\n"); put(&b, c); put(&b, "</s>\n"); break;
-        case T_GEMMA:
-            put(&b, "<start_of_turn>"); put(&b, asst ? "model" : "user"); put(&b, "\n"); put(&b, c);
-            put(&b, "<end_of_turn>\n");
-            break;
-        case T_LLAMA2: case T_MISTRAL:
-            if (sys) { put(&b, t == T_LLAMA2 ? "[INST] <<SYS>>\n" : "[INST] "); put(&b, c); put(&b, t == T_LLAMA2 ? "\n<</SYS>>\n\n" : "\n\n"); }
-            else if (asst) { put(&b, " "); put(&b, c); put(&b, " </s>"); }
-            else {
-                if (!(i > 0 && !strcmp(role[i - 1]->valuestring, "system"))) put(&b, "[INST] ");
-                put(&b, c); put(&b, " [/INST]");
-            }
-            break;
-        default:   // plain: what a base model continues
-            if (i) put(&b, "\n\n");
-            put(&b, c);
-        }
-    }
-    if (t == T_CHATML) put(&b, "<|im_start|>assistant\n");
-    if (t == T_LLAMA3) put(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    if (t == T_ZEPHYR) put(&b, "<|assistant|>\n");
-    if (t == T_GEMMA) put(&b, "<start_of_turn>model\n");
-    return b.s;
 }
 
 static int get_num(cJSON *root, const char *key, double lo, double hi, double *v, int *given, char *msg, size_t cap) {
@@ -172,6 +101,7 @@ int req_parse(const char *body, size_t len, int chat, int template_id, serve_req
         int n = cJSON_GetArraySize(ms);
         if (n < 1 || n > REQ_MAX_MESSAGES) { fail(msg, cap, "'messages' must hold 1 to %d messages", REQ_MAX_MESSAGES); goto done; }
         cJSON *role[REQ_MAX_MESSAGES], *content[REQ_MAX_MESSAGES], *m;
+        tmpl_msg msgs[REQ_MAX_MESSAGES];
         int i = 0;
         cJSON_ArrayForEach(m, ms) {
             role[i] = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -185,10 +115,11 @@ int req_parse(const char *body, size_t len, int chat, int template_id, serve_req
                 fail(msg, cap, "messages[%d].role must be system, user or assistant", i);
                 goto done;
             }
+            msgs[i] = (tmpl_msg){ro, content[i]->valuestring};
             i++;
         }
-        if (!strcmp(role[0]->valuestring, "system") && !(r->system = dup_str(content[0]->valuestring))) goto nomem;
-        if (!(r->prompt = render(template_id, role, content, n))) goto nomem;
+        if (!strcmp(msgs[0].role, "system") && !(r->system = tmpl_system(template_id, msgs[0].content))) goto nomem;
+        if (!(r->prompt = tmpl_render(template_id, msgs, n))) goto nomem;
     }
     rc = 0;
     goto done;

@@ -1,5 +1,6 @@
 // OpenAI request bodies for `intact serve`: parsing and validation (cJSON), and the prompt text of a
-// chat (templates). No HTTP here, so fuzz/fuzz_request.c drives exactly this code.
+// chat (rendered by serve/template.h; template_id is a tmpl_id). No HTTP here, so
+// fuzz/fuzz_request.c drives exactly this code.
 #ifndef IT_SERVE_REQ_H
 #define IT_SERVE_REQ_H
 
@@ -11,7 +12,8 @@ enum { REQ_MAX_STOPS = 4, REQ_MAX_MESSAGES = 256 };
 typedef struct serve_req {
     int chat;                 // /v1/chat/completions (messages) or /v1/completions (prompt)
     char *prompt;             // the prompt text (chat: rendered by the template); malloc'd
-    char *system;             // chat: the first message's content when its role is "system" (else NULL)
+    char *system;             // chat: the prompt's opening system message as rendered (tmpl_system), the
+                              // text an IntactKV system-prompt prefix must match; NULL without one
     int stream, logprobs;
     int max_tokens;           // default 16 (OpenAI's), capped by the context later
     float temperature, top_p, min_p, repeat_penalty;
@@ -21,13 +23,6 @@ typedef struct serve_req {
     int n_stops;
     char *stops[REQ_MAX_STOPS];
 } serve_req;
-
-// Chat templates: "plain" (contents joined by blank lines: base models), "chatml", "llama-2",
-// "llama-3", "mistral", "zephyr", "gemma". -1 for an unknown name.
-int req_template_id(const char *name);
-// The family of a GGUF tokenizer.chat_template (Jinja text), by its markers; "plain" for NULL or an
-// unknown template.
-const char *req_template_detect(const char *jinja);
 
 // Parses body[0..len) for a chat (chat = 1) or completion request. 0, or -1 with a one-line reason
 // in msg (always HTTP 400: malformed JSON, wrong types, missing or out-of-range fields).
