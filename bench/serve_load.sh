@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Load test of `intact serve` on loopback (a benchmark, not a test): for each cache (fp32, MiKV) and
 # each client count in CLIENTS, CLIENTS closed-loop curl clients send completion requests for
-# SECONDS; prints requests, generated tokens/s, p50/p99 latency, errors (non-200) and the server's
-# peak RSS (VmHWM). The server runs with --parallel = the largest client count and one thread per
-# slot; slots decode concurrently but NOT batched.
-#   SECONDS_EACH=60 CLIENTS="1 2 4 8" MODEL=.../english-12m.bin TOK=.../tok512.bin bench/serve_load.sh
+# DURATION seconds; prints requests, generated tokens/s, p50/p99 request latency, errors (non-200)
+# and the server's peak RSS (VmHWM: the peak so far of that server process, so it only grows down a
+# column) as a table, then the same rows as JSON. The server runs with --parallel = the largest
+# client count; its scheduler decodes all active sessions in one batched step.
+#   DURATION=60 CLIENTS="1 2 4 8" MODEL=.../english-12m.bin TOK=.../tok512.bin bench/serve_load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
 MODEL=${MODEL:-$SHARED/models/english-12m.bin}
 TOK=${TOK:-$SHARED/models/tok512.bin}
-SECONDS_EACH=${SECONDS_EACH:-60}
+SECONDS_EACH=${DURATION:-${SECONDS_EACH:-60}}
 CLIENTS=${CLIENTS:-"1 2 4 8"}
 MAXTOK=${MAXTOK:-32}
 BIN=${INTACT_BIN:-build/intact}
@@ -42,7 +43,7 @@ for cache in fp32 mikv; do
         for _ in $(seq "$c"); do client "$port" "$end" "$OUT/log" & done
         wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
         rss=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status)
-        python3 - "$OUT/log" "$cache" "$c" "$SECONDS_EACH" "$MAXTOK" "$rss" <<'PY'
+        python3 - "$OUT/log" "$cache" "$c" "$SECONDS_EACH" "$MAXTOK" "$rss" "$OUT/json" <<'PY'
 import sys
 log, cache, c, secs, maxtok, rss = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 rows = [l.split() for l in open(log) if l.strip()]
@@ -50,8 +51,14 @@ ok = sorted(float(t) for code, t in rows if code == "200")
 err = sum(1 for code, _ in rows if code != "200")
 q = lambda p: ok[min(len(ok) - 1, int(p * len(ok)))] if ok else float("nan")
 print(f"{cache:<6} {c:>7} {len(rows):>9} {len(ok) * maxtok / secs:>9.1f} {q(0.5):>9.3f} {q(0.99):>9.3f} {err:>6} {rss:>9}")
+import json
+with open(sys.argv[7], "a") as f:
+    f.write(json.dumps({"cache": cache, "clients": c, "seconds": secs, "requests": len(rows),
+                        "tok_per_s": round(len(ok) * maxtok / secs, 1), "p50_s": q(0.5), "p99_s": q(0.99),
+                        "errors": err, "peak_rss_mib": int(rss)}) + "\n")
 PY
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true
 done
+echo "JSON:"; cat "$OUT/json"
 echo "(tok/s counts max_tokens=$MAXTOK per successful request; every request of this prompt runs to max_tokens at temperature 0)"

@@ -126,6 +126,21 @@ INTACT_API void intact_ctx_reset(intact_ctx *c);
 INTACT_API int intact_ctx_pos(const intact_ctx *c);
 // Evaluates n tokens at the current position (one batched prefill when n > 1) and appends their K/V.
 INTACT_API int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err);
+// One decode step for n sessions of the same model: token tokens[i] is evaluated by ctxs[i] at that
+// context's own position, as intact_ctx_eval(ctxs[i], &tokens[i], 1) would, and its logits land in
+// ctxs[i] (intact_ctx_logits(ctxs[i], -1)). The layer linears and the output head run as one n-row
+// product, so each weight is read once for all n sessions (decode is bandwidth bound: throughput
+// grows with n); RoPE, the KV cache (any type) and key balancing stay per context. ctxs[0] lends
+// its scratch, thread pool and activation settings (every context must have the same ones).
+// Results equal the per-context evals up to float summation order: the n-row kernels accumulate in
+// another order than the 1-row GEMV, so logits differ by float rounding (tests/test_batch.c bounds
+// it); with integer weights and more than 3 rows the int8 decode activations (intact_decode_act)
+// give way to the float GEMM of prefill, as for a prefill of as many tokens. Observers and attention
+// recording see nothing of a batched step. 0, or -1 with nothing evaluated: INTACT_E_ARG for a NULL
+// array or context, n <= 0, contexts of different models or activation settings, a context twice,
+// a token out of range; INTACT_E_LIMIT when a context is full (as intact_ctx_eval). Each context
+// must be used by one thread at a time, the call included.
+INTACT_API int intact_ctx_eval_batch(intact_ctx *const *ctxs, const int32_t *tokens, int n, intact_error *err);
 // Logits of the i-th token of the last eval (logits_all) or, with i = -1, of its last token.
 INTACT_API const float *intact_ctx_logits(const intact_ctx *c, int i);
 

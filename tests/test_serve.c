@@ -189,7 +189,7 @@ int main(void) {
         rfree(&r);
         CHECK(srv_stop() == 0, "server exit status");
     }
-    TEST_CASE("one slot, no queue: 503 while busy; a disconnected stream frees its slot") {
+    TEST_CASE("one slot, no queue: 503 while busy; a disconnected client (stream or not) frees its slot") {
         if (!have_curl) break;
         snprintf(args, sizeof args, "-m '%s' -z '%s' --parallel 1 --queue 0", m_en, m_tok);
         CHECK(srv_start(args) == 0, "start: %s", read_path(srv_err, NULL));
@@ -214,6 +214,14 @@ int main(void) {
         usleep(300000);
         code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 1}'");
         CHECK(code == 200, "slot not freed after the client left: %d %s", code, b);
+        free(b);
+        // the same for a non-streamed request: the server checks the socket between tokens
+        snprintf(cmd, sizeof cmd, "curl -s -m 0.3 -o /dev/null http://127.0.0.1:%d/v1/completions -d "
+                 "'{\"prompt\": \"The\", \"max_tokens\": 500, \"temperature\": 0}'", srv_port);
+        CHECK(system(cmd) != -1, "curl");
+        usleep(300000);
+        code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 1}'");
+        CHECK(code == 200, "slot not freed after a non-streamed client left: %d %s", code, b);
         free(b);
         CHECK(srv_stop() == 0, "server exit status");
     }

@@ -1,12 +1,17 @@
 // `intact serve`: libmicrohttpd with a thread per connection. A request takes one of `parallel`
 // slots (each an intact_ctx with the session cache) or waits in a bounded queue (503 when it is
-// full). The slots decode concurrently, one thread each: NOT batched across sessions.
+// full). Its connection thread tokenizes and prefills the prompt on its own context, then samples
+// each token itself and hands it to the scheduler thread, which decodes the pending tokens of all
+// sessions in one batched step (intact_ctx_eval_batch: each weight read once per step, so throughput
+// grows with the number of sessions) and wakes their threads.
 // Streaming responses generate one token per content-reader call, so a client that disconnects
-// ends its generation and frees its slot at the next token.
+// ends its generation and frees its slot at the next token; a non-streamed request checks its
+// socket between tokens for the same.
 #include "serve/server.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <math.h>
 #include <pthread.h>
@@ -14,20 +19,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "sample/stop.h"
 #include "serve/req.h"
 
-typedef struct slot { intact_ctx *ctx; int busy; } slot;
+// A slot's decode state: IDLE, PENDING (tok handed to the scheduler), RUNNING (in a batch), DONE
+// (rc set; its connection thread takes it back to IDLE).
+enum { SLOT_IDLE, SLOT_PENDING, SLOT_RUNNING, SLOT_DONE };
+typedef struct slot { intact_ctx *ctx; int busy, state, rc; int32_t tok; } slot;
 
 static struct server {
     const serve_config *cfg;
     intact_model_info info;
     slot *slots;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;          // a slot was freed
+    pthread_cond_t sched_cv;    // to the scheduler: a token is pending, a session stopped decoding, or stop
+    pthread_cond_t done_cv;     // to the connection threads: a batch finished
     int waiting;
+    int decoding, pending, stop;   // sessions past prefill and not finished; tokens handed over
+    pthread_t sched;
+    uint64_t steps, step_rows;  // batched steps and the tokens they decoded (mean batch, at exit)
     // metrics
     uint64_t tokens_gen, tokens_prompt, requests, prefix_hits, errors;
     double gen_seconds, t_start;
@@ -64,6 +78,83 @@ static void slot_release(int id) {
     pthread_mutex_unlock(&S.mu);
 }
 
+// ---------------------------------------------------------------- scheduler
+// After the first pending token the scheduler waits up to this long for the other decoding sessions
+// to hand theirs over (they are sampling or writing their last chunk: microseconds), so one step
+// serves them all; a session that is slow to come back (a client slow to read) delays the others
+// by at most this much per step.
+enum { SCHED_GATHER_US = 2000 };
+
+static void deadline_in(struct timespec *ts, long us) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += us * 1000;
+    ts->tv_sec += ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
+}
+
+// Evaluates the batch; when the batch is refused as a whole (a context full, out of memory), each
+// context is evaluated alone so only the sessions at fault see the error.
+static void sched_eval(intact_ctx **ctxs, const int32_t *toks, int *rcs, int n) {
+    intact_error err = {0, ""};
+    int rc = intact_ctx_eval_batch(ctxs, toks, n, &err);
+    for (int i = 0; i < n; i++) rcs[i] = rc;
+    if (rc != 0 && n > 1)
+        for (int i = 0; i < n; i++) rcs[i] = intact_ctx_eval(ctxs[i], &toks[i], 1, &err);
+}
+
+static void *sched_main(void *arg) {
+    (void)arg;
+    int cap = S.cfg->parallel;
+    intact_ctx **ctxs = malloc((size_t)cap * sizeof *ctxs);
+    int32_t *toks = malloc((size_t)cap * sizeof *toks);
+    int *ids = malloc((size_t)cap * sizeof *ids), *rcs = malloc((size_t)cap * sizeof *rcs);
+    pthread_mutex_lock(&S.mu);
+    while (!S.stop) {
+        if (S.pending == 0) { pthread_cond_wait(&S.sched_cv, &S.mu); continue; }
+        struct timespec dl;
+        deadline_in(&dl, SCHED_GATHER_US);
+        while (!S.stop && S.pending < S.decoding && pthread_cond_timedwait(&S.sched_cv, &S.mu, &dl) != ETIMEDOUT) {}
+        int n = 0;
+        for (int i = 0; i < cap; i++)
+            if (S.slots[i].state == SLOT_PENDING) {
+                S.slots[i].state = SLOT_RUNNING;
+                ctxs[n] = S.slots[i].ctx;
+                toks[n] = S.slots[i].tok;
+                ids[n++] = i;
+            }
+        S.pending = 0;
+        pthread_mutex_unlock(&S.mu);
+        if (!ctxs || !toks || !ids || !rcs) for (int i = 0; i < n; i++) rcs[i] = -1;
+        else sched_eval(ctxs, toks, rcs, n);
+        pthread_mutex_lock(&S.mu);
+        for (int i = 0; i < n; i++) {
+            S.slots[ids[i]].rc = rcs ? rcs[i] : -1;
+            S.slots[ids[i]].state = SLOT_DONE;
+        }
+        S.steps++;
+        S.step_rows += (uint64_t)n;
+        pthread_cond_broadcast(&S.done_cv);
+    }
+    pthread_mutex_unlock(&S.mu);
+    free(ctxs); free(toks); free(ids); free(rcs);
+    return NULL;
+}
+
+// Hands tok to the scheduler for slot id and waits for its step. 0, or -1 when it was not evaluated.
+static int sched_decode(int id, int32_t tok) {
+    slot *s = &S.slots[id];
+    pthread_mutex_lock(&S.mu);
+    s->tok = tok;
+    s->state = SLOT_PENDING;
+    S.pending++;
+    pthread_cond_signal(&S.sched_cv);
+    while (s->state != SLOT_DONE) pthread_cond_wait(&S.done_cv, &S.mu);
+    s->state = SLOT_IDLE;
+    int rc = s->rc;
+    pthread_mutex_unlock(&S.mu);
+    return rc;
+}
+
 // ---------------------------------------------------------------- generation
 typedef struct gen {
     serve_req req;
@@ -80,7 +171,23 @@ typedef struct gen {
     char id[40];
     long created;
     int stream_state;           // 0: role chunk due (chat), 1: tokens, 2: final chunk sent, 3: [DONE] sent
+    int decoding;               // counted in S.decoding (past prefill, not finished)
 } gen;
+
+static void gen_decoding(gen *g, int on) {
+    if (g->decoding == on) return;
+    pthread_mutex_lock(&S.mu);
+    S.decoding += on ? 1 : -1;
+    pthread_cond_signal(&S.sched_cv);   // the scheduler may be waiting for this session's token
+    pthread_mutex_unlock(&S.mu);
+    g->decoding = on;
+}
+
+static void gen_finish(gen *g, const char *reason) {
+    g->done = 1;
+    g->finish = reason;
+    gen_decoding(g, 0);
+}
 
 // Tokenizes, installs the prefix when the prompt starts with it, prefills. 0, or an HTTP status with
 // msg filled.
@@ -128,7 +235,8 @@ static int gen_start(gen *g, char *msg, size_t cap) {
     }
     g->prev = ids[n - 1];
     free(ids);
-    if (g->req.max_tokens == 0) { g->done = 1; g->finish = "length"; }
+    if (g->req.max_tokens == 0) gen_finish(g, "length");
+    else gen_decoding(g, 1);
     pthread_mutex_lock(&S.mu);
     S.tokens_prompt += (uint64_t)n;
     S.prefix_hits += (uint64_t)g->prefix_hit;
@@ -145,8 +253,7 @@ static size_t gen_step(gen *g) {
     int32_t next = intact_sample(&g->smp, logits, nv);
     size_t end = g->len;
     if (next == S.info.eos_id || next == S.info.bos_id) {
-        g->done = 1;
-        g->finish = "stop";
+        gen_finish(g, "stop");
         return end;   // a held-back tail that never became a stop string
     }
     if (g->req.logprobs) {   // log-softmax of the raw logits at the chosen token
@@ -162,7 +269,7 @@ static size_t gen_step(gen *g) {
     if (k > (int)sizeof piece) k = (int)sizeof piece;
     if (k > 0 && g->len + (size_t)k + 1 > g->cap) {
         char *nt = realloc(g->text, g->cap = 2 * g->cap + 4096);
-        if (!nt) { g->done = 1; g->finish = "length"; return g->shown; }
+        if (!nt) { gen_finish(g, "length"); return g->shown; }
         g->text = nt;
     }
     if (k > 0) { memcpy(g->text + g->len, piece, (size_t)k); g->len += (size_t)k; g->text[g->len] = 0; }
@@ -171,15 +278,9 @@ static size_t gen_step(gen *g) {
     int hit = 0;
     end = g->req.n_stops ? stop_scan(g->text, g->len, g->shown, (const char *const *)g->req.stops, g->req.n_stops, &hit)
                          : g->len;
-    intact_error err = {0, ""};
-    if (hit) { g->done = 1; g->finish = "stop"; }
-    else if (g->n_gen >= g->req.max_tokens || intact_ctx_pos(g->ctx) >= S.cfg->n_ctx) {
-        g->done = 1;
-        g->finish = "length";
-        end = g->len;
-    } else if (intact_ctx_eval(g->ctx, &next, 1, &err) != 0) {
-        g->done = 1;
-        g->finish = "length";
+    if (hit) gen_finish(g, "stop");
+    else if (g->n_gen >= g->req.max_tokens || intact_ctx_pos(g->ctx) >= S.cfg->n_ctx || sched_decode(g->slot, next) != 0) {
+        gen_finish(g, "length");
         end = g->len;
     }
     pthread_mutex_lock(&S.mu);
@@ -191,6 +292,7 @@ static size_t gen_step(gen *g) {
 
 static void gen_free(gen *g) {
     if (!g) return;
+    gen_decoding(g, 0);
     if (g->slot >= 0) slot_release(g->slot);
     req_free(&g->req);
     free(g->text);
@@ -312,6 +414,16 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 static void sse_free(void *cls) { gen_free(cls); }
 
 // ---------------------------------------------------------------- endpoints
+// 1 when the peer has closed the connection. The request is fully read, so the socket has nothing
+// to read unless the client closed it (recv 0 or a reset) or pipelined another request (> 0).
+static int client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    char b;
+    ssize_t r = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static enum MHD_Result do_completion(struct MHD_Connection *c, int chat, const char *body, size_t len) {
     char msg[512];
     gen *g = calloc(1, sizeof *g);
@@ -343,7 +455,13 @@ static enum MHD_Result do_completion(struct MHD_Connection *c, int chat, const c
         MHD_destroy_response(r);
         return ret;
     }
-    while (!g->done) g->shown = gen_step(g);
+    while (!g->done) {
+        if (client_gone(c)) {   // nobody will read the answer: free the slot now
+            gen_free(g);
+            return MHD_NO;
+        }
+        g->shown = gen_step(g);
+    }
     cJSON *j = envelope(g, 0, g->text ? g->text : "", g->shown, g->finish, 0);
     add_usage(j, g);
     gen_free(g);
@@ -455,6 +573,8 @@ int serve_run(const serve_config *cfg) {
     intact_model_get_info(cfg->model, &S.info);
     pthread_mutex_init(&S.mu, NULL);
     pthread_cond_init(&S.cv, NULL);
+    pthread_cond_init(&S.sched_cv, NULL);
+    pthread_cond_init(&S.done_cv, NULL);
     S.slots = calloc((size_t)cfg->parallel, sizeof *S.slots);
     int rc = S.slots ? 0 : 1;
     intact_error err = {0, ""};
@@ -480,6 +600,11 @@ int serve_run(const serve_config *cfg) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     struct MHD_Daemon *d = NULL;
+    int sched_up = 0;
+    if (rc == 0) {
+        sched_up = pthread_create(&S.sched, NULL, sched_main, NULL) == 0;
+        if (!sched_up) { fprintf(stderr, "intact serve: cannot start the scheduler thread\n"); rc = 1; }
+    }
     if (rc == 0) {
         S.t_start = now_s();
         d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
@@ -498,11 +623,22 @@ int serve_run(const serve_config *cfg) {
         int sig;
         sigwait(&sigs, &sig);
         fprintf(stderr, "intact serve: stopping\n");
-        MHD_stop_daemon(d);
+        MHD_stop_daemon(d);   // joins the connection threads: nobody waits on the scheduler after this
+        fprintf(stderr, "intact serve: %llu decode steps, %.2f sessions per step on average\n",
+                (unsigned long long)S.steps, S.steps ? (double)S.step_rows / (double)S.steps : 0.0);
+    }
+    if (sched_up) {
+        pthread_mutex_lock(&S.mu);
+        S.stop = 1;
+        pthread_cond_signal(&S.sched_cv);
+        pthread_mutex_unlock(&S.mu);
+        pthread_join(S.sched, NULL);
     }
     for (int i = 0; S.slots && i < cfg->parallel; i++) intact_ctx_free(S.slots[i].ctx);
     free(S.slots);
     pthread_mutex_destroy(&S.mu);
     pthread_cond_destroy(&S.cv);
+    pthread_cond_destroy(&S.sched_cv);
+    pthread_cond_destroy(&S.done_cv);
     return rc;
 }
