@@ -152,12 +152,14 @@ int main(void) {
         // Changing the prefix's V rows changes what the context computes: they are read, not held.
         int32_t t = 42;
         float before[512];
-        CHECK(intact_ctx_eval(c, &t, 1, &err) == 0, "%s", err.msg);
-        memcpy(before, intact_ctx_logits(c, -1), sizeof before);
+        int ok = intact_ctx_eval(c, &t, 1, &err) == 0;
+        CHECK(ok, "%s", err.msg);
+        if (ok) memcpy(before, intact_ctx_logits(c, -1), sizeof before);
         CHECK(intact_ctx_share_prefix(c, q, &err) == 0, "%s", err.msg);
         for (size_t i = 0; i < (size_t)8 * 12 * 128; i++) q->v[i] *= 2.0f;
-        CHECK(intact_ctx_eval(c, &t, 1, &err) == 0, "%s", err.msg);
-        CHECK(memcmp(before, intact_ctx_logits(c, -1), sizeof before) != 0, "the prefix was copied");
+        ok = ok && intact_ctx_eval(c, &t, 1, &err) == 0;
+        CHECK(ok, "%s", err.msg);
+        CHECK(ok && memcmp(before, intact_ctx_logits(c, -1), sizeof before) != 0, "the prefix was copied");
         intact_ctx_free(c);
         intact_prefix_free(q);
     }
@@ -174,10 +176,12 @@ int main(void) {
         int32_t t[8];
         text(t, 8);
         for (int s = 0; s < 8 && ref && cs[0] && cs[1] && cs[2]; s++) {
-            CHECK(intact_ctx_eval(ref, &t[s], 1, &err) == 0, "%s", err.msg);
+            int ok = intact_ctx_eval(ref, &t[s], 1, &err) == 0;
+            CHECK(ok, "%s", err.msg);
             for (int i = 0; i < 3; i++) {
-                CHECK(intact_ctx_eval(cs[i], &t[s], 1, &err) == 0, "%s", err.msg);
-                CHECK(!memcmp(intact_ctx_logits(ref, -1), intact_ctx_logits(cs[i], -1), (size_t)nv * sizeof(float)),
+                int oki = ok && intact_ctx_eval(cs[i], &t[s], 1, &err) == 0;
+                CHECK(oki, "%s", err.msg);
+                CHECK(oki && !memcmp(intact_ctx_logits(ref, -1), intact_ctx_logits(cs[i], -1), (size_t)nv * sizeof(float)),
                       "context %d step %d differs", i, s);
             }
         }
@@ -194,8 +198,9 @@ int main(void) {
         CHECK(c->kv->n_shared == 0 && c->kv->shared_k == NULL, "still shared after reset");
         int32_t t[20];
         text(t, 20);
-        CHECK(intact_ctx_eval(c, t, 20, &err) == 0 && intact_ctx_eval(d, t, 20, &err) == 0, "%s", err.msg);
-        CHECK(!memcmp(intact_ctx_logits(c, -1), intact_ctx_logits(d, -1), (size_t)nv * sizeof(float)),
+        int ok = intact_ctx_eval(c, t, 20, &err) == 0 && intact_ctx_eval(d, t, 20, &err) == 0;
+        CHECK(ok, "%s", err.msg);
+        CHECK(ok && !memcmp(intact_ctx_logits(c, -1), intact_ctx_logits(d, -1), (size_t)nv * sizeof(float)),
               "reset context differs from a fresh one");
         // And the copy path after a share works too (use_prefix resets first).
         CHECK(intact_ctx_share_prefix(c, p, &err) == 0 && intact_ctx_use_prefix(c, p, &err) == 0, "%s", err.msg);
