@@ -82,7 +82,10 @@ typedef struct gen {
     int stream_state;           // 0: role chunk due (chat), 1: tokens, 2: final chunk sent, 3: [DONE] sent
 } gen;
 
-static int prefix_shared(void) { return S.cfg->prefix && !(S.cfg->kv && S.cfg->kv->balance); }
+// INTACT_SERVE_COPY_PREFIX=1 restores the per-session copy, only to measure what sharing saves.
+static int prefix_shared(void) {
+    return S.cfg->prefix && !(S.cfg->kv && S.cfg->kv->balance) && !getenv("INTACT_SERVE_COPY_PREFIX");
+}
 
 // Tokenizes, installs the prefix when the prompt starts with it, prefills. 0, or an HTTP status with
 // msg filled.
