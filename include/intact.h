@@ -162,9 +162,10 @@ INTACT_API void intact_prefix_free(intact_prefix *p);
 INTACT_API int intact_prefix_n_tokens(const intact_prefix *p);
 INTACT_API const int32_t *intact_prefix_tokens(const intact_prefix *p);
 INTACT_API int intact_prefix_from_bos(const intact_prefix *p);
-// Bytes of the prefix's K/V as held by the prefix object (fp32, every layer). Sessions over one
-// prefix (a server's system prompt) share this object read-only; note that intact_ctx_use_prefix
-// still writes the rows into each context's own cache (intact_ctx_kv_bytes counts them there).
+// Bytes of the prefix's K/V as held by the prefix object (fp32, every layer):
+// 2 · n_layers · n_tokens · n_kv_heads · head_dim · 4. Contexts that share the prefix
+// (intact_ctx_share_prefix) read these rows in place, so this is their prefix memory, once for all
+// of them; intact_ctx_use_prefix instead copies the rows into each context's own cache.
 INTACT_API uint64_t intact_prefix_kv_bytes(const intact_prefix *p);
 // KV-cache storage (see src/kv/kv_quant.h): per layer, K and V as "f32" (default), "f16", "int8",
 // "int4", "int3" or "int2" — group-wise asymmetric with fp16 scale and minimum, groups of `group`
@@ -176,7 +177,7 @@ typedef struct intact_kv_params {
     const char *k_type, *v_type;   // NULL: "f32"
     int group;
     int key_per_channel;
-    // sink: leading tokens stored exactly in fp32 by every cache type. intact_ctx_use_prefix raises
+    // sink: leading tokens stored exactly in fp32 by every cache type. intact_ctx_use_prefix (and _share_prefix) raises
     // it to the prefix length by itself (the IntactKV prefix is never quantized); MiKV/H2O want at
     // least 1 ([BOS]). A uniform cache with sink 0 quantizes every token.
     // MiKV (mikv_hi > 0) or H2O (h2o > 0) instead of a uniform cache: the sink tokens, the `recent` newest tokens and
@@ -196,13 +197,25 @@ typedef struct intact_kv_params {
 // in memory.
 INTACT_API int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, intact_error *err);
 // Bytes the cache uses for the tokens it holds now, scales and zero points included, and the same
-// for an fp16 cache of those tokens (the usual baseline).
+// for an fp16 cache of those tokens (the usual baseline). A shared prefix (intact_ctx_share_prefix)
+// is not the context's own: intact_ctx_kv_bytes leaves its rows out (intact_prefix_kv_bytes counts
+// them once); the fp16 baseline counts every position.
 INTACT_API uint64_t intact_ctx_kv_bytes(const intact_ctx *c);
 INTACT_API uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c);
 
 // Resets the context, writes the prefix K/V at positions 0..n-1 and makes the prefix's stored
 // last-token logits the current logits. Later evals continue at position n.
 INTACT_API int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
+// The same without copying: the cache reads positions 0..n-1 straight from p's fp32 K/V, read-only,
+// so any number of contexts share one prefix (a server's system prompt) and hold only their own
+// tokens. Logits are bit-identical to intact_ctx_use_prefix with every cache type (f32, f16/INTn,
+// per-channel keys, MiKV/H2O; their sink is raised to the prefix length as there). p must outlive
+// the sharing and stay unchanged (no intact_prefix_calibrate on it meanwhile): the context reads it
+// until intact_ctx_reset, intact_ctx_set_kv, another use/share_prefix or intact_ctx_free. Fails
+// (INTACT_E_ARG, context unchanged unless its cache had to be rebuilt with more sinks) for a prefix
+// of another model family, and with key balancing (intact_kv_params.balance), which stores each
+// sequence's prefix keys rescaled by its own b — use intact_ctx_use_prefix there.
+INTACT_API int intact_ctx_share_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err);
 // Calibrated IntactKV: trains the prefix K/V (weights frozen) with AdamW so that qm's layer outputs
 // match fp's, loss = sum over layers of 1/2 MSE(block_out), on n_samples random windows of len
 // text tokens of the calibration text (each preceded by the prefix). Deterministic with seed.

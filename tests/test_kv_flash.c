@@ -91,7 +91,7 @@ static void test_kernels(void) {
                     ref_attend(k, v, q, nt, pos0, nh, nkv, hd, ref);
                     for (int h = 0; h < nkv; h++) {
                         kvf_args a = {k + h * hd, v + h * hd, kvd, hd, rep, q + (size_t)h * rep * hd, qd,
-                                      o + (size_t)h * rep * hd, qd, nt, pos0, 1.0f / sqrtf((float)hd), scr};
+                                      o + (size_t)h * rep * hd, qd, nt, pos0, 1.0f / sqrtf((float)hd), scr, NULL, NULL, 0};
                         (isa ? kvf_attend_avx512 : kvf_attend_ref)(&a);
                     }
                     double e = err_of(o, ref, nt * qd);

@@ -184,6 +184,8 @@ int main(void) {
         free(b);
         code = http(&b, "/metrics", AUTH);
         CHECK(code == 200 && strstr(b, "intact_prefix_hits_total 2") && strstr(b, "intact_prefix_kv_bytes 6400") &&
+              // shared, counted once: P 5 x 5 layers x 2 x kv_dim 32 x 4 bytes; no slot holds it
+              strstr(b, "intact_kv_prefix_shared_bytes 6400\n") && strstr(b, "intact_kv_bytes_in_use 0\n") &&
               strstr(b, "intact_queue_depth 0") && strstr(b, "intact_tokens_generated_total 25"), "%s", b);
         free(b);
         rfree(&r);

@@ -118,6 +118,8 @@ void intact_ctx_set_observer(intact_ctx *c, intact_observer fn, void *user) {
 }
 
 void intact_ctx_reset(intact_ctx *c) {
+    // A shared prefix covers positions a fresh sequence will write: detach it (never fails).
+    if (c->kv->n_shared) kv_share(c->kv, 0, NULL, NULL);
     c->pos = 0;
     c->n_logits = 0;
     ctx_balance_reset(c);
@@ -186,6 +188,26 @@ int ctx_install_prefix(intact_ctx *c, int n, const float *const *k, const float 
             return it_fail(err, INTACT_E_NOMEM, "out of memory keeping the prefix for key balancing");
     }
     if (c->logits_all && ctx_reserve_logits(c, 1) != 0) return it_fail(err, INTACT_E_NOMEM, "out of memory");
+    memcpy(c->logits, logits, (size_t)hp->n_vocab * sizeof *c->logits);
+    c->n_logits = 1;
+    c->pos = n;
+    return 0;
+}
+
+int ctx_share_prefix(intact_ctx *c, int n, const float *k, const float *v, const float *logits,
+                     intact_error *err) {
+    const it_hparams *hp = &c->model->hp;
+    // Balancing stores each sequence's prefix keys as k·b with its own b: a shared, read-only copy
+    // cannot hold them (intact_ctx_use_prefix can).
+    if (c->bal) return it_fail(err, INTACT_E_ARG, "a shared prefix cannot be used with key balancing (--kv-balance)");
+    if (ctx_kv_keep_exact(c, n, err) != 0) return -1;
+    intact_ctx_reset(c);
+    if (kv_share(c->kv, n, k, v) != KV_OK)
+        return it_fail(err, INTACT_E_ARG, "the KV cache cannot share a prefix of %d tokens", n);
+    if (c->logits_all && ctx_reserve_logits(c, 1) != 0) {
+        kv_share(c->kv, 0, NULL, NULL);
+        return it_fail(err, INTACT_E_NOMEM, "out of memory");
+    }
     memcpy(c->logits, logits, (size_t)hp->n_vocab * sizeof *c->logits);
     c->n_logits = 1;
     c->pos = n;

@@ -52,6 +52,11 @@ int ctx_kv_keep_exact(intact_ctx *c, int n, intact_error *err);
 // The IntactKV prefix (ikv/prefix.c) is its one user; only forward/ writes the context. 0 or -1.
 int ctx_install_prefix(intact_ctx *c, int n, const float *const *k, const float *const *v, const float *logits,
                        intact_error *err);
+// Like ctx_install_prefix, but nothing is copied: k, v ((n_layers, n, kv_dim) each, the
+// intact_prefix layout) are read in place by the cache (kv_share) until the next reset, and must
+// stay alive and unchanged until then. Refused with key balancing. 0 or -1.
+int ctx_share_prefix(intact_ctx *c, int n, const float *k, const float *v, const float *logits,
+                     intact_error *err);
 // Evaluation stops after this layer (no final norm or logits); -1 runs every layer. Calibration of
 // layer l (GPTQ/AWQ, ikv calibrate) needs nothing above it.
 void ctx_stop_after_layer(intact_ctx *c, int layer);

@@ -124,13 +124,24 @@ uint64_t intact_prefix_kv_bytes(const intact_prefix *p) {
     return 2ull * (uint64_t)p->n_layers * (uint64_t)p->n * (uint64_t)p->n_kv_heads * (uint64_t)p->head_dim * sizeof(float);
 }
 
-int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err) {
+// The checks both ways of installing a prefix make: same model family, room left in the context.
+static int prefix_fits(const intact_ctx *c, const intact_prefix *p, intact_error *err) {
     const intact_model *m = c->model;
     if (p->fingerprint != intact_model_fingerprint(m) || p->n_layers != m->hp.n_layers ||
         p->n_kv_heads != m->hp.n_kv_heads || p->head_dim != m->hp.head_dim || p->n_vocab != m->hp.n_vocab)
         return it_fail(err, INTACT_E_ARG, "the prefix was built for a different model family");
     if (p->n >= c->n_ctx)
         return it_fail(err, INTACT_E_LIMIT, "prefix of %d tokens leaves no room in a context of %d", p->n, c->n_ctx);
+    return 0;
+}
+
+int intact_ctx_share_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err) {
+    if (prefix_fits(c, p, err) != 0) return -1;
+    return ctx_share_prefix(c, p->n, p->k, p->v, p->logits, err);
+}
+
+int intact_ctx_use_prefix(intact_ctx *c, const intact_prefix *p, intact_error *err) {
+    if (prefix_fits(c, p, err) != 0) return -1;
     const float **kv = malloc(2 * (size_t)p->n_layers * sizeof *kv);
     if (!kv) return it_fail(err, INTACT_E_NOMEM, "out of memory");
     for (int l = 0; l < p->n_layers; l++) {

@@ -23,8 +23,14 @@ typedef struct it_kv_ops {
     // q: (n, n_heads*head_dim) for positions pos .. pos+n-1; each query attends causally to cached
     // positions 0 .. its own. out: (n, n_heads*head_dim). KV_OK, or KV_E_NOMEM with out unwritten.
     int (*attend)(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float *q, float *out);
-    size_t (*bytes)(const it_kv *kv, int n_tokens);   // storage for n_tokens cached tokens, all layers
+    // Storage of the cache's OWN rows for n_tokens cached tokens, all layers: positions below
+    // n_shared (a shared prefix, read from its owner) are not counted.
+    size_t (*bytes)(const it_kv *kv, int n_tokens);
     void (*free)(it_kv *kv);
+    // Called by kv_share after the shared fields are set (n > 0) or cleared (n == 0): the cache
+    // marks positions 0..n-1 as cached (its token counters) without writing any row. NULL: the cache
+    // cannot share (kv_share refuses).
+    int (*share)(it_kv *kv, int n);
 } it_kv_ops;
 
 struct it_kv {
@@ -33,7 +39,25 @@ struct it_kv {
     // When non-NULL, attend also writes its softmax probabilities here as (n_heads, n, pos + n)
     // row-major — row h*n + t holds query t's weights over keys 0..pos+n-1 (0 past its own position).
     float *probs;
+    // Shared read-only prefix (kv_share; n_shared 0: none). Positions 0..n_shared-1 of layer l are
+    // NOT in the cache's own storage: their K/V rows are read from shared_k/shared_v +
+    // (l·n_shared + p)·kv_dim (the IntactKV prefix object's layout, fp32, K after RoPE), which the
+    // caller owns and keeps alive and unchanged while shared. store refuses those positions.
+    const float *shared_k, *shared_v;
+    int n_shared;
 };
+
+// Makes positions 0..n-1 of every layer read from k/v ((n_layers, n, kv_dim) fp32 each) instead
+// of the cache's own rows, and marks them cached; n == 0 (k, v NULL) detaches. Nothing is copied.
+// KV_E_ARG when n is out of [0, n_ctx) or the cache cannot share (a quantizing cache must keep at
+// least n sinks exact: the rows are fp32 and read as sinks are).
+int kv_share(it_kv *kv, int n, const float *k, const float *v);
+
+// K (which 0) or V (which 1) row of shared position pos < kv->n_shared of `layer`, kv_dim floats.
+static inline const float *kv_shared_row(const it_kv *kv, int layer, int pos, int which) {
+    size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
+    return (which ? kv->shared_v : kv->shared_k) + ((size_t)layer * kv->n_shared + (size_t)pos) * kv_dim;
+}
 
 // q·k for attention scores, shared by every cache so that fp32 storage gives bit-identical scores
 // whichever cache holds it. Eight independent partial sums: the compiler turns this into one

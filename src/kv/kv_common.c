@@ -51,3 +51,19 @@ int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t pe
     }
     return *threads > 0 ? 0 : -1;
 }
+
+int kv_share(it_kv *kv, int n, const float *k, const float *v) {
+    if (!kv || !kv->ops->share || n < 0 || n >= kv->n_ctx || (n > 0 && (!k || !v))) return KV_E_ARG;
+    const float *ok = kv->shared_k, *ov = kv->shared_v;
+    int on = kv->n_shared;
+    kv->shared_k = n ? k : NULL;
+    kv->shared_v = n ? v : NULL;
+    kv->n_shared = n;
+    int rc = kv->ops->share(kv, n);
+    if (rc != KV_OK) {   // refused: the cache is as it was
+        kv->shared_k = ok;
+        kv->shared_v = ov;
+        kv->n_shared = on;
+    }
+    return rc;
+}

@@ -20,7 +20,7 @@
 enum { KVF_QT = 16, KVF_KB = 64 };
 
 typedef struct kvf_args {
-    const float *k, *v;   // this kv head's row of position p at k + p·ld (v likewise)
+    const float *k, *v;   // this kv head's row of position p >= n0 at k + p·ld (v likewise)
     size_t ld;            // n_kv_heads·head_dim
     int hd, rep;          // head_dim; query heads per kv head
     const float *q;       // token t, head g at q + t·ldq + g·hd
@@ -31,7 +31,18 @@ typedef struct kvf_args {
     int pos0;             // token t is at position pos0 + t and sees keys 0 .. pos0 + t
     float scale;          // applied to q·k
     float *scratch;       // kvf_scratch_floats(hd, rep) floats
+    const float *k0, *v0; // row of position p < n0 at k0 + p·ld instead: a shared prefix (kv.h)
+    int n0;               // 0 (left out of an initializer): every row from k / v
 } kvf_args;
+
+// Where both kernels read key / value row p: the same floats whichever block holds them, so a
+// shared prefix changes no result.
+static inline const float *kvf_krow(const kvf_args *a, int p) {
+    return (p < a->n0 ? a->k0 : a->k) + (size_t)p * a->ld;
+}
+static inline const float *kvf_vrow(const kvf_args *a, int p) {
+    return (p < a->n0 ? a->v0 : a->v) + (size_t)p * a->ld;
+}
 
 size_t kvf_scratch_floats(int hd, int rep);
 void kvf_attend_ref(const kvf_args *a);

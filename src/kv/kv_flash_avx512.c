@@ -38,7 +38,7 @@ static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt) {
         for (int d0 = 0; d0 < a->hd; d0 += 16) {
             __m512 r[16];
             UNROLL for (int j = 0; j < 16; j++)
-                r[j] = j0 + j < nk ? _mm512_loadu_ps(a->k + (size_t)(kb0 + j0 + j) * a->ld + d0) : _mm512_setzero_ps();
+                r[j] = j0 + j < nk ? _mm512_loadu_ps(kvf_krow(a, kb0 + j0 + j) + d0) : _mm512_setzero_ps();
             simd_transpose16(r);
             UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
         }
@@ -57,8 +57,8 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
         __m512 c = _mm512_set1_ps(corr[k]);
         UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_mul_ps(_mm512_loadu_ps(orow[k] + d0 + 16 * v), c);
     }
-    const float *vp = a->v + (size_t)kb0 * a->ld + d0;
-    for (int j = 0; j < nj; j++, vp += a->ld) {
+    for (int j = 0; j < nj; j++) {
+        const float *vp = kvf_vrow(a, kb0 + j) + d0;
         __m512 vv[4];
         UNROLL for (int v = 0; v < CH; v++) vv[v] = _mm512_loadu_ps(vp + 16 * v);
         UNROLL for (int k = 0; k < R; k++) {

@@ -23,7 +23,7 @@ void kvf_attend_ref(const kvf_args *a) {
             int nk = last - kb0 + 1 < KVF_KB ? last - kb0 + 1 : KVF_KB;
             float bm = -INFINITY;
             for (int j = 0; j < nk; j++) {
-                const float *k = a->k + (size_t)(kb0 + j) * a->ld;
+                const float *k = kvf_krow(a, kb0 + j);
                 float acc = 0;
                 for (int d = 0; d < hd; d++) acc += q[d] * k[d];
                 s[j] = acc * a->scale;
@@ -33,7 +33,7 @@ void kvf_attend_ref(const kvf_args *a) {
             for (int d = 0; d < hd; d++) o[d] *= corr;
             for (int j = 0; j < nk; j++) {
                 float p = expf(s[j] - mn);
-                const float *v = a->v + (size_t)(kb0 + j) * a->ld;
+                const float *v = kvf_vrow(a, kb0 + j);
                 for (int d = 0; d < hd; d++) o[d] += p * v[d];
                 sum += p;
             }

@@ -28,6 +28,7 @@ typedef struct {
 
 static int full_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
     kv_full *c = (kv_full *)kv;
+    if (pos < kv->n_shared) return KV_E_ARG;   // read-only: the prefix's owner holds those rows
     size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
     size_t off = ((size_t)layer * kv->n_ctx + (size_t)pos) * kv_dim;
     memcpy(c->k + off, k, (size_t)n * kv_dim * sizeof(float));
@@ -51,6 +52,9 @@ static void attend_worker(void *arg, int ith, int nth) {
     size_t kv_dim = (size_t)n_kv * hd;
     const float *K = j->c->k + (size_t)j->layer * kv->n_ctx * kv_dim;
     const float *V = j->c->v + (size_t)j->layer * kv->n_ctx * kv_dim;
+    // Rows below ns come from the shared prefix, in the same layout (kv_dim apart).
+    int ns = kv->n_shared;
+    const float *K0 = ns ? kv_shared_row(kv, j->layer, 0, 0) : K, *V0 = ns ? kv_shared_row(kv, j->layer, 0, 1) : V;
     float *scores = j->c->scratch + (size_t)ith * group * kv->n_ctx; // (group, n_keys)
     float scale = 1.0f / sqrtf((float)hd);
     for (int item = ith; item < j->n * n_kv; item += nth) {
@@ -59,13 +63,13 @@ static void attend_worker(void *arg, int ith, int nth) {
         const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
         float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
         for (int p = 0; p < n_keys; p++) {
-            const float *kp = K + (size_t)p * kv_dim + (size_t)kvh * hd;
+            const float *kp = (p < ns ? K0 : K) + (size_t)p * kv_dim + (size_t)kvh * hd;
             for (int g = 0; g < group; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, kp, hd) * scale;
         }
         kv_softmax_group(kv, scores, group, n_keys, kvh, t, j->pos, j->n);
         memset(o, 0, (size_t)group * hd * sizeof(float));
         for (int p = 0; p < n_keys; p++) {
-            const float *vp = V + (size_t)p * kv_dim + (size_t)kvh * hd;
+            const float *vp = (p < ns ? V0 : V) + (size_t)p * kv_dim + (size_t)kvh * hd;
             for (int g = 0; g < group; g++) {
                 float w = scores[(size_t)g * n_keys + p], *og = o + g * hd;
                 for (int d = 0; d < hd; d++) og[d] += w * vp[d];
@@ -98,7 +102,12 @@ static void flash_worker(void *arg, int ith, int nth) {
         kvf_args a = {K + (size_t)kvh * hd, V + (size_t)kvh * hd, kv_dim, hd, rep,
                       j->q + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd,
                       j->out + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd, nt, j->pos + t0,
-                      1.0f / sqrtf((float)hd), j->c->fscratch + (size_t)ith * j->c->fscratch_per};
+                      1.0f / sqrtf((float)hd), j->c->fscratch + (size_t)ith * j->c->fscratch_per,
+                      NULL, NULL, kv->n_shared};
+        if (a.n0) {
+            a.k0 = kv_shared_row(kv, j->layer, 0, 0) + (size_t)kvh * hd;
+            a.v0 = kv_shared_row(kv, j->layer, 0, 1) + (size_t)kvh * hd;
+        }
         j->kern(&a);
     }
 }
@@ -126,7 +135,16 @@ static int full_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, cons
 void kv_full_set_tiled(it_kv *kv, int on) { ((kv_full *)kv)->untiled = !on; }
 
 static size_t full_bytes(const it_kv *kv, int n_tokens) {
-    return (size_t)2 * kv->n_layers * (size_t)n_tokens * kv->n_kv_heads * kv->head_dim * sizeof(float);
+    size_t own = n_tokens > kv->n_shared ? (size_t)(n_tokens - kv->n_shared) : 0;
+    return (size_t)2 * kv->n_layers * own * kv->n_kv_heads * kv->head_dim * sizeof(float);
+}
+
+// Nothing to mark: kv_full keeps no token counters. Its rows below n_shared are simply never
+// written, so their pages are never touched (malloc'd, not calloc'd) and cost no resident memory.
+static int full_share(it_kv *kv, int n) {
+    (void)kv;
+    (void)n;
+    return KV_OK;
 }
 
 static void full_free(it_kv *kv) {
@@ -138,14 +156,14 @@ static void full_free(it_kv *kv) {
     free(c);
 }
 
-static const it_kv_ops full_ops = {full_store, full_attend, full_bytes, full_free};
+static const it_kv_ops full_ops = {full_store, full_attend, full_bytes, full_free, full_share};
 
 enum { KV_MAX_THREADS = 256 };
 
 it_kv *kv_full_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim) {
     kv_full *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    it_kv b = {&full_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL};
+    it_kv b = {&full_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL, NULL, NULL, 0};
     c->base = b;
     size_t per = (size_t)n_layers * n_ctx * n_kv_heads * head_dim;
     c->k = malloc(per * sizeof(float));

@@ -45,7 +45,9 @@ static size_t slot(const kv_mikv *c, int layer, int pos, int h) {
 static void load(const kv_mikv *c, int layer, int pos, int h, int which, float *out) {
     const it_kv *kv = &c->base;
     int hd = kv->head_dim;
-    if (pos < c->cfg.sink) {
+    if (pos < kv->n_shared) {   // kv_share requires sink >= n_shared
+        memcpy(out, kv_shared_row(kv, layer, pos, which) + (size_t)h * hd, (size_t)hd * sizeof(float));
+    } else if (pos < c->cfg.sink) {
         const float *s = (which ? c->sink_v : c->sink_k) +
                          ((size_t)layer * c->cfg.sink + (size_t)pos) * kv->n_kv_heads * hd + (size_t)h * hd;
         memcpy(out, s, (size_t)hd * sizeof(float));
@@ -60,7 +62,7 @@ static void load(const kv_mikv *c, int layer, int pos, int h, int which, float *
 
 static int mikv_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
     kv_mikv *c = (kv_mikv *)kv;
-    if (layer < 0 || layer >= kv->n_layers || pos < 0 || n < 0 || pos + n > kv->n_ctx) return -1;
+    if (layer < 0 || layer >= kv->n_layers || pos < kv->n_shared || n < 0 || pos + n > kv->n_ctx) return -1;
     if (pos > c->n_tok[layer]) return -1;   // a gap would leave positions without a state
     int hd = kv->head_dim, g = c->cfg.group, sink = c->cfg.sink;
     size_t kv_dim = (size_t)kv->n_kv_heads * hd;
@@ -279,7 +281,7 @@ static size_t mikv_bytes(const it_kv *kv, int n_tokens) {
     for (int l = 0; l < kv->n_layers; l++)
         for (int p = 0; p < n; p++) {
             int s = p < c->n_tok[l] ? c->state[(size_t)l * kv->n_ctx + p] : KV_MIKV_HI;
-            size_t r = p < c->cfg.sink ? sink_row : s == KV_MIKV_HI ? c->hi_row : s == KV_MIKV_LO ? c->lo_row : 0;
+            size_t r = p < kv->n_shared ? 0 : p < c->cfg.sink ? sink_row : s == KV_MIKV_HI ? c->hi_row : s == KV_MIKV_LO ? c->lo_row : 0;
             total += 2 * nkv * r;
         }
     return total;
@@ -303,7 +305,22 @@ static void mikv_free(it_kv *kv) {
     free(c);
 }
 
-static const it_kv_ops mikv_ops = {mikv_store, mikv_attend, mikv_bytes, mikv_free};
+// The shared rows are read as sinks (load), so they must all be sinks: always hi, never demoted.
+// They start as if just stored (zero importance); detaching (n 0) empties the cache.
+static int mikv_share(it_kv *kv, int n) {
+    kv_mikv *c = (kv_mikv *)kv;
+    if (n > c->cfg.sink) return KV_E_ARG;
+    for (int l = 0; l < kv->n_layers; l++) {
+        for (int p = 0; p < n; p++) {
+            c->state[(size_t)l * kv->n_ctx + p] = KV_MIKV_HI;
+            c->imp[(size_t)l * kv->n_ctx + p] = 0;
+        }
+        c->n_tok[l] = n;
+    }
+    return KV_OK;
+}
+
+static const it_kv_ops mikv_ops = {mikv_store, mikv_attend, mikv_bytes, mikv_free, mikv_share};
 
 kv_mikv_config kv_mikv_default_config(void) {
     kv_mikv_config cfg = {0.2f, KVQ_F16, KVQ_INT4, 32, 1, 0, 0};
@@ -345,7 +362,7 @@ it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int hea
         return NULL;
     kv_mikv *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    it_kv b = {&mikv_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL};
+    it_kv b = {&mikv_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL, NULL, NULL, 0};
     c->base = b;
     c->cfg = rc;
     c->hi_bits = kvq_bits(rc.hi_type);

@@ -217,7 +217,7 @@ int kvq_n_residual(const it_kv *kv, int layer) {
 // into the sinks drops every quantized chunk.
 static int kvq_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
     kvq_cache *c = (kvq_cache *)kv;
-    if (layer < 0 || layer >= kv->n_layers || pos < 0 || n < 0 || pos + n > kv->n_ctx) return -1;
+    if (layer < 0 || layer >= kv->n_layers || pos < kv->n_shared || n < 0 || pos + n > kv->n_ctx) return -1;
     int hd = kv->head_dim, g = c->cfg.group, r = c->cfg.residual, sink = c->cfg.sink;
     size_t kv_dim = (size_t)kv->n_kv_heads * hd;
     if (c->k_chan) {
@@ -268,7 +268,8 @@ static size_t kvq_bytes(const it_kv *kv, int n_tokens) {
     const kvq_cache *c = (const kvq_cache *)kv;
     size_t n = n_tokens > 0 ? (size_t)n_tokens : 0, nkv = (size_t)kv->n_kv_heads;
     size_t ns = n < (size_t)c->cfg.sink ? n : (size_t)c->cfg.sink;
-    size_t per_layer = ns * 2 * nkv * (size_t)kv->head_dim * sizeof(float);
+    size_t shared = n < (size_t)kv->n_shared ? n : (size_t)kv->n_shared;   // not ours (sink >= n_shared)
+    size_t per_layer = (ns - shared) * 2 * nkv * (size_t)kv->head_dim * sizeof(float);
     n -= ns;
     per_layer += n * nkv * c->v_row;
     if (c->k_chan) {
@@ -295,7 +296,16 @@ static void kvq_free(it_kv *kv) {
     free(c);
 }
 
-static const it_kv_ops kvq_ops = {kvq_store, kvq_attend, kvq_bytes, kvq_free};
+// The shared rows are read as sinks (kvq_sink_row), so they must all be sinks; then positions
+// 0..n-1 are cached and settled, as if stored. Detaching (n 0) empties the cache.
+static int kvq_share(it_kv *kv, int n) {
+    kvq_cache *c = (kvq_cache *)kv;
+    if (n > c->cfg.sink) return KV_E_ARG;
+    for (int l = 0; l < kv->n_layers; l++) c->n_tok[l] = c->n_quant[l] = n;
+    return KV_OK;
+}
+
+static const it_kv_ops kvq_ops = {kvq_store, kvq_attend, kvq_bytes, kvq_free, kvq_share};
 
 static int is_kvq(const it_kv *kv) { return kv->ops == &kvq_ops; }
 
@@ -374,7 +384,7 @@ it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int he
         return NULL;
     kvq_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    it_kv b = {&kvq_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL};
+    it_kv b = {&kvq_ops, n_layers, n_ctx, n_heads, n_kv_heads, head_dim, NULL, NULL, NULL, 0};
     c->base = b;
     c->cfg = rc;
     c->kbits = kvq_bits(rc.k_type);

@@ -49,9 +49,11 @@ static inline const float *kvq_res_row(const kvq_cache *c, int layer, int pos) {
     return c->res + ((size_t)layer * c->cfg.residual + (size_t)((pos - c->cfg.sink) % c->cfg.residual)) * kv_dim;
 }
 
-// Sink position pos < sink of `layer`: n_kv_heads·head_dim floats (K: which 0, V: which 1).
+// Sink position pos < sink of `layer`: n_kv_heads·head_dim floats (K: which 0, V: which 1). The
+// first n_shared sinks are the shared prefix's rows (kv_share requires sink >= n_shared).
 static inline const float *kvq_sink_row(const kvq_cache *c, int layer, int pos, int which) {
     const it_kv *kv = &c->base;
+    if (pos < kv->n_shared) return kv_shared_row(kv, layer, pos, which);
     size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
     return (which ? c->sink_v : c->sink_k) + ((size_t)layer * c->cfg.sink + (size_t)pos) * kv_dim;
 }

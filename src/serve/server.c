@@ -189,6 +189,11 @@ static void gen_finish(gen *g, const char *reason) {
     gen_decoding(g, 0);
 }
 
+// INTACT_SERVE_COPY_PREFIX=1 restores the per-session copy, only to measure what sharing saves.
+static int prefix_shared(void) {
+    return S.cfg->prefix && !(S.cfg->kv && S.cfg->kv->balance) && !getenv("INTACT_SERVE_COPY_PREFIX");
+}
+
 // Tokenizes, installs the prefix when the prompt starts with it, prefills. 0, or an HTTP status with
 // msg filled.
 static int gen_start(gen *g, char *msg, size_t cap) {
@@ -223,7 +228,10 @@ static int gen_start(gen *g, char *msg, size_t cap) {
     if (p) {
         int pn = intact_prefix_n_tokens(p);
         if (n >= pn && !memcmp(ids, intact_prefix_tokens(p), (size_t)pn * sizeof *ids)) {
-            if (intact_ctx_use_prefix(g->ctx, p, &err) != 0) { free(ids); snprintf(msg, cap, "%s", err.msg); return 500; }
+            // Shared in place (one copy for every session), except with key balancing, which
+            // stores each session's prefix keys rescaled (intact_ctx_share_prefix refuses it).
+            int rc = prefix_shared() ? intact_ctx_share_prefix(g->ctx, p, &err) : intact_ctx_use_prefix(g->ctx, p, &err);
+            if (rc != 0) { free(ids); snprintf(msg, cap, "%s", err.msg); return 500; }
             skip = pn;
             g->prefix_hit = 1;
         }
@@ -493,16 +501,19 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c) {
              "# HELP intact_queue_depth requests waiting for a slot\n"
              "# TYPE intact_queue_depth gauge\nintact_queue_depth %d\n"
              "# TYPE intact_slots_busy gauge\nintact_slots_busy %d\n"
-             "# HELP intact_kv_bytes_in_use KV cache bytes of the busy slots (each holds its copy of the prefix)\n"
+             "# HELP intact_kv_bytes_in_use KV cache bytes of the busy slots, their own rows only (a shared prefix is not counted)\n"
              "# TYPE intact_kv_bytes_in_use gauge\nintact_kv_bytes_in_use %llu\n"
              "# HELP intact_prefix_kv_bytes the IntactKV prefix K/V as loaded (fp32), once\n"
              "# TYPE intact_prefix_kv_bytes gauge\nintact_prefix_kv_bytes %llu\n"
-             "# TYPE intact_prefix_hits_total counter\nintact_prefix_hits_total %llu\n",
+             "# TYPE intact_prefix_hits_total counter\nintact_prefix_hits_total %llu\n"
+             "# HELP intact_kv_prefix_shared_bytes the prefix K/V every session reads in place, counted once (0: not shared)\n"
+             "# TYPE intact_kv_prefix_shared_bytes gauge\nintact_kv_prefix_shared_bytes %llu\n",
              S.gen_seconds > 0 ? (double)S.tokens_gen / S.gen_seconds : 0.0, up > 0 ? (double)S.tokens_gen / up : 0.0,
              (unsigned long long)S.tokens_gen, (unsigned long long)S.tokens_prompt, (unsigned long long)S.requests,
              (unsigned long long)S.errors, S.waiting, busy, (unsigned long long)kvb,
              (unsigned long long)(S.cfg->prefix ? intact_prefix_kv_bytes(S.cfg->prefix) : 0),
-             (unsigned long long)S.prefix_hits);
+             (unsigned long long)S.prefix_hits,
+             (unsigned long long)(prefix_shared() ? intact_prefix_kv_bytes(S.cfg->prefix) : 0));
     pthread_mutex_unlock(&S.mu);
     return send_text(c, 200, "text/plain; version=0.0.4", out);
 }
