@@ -13,6 +13,8 @@
 // the same position every round so the cache stays 4096 tokens), so the F16 and fp32 caches
 // (92 / 185 MB) stream from DRAM as in real decoding; the low-bit ones (17-30 MB) partly fit in L3.
 // Configurations are interleaved round by round and the fastest round is kept (shared machine).
+// The last line: the machine's read bandwidth (one thread streaming 256 MiB with the AVX2 probe of
+// `intact bench`, src/eval/membw_avx2.c; best of 3), and each cache's avx2 GB/s as a share of it.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,27 @@ static float frand(void) {
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return (float)(rng >> 40) / (float)(1u << 23) - 1.0f;
+}
+
+uint64_t eval_stream_read_avx2(const void *buf, size_t bytes);   // src/eval/membw_avx2.c
+
+// GB/s of one thread reading a 256 MiB buffer (0 without AVX2); the sum is printed so the reads stay.
+static double read_bandwidth(int have_avx2) {
+    size_t bytes = (size_t)256 << 20;
+    uint8_t *buf = have_avx2 ? malloc(bytes) : NULL;
+    if (!buf) return 0;
+    memset(buf, 1, bytes);
+    double best = 1e30;
+    uint64_t sum = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        sum += eval_stream_read_avx2(buf, bytes);
+        double t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    free(buf);
+    fprintf(stderr, "(probe checksum %llu)\n", (unsigned long long)sum);
+    return (double)bytes / best / 1e9;
 }
 
 static const char *k_names[NCFG] = {"fp32 (kv_full)", "F16", "INT4 per-token", "INT2 per-token",
@@ -119,6 +142,12 @@ int main(int argc, char **argv) {
         printf("\n");
     }
     if (n_isa == 1) printf("(no AVX2 on this CPU: scalar kernels only)\n");
+    double bw = read_bandwidth(n_isa == 2);
+    if (bw > 0) {
+        printf("machine read bandwidth (1 thread, 256 MiB): %.1f GB/s; avx2 attend as a share of it:", bw);
+        for (int c = 0; c < NCFG; c++) printf(" %s %.0f%%%s", k_names[c], 100 * mb[c] / best[c == 0 ? 0 : 1][c] / 1e9 / bw,
+                                              c + 1 < NCFG ? "," : "\n");
+    }
     for (int c = 0; c < NCFG; c++) kv[c]->ops->free(kv[c]);
     free(k); free(v); free(q); free(out);
     it_pool_free(pool);

@@ -88,11 +88,11 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                                     double exact = 0, mag = 0, fexact = 0;
                                     int8_t q8[MAXHD];
                                     float sq[MAXHD], qs[MAXHD];
-                                    if (bits == 4) kvk_quant_q(q + h * hd, hd, g, q8, sq, qs);
+                                    if (bits == 4 || bits == 2) kvk_quant_q(q + h * hd, hd, g, q8, sq, qs);
                                     for (int i = 0; i < hd; i++) {
                                         double qi = q[h * hd + i];
                                         fexact += qi * row[i];
-                                        if (bits == 4) {   // row = d·c + m: q̂·(d·c) + m·q
+                                        if (bits == 4 || bits == 2) {   // row = d·c + m: q̂·(d·c) + m·q
                                             double qh = (double)q8[i] * sq[i / g], mi = mval(rp, g, i);
                                             exact += qh * (row[i] - mi) + qi * mi;
                                         } else {

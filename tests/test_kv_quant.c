@@ -416,7 +416,10 @@ static void test_sink(it_pool *pool) {
                 }
             }
             printf("  worst |out - ref| / (1 + |ref|): %.3g\n", worst);
-            CHECK(worst < 2e-5, "%g", worst);
+            // Per-token INT2 keys are scored with the int8 query (kv_kern.h; exactness against a double
+            // model of that form: test_kv_kern, test_mikv_ref), fp32 attention here: the query rounding
+            // (≤ max|q_g|/254 per channel) moves these peaked scores; observed 0.07.
+            CHECK(worst < (axis ? 2e-5 : 0.1), "%g", worst);
             kv->ops->free(kv);
             full->ops->free(full);
         }

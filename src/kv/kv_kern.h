@@ -33,7 +33,7 @@ typedef struct kvk_rows {
 typedef struct kvk_ops {
     const char *name;      // "ref" or "avx2"
     // s[h·ld + p] = scale · (q_h · row_p) for every row p of r and h < rep; q_h = q + h·hd.
-    // INT4 rows (only): q_h is first quantized to int8 per group of r->group channels by
+    // INT4 and INT2 rows (only): q_h is first quantized to int8 per group of r->group channels by
     // kvk_quant_q, and s = scale · Σ_g (d_g·sq_g·Σ_i c_i·q8_i + m_g·Σ_i q_i) (exact integer inner
     // sums; the relative error vs float q is ~0.4 % of Σ|q·d·c| per group, far below INT4's own).
     void (*scores)(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
@@ -45,7 +45,7 @@ typedef struct kvk_ops {
                         float scale, float *s, size_t ld);
 } kvk_ops;
 
-// The int8 form of one head's query used by `scores` on INT4 rows: per group g of `group`
+// The int8 form of one head's query used by `scores` on INT4 / INT2 rows: per group g of `group`
 // channels (group divides hd), sq[g] = max|q_g| / 127, q8[i] = round(q[i] / sq[g]) (0 where
 // sq = 0), qsum[g] = Σ q_g in float. Both implementations call this very function.
 void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float *qsum);

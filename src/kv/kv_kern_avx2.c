@@ -105,7 +105,14 @@ KI void reduce8_i32(const __m256i *a, __m256i *lo, __m256i *hi) {
 // (|c·q8| ≤ 15·127: no saturation), a madd with ones widens to int32, and an integer hadd tree
 // gives each head's per-half sums in one vector; d·sq and m·Σq are then applied per group in 8
 // head lanes.
-KI void scores_i4_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH) {
+//
+// INT2 rows (same conditions) take the same route: a 64-channel chunk is 16 code bytes, byte j
+// holding channels 4j..4j+3 in its bit pairs. The four bit-pair planes p_s (byte j = channel 4j+s)
+// are regrouped so that the low 128 bits of `lo` / `hi` hold bytes 0..7 (channels 0..31, the first
+// half) of planes 0,1 / 2,3 and the high 128 bits bytes 8..15 (the second half); the query is
+// permuted to match, so the integer tree and the per-half scaling are the INT4 ones unchanged.
+KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH,
+                        const int bits) {
     enum { MAXC = MAX_HD / 64, MAXG = MAX_HD / 32 };
     int hd = r->hd, G = r->group, ng = hd / G, nck = hd / 64;
     int8_t q8[MAX_HD];
@@ -115,7 +122,16 @@ KI void scores_i4_body(const kvk_rows *r, const float *q, float scale, float *s,
         kvk_quant_q(q + (size_t)h * hd, hd, G, q8, sqh[h], qsh[h]);
         for (int k = 0; k < nck; k++) {
             int8_t e[32], o[32];
-            for (int j = 0; j < 32; j++) e[j] = q8[64 * k + 2 * j], o[j] = q8[64 * k + 2 * j + 1];
+            if (bits == 4) {
+                for (int j = 0; j < 32; j++) e[j] = q8[64 * k + 2 * j], o[j] = q8[64 * k + 2 * j + 1];
+            } else {   // byte b of half x (0..1) of e: plane b / 8, code byte 8x + b % 8; o: planes 2, 3
+                for (int x = 0; x < 2; x++)
+                    for (int b = 0; b < 16; b++) {
+                        int cb = 8 * x + b % 8, pl = b / 8;
+                        e[16 * x + b] = q8[64 * k + 4 * cb + pl];
+                        o[16 * x + b] = q8[64 * k + 4 * cb + pl + 2];
+                    }
+            }
             qe[h][k] = _mm256_loadu_si256((const __m256i *)(const void *)e);
             qo[h][k] = _mm256_loadu_si256((const __m256i *)(const void *)o);
         }
@@ -133,8 +149,17 @@ KI void scores_i4_body(const kvk_rows *r, const float *q, float scale, float *s,
         for (int g = 0; g < ng; g++)
             tot = _mm256_fmadd_ps(_mm256_broadcast_ss(dm + 2 * g + 1), _mm256_loadu_ps(qsv[g]), tot);
         for (int k = 0; k < nck; k++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(codes + 32 * k));
-            __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+            __m256i lo, hi;
+            if (bits == 4) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(codes + 32 * k));
+                lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+            } else {
+                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(codes + 16 * k)), m2 = _mm_set1_epi8(3);
+                __m128i p0 = _mm_and_si128(x, m2), p1 = _mm_and_si128(_mm_srli_epi16(x, 2), m2);
+                __m128i p2 = _mm_and_si128(_mm_srli_epi16(x, 4), m2), p3 = _mm_and_si128(_mm_srli_epi16(x, 6), m2);
+                lo = _mm256_set_m128i(_mm_unpackhi_epi64(p0, p1), _mm_unpacklo_epi64(p0, p1));
+                hi = _mm256_set_m128i(_mm_unpackhi_epi64(p2, p3), _mm_unpacklo_epi64(p2, p3));
+            }
             __m256i a[8];
             UNROLL for (int h = 0; h < 8; h++) {
                 if (h < NH) {
@@ -232,7 +257,7 @@ KI void chan_body(const uint8_t *blk, int hd, int group, int nt, const float *q,
     }
 #define KVK_I4(B, NH)                                                                                \
     static void sq_b##B##_h##NH(const kvk_rows *r, const float *q, float scale, float *s, size_t ld) { \
-        scores_i4_body(r, q, scale, s, ld, NH);                                                       \
+        scores_i8q_body(r, q, scale, s, ld, NH, B);                                                   \
     }
 #define KVK_ALL_HEADS(M, B) M(B, 8) M(B, 4) M(B, 2) M(B, 1)
 KVK_ALL_HEADS(KVK_FNS, 16)
@@ -241,6 +266,7 @@ KVK_ALL_HEADS(KVK_FNS, 4)
 KVK_ALL_HEADS(KVK_FNS, 3)
 KVK_ALL_HEADS(KVK_FNS, 2)
 KVK_ALL_HEADS(KVK_I4, 4)
+KVK_ALL_HEADS(KVK_I4, 2)
 KVK_ALL_HEADS(KVK_CHAN, 8)
 KVK_ALL_HEADS(KVK_CHAN, 4)
 KVK_ALL_HEADS(KVK_CHAN, 3)
@@ -253,7 +279,7 @@ typedef void (*ch_fn)(const uint8_t *, int, int, int, const float *, float, floa
 #define ROW4(P, B) {P##_b##B##_h8, P##_b##B##_h4, P##_b##B##_h2, P##_b##B##_h1}
 static const sc_fn k_sc[5][4] = {ROW4(sc, 16), ROW4(sc, 8), ROW4(sc, 4), ROW4(sc, 3), ROW4(sc, 2)};
 static const ac_fn k_ac[5][4] = {ROW4(ac, 16), ROW4(ac, 8), ROW4(ac, 4), ROW4(ac, 3), ROW4(ac, 2)};
-static const sc_fn k_sq4[4] = ROW4(sq, 4);
+static const sc_fn k_sq4[4] = ROW4(sq, 4), k_sq2[4] = ROW4(sq, 2);
 static const ch_fn k_ch[5][4] = {{0}, ROW4(ch, 8), ROW4(ch, 4), ROW4(ch, 3), ROW4(ch, 2)};
 
 static int bits_index(int bits) {
@@ -284,14 +310,14 @@ static void scores_avx2(const kvk_rows *r, const float *q, int rep, float scale,
         return;
     }
     int b = bits_index(r->bits), col;
-    if (r->bits == 4) {   // int8-query form (kv_kern.h); the scalar twin where the layout doesn't fit
+    if (r->bits == 4 || r->bits == 2) {   // int8-query form (kv_kern.h); the scalar twin where the layout doesn't fit
         if (r->hd % 64 || r->group % 32) {
             kvk_ref()->scores(r, q, rep, scale, s, ld);
             return;
         }
         for (int h0 = 0; h0 < rep;) {
             int nh = heads_step(rep - h0, &col);
-            k_sq4[col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
+            (r->bits == 4 ? k_sq4 : k_sq2)[col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
             h0 += nh;
         }
         return;

@@ -55,11 +55,11 @@ void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float
     }
 }
 
-// INT4 rows: the int8-query form (kv_kern.h). Heads and groups outside, rows inside, so one group
+// INT4 and INT2 rows: the int8-query form (kv_kern.h). Heads and groups outside, rows inside, so one group
 // of one head's query is quantized at a time into a stack buffer (group <= KVQ_MAX_GROUP); the
 // per-row sums over groups run in the same order as the AVX2 kernel's.
-static void scores_ref_int4(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
-    int hd = r->hd, G = r->group, ng = hd / G;
+static void scores_ref_int8q(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+    int hd = r->hd, G = r->group, ng = hd / G, b = r->bits, per = 8 / b;   // codes per byte
     int8_t q8[KVQ_MAX_GROUP];
     for (int h = 0; h < rep; h++) {
         for (int i = 0; i < r->n; i++) s[h * ld + row_pos(r, i)] = 0;
@@ -68,12 +68,12 @@ static void scores_ref_int4(const kvk_rows *r, const float *q, int rep, float sc
             kvk_quant_q(q + (size_t)h * hd + (size_t)g * G, G, G, q8, &sq, &qs);
             for (int i = 0; i < r->n; i++) {
                 int p = row_pos(r, i);
-                const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng + (size_t)g * G / 2;
+                const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng + (size_t)g * G / per;
                 uint16_t d, m;
                 memcpy(&d, row + 4 * g, 2);
                 memcpy(&m, row + 4 * g + 2, 2);
                 int32_t isum = 0;
-                for (int k = 0; k < G; k++) isum += (int32_t)((codes[k / 2] >> (4 * (k & 1))) & 15) * q8[k];
+                for (int k = 0; k < G; k++) isum += (int32_t)((codes[k / per] >> (b * (k % per))) & ((1 << b) - 1)) * q8[k];
                 s[h * ld + p] += it_fp16_to_f32(d) * sq * (float)isum + it_fp16_to_f32(m) * qs;
             }
         }
@@ -82,8 +82,8 @@ static void scores_ref_int4(const kvk_rows *r, const float *q, int rep, float sc
 }
 
 static void scores_ref(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
-    if (r->bits == 4) {
-        scores_ref_int4(r, q, rep, scale, s, ld);
+    if (r->bits == 4 || r->bits == 2) {
+        scores_ref_int8q(r, q, rep, scale, s, ld);
         return;
     }
     float buf[KVQ_MAX_GROUP];

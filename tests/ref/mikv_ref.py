@@ -242,7 +242,7 @@ def run_mikv(k, v, q, mode, emit):
                     groups = [[] for _ in range(N_KV)]
                     keys[p] = [x for h in range(N_KV)
                                for x in store_row(keys[p][h * HD:(h + 1) * HD], lo_bits, groups[h])]
-                    if lo_bits == 4:
+                    if lo_bits in (4, 2):   # INT4 and INT2 keys: both scored with the int8 query
                         int4_keys[p] = groups
                     vals[p] = [x for h in range(N_KV) for x in store_row(vals[p][h * HD:(h + 1) * HD], lo_bits)]
 
