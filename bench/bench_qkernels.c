@@ -3,7 +3,8 @@
 // streaming probe over the same buffers, same thread count), and the tok/s it would mean for
 // TinyLlama-1.1B; and prefill GFLOP/s (nt = 8, 64, 128), per format and ISA, with 1 and 2 threads;
 // F16 (matmul_avx*.c) alongside as the baseline. Decode rows "dq-avx2" / "dq-avx512" are the int8-
-// activation GEMV (kernels/iqdec.h, the default decode path), its activation quantization included.
+// activation GEMV (kernels/iqdec.h, the default decode path; kernels/ggdec.h for ggml Q4_0 / Q8_0 /
+// Q4_K / Q6_K), its activation quantization included.
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_qkernels.c build/libintact.a -lm -o /tmp/bench_qkernels && /tmp/bench_qkernels
@@ -23,6 +24,7 @@
 #include "core/pool.h"
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
+#include "kernels/ggdec.h"
 #include "kernels/iqdec.h"
 
 uint64_t eval_stream_read_avx2(const void *buf, size_t bytes);   // src/eval/membw_avx2.c
@@ -36,6 +38,8 @@ static double now_s(void) {
 typedef struct {
     it_matmul_fn fn;
     kern_dq_fn dq;   // instead of fn: the int8-activation GEMV over *a
+    ggdec_fn gg;     // the same for ggml's types (kernels/ggdec.h); type in gtype
+    int gtype;
     qf_spec spec;
     const kern_dq *a;
     const char *w;
@@ -51,7 +55,8 @@ static void worker(void *arg, int ith, int nth) {
     long r0, r1;
     it_split_range((long)j->n_out, ith, nth, 16, &r0, &r1);
     if (r0 >= r1) return;
-    if (j->dq) j->dq(&j->spec, j->w, j->row_bytes, j->a, j->y, j->n_out, r0, r1);
+    if (j->gg) j->gg(j->gtype, j->w, j->row_bytes, j->a, j->y, j->n_out, r0, r1);
+    else if (j->dq) j->dq(&j->spec, j->w, j->row_bytes, j->a, j->y, j->n_out, r0, r1);
     else j->fn(j->w, j->row_bytes, j->n_in, j->x, j->n_in, j->nt, j->y, j->n_out, r0, r1);
 }
 
@@ -76,8 +81,11 @@ static void fill(int type, char *p, size_t n) {
         p[i] = (char)((s >> 24) & (type == IT_TYPE_F16 ? 0x3f : 0xff));
     }
     if (type == IT_TYPE_F16) return;
-    size_t bb = fmt_get(type)->block_bytes;
-    for (size_t o = 0; o + bb <= n; o += bb) p[o] = 0x00, p[o + 1] = 0x20;
+    size_t bb = fmt_get(type)->block_bytes, at = type == IT_TYPE_Q6_K ? 208 : 0;
+    for (size_t o = 0; o + bb <= n; o += bb) {
+        p[o + at] = 0x00, p[o + at + 1] = 0x20;
+        if (type == IT_TYPE_Q4_K) p[o + 2] = 0x00, p[o + 3] = 0x20;   // dmin
+    }
 }
 
 static double best(const double *t, int n) {
@@ -86,15 +94,16 @@ static double best(const double *t, int n) {
     return m;
 }
 
-enum { NTYPES = 7, NISA = 4, MAXS = 512 };
+enum { NTYPES = 11, NISA = 4, MAXS = 512 };
 static const int k_types[NTYPES] = {IT_TYPE_F16,       IT_QTYPE(4, 2, 0), IT_QTYPE(4, 2, 1),
                                     IT_QTYPE(4, 0, 0), IT_QTYPE(8, 2, 0), IT_QTYPE(3, 2, 0),
-                                    IT_QTYPE(2, 2, 0)};
+                                    IT_QTYPE(2, 2, 0), IT_TYPE_Q4_0, IT_TYPE_Q8_0, IT_TYPE_Q4_K, IT_TYPE_Q6_K};
 static const char *k_isas[NISA] = {"avx2", "avx512", "dq-avx2", "dq-avx512"};
 
 static it_matmul_fn kernel(int type, int isa) { return isa < 2 ? fmt_kernel(type, k_isas[isa]) : NULL; }
 static kern_dq_fn dq_kernel(int type, int isa) { return isa >= 2 ? kern_dq_kernel(type, k_isas[isa] + 3) : NULL; }
-static int have(int type, int isa) { return kernel(type, isa) || dq_kernel(type, isa); }
+static ggdec_fn gg_kernel(int type, int isa) { return isa >= 2 ? ggdec_kernel(type, k_isas[isa] + 3) : NULL; }
+static int have(int type, int isa) { return kernel(type, isa) || dq_kernel(type, isa) || gg_kernel(type, isa); }
 
 // Fastest call over several rounds, configurations interleaved (the machine is shared).
 int main(int argc, char **argv) {
@@ -134,13 +143,14 @@ int main(int argc, char **argv) {
                 for (int s = 0; s < NISA; s++) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
                     kern_dq_fn dq = dq_kernel(k_types[ti], s);
-                    if (!fn && !dq) continue;
+                    ggdec_fn gg = gg_kernel(k_types[ti], s);
+                    if (!fn && !dq && !gg) continue;
                     for (int nth = 1; nth <= 2; nth++)
                         for (int m = 0; m < nmat[ti]; m++) {
-                            job j = {fn, dq, {0, 0, 0}, &a, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
+                            job j = {fn, dq, gg, k_types[ti], {0, 0, 0}, &a, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
                             if (dq) qf_spec_of(k_types[ti], &j.spec);
                             double t0 = now_s();
-                            if (dq) kern_dq_quantize(&a, x, 1, n_in);   // once per matmul, as in the model
+                            if (dq || gg) kern_dq_quantize(&a, x, 1, n_in);   // once per matmul, as in the model
                             it_pool_run(pools[nth], worker, &j);
                             double dt = now_s() - t0;
                             if (round >= 0 && cnt[ti][s][nth] < MAXS) t[ti][s][nth][cnt[ti][s][nth]++] = dt;
@@ -188,7 +198,7 @@ int main(int argc, char **argv) {
                         for (int nth = 1; nth <= 2; nth++) {
                             double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
                             int reps = (int)(0.5e9 / flop) + 1;
-                            job j = {fn, NULL, {0, 0, 0}, NULL, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
+                            job j = {fn, NULL, NULL, 0, {0, 0, 0}, NULL, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
                             for (int r = 0; r < reps; r++) {
                                 double t0 = now_s();
                                 it_pool_run(pools[nth], worker, &j);

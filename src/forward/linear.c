@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "formats/qformat.h"
+#include "kernels/ggdec.h"
 #include "kernels/iqdec.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
@@ -71,8 +72,20 @@ static void float_linear(intact_ctx *c, int nw, const it_tensor *const *w, float
 // (one weight pass serves up to 3 tokens; beyond that prefill's float GEMM is faster). Under
 // INT8_ALL, larger batches see the same int8 activations through their float twin (kern_dq_fake),
 // equal to the GEMV up to float summation order. A CPU without AVX2 keeps the float kernels.
+// ggml's Q4_0 / Q8_0 / Q4_K / Q6_K at 1..3 tokens: the same int8 activations through the ggml
+// decode GEMV (kernels/ggdec.h). --exact-act and prefill keep the float kernels.
+static int ggml_decode(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
+    if (c->aq.dec == INTACT_DECODE_ACT_EXACT || n > FWD_DQ_MAX_ROWS || !kern_dq_fast()) return 0;
+    for (int i = 0; i < nw; i++)
+        if (!ggdec_supported(w[i]->type)) return 0;
+    if (kern_dq_quantize(&c->dq, x, n, w[0]->ne[0])) return 0;
+    kern_matmul_ggdec_group(c->pool, nw, w, &c->dq, y);
+    return 1;
+}
+
 static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
     const int dec = c->aq.dec;
+    if (ggml_decode(c, nw, w, x, n, y)) return;
     if (dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w)) {
         int64_t n_in = w[0]->ne[0];
         if (n <= FWD_DQ_MAX_ROWS && kern_dq_quantize(&c->dq, x, n, n_in) == 0) {

@@ -1,0 +1,144 @@
+// Decode GEMV with int8 activations for ggml's Q4_0 / Q8_0 / Q4_K / Q6_K (kernels/ggdec.h): the
+// scalar reference that defines the result, kernel choice and the threaded wrapper. The block
+// layouts are the ones written out at their structs in formats/formats.h.
+#include "kernels/ggdec.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "core/fp16.h"
+#include "kernels/iqmatmul.h"
+
+// Q4_K's 6-bit scale and min of sub-block j (formats.h: 8 scales + 8 mins packed in 12 bytes).
+static void k4_scale_min(const uint8_t *k, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = k[j] & 63;
+        *mn = k[j + 4] & 63;
+    } else {
+        *sc = (k[j + 4] & 15) | (k[j - 4] >> 6) << 4;
+        *mn = (k[j + 4] >> 4) | (k[j] >> 6) << 4;
+    }
+}
+
+void ggdec_block(int type, const uint8_t *row, int64_t b, const kern_dq *a, int64_t t, float f[16]) {
+    const int8_t *q = a->q + t * a->nbp * 32 + 32 * b;
+    const float s = a->scale[t * a->nbp + b];
+    const int32_t sum = a->sum[t * a->nbp + b];
+    float *acc = &f[b % 16];
+    int32_t iv = 0;
+    if (type == IT_TYPE_Q4_0) {
+        const it_block_q4_0 *k = (const void *)(row + (size_t)b * sizeof *k);
+        for (int i = 0; i < 16; i++) iv += (k->qs[i] & 15) * q[i] + (k->qs[i] >> 4) * q[i + 16];
+        *acc = fmaf(it_fp16_to_f32(k->d) * s, (float)(iv - 8 * sum), *acc);
+    } else if (type == IT_TYPE_Q8_0) {
+        const it_block_q8_0 *k = (const void *)(row + (size_t)b * sizeof *k);
+        for (int i = 0; i < 32; i++) iv += k->qs[i] * q[i];
+        *acc = fmaf(it_fp16_to_f32(k->d) * s, (float)iv, *acc);
+    } else if (type == IT_TYPE_Q4_K) {
+        const it_block_q4_K *k = (const void *)(row + (size_t)(b / 8) * sizeof *k);
+        const int j = (int)(b % 8);
+        int sc, mn;
+        k4_scale_min(k->scales, j, &sc, &mn);
+        for (int i = 0; i < 32; i++) {
+            uint8_t v = k->qs[32 * (j / 2) + i];
+            iv += (j % 2 ? v >> 4 : v & 15) * q[i];
+        }
+        *acc = fmaf(it_fp16_to_f32(k->d) * (float)sc * s, (float)iv, *acc);
+        *acc = fmaf(-(it_fp16_to_f32(k->dmin) * (float)mn * s), (float)sum, *acc);
+    } else if (type == IT_TYPE_Q6_K) {
+        const it_block_q6_K *k = (const void *)(row + (size_t)(b / 8) * sizeof *k);
+        const int j = (int)(b % 8), n = j / 4, m = j % 4;
+        int32_t h[2] = {0, 0};
+        for (int i = 0; i < 32; i++) {
+            uint8_t lb = k->ql[64 * n + i + 32 * (m & 1)];
+            int c = (m < 2 ? lb & 15 : lb >> 4) | ((k->qh[32 * n + i] >> (2 * m)) & 3) << 4;
+            h[i / 16] += (c - 32) * q[i];
+        }
+        iv = k->scales[2 * j] * h[0] + k->scales[2 * j + 1] * h[1];
+        *acc = fmaf(it_fp16_to_f32(k->d) * s, (float)iv, *acc);
+    }
+}
+
+float ggdec_reduce(float f[16]) {
+    for (int i = 0; i < 8; i++) f[i] = f[i] + f[i + 8];
+    for (int i = 0; i < 4; i++) f[i] = f[i] + f[i + 4];
+    for (int i = 0; i < 2; i++) f[i] = f[i] + f[i + 2];
+    return f[0] + f[1];
+}
+
+void ggdec_ref(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
+               int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
+        for (int64_t t = 0; t < a->nt; t++) {
+            float f[16] = {0};
+            for (int64_t b = 0; b < a->n_in / 32; b++) ggdec_block(type, row, b, a, t, f);
+            y[t * ldy + r] = ggdec_reduce(f);
+        }
+    }
+}
+
+// ---- kernel choice ----
+
+int ggdec_supported(int type) {
+    return type == IT_TYPE_Q4_0 || type == IT_TYPE_Q8_0 || type == IT_TYPE_Q4_K || type == IT_TYPE_Q6_K;
+}
+
+// The VNNI kernel uses 256-bit vpdpbusd (AVX-512 VL + VNNI): Cascade Lake, Ice Lake, Zen 4.
+static int has_vnni(void) { return it_cpu_has_avx512() && kern_iq_cpu_has_vnni(); }
+
+ggdec_fn ggdec_kernel(int type, const char *isa) {
+    if (!isa || !ggdec_supported(type)) return NULL;
+    if (!strcmp(isa, "ref")) return ggdec_ref;
+    if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? ggdec_avx2 : NULL;
+    if (!strcmp(isa, "avx512")) return has_vnni() ? ggdec_avx512vnni : NULL;
+    return NULL;
+}
+
+ggdec_fn ggdec_best(int type) {
+    if (!ggdec_supported(type)) return NULL;
+    const int isa = it_cpu_isa();
+    if (isa == IT_ISA_AVX512 && has_vnni()) return ggdec_avx512vnni;
+    if (isa >= IT_ISA_AVX2 && it_cpu_has_avx2()) return ggdec_avx2;
+    return ggdec_ref;
+}
+
+// ---- threaded wrapper ----
+
+enum { GG_MAX_GROUP = 4 };
+
+typedef struct {
+    int n;
+    ggdec_fn fn[GG_MAX_GROUP];
+    const it_tensor *w[GG_MAX_GROUP];
+    float *y[GG_MAX_GROUP];
+    const kern_dq *a;
+} gg_job;
+
+static void gg_worker(void *arg, int ith, int nth) {
+    const gg_job *j = arg;
+    for (int m = 0; m < j->n; m++) {
+        const it_tensor *w = j->w[m];
+        int64_t n_in = w->ne[0], n_out = w->ne[1];
+        long r0, r1;
+        it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
+        if (r0 < r1) j->fn[m](w->type, w->data, fmt_row_bytes(w->type, n_in), j->a, j->y[m], n_out, r0, r1);
+    }
+}
+
+void kern_matmul_ggdec_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+    for (int done = 0; done < n; done += GG_MAX_GROUP) {
+        gg_job j;
+        memset(&j, 0, sizeof j);
+        j.n = n - done < GG_MAX_GROUP ? n - done : GG_MAX_GROUP;
+        j.a = a;
+        for (int m = 0; m < j.n; m++) {
+            j.w[m] = w[done + m];
+            j.y[m] = y[done + m];
+            j.fn[m] = ggdec_best(j.w[m]->type);
+            if (!j.fn[m] || j.w[m]->ne[0] != a->n_in) return;
+        }
+        it_pool_run(pool, gg_worker, &j);
+    }
+}

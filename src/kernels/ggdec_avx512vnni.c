@@ -1,0 +1,10 @@
+// AVX-512 VL + VNNI decode GEMV for ggml's Q4_0 / Q8_0 / Q4_K / Q6_K (kernels/ggdec.h): the byte dots
+// of Q4_0, Q8_0 and Q4_K are one 256-bit vpdpbusd each, bit-identical to ggdec_ref. The body is
+// kernels/ggdec_simd.h. Chosen only when cpuid reports AVX-512 VNNI (ggdec_kernel).
+#define GG_VNNI 1
+#include "kernels/ggdec_simd.h"
+
+void ggdec_avx512vnni(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
+                      int64_t r0, int64_t r1) {
+    gg_dispatch(type, w, row_bytes, a, y, ldy, r0, r1);
+}

@@ -1,0 +1,190 @@
+// The body of the ggml decode GEMV kernels (kernels/ggdec.h), included by ggdec_avx2.c (GG_VNNI 0:
+// maddubs + madd) and ggdec_avx512vnni.c (GG_VNNI 1: 256-bit vpdpbusd), which differ only in the
+// byte dot. Rows are streamed in groups of 8 32-blocks (one k-quant super-block, or 8 Q4_0 / Q8_0
+// blocks): each block's codes are unpacked to 32 bytes in weight order, dotted with the token's 32
+// int8 activations (8 int32 lanes), the 8 blocks' lanes are summed to one lane per block, and the
+// float step of ggdec.h runs on the 8 blocks at once into lanes 8*(group % 2) .. of the 16
+// accumulators. Blocks past the last whole group and the final reduction are ggdec.c's scalar code.
+#include <immintrin.h>
+#include <string.h>
+
+#include "core/fp16.h"
+#include "core/simd.h"
+#include "kernels/ggdec.h"
+
+enum { GG_MAX_T = 3 };
+
+// Exact int32 dot of 32 unsigned bytes u (each < 128 here, or Q8_0's |w| <= 128) with 32 int8 q:
+// 8 lanes of partial sums (maddubs pairs stay within int16: 2 * 128 * 127 < 2^15).
+KI __m256i gg_dot(__m256i u, __m256i q) {
+#if GG_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, q);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
+#endif
+}
+
+// Lane j of the result = sum of the 8 lanes of v[j].
+KI __m256i gg_reduce8(const __m256i v[8]) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// 8 fp16 scales at p, p + stride, ...
+KI __m256 gg_d8(const uint8_t *p, size_t stride) {
+    uint16_t h[8];
+    UNROLL for (int j = 0; j < 8; j++) memcpy(&h[j], p + (size_t)j * stride, 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h));
+}
+
+KI __m256i gg_ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+// One group of 8 blocks at gb for T tokens (q, s, su at the group's first block): f[t] updated.
+KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *const *q,
+                 const float *const *s, const int32_t *const *su, __m256 *f) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i v[GG_MAX_T][8], iv[GG_MAX_T];
+    if (type == IT_TYPE_Q4_0 || type == IT_TYPE_Q8_0) {
+        const size_t bs = type == IT_TYPE_Q4_0 ? sizeof(it_block_q4_0) : sizeof(it_block_q8_0);
+        UNROLL for (int j = 0; j < 8; j++) {
+            const uint8_t *p = gb + (size_t)j * bs + 2;
+            __m256i c;
+            if (type == IT_TYPE_Q4_0) {
+                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+                c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), m4);
+            } else {
+                c = gg_ld(p);
+            }
+            UNROLL for (int t = 0; t < T; t++) {
+                __m256i qt = gg_ld(q[t] + 32 * j);
+#if GG_VNNI
+                // w + 128 is unsigned; the 128 * sum_b it adds is taken off below.
+                v[t][j] = type == IT_TYPE_Q4_0 ? gg_dot(c, qt) : gg_dot(_mm256_xor_si256(c, _mm256_set1_epi8((char)0x80)), qt);
+#else
+                v[t][j] = type == IT_TYPE_Q4_0 ? gg_dot(c, qt) : gg_dot(_mm256_abs_epi8(c), _mm256_sign_epi8(qt, c));
+#endif
+            }
+        }
+        const __m256 d = gg_d8(gb, bs);
+        UNROLL for (int t = 0; t < T; t++) {
+            iv[t] = gg_reduce8(v[t]);
+            __m256i sum = _mm256_loadu_si256((const __m256i *)(const void *)su[t]);
+            if (type == IT_TYPE_Q4_0) iv[t] = _mm256_sub_epi32(iv[t], _mm256_slli_epi32(sum, 3));
+            else if (GG_VNNI) iv[t] = _mm256_sub_epi32(iv[t], _mm256_slli_epi32(sum, 7));
+            f[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(s[t])), _mm256_cvtepi32_ps(iv[t]), f[t]);
+        }
+    } else if (type == IT_TYPE_Q4_K) {
+        const it_block_q4_K *k = (const void *)gb;
+        UNROLL for (int p = 0; p < 4; p++) {
+            __m256i x = gg_ld(k->qs + 32 * p);
+            __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+            UNROLL for (int t = 0; t < T; t++) {
+                v[t][2 * p] = gg_dot(lo, gg_ld(q[t] + 64 * p));
+                v[t][2 * p + 1] = gg_dot(hi, gg_ld(q[t] + 64 * p + 32));
+            }
+        }
+        // The 6-bit scales and mins (formats.h): j < 4 low 6 bits of bytes j, j + 4; j >= 4 the
+        // nibbles of byte j + 4 with their top bits in the top 2 bits of bytes j - 4 and j.
+        const uint8_t *kk = k->scales;
+        int sc[8], mn[8];
+        UNROLL for (int j = 0; j < 4; j++) {
+            sc[j] = kk[j] & 63;
+            mn[j] = kk[j + 4] & 63;
+            sc[j + 4] = (kk[j + 8] & 15) | (kk[j] >> 6) << 4;
+            mn[j + 4] = (kk[j + 8] >> 4) | (kk[j + 4] >> 6) << 4;
+        }
+        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(it_fp16_to_f32(k->d)),
+                                         _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)sc)));
+        const __m256 dmn = _mm256_mul_ps(_mm256_set1_ps(it_fp16_to_f32(k->dmin)),
+                                         _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)mn)));
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256 st = _mm256_loadu_ps(s[t]);
+            __m256 sum = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)su[t]));
+            f[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc, st), _mm256_cvtepi32_ps(gg_reduce8(v[t])), f[t]);
+            f[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmn, st), sum, f[t]);
+        }
+    } else {   // Q6_K
+        const it_block_q6_K *k = (const void *)gb;
+        const __m256i m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+        UNROLL for (int n = 0; n < 2; n++) {
+            __m256i l0 = gg_ld(k->ql + 64 * n), l1 = gg_ld(k->ql + 64 * n + 32), h = gg_ld(k->qh + 32 * n);
+            UNROLL for (int m = 0; m < 4; m++) {
+                const int j = 4 * n + m;
+                __m256i l = m & 1 ? l1 : l0;
+                l = m < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+                __m256i hb = _mm256_and_si256(m ? _mm256_srli_epi16(h, 2 * m) : h, m2);
+                __m256i c = _mm256_or_si256(l, _mm256_slli_epi16(hb, 4));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(k->scales[2 * j + 1]), _mm_set1_epi16(k->scales[2 * j]));
+                UNROLL for (int t = 0; t < T; t++) {
+                    // (c - 32) q in int16 pairs: |.| <= 2 * 32 * 127; then times the 16-weight scale.
+                    __m256i qt = gg_ld(q[t] + 32 * j);
+                    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(c, qt), _mm256_maddubs_epi16(c32, qt));
+                    v[t][j] = _mm256_madd_epi16(p, scv);
+                }
+            }
+        }
+        const __m256 d = _mm256_set1_ps(it_fp16_to_f32(k->d));
+        UNROLL for (int t = 0; t < T; t++)
+            f[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(s[t])), _mm256_cvtepi32_ps(gg_reduce8(v[t])), f[t]);
+    }
+}
+
+KI size_t gg_group_bytes(const int type) {
+    return type == IT_TYPE_Q4_0 ? 8 * sizeof(it_block_q4_0) : type == IT_TYPE_Q8_0 ? 8 * sizeof(it_block_q8_0)
+         : type == IT_TYPE_Q4_K ? sizeof(it_block_q4_K) : sizeof(it_block_q6_K);
+}
+
+// Rows r0..r1-1 for T tokens starting at token t0.
+KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const kern_dq *a, int64_t t0,
+                float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t nb = a->n_in / 32, ng = nb / 8, np = a->nbp * 32;
+    const size_t gbytes = gg_group_bytes(type);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * rb;
+        __m256 f[2][GG_MAX_T];
+        UNROLL for (int t = 0; t < T; t++) f[0][t] = f[1][t] = _mm256_setzero_ps();
+        for (int64_t g = 0; g < ng; g++) {
+            const int8_t *q[GG_MAX_T];
+            const float *s[GG_MAX_T];
+            const int32_t *su[GG_MAX_T];
+            UNROLL for (int t = 0; t < T; t++) {
+                q[t] = a->q + (t0 + t) * np + 256 * g;
+                s[t] = a->scale + (t0 + t) * a->nbp + 8 * g;
+                su[t] = a->sum + (t0 + t) * a->nbp + 8 * g;
+            }
+            gg_group(type, T, row + (size_t)g * gbytes, q, s, su, f[g & 1]);
+        }
+        UNROLL for (int t = 0; t < T; t++) {
+            float acc[16];
+            _mm256_storeu_ps(acc, f[0][t]);
+            _mm256_storeu_ps(acc + 8, f[1][t]);
+            for (int64_t b = 8 * ng; b < nb; b++) ggdec_block(type, row, b, a, t0 + t, acc);
+            y[(t0 + t) * ldy + r] = ggdec_reduce(acc);
+        }
+    }
+}
+
+#define GG_TYPE_FN(NAME, TYPE)                                                                           \
+    static void NAME(const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, int64_t r0,  \
+                     int64_t r1) {                                                                       \
+        int64_t t0 = 0;                                                                                  \
+        for (; t0 + 3 <= a->nt; t0 += 3) gg_rows(TYPE, 3, w, rb, a, t0, y, ldy, r0, r1);                 \
+        if (a->nt - t0 == 2) gg_rows(TYPE, 2, w, rb, a, t0, y, ldy, r0, r1);                             \
+        if (a->nt - t0 == 1) gg_rows(TYPE, 1, w, rb, a, t0, y, ldy, r0, r1);                             \
+    }
+GG_TYPE_FN(gg_q4_0, IT_TYPE_Q4_0)
+GG_TYPE_FN(gg_q8_0, IT_TYPE_Q8_0)
+GG_TYPE_FN(gg_q4_K, IT_TYPE_Q4_K)
+GG_TYPE_FN(gg_q6_K, IT_TYPE_Q6_K)
+
+static void gg_dispatch(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+    switch (type) {
+    case IT_TYPE_Q4_0: gg_q4_0(w, row_bytes, a, y, ldy, r0, r1); break;
+    case IT_TYPE_Q8_0: gg_q8_0(w, row_bytes, a, y, ldy, r0, r1); break;
+    case IT_TYPE_Q4_K: gg_q4_K(w, row_bytes, a, y, ldy, r0, r1); break;
+    case IT_TYPE_Q6_K: gg_q6_K(w, row_bytes, a, y, ldy, r0, r1); break;
+    default: ggdec_ref(type, w, row_bytes, a, y, ldy, r0, r1); break;
+    }
+}
