@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "formats/qformat.h"
 #include "kernels/iqdec.h"
+#include "kernels/iqgemm.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
 
@@ -67,19 +68,16 @@ static void float_linear(intact_ctx *c, int nw, const it_tensor *const *w, float
     else kern_matmul_group(c->pool, nw, w, x, n, y);
 }
 
-// Without activation quantization: integer weights at 1..3 tokens go through the int8 decode GEMV
-// (one weight pass serves up to 3 tokens; beyond that prefill's float GEMM is faster). Under
-// INT8_ALL, larger batches see the same int8 activations through their float twin (kern_dq_fake),
-// equal to the GEMV up to float summation order. A CPU without AVX2 keeps the float kernels.
+// Without activation quantization (INT8, the default, and INT8_ALL, now the same): integer weights
+// take int8 activations at every batch size — 1..3 tokens through the decode GEMV, more through its
+// cache-blocked prefill driver (kernels/iqgemm.h), bit-identical per output, so prefill sees what
+// decode computes. --exact-act (EXACT) and a CPU without AVX2 keep the float kernels.
 static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
-    const int dec = c->aq.dec;
-    if (dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w)) {
-        int64_t n_in = w[0]->ne[0];
-        if (n <= FWD_DQ_MAX_ROWS && kern_dq_quantize(&c->dq, x, n, n_in) == 0) {
-            kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
-            return;
-        }
-        if (dec == INTACT_DECODE_ACT_INT8_ALL) kern_dq_fake(x, n, n_in, x);   // x is scratch (see below)
+    if (c->aq.dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w) &&
+        kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
+        if (n <= FWD_DQ_MAX_ROWS) kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
+        else kern_matmul_dqg_group(c->pool, nw, w, &c->dq, y);
+        return;
     }
     float_linear(c, nw, w, x, n, y);
 }
