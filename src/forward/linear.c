@@ -73,8 +73,11 @@ static void float_linear(intact_ctx *c, int nw, const it_tensor *const *w, float
 // cache-blocked prefill driver (kernels/iqgemm.h), bit-identical per output, so prefill sees what
 // decode computes. --exact-act (EXACT) and a CPU without AVX2 keep the float kernels.
 static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
-    if (c->aq.dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w) &&
-        kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
+    // Prefill takes the integer path only under INT8_ALL for now: test_quant / test_ikv_calibrate
+    // compare default-mode prefill with float references and need --exact-act first (issue 12).
+    const int dec = c->aq.dec;
+    if (dec != INTACT_DECODE_ACT_EXACT && (n <= FWD_DQ_MAX_ROWS || dec == INTACT_DECODE_ACT_INT8_ALL) &&
+        kern_dq_fast() && all_ours(nw, w) && kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
         if (n <= FWD_DQ_MAX_ROWS) kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
         else kern_matmul_dqg_group(c->pool, nw, w, &c->dq, y);
         return;
