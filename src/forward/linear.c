@@ -11,6 +11,7 @@
 #include "formats/qformat.h"
 #include "kernels/ggdec.h"
 #include "kernels/iqdec.h"
+#include "kernels/iqgemm.h"
 #include "kernels/iqmatmul.h"
 #include "kernels/matmul.h"
 
@@ -68,10 +69,6 @@ static void float_linear(intact_ctx *c, int nw, const it_tensor *const *w, float
     else kern_matmul_group(c->pool, nw, w, x, n, y);
 }
 
-// Without activation quantization: integer weights at 1..3 tokens go through the int8 decode GEMV
-// (one weight pass serves up to 3 tokens; beyond that prefill's float GEMM is faster). Under
-// INT8_ALL, larger batches see the same int8 activations through their float twin (kern_dq_fake),
-// equal to the GEMV up to float summation order. A CPU without AVX2 keeps the float kernels.
 // ggml's Q4_0 / Q8_0 / Q4_K / Q6_K at 1..3 tokens: the same int8 activations through the ggml
 // decode GEMV (kernels/ggdec.h). --exact-act and prefill keep the float kernels.
 static int ggml_decode(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
@@ -83,16 +80,20 @@ static int ggml_decode(intact_ctx *c, int nw, const it_tensor *const *w, float *
     return 1;
 }
 
+// Without activation quantization: our integer weights at 1..3 tokens take int8 activations through
+// the decode GEMV (INT8, the default); under INT8_ALL larger batches too, through its cache-blocked
+// prefill driver (kernels/iqgemm.h), bit-identical per output, so prefill sees what decode computes.
+// --exact-act (EXACT) and a CPU without AVX2 keep the float kernels.
 static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
+    // Prefill takes the integer path only under INT8_ALL for now: test_quant / test_ikv_calibrate
+    // compare default-mode prefill with float references and need --exact-act first (issue 12).
     const int dec = c->aq.dec;
     if (ggml_decode(c, nw, w, x, n, y)) return;
-    if (dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w)) {
-        int64_t n_in = w[0]->ne[0];
-        if (n <= FWD_DQ_MAX_ROWS && kern_dq_quantize(&c->dq, x, n, n_in) == 0) {
-            kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
-            return;
-        }
-        if (dec == INTACT_DECODE_ACT_INT8_ALL) kern_dq_fake(x, n, n_in, x);   // x is scratch (see below)
+    if (dec != INTACT_DECODE_ACT_EXACT && (n <= FWD_DQ_MAX_ROWS || dec == INTACT_DECODE_ACT_INT8_ALL) &&
+        kern_dq_fast() && all_ours(nw, w) && kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
+        if (n <= FWD_DQ_MAX_ROWS) kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
+        else kern_matmul_dqg_group(c->pool, nw, w, &c->dq, y);
+        return;
     }
     float_linear(c, nw, w, x, n, y);
 }

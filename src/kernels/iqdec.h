@@ -53,7 +53,8 @@ void kern_dq_free(kern_dq *a);
 // 0, or -1 on OOM / bad args (nt < 1, n_in not a positive multiple of 32).
 int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in);
 // The float twin of the quantizer: out = s_b * q (out may alias x); for prefill, so that a whole
-// evaluation sees the activations decode sees (forward/linear.c, INTACT_ACT_INT8_ALL).
+// evaluation can see the activations decode sees (no longer used by forward/linear.c: prefill now
+// runs the integer kernels themselves, kernels/iqgemm.h).
 void kern_dq_fake(const float *x, int64_t nt, int64_t n_in, float *out);
 
 // y[t*ldy + r] for rows r0..r1-1 of w (our format *s, row_bytes per row), every token t < a->nt.

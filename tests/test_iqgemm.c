@@ -1,0 +1,101 @@
+// Prefill driver over the int8-activation kernels (kernels/iqgemm.h): kern_matmul_dqg_group on 1..3
+// threads, 4..37 tokens (token tiles of 3 plus tails), rows not a multiple of the row block, two
+// matrices sharing activations, several formats (int4/int3/int2/int8, g32..g128, sym and asym) ==
+// the scalar reference kern_dq_ref byte for byte (memcmp), so prefill computes exactly what decode
+// computes; and the reference itself against an independent double computation on one case.
+#include "harness.h"
+
+#include <stdint.h>
+
+#include "core/pool.h"
+#include "formats/formats.h"
+#include "formats/qformat.h"
+#include "kernels/iqgemm.h"
+#include "quant/rtn.h"
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static float rnd_f(void) {
+    g_rng ^= g_rng >> 12, g_rng ^= g_rng << 25, g_rng ^= g_rng >> 27;
+    return (float)((double)(uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32) / 4294967296.0 * 2.0 - 1.0);
+}
+
+static uint8_t *make_w(const qf_spec *s, int64_t n_out, int64_t n_in, size_t *rb) {
+    *rb = qf_block_bytes(s) * (size_t)(n_in / s->group);
+    uint8_t *w = malloc(*rb * (size_t)n_out);
+    float *row = malloc((size_t)n_in * sizeof(float));
+    for (int64_t r = 0; r < n_out; r++) {
+        for (int64_t i = 0; i < n_in; i++) row[i] = rnd_f() * (i % 19 == 5 ? 5.0f : 1.0f) + (s->sym ? 0.0f : 0.2f);
+        rtn_quantize_row(s, row, n_in, 1.0f, w + (size_t)r * *rb);
+    }
+    free(row);
+    return w;
+}
+
+static void test_group_exact(void) {
+    TEST_CASE("dqg: kern_matmul_dqg_group == kern_dq_ref bit for bit (formats, 4..37 tokens, 1..3 threads)") {
+        const int64_t n_in = 640, n_out = 53, n_out2 = 16;   // 20 blocks: a partial 16-block chunk
+        it_pool *pools[3] = {it_pool_new(1), it_pool_new(2), it_pool_new(3)};
+        static const int types[] = {IT_QTYPE(4, 2, 0), IT_QTYPE(3, 2, 0), IT_QTYPE(4, 0, 1),
+                                    IT_QTYPE(8, 2, 0), IT_QTYPE(2, 1, 0), IT_QTYPE(3, 0, 1)};
+        static const int64_t nts[] = {4, 5, 7, 16, 37};
+        kern_dq a = {0};
+        int cases = 0;
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            qf_spec s;
+            qf_spec_of(types[ti], &s);
+            size_t rb;
+            uint8_t *w1 = make_w(&s, n_out, n_in, &rb), *w2 = make_w(&s, n_out2, n_in, &rb);
+            it_tensor t1 = {"w1", types[ti], 2, {n_in, n_out, 1, 1}, w1, rb * (size_t)n_out};
+            it_tensor t2 = {"w2", types[ti], 2, {n_in, n_out2, 1, 1}, w2, rb * (size_t)n_out2};
+            for (size_t ni = 0; ni < sizeof nts / sizeof *nts; ni++) {
+                int64_t nt = nts[ni];
+                float *x = malloc((size_t)(nt * n_in) * 4);
+                for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f() * (i % 64 < 32 ? 1.0f : 0.05f);
+                CHECK(kern_dq_quantize(&a, x, nt, n_in) == 0, "quantize");
+                float *e1 = malloc((size_t)(nt * n_out) * 4), *e2 = malloc((size_t)(nt * n_out2) * 4);
+                float *y1 = malloc((size_t)(nt * n_out) * 4), *y2 = malloc((size_t)(nt * n_out2) * 4);
+                kern_dq_ref(&s, w1, rb, &a, e1, n_out, 0, n_out);
+                kern_dq_ref(&s, w2, rb, &a, e2, n_out2, 0, n_out2);
+                for (int p = 0; p < 3; p++) {
+                    const it_tensor *ws[2] = {&t1, &t2};
+                    float *ys[2] = {y1, y2};
+                    memset(y1, 0xff, (size_t)(nt * n_out) * 4);
+                    memset(y2, 0xff, (size_t)(nt * n_out2) * 4);
+                    kern_matmul_dqg_group(pools[p], 2, ws, &a, ys);
+                    CHECK(!memcmp(y1, e1, (size_t)(nt * n_out) * 4) && !memcmp(y2, e2, (size_t)(nt * n_out2) * 4),
+                          "type %d nt %lld threads %d", types[ti], (long long)nt, p + 1);
+                    cases++;
+                }
+                // The reference against double on the first format (dequantized weights, s*q inputs).
+                if (ti == 0) {
+                    float *wf = malloc((size_t)n_in * 4);
+                    double worst = 0;
+                    for (int64_t r = 0; r < n_out; r++) {
+                        qf_dequantize_row(&s, w1 + (size_t)r * rb, wf, n_in);
+                        for (int64_t t = 0; t < nt; t++) {
+                            double e = 0, mag = 0;
+                            for (int64_t i = 0; i < n_in; i++) {
+                                double xv = (double)a.scale[t * a.nbp + i / 32] * a.q[t * a.nbp * 32 + i];
+                                e += wf[i] * xv, mag += fabs(wf[i] * xv);
+                            }
+                            double err = fabs(e - y1[t * n_out + r]) / (mag + 1e-30);
+                            worst = err > worst ? err : worst;
+                        }
+                    }
+                    CHECK(worst < 1e-5, "vs double: rel err %g", worst);
+                    free(wf);
+                }
+                free(x), free(e1), free(e2), free(y1), free(y2);
+            }
+            free(w1), free(w2);
+        }
+        CHECK(cases == 90, "ran %d cases", cases);
+        kern_dq_free(&a);
+        for (int p = 0; p < 3; p++) it_pool_free(pools[p]);
+    }
+}
+
+int main(void) {
+    test_group_exact();
+    return th_finish("test_iqgemm");
+}
