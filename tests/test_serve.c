@@ -191,6 +191,25 @@ int main(void) {
         rfree(&r);
         CHECK(srv_stop() == 0, "server exit status");
     }
+    TEST_CASE("chatml: a chat opening with the --system prompt uses the shared prefix; another system prompt does not") {
+        if (!have_curl) break;
+        snprintf(args, sizeof args, "-m '%s' -z '%s' --chat-template chatml --system 'Once upon a time' -c 128", m_st, m_tok);
+        CHECK(srv_start(args) == 0, "start: %s", read_path(srv_err, NULL));
+        if (!srv_port) break;
+        int code = http(&b, "/v1/chat/completions", JSON "-d '{\"messages\": [{\"role\": \"system\", \"content\": "
+                        "\"Once upon a time\"}, {\"role\": \"user\", \"content\": \"Tell\"}], \"max_tokens\": 2}'");
+        CHECK(code == 200, "%d %s", code, b);
+        free(b);
+        code = http(&b, "/v1/chat/completions", JSON "-d '{\"messages\": [{\"role\": \"system\", \"content\": "
+                    "\"Once upon a tim\"}, {\"role\": \"user\", \"content\": \"Tell\"}], \"max_tokens\": 2}'");
+        CHECK(code == 200, "%d %s", code, b);
+        free(b);
+        code = http(&b, "/metrics", "%s", "");
+        // the prefix is the templated system text: "<|im_start|>system\nOnce upon a time<|im_end|>\n"
+        CHECK(code == 200 && strstr(b, "intact_prefix_hits_total 1\n") && strstr(b, "intact_requests_total 2"), "%s", b);
+        free(b);
+        CHECK(srv_stop() == 0, "server exit status");
+    }
     TEST_CASE("one slot, no queue: 503 while busy; a disconnected client (stream or not) frees its slot") {
         if (!have_curl) break;
         snprintf(args, sizeof args, "-m '%s' -z '%s' --parallel 1 --queue 0", m_en, m_tok);

@@ -196,21 +196,56 @@ static int prefix_shared(void) {
 
 // Tokenizes, installs the prefix when the prompt starts with it, prefills. 0, or an HTTP status with
 // msg filled.
-static int gen_start(gen *g, char *msg, size_t cap) {
+// Tokens of text[0..len) (bos: with the model's BOS) appended at ids[*n..]; ids grows. 0 or -1.
+static int tokenize_append(const char *text, size_t len, int bos, int32_t **ids, int *n, intact_error *err) {
     const intact_model *m = S.cfg->model;
-    intact_error err = {0, ""};
-    int n = intact_tokenize(m, g->req.prompt, strlen(g->req.prompt), S.info.add_bos, NULL, 0, &err);
-    if (n < 0) { snprintf(msg, cap, "%s", err.msg); return 400; }
-    if (n == 0) { snprintf(msg, cap, "the prompt is empty"); return 400; }
-    if (n >= S.cfg->n_ctx) {
-        snprintf(msg, cap, "the prompt has %d tokens; the context holds %d", n, S.cfg->n_ctx);
-        return 400;
+    int k = intact_tokenize(m, text, len, bos, NULL, 0, err);
+    if (k < 0) return -1;
+    int32_t *grown = realloc(*ids, (size_t)(*n + k + 1) * sizeof *grown);
+    if (!grown) {
+        err->code = INTACT_E_NOMEM;
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
     }
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
-    if (!ids || intact_tokenize(m, g->req.prompt, strlen(g->req.prompt), S.info.add_bos, ids, n, &err) != n) {
+    *ids = grown;
+    if (k > 0 && intact_tokenize(m, text, len, bos, grown + *n, k, err) != k) return -1;
+    *n += k;
+    return 0;
+}
+
+// The prompt's tokens. A chat that opens with the system prompt of the shared prefix is tokenized
+// in two parts, the system text (which must give exactly the prefix's tokens) and the rest, so the
+// prefix matches whatever the tokenizer would merge across the boundary. 0, or -1 with err set.
+static int prompt_tokens(const gen *g, int32_t **ids, int *n, intact_error *err) {
+    const char *pr = g->req.prompt, *sys = g->req.system;
+    const intact_prefix *p = S.cfg->prefix;
+    *ids = NULL;
+    *n = 0;
+    if (p && sys && !strncmp(pr, sys, strlen(sys))) {
+        if (tokenize_append(sys, strlen(sys), S.info.add_bos, ids, n, err)) return -1;
+        int pn = intact_prefix_n_tokens(p);
+        if (*n == pn && !memcmp(*ids, intact_prefix_tokens(p), (size_t)pn * sizeof **ids))
+            return tokenize_append(pr + strlen(sys), strlen(pr) - strlen(sys), 0, ids, n, err);
+        *n = 0;   // another system prompt: one ordinary tokenization
+    }
+    return tokenize_append(pr, strlen(pr), S.info.add_bos, ids, n, err);
+}
+
+static int gen_start(gen *g, char *msg, size_t cap) {
+    intact_error err = {0, ""};
+    int32_t *ids;
+    int n;
+    if (prompt_tokens(g, &ids, &n, &err) != 0) {
         free(ids);
-        snprintf(msg, cap, "out of memory");
-        return 500;
+        snprintf(msg, cap, "%s", err.msg);
+        return err.code == INTACT_E_NOMEM ? 500 : 400;
+    }
+    int bad = n == 0 ? snprintf(msg, cap, "the prompt is empty")
+              : n >= S.cfg->n_ctx ? snprintf(msg, cap, "the prompt has %d tokens; the context holds %d", n, S.cfg->n_ctx)
+                                  : 0;
+    if (bad) {
+        free(ids);
+        return 400;
     }
     g->n_prompt = n;
     intact_sampler_params sp = intact_sampler_default_params();
