@@ -102,6 +102,10 @@ static void check_same_function(const char *path, const char *tok, int want_bloc
     intact_model *fp = load(path, tok), *rm = load(path, tok);
     intact_error err = {0, ""};
     if (!fp || !rm) { CHECK(0, "models missing"); goto done; }
+    // Same function in exact arithmetic: float activations on both sides (a quantized original
+    // would otherwise decode with int8 activations, the rotated F32 copy not).
+    intact_model_set_decode_act(fp, INTACT_DECODE_ACT_EXACT, NULL);
+    intact_model_set_decode_act(rm, INTACT_DECODE_ACT_EXACT, NULL);
     if (rotate(rm, NULL, 0, &err) != 0) { CHECK(0, "rotate: %s", err.msg); goto done; }
     CHECK(rm->rotated && rm->rot_down_block == want_block, "rotated %d block %d (want %d)", rm->rotated,
           rm->rot_down_block, want_block);

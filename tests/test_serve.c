@@ -204,9 +204,23 @@ int main(void) {
                     "\"Once upon a tim\"}, {\"role\": \"user\", \"content\": \"Tell\"}], \"max_tokens\": 2}'");
         CHECK(code == 200, "%d %s", code, b);
         free(b);
+        // logprobs in OpenAI's shapes: chat content[] entries; completions tokens/token_logprobs/text_offset
+        code = http(&b, "/v1/chat/completions", JSON "-d '{\"messages\": [{\"role\": \"user\", \"content\": "
+                    "\"Tell\"}], \"max_tokens\": 3, \"temperature\": 0, \"logprobs\": true}'");
+        CHECK(code == 200 && strstr(b, "\"logprobs\":{\"content\":[{\"bytes\":[") && strstr(b, "\"logprob\":-") &&
+              strstr(b, "\"top_logprobs\":[]"), "%d %s", code, b);
+        free(b);
+        code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"Once\", \"max_tokens\": 3, \"temperature\": 0, "
+                    "\"logprobs\": 1}'");
+        CHECK(code == 200 && strstr(b, "\"tokens\":[\"") && strstr(b, "\"token_logprobs\":[-") &&
+              strstr(b, "\"text_offset\":[0,"), "%d %s", code, b);
+        free(b);
+        code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"Once\", \"logprobs\": 99}'");
+        CHECK(code == 400 && strstr(b, "'logprobs' must be in [0, 20]"), "%d %s", code, b);
+        free(b);
         code = http(&b, "/metrics", "%s", "");
         // the prefix is the templated system text: "<|im_start|>system\nOnce upon a time<|im_end|>\n"
-        CHECK(code == 200 && strstr(b, "intact_prefix_hits_total 1\n") && strstr(b, "intact_requests_total 2"), "%s", b);
+        CHECK(code == 200 && strstr(b, "intact_prefix_hits_total 1\n") && strstr(b, "intact_requests_total 4"), "%s", b);
         free(b);
         CHECK(srv_stop() == 0, "server exit status");
     }

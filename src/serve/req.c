@@ -59,10 +59,15 @@ int req_parse(const char *body, size_t len, int chat, int template_id, serve_req
     double d;
     int given;
     if (!cJSON_IsObject(root)) { fail(msg, cap, "the body must be a JSON object"); goto done; }
-    if (get_bool(root, "stream", &r->stream, msg, cap) || get_bool(root, "logprobs", &r->logprobs, msg, cap)) goto done;
-    if (!chat) {   // completions: logprobs is an integer there (top alternatives); any >= 0 turns it on
-        cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
-        if (lp && cJSON_IsNumber(lp)) r->logprobs = 1;
+    if (get_bool(root, "stream", &r->stream, msg, cap)) goto done;
+    // completions: logprobs is an integer there (top alternatives, of which we give none); any >= 0
+    // turns it on. Chat: a boolean.
+    cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
+    if (!chat && lp && cJSON_IsNumber(lp)) {
+        if (!(lp->valuedouble >= 0 && lp->valuedouble <= 20)) { fail(msg, cap, "'logprobs' must be in [0, 20]"); goto done; }
+        r->logprobs = 1;
+    } else if (get_bool(root, "logprobs", &r->logprobs, msg, cap)) {
+        goto done;
     }
     if (get_num(root, "max_tokens", 0, 1 << 20, &d, &given, msg, cap)) goto done;
     if (given) r->max_tokens = (int)d;

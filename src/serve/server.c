@@ -168,6 +168,8 @@ typedef struct gen {
     int done;                   // 1: finished (finish reason set)
     const char *finish;         // "stop" or "length"
     double logprob_sum;
+    struct gen_tok { double lp; size_t off, len; } *toks;   // logprobs: per generated token, its text span
+    int n_toks, cap_toks;
     char id[40];
     long created;
     int stream_state;           // 0: role chunk due (chat), 1: tokens, 2: final chunk sent, 3: [DONE] sent
@@ -304,7 +306,14 @@ static size_t gen_step(gen *g) {
         for (int i = 1; i < nv; i++) mx = logits[i] > mx ? logits[i] : mx;
         double z = 0;
         for (int i = 0; i < nv; i++) z += exp((double)(logits[i] - mx));
-        g->logprob_sum += (double)(logits[next] - mx) - log(z);
+        double lp = (double)(logits[next] - mx) - log(z);
+        g->logprob_sum += lp;
+        if (g->n_toks == g->cap_toks) {
+            struct gen_tok *nt = realloc(g->toks, (size_t)(g->cap_toks = 2 * g->cap_toks + 64) * sizeof *nt);
+            if (!nt) { gen_finish(g, "length"); return g->shown; }
+            g->toks = nt;
+        }
+        g->toks[g->n_toks++] = (struct gen_tok){lp, g->len, 0};
     }
     intact_sampler_accept(&g->smp, next);
     char piece[256];
@@ -316,6 +325,7 @@ static size_t gen_step(gen *g) {
         g->text = nt;
     }
     if (k > 0) { memcpy(g->text + g->len, piece, (size_t)k); g->len += (size_t)k; g->text[g->len] = 0; }
+    if (g->req.logprobs) g->toks[g->n_toks - 1].len = (size_t)(k > 0 ? k : 0);
     g->prev = next;
     g->n_gen++;
     int hit = 0;
@@ -339,6 +349,7 @@ static void gen_free(gen *g) {
     if (g->slot >= 0) slot_release(g->slot);
     req_free(&g->req);
     free(g->text);
+    free(g->toks);
     free(g);
 }
 
@@ -382,7 +393,44 @@ static void add_usage(cJSON *j, const gen *g) {
     cJSON_AddNumberToObject(u, "total_tokens", g->n_prompt + g->n_gen);
 }
 
-// The envelope of a response or a stream chunk, with one choice whose text/delta is text (or none).
+// OpenAI's logprobs of the tokens whose text starts in text[from, from + n): chat
+// {"content": [{token, logprob, bytes, top_logprobs: []}]}, completions {tokens, token_logprobs,
+// top_logprobs: null, text_offset}. Log-softmax of the raw logits (before temperature and penalties);
+// "sum" (ours) adds them up over the whole generation so far.
+static void add_logprobs(cJSON *c, const gen *g, size_t from, size_t n) {
+    cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
+    cJSON *content = g->req.chat ? cJSON_AddArrayToObject(lp, "content") : NULL;
+    cJSON *tokens = g->req.chat ? NULL : cJSON_AddArrayToObject(lp, "tokens");
+    cJSON *tlp = g->req.chat ? NULL : cJSON_AddArrayToObject(lp, "token_logprobs");
+    cJSON *offs = g->req.chat ? NULL : cJSON_AddArrayToObject(lp, "text_offset");
+    if (!g->req.chat) cJSON_AddNullToObject(lp, "top_logprobs");
+    for (int i = 0; i < g->n_toks; i++) {
+        const struct gen_tok *t = &g->toks[i];
+        if (t->off < from || t->off >= from + n || !t->len) continue;
+        size_t len = t->off + t->len <= g->len ? t->len : g->len - t->off;
+        char *piece = malloc(len + 1);
+        if (!piece) continue;
+        memcpy(piece, g->text + t->off, len);
+        piece[len] = 0;
+        if (content) {
+            cJSON *e = cJSON_CreateObject(), *bytes = cJSON_AddArrayToObject(e, "bytes");
+            cJSON_AddStringToObject(e, "token", piece);
+            cJSON_AddNumberToObject(e, "logprob", t->lp);
+            for (size_t b = 0; b < len; b++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[b]));
+            cJSON_AddArrayToObject(e, "top_logprobs");
+            cJSON_AddItemToArray(content, e);
+        } else {
+            cJSON_AddItemToArray(tokens, cJSON_CreateString(piece));
+            cJSON_AddItemToArray(tlp, cJSON_CreateNumber(t->lp));
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)t->off));
+        }
+        free(piece);
+    }
+    cJSON_AddNumberToObject(lp, "sum", g->logprob_sum);
+}
+
+// The envelope of a response or a stream chunk, with one choice whose text/delta is text (or none);
+// text is g->text + from when it is generated text.
 static cJSON *envelope(const gen *g, int chunk, const char *text, size_t n, const char *finish, int role) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "id", g->id);
@@ -403,10 +451,8 @@ static cJSON *envelope(const gen *g, int chunk, const char *text, size_t n, cons
         cJSON_AddStringToObject(c, "text", t ? t : "");
     }
     free(t);
-    if (g->req.logprobs && !chunk) {
-        cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
-        cJSON_AddNumberToObject(lp, "sum", g->logprob_sum);   // of the generated tokens (raw logits)
-    }
+    if (g->req.logprobs && text && g->text && text >= g->text && text <= g->text + g->len)
+        add_logprobs(c, g, (size_t)(text - g->text), n);
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
     else cJSON_AddNullToObject(c, "finish_reason");
     return j;
