@@ -397,10 +397,12 @@ INTACT_API int intact_model_set_act_quant(intact_model *m, const intact_act_quan
 INTACT_API int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a, intact_error *err);
 
 // Decode activations. With integer weights (our intN_gG formats) and no activation quantization
-// above (bits 16), a step of 1..3 tokens quantizes each layer linear's input to int8 per 32 inputs
-// (scale max|x|/127) and multiplies in integers: the weights stream at close to memory bandwidth.
-// EXACT keeps float activations (the float kernels, as prefill); INT8_ALL quantizes the same way at
-// every batch size, prefill included, so that perplexity / KL runs measure what decode computes.
+// above (bits 16), INT8 (the default) quantizes each layer linear's input to int8 per 32 inputs
+// (scale max|x|/127) at every batch size, decode and prefill alike (bit-identical products), and
+// multiplies in integers: decode streams the weights at close to memory bandwidth, prefill skips
+// unpacking them to float, and perplexity / KL runs measure what decode computes. INT8_ALL is the
+// same (kept for compatibility). EXACT keeps float activations everywhere. ggml's Q4_0/Q8_0/Q4_K/Q6_K
+// weights take the int8 activations in decode (1..3 tokens) only.
 // On a model: the default of contexts created afterwards; on a context: its own. INTACT_E_ARG for
 // another mode.
 enum { INTACT_DECODE_ACT_INT8 = 0, INTACT_DECODE_ACT_EXACT = 1, INTACT_DECODE_ACT_INT8_ALL = 2 };

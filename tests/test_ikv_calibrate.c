@@ -16,6 +16,9 @@
 static intact_model *load(const char *bin, const char *tok, int quantize) {
     intact_error err = {0, ""};
     intact_model *m = intact_model_load(bin, tok, &err);
+    // The training forward (ikv/train.c) models float activations; the engine it is checked against
+    // runs them exactly too (its default int8 activations have their own tests).
+    if (m) intact_model_set_decode_act(m, INTACT_DECODE_ACT_EXACT, NULL);
     if (m && quantize) {
         intact_quant_params q = intact_quant_default_params();
         q.method = "rtn", q.bits = 3, q.group = 32, q.n_threads = 2;

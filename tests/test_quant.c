@@ -60,6 +60,9 @@ static float *quantized_logits(const intact_quant_params *p, intact_quant_report
     intact_model *m = load();
     intact_error err = {0, ""};
     float *l = NULL;
+    // Exact float activations: the packed kernels must equal the fake-quantized model's float ones
+    // (the int8 activation path has its own tests: test_iqdec, test_iqgemm, the head case below).
+    if (m) intact_model_set_decode_act(m, INTACT_DECODE_ACT_EXACT, NULL);
     if (m && intact_model_quantize(m, p, rep, &err) == 0) l = logits_of(m);
     else if (m) printf("  quantize: %s\n", err.msg);
     intact_model_free(m);

@@ -47,9 +47,9 @@ int quant_flags_add(quant_flags *q, cli_opt *o, int n, int mode) {
         {"--a-clip", NULL, ARG_FLOAT, &q->a_clip, "R", "activation clip ratio in (0, 1] (default 1)", 1e-3, 1},
         {"--a-fake", NULL, ARG_FLAG, &q->a_fake, NULL, "fake-quantized activations through float kernels", 0, 0},
         {"--exact-act", NULL, ARG_FLAG, &q->exact_act, NULL,
-         "float activations in decode too (default: int8 per 32 inputs with integer weights)", 0, 0},
+         "float activations (default: int8 per 32 inputs with integer weights, decode and prefill)", 0, 0},
         {"--int8-act-all", NULL, ARG_FLAG, &q->int8_act_all, NULL,
-         "decode's int8 activations at every batch size, prefill too (measure their cost)", 0, 0},
+         "int8 activations at every batch size (now the default; kept for scripts)", 0, 0},
     };
     int count = for_quantize_cmd ? QUANT_N_OPTS - 5 : QUANT_N_OPTS;
     memcpy(o + n, add, (size_t)count * sizeof add[0]);

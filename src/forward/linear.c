@@ -80,17 +80,15 @@ static int ggml_decode(intact_ctx *c, int nw, const it_tensor *const *w, float *
     return 1;
 }
 
-// Without activation quantization: our integer weights at 1..3 tokens take int8 activations through
-// the decode GEMV (INT8, the default); under INT8_ALL larger batches too, through its cache-blocked
-// prefill driver (kernels/iqgemm.h), bit-identical per output, so prefill sees what decode computes.
-// --exact-act (EXACT) and a CPU without AVX2 keep the float kernels.
+// Without activation quantization: our integer weights take int8 activations at every batch size
+// (INT8, the default; INT8_ALL is the same): 1..3 tokens through the decode GEMV, more through its
+// cache-blocked prefill driver (kernels/iqgemm.h), bit-identical per output, so prefill sees what
+// decode computes (and llama.cpp's Q8 activations likewise). --exact-act (EXACT) and a CPU without
+// AVX2 keep the float kernels.
 static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
-    // Prefill takes the integer path only under INT8_ALL for now: test_quant / test_ikv_calibrate
-    // compare default-mode prefill with float references and need --exact-act first (issue 12).
     const int dec = c->aq.dec;
     if (ggml_decode(c, nw, w, x, n, y)) return;
-    if (dec != INTACT_DECODE_ACT_EXACT && (n <= FWD_DQ_MAX_ROWS || dec == INTACT_DECODE_ACT_INT8_ALL) &&
-        kern_dq_fast() && all_ours(nw, w) && kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
+    if (dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w) && kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
         if (n <= FWD_DQ_MAX_ROWS) kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
         else kern_matmul_dqg_group(c->pool, nw, w, &c->dq, y);
         return;
