@@ -2,6 +2,7 @@
 // reference that defines the result, kernel choice and the threaded wrapper. Baseline x86-64: the
 // SIMD kernels live in iqdec_avx2.c / iqdec_avx512vnni.c and run only after the CPU checks here.
 #include "kernels/iqdec.h"
+#include "kernels/iqgemm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -187,6 +188,7 @@ typedef struct {
     const it_tensor *w[DQ_MAX_GROUP];
     float *y[DQ_MAX_GROUP];
     const kern_dq *a;
+    long block;   // rows per kernel call (0: the thread's whole range)
 } dq_job;
 
 static void dq_worker(void *arg, int ith, int nth) {
@@ -194,18 +196,26 @@ static void dq_worker(void *arg, int ith, int nth) {
     for (int m = 0; m < j->n; m++) {
         const it_tensor *w = j->w[m];
         int64_t n_in = w->ne[0], n_out = w->ne[1];
+        size_t rb = fmt_row_bytes(w->type, n_in);
         long r0, r1;
         it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
-        if (r0 < r1) j->fn[m](&j->spec[m], w->data, fmt_row_bytes(w->type, n_in), j->a, j->y[m], n_out, r0, r1);
+        // Prefill (block > 0): every token over one block of rows before the next, so the block's
+        // packed weights stay in L1 instead of being re-read for every 3-token tile.
+        long step = j->block > 0 ? j->block : r1 - r0;
+        for (long r = r0; r < r1; r += step) {
+            long re = r + step < r1 ? r + step : r1;
+            j->fn[m](&j->spec[m], w->data, rb, j->a, j->y[m], n_out, r, re);
+        }
     }
 }
 
-void kern_matmul_dq_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+static void dq_run(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y, long block) {
     for (int done = 0; done < n; done += DQ_MAX_GROUP) {
         dq_job j;
         memset(&j, 0, sizeof j);
         j.n = n - done < DQ_MAX_GROUP ? n - done : DQ_MAX_GROUP;
         j.a = a;
+        j.block = block;
         for (int m = 0; m < j.n; m++) {
             j.w[m] = w[done + m];
             j.y[m] = y[done + m];
@@ -214,4 +224,12 @@ void kern_matmul_dq_group(it_pool *pool, int n, const it_tensor *const *w, const
         }
         it_pool_run(pool, dq_worker, &j);
     }
+}
+
+void kern_matmul_dq_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+    dq_run(pool, n, w, a, y, 0);
+}
+
+void kern_matmul_dqg_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+    dq_run(pool, n, w, a, y, KERN_DQG_ROWS);
 }

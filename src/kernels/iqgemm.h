@@ -3,7 +3,8 @@
 // kern_dq kernels (VNNI / AVX2 / ref; bit-identical to kern_dq_ref) are driven cache-blocked: each
 // thread takes its slice of rows (multiples of 16, as kern_matmul_dq_group) and walks it in blocks of
 // KERN_DQG_ROWS rows, running every token over one block before the next, so a block's packed
-// weights (16 rows x 2048 int4 = 18 KB) stay in L1 while all tokens pass, instead of the whole slice
+// weights (16 rows x 2048 int4 = 18 KB) stay in L1 while all tokens pass (the driver is
+// iqdec.c's threaded wrapper with a row block), instead of the whole slice
 // being re-streamed from L2/L3 for each 3-token tile. Results equal kern_dq_ref bit for bit (the
 // kernel defines each output from its own row and token only), so prefill and decode see identical
 // activations and products.
