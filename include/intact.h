@@ -202,6 +202,10 @@ INTACT_API int intact_ctx_set_kv(intact_ctx *c, const intact_kv_params *kv, inta
 // them once); the fp16 baseline counts every position.
 INTACT_API uint64_t intact_ctx_kv_bytes(const intact_ctx *c);
 INTACT_API uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c);
+// What intact_ctx_kv_bytes would return once the context holds n_tokens positions (its cache type,
+// its shared prefix), without evaluating them: a server reserves a request's worst case with it
+// before admitting it under a KV memory budget.
+INTACT_API uint64_t intact_ctx_kv_bytes_at(const intact_ctx *c, int n_tokens);
 
 // Resets the context, writes the prefix K/V at positions 0..n-1 and makes the prefix's stored
 // last-token logits the current logits. Later evals continue at position n.

@@ -260,6 +260,58 @@ int main(void) {
         free(b);
         CHECK(srv_stop() == 0, "server exit status");
     }
+    TEST_CASE("bad serve flags are usage errors (exit 2, one line)") {
+        const char *flags[] = {"--kv-budget 0", "--kv-budget -5", "--kv-budget abc", "--kv-budget 5X", "--kv-budget 1e30G",
+                               "--kv-budget", "--api-key ''", "--ikv x.ikv --system hi", "--ikv-base x.bin",
+                               "--chat-template nope", "--parallel 0"};
+        for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+            result r = run("serve -m '%s' -z '%s' %s", m_st, m_tok, flags[i]);
+            CHECK(r.rc == 2 && one_line_with(r.err, "intact serve"), "%s: rc %d '%s'", flags[i], r.rc, r.err);
+            rfree(&r);
+        }
+    }
+    TEST_CASE("--kv-budget: a request that can never fit is 400, one that does not fit now waits, a full queue is 503") {
+        if (!have_curl) break;
+        // english-12m, fp32 cache: 8 layers x 2 x kv_dim 128 x 4 bytes = 8192 bytes per position, so
+        // 1 MiB holds 128 positions. "The" is 2 tokens with BOS: max_tokens 120 reserves 122 x 8192 =
+        // 999424 bytes (fits once, not twice); max_tokens 200 needs 1.58 MiB (never fits).
+        snprintf(args, sizeof args, "-m '%s' -z '%s' --parallel 2 --queue 1 --kv-budget 1M", m_en, m_tok);
+        CHECK(srv_start(args) == 0, "start: %s", read_path(srv_err, NULL));
+        if (!srv_port) break;
+        int code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 200}'");
+        CHECK(code == 400 && strstr(b, "needs 1.58 MiB of KV cache") && strstr(b, "--kv-budget is 1.00 MiB"), "%d %s", code, b);
+        free(b);
+        char cmd[2048], outs[2][64];
+        for (int i = 0; i < 2; i++) {
+            snprintf(outs[i], sizeof outs[i], "/tmp/intact_serve_budget_%d_%d.json", (int)getpid(), i);
+            snprintf(cmd, sizeof cmd, "curl -s -m 60 -o '%s' http://127.0.0.1:%d/v1/completions -d "
+                     "'{\"prompt\": \"The\", \"max_tokens\": 120, \"temperature\": 0}' &", outs[i], srv_port);
+            CHECK(system(cmd) == 0, "curl");
+            usleep(150000);
+        }
+        code = http(&b, "/metrics", "%s", "");
+        // the second request holds the other slot and waits for budget: one reservation, queue 1
+        CHECK(code == 200 && strstr(b, "intact_kv_budget_bytes 1048576\n") && strstr(b, "intact_kv_bytes_reserved 999424\n") &&
+              strstr(b, "intact_queue_depth 1\n") && strstr(b, "intact_slots_busy 2\n"), "%s", b);
+        free(b);
+        code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 1}'");
+        CHECK(code == 503 && strstr(b, "busy"), "%d %s", code, b);
+        free(b);
+        for (int i = 0; i < 300; i++) {   // both answers, one after the other
+            char *a0 = read_path(outs[0], NULL), *a1 = read_path(outs[1], NULL);
+            int done = a0 && a1 && strstr(a0, "usage") && strstr(a1, "usage");
+            if (done) CHECK(!strcmp(strstr(a0, "\"choices\""), strstr(a1, "\"choices\"")), "'%s' vs '%s'", a0, a1);
+            free(a0);
+            free(a1);
+            if (done) break;
+            usleep(100000);
+        }
+        code = http(&b, "/metrics", "%s", "");
+        CHECK(code == 200 && strstr(b, "intact_kv_bytes_reserved 0\n") && strstr(b, "intact_requests_total 4\n"), "%s", b);
+        free(b);
+        for (int i = 0; i < 2; i++) unlink(outs[i]);
+        CHECK(srv_stop() == 0, "server exit status");
+    }
     TEST_CASE("the official openai npm client: chat, stream, two sessions at once") {
         char mod[1024];
         const char *env = getenv("OPENAI_MODULE");

@@ -218,6 +218,10 @@ void ctx_stop_after_layer(intact_ctx *c, int layer) { c->stop_after_layer = laye
 
 uint64_t intact_ctx_kv_bytes(const intact_ctx *c) { return c->kv->ops->bytes(c->kv, c->pos); }
 
+uint64_t intact_ctx_kv_bytes_at(const intact_ctx *c, int n_tokens) {
+    return c->kv->ops->bytes(c->kv, n_tokens < 0 ? 0 : n_tokens);
+}
+
 uint64_t intact_ctx_kv_bytes_f16(const intact_ctx *c) {
     const it_hparams *hp = &c->model->hp;
     return (uint64_t)2 * hp->n_layers * (uint64_t)c->pos * hp->n_kv_heads * hp->head_dim * 2;

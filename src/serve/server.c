@@ -21,6 +21,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "sample/stop.h"
 #include "serve/req.h"
@@ -28,7 +31,7 @@
 // A slot's decode state: IDLE, PENDING (tok handed to the scheduler), RUNNING (in a batch), DONE
 // (rc set; its connection thread takes it back to IDLE).
 enum { SLOT_IDLE, SLOT_PENDING, SLOT_RUNNING, SLOT_DONE };
-typedef struct slot { intact_ctx *ctx; int busy, state, rc; int32_t tok; } slot;
+typedef struct slot { intact_ctx *ctx; int busy, state, rc; int32_t tok; uint64_t reserved; } slot;
 
 static struct server {
     const serve_config *cfg;
@@ -38,7 +41,9 @@ static struct server {
     pthread_cond_t cv;          // a slot was freed
     pthread_cond_t sched_cv;    // to the scheduler: a token is pending, a session stopped decoding, or stop
     pthread_cond_t done_cv;     // to the connection threads: a batch finished
-    int waiting;
+    int waiting;                // requests waiting for a slot or for room in the KV budget
+    uint64_t kv_reserved;       // --kv-budget: the sum of the busy slots' reservations
+    intact_ctx_params ctx_params;
     int decoding, pending, stop;   // sessions past prefill and not finished; tokens handed over
     pthread_t sched;
     uint64_t steps, step_rows;  // batched steps and the tokens they decoded (mean batch, at exit)
@@ -71,11 +76,58 @@ static int slot_acquire(void) {
     return id;
 }
 
+// A fresh context for slot id, replacing the one a finished session used, so that its cache pages
+// go back to the system (the caches are large mmap'd blocks, see serve_run): under --kv-budget the
+// idle slots hold no KV memory. Kept as it was when a new one cannot be made.
+static void slot_renew(int id) {
+    intact_error err = {0, ""};
+    intact_ctx *c = intact_ctx_new(S.cfg->model, &S.ctx_params, &err);
+    if (c && S.cfg->kv && intact_ctx_set_kv(c, S.cfg->kv, &err) != 0) {
+        intact_ctx_free(c);
+        c = NULL;
+    }
+    if (!c) return;
+    intact_ctx_free(S.slots[id].ctx);
+    S.slots[id].ctx = c;
+}
+
 static void slot_release(int id) {
+    if (S.cfg->kv_budget) slot_renew(id);
     pthread_mutex_lock(&S.mu);
     S.slots[id].busy = 0;
-    pthread_cond_signal(&S.cv);
+    S.kv_reserved -= S.slots[id].reserved;
+    S.slots[id].reserved = 0;
+    pthread_cond_broadcast(&S.cv);   // waiters for a slot and for budget share it
     pthread_mutex_unlock(&S.mu);
+}
+
+// Admits slot id's session under --kv-budget: reserves the cache bytes it can reach (its prompt and
+// max_tokens, at most the context; a shared prefix is not its own) and, like a request waiting for
+// a slot, waits while the running sessions' reservations leave too little. Reserving the worst case
+// up front means an admitted session never runs out of budget half-way through an answer.
+// 0, 400 (it can never fit) or 503 (the queue is full).
+static int budget_reserve(int id, uint64_t need, char *msg, size_t cap) {
+    uint64_t budget = S.cfg->kv_budget;
+    if (need > budget) {
+        snprintf(msg, cap, "this request needs %.2f MiB of KV cache (prompt + max_tokens); the server's --kv-budget is %.2f MiB",
+                 (double)need / 1048576.0, (double)budget / 1048576.0);
+        return 400;
+    }
+    int st = 0;
+    pthread_mutex_lock(&S.mu);
+    while (S.kv_reserved + need > budget) {
+        if (S.waiting >= S.cfg->queue) { st = 503; break; }
+        S.waiting++;
+        pthread_cond_wait(&S.cv, &S.mu);
+        S.waiting--;
+    }
+    if (!st) {
+        S.kv_reserved += need;
+        S.slots[id].reserved = need;
+    }
+    pthread_mutex_unlock(&S.mu);
+    if (st) snprintf(msg, cap, "the KV budget is taken by running sessions and the queue is full; retry later");
+    return st;
 }
 
 // ---------------------------------------------------------------- scheduler
@@ -272,6 +324,11 @@ static int gen_start(gen *g, char *msg, size_t cap) {
             skip = pn;
             g->prefix_hit = 1;
         }
+    }
+    if (S.cfg->kv_budget) {
+        int reach = n + g->req.max_tokens < S.cfg->n_ctx ? n + g->req.max_tokens : S.cfg->n_ctx;
+        int st = budget_reserve(g->slot, intact_ctx_kv_bytes_at(g->ctx, reach), msg, cap);
+        if (st) { free(ids); return st; }
     }
     if (n > skip && intact_ctx_eval(g->ctx, ids + skip, n - skip, &err) != 0) {
         free(ids);
@@ -579,7 +636,7 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c) {
              "# TYPE intact_prompt_tokens_total counter\nintact_prompt_tokens_total %llu\n"
              "# TYPE intact_requests_total counter\nintact_requests_total %llu\n"
              "# TYPE intact_errors_total counter\nintact_errors_total %llu\n"
-             "# HELP intact_queue_depth requests waiting for a slot\n"
+             "# HELP intact_queue_depth requests waiting for a slot or for room in the KV budget\n"
              "# TYPE intact_queue_depth gauge\nintact_queue_depth %d\n"
              "# TYPE intact_slots_busy gauge\nintact_slots_busy %d\n"
              "# HELP intact_kv_bytes_in_use KV cache bytes of the busy slots, their own rows only (a shared prefix is not counted)\n"
@@ -588,13 +645,18 @@ static enum MHD_Result do_metrics(struct MHD_Connection *c) {
              "# TYPE intact_prefix_kv_bytes gauge\nintact_prefix_kv_bytes %llu\n"
              "# TYPE intact_prefix_hits_total counter\nintact_prefix_hits_total %llu\n"
              "# HELP intact_kv_prefix_shared_bytes the prefix K/V every session reads in place, counted once (0: not shared)\n"
-             "# TYPE intact_kv_prefix_shared_bytes gauge\nintact_kv_prefix_shared_bytes %llu\n",
+             "# TYPE intact_kv_prefix_shared_bytes gauge\nintact_kv_prefix_shared_bytes %llu\n"
+             "# HELP intact_kv_budget_bytes --kv-budget (0: none)\n"
+             "# TYPE intact_kv_budget_bytes gauge\nintact_kv_budget_bytes %llu\n"
+             "# HELP intact_kv_bytes_reserved KV cache bytes the busy sessions may reach (prompt + max_tokens), held against the budget\n"
+             "# TYPE intact_kv_bytes_reserved gauge\nintact_kv_bytes_reserved %llu\n",
              S.gen_seconds > 0 ? (double)S.tokens_gen / S.gen_seconds : 0.0, up > 0 ? (double)S.tokens_gen / up : 0.0,
              (unsigned long long)S.tokens_gen, (unsigned long long)S.tokens_prompt, (unsigned long long)S.requests,
              (unsigned long long)S.errors, S.waiting, busy, (unsigned long long)kvb,
              (unsigned long long)(S.cfg->prefix ? intact_prefix_kv_bytes(S.cfg->prefix) : 0),
              (unsigned long long)S.prefix_hits,
-             (unsigned long long)(prefix_shared() ? intact_prefix_kv_bytes(S.cfg->prefix) : 0));
+             (unsigned long long)(prefix_shared() ? intact_prefix_kv_bytes(S.cfg->prefix) : 0),
+             (unsigned long long)S.cfg->kv_budget, (unsigned long long)S.kv_reserved);
     pthread_mutex_unlock(&S.mu);
     return send_text(c, 200, "text/plain; version=0.0.4", out);
 }
@@ -670,12 +732,22 @@ int serve_run(const serve_config *cfg) {
     S.slots = calloc((size_t)cfg->parallel, sizeof *S.slots);
     int rc = S.slots ? 0 : 1;
     intact_error err = {0, ""};
-    intact_ctx_params cp = {cfg->n_ctx, cfg->n_threads, 0};
+    S.ctx_params = (intact_ctx_params){cfg->n_ctx, cfg->n_threads, 0};
+#ifdef __GLIBC__
+    // A fixed mmap threshold (it otherwise grows to the largest block freed): every cache block is
+    // then its own mapping and a renewed slot's pages really go back to the system.
+    if (cfg->kv_budget) mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     for (int i = 0; rc == 0 && i < cfg->parallel; i++) {
-        S.slots[i].ctx = intact_ctx_new(cfg->model, &cp, &err);
+        S.slots[i].ctx = intact_ctx_new(cfg->model, &S.ctx_params, &err);
         if (!S.slots[i].ctx || (cfg->kv && intact_ctx_set_kv(S.slots[i].ctx, cfg->kv, &err) != 0)) rc = 1;
     }
     if (rc) fprintf(stderr, "intact serve: %s\n", err.msg[0] ? err.msg : "out of memory");
+    if (rc == 0 && cfg->kv_budget) {
+        double full = (double)intact_ctx_kv_bytes_at(S.slots[0].ctx, cfg->n_ctx) / 1048576.0;
+        fprintf(stderr, "intact serve: --kv-budget %.2f MiB; a session that fills its %d-token context reserves %.2f MiB\n",
+                (double)cfg->kv_budget / 1048576.0, cfg->n_ctx, full);
+    }
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;

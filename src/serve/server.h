@@ -21,6 +21,7 @@ typedef struct serve_config {
     const char *model_name;          // reported by /v1/models
     int template_id;                 // req_template_id
     size_t max_body;                 // bytes; larger bodies get 413
+    uint64_t kv_budget;              // bytes of KV cache all sessions may reserve together (0: no limit)
 } serve_config;
 
 // Runs until SIGINT/SIGTERM. Prints "intact serve: listening on http://HOST:PORT" to stderr when ready.
