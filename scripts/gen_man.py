@@ -10,7 +10,7 @@ once in their own sections; each command names the groups it accepts.
 import re, subprocess, sys
 
 COMMANDS = ["info", "run", "tokenize", "ppl", "kld", "retrieval", "bench", "quantize", "analyze",
-            "ikv build", "ikv calibrate", "ikv mse"]
+            "ikv build", "ikv calibrate", "ikv mse", "chat", "serve"]
 GROUPS = [  # (section title, first flag, last flag): a contiguous run of options in --help
     ("WEIGHT QUANTIZATION OPTIONS", "--quant", "--rotate-seed"),
     ("ACTIVATION QUANTIZATION OPTIONS", "--abits", "--a-fake"),
