@@ -7,27 +7,16 @@
 #   SHARED=/work/shared bench/serve_budget.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
-MODEL=${MODEL:-$SHARED/models/english-12m.bin}
-TOK=${TOK:-$SHARED/models/tok512.bin}
-BIN=${INTACT_BIN:-build/intact}
+. bench/serve_common.sh
 N=${N:-4}
 MAXTOK=${MAXTOK:-500}
 BUDGETS=${BUDGETS:-"8 64"}
 KV=${KV:-}
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
 printf '%-10s %8s %8s %14s %14s\n' budget wall_s tokens peak_rss_KiB idle_rss_KiB
 for b in none $BUDGETS; do
     flags=(); [ "$b" != none ] && flags=(--kv-budget "$b")
     # shellcheck disable=SC2086
-    "$BIN" serve -m "$MODEL" -z "$TOK" --port 0 --parallel "$N" --queue 64 "${flags[@]}" $KV 2>"$OUT/err" &
-    pid=$!
-    port=""
-    for _ in $(seq 300); do
-        port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)|\1|p' "$OUT/err"); [ -n "$port" ] && break; sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$OUT/err"; kill "$pid"; exit 1; }
+    serve_start --parallel "$N" --queue 64 "${flags[@]}" $KV
     t0=$(date +%s.%N)
     cpids=()
     for i in $(seq "$N"); do

@@ -8,15 +8,10 @@
 #   DURATION=60 CLIENTS="1 2 4 8" MODEL=.../english-12m.bin TOK=.../tok512.bin bench/serve_load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
-MODEL=${MODEL:-$SHARED/models/english-12m.bin}
-TOK=${TOK:-$SHARED/models/tok512.bin}
+. bench/serve_common.sh
 SECONDS_EACH=${DURATION:-${SECONDS_EACH:-60}}
 CLIENTS=${CLIENTS:-"1 2 4 8"}
 MAXTOK=${MAXTOK:-32}
-BIN=${INTACT_BIN:-build/intact}
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
 max=0; for c in $CLIENTS; do [ "$c" -gt "$max" ] && max=$c; done
 body='{"prompt": "The history of the", "max_tokens": '$MAXTOK', "temperature": 0}'
 
@@ -30,13 +25,7 @@ client() {   # $1 port, $2 end time (epoch s), $3 log: one "code seconds" line p
 printf '%-6s %7s %9s %9s %9s %9s %6s %9s\n' cache clients requests tok/s p50_s p99_s errors peak_MiB
 for cache in fp32 mikv; do
     kv=(); [ "$cache" = mikv ] && kv=(--mikv --mikv-hi 0.25 --mikv-lo-type int2)
-    "$BIN" serve -m "$MODEL" -z "$TOK" --port 0 --parallel "$max" --queue 64 --timeout 120 "${kv[@]}" 2>"$OUT/err" &
-    pid=$!
-    port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)|\1|p' "$OUT/err"); [ -n "$port" ] && break; sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$OUT/err"; kill "$pid"; exit 1; }
+    serve_start --parallel "$max" --queue 64 --timeout 120 "${kv[@]}"
     for c in $CLIENTS; do
         : >"$OUT/log"
         end=$(( $(date +%s) + SECONDS_EACH ))

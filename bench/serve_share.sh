@@ -6,25 +6,13 @@
 #   SHARED=/work/shared bench/serve_share.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
-MODEL=${MODEL:-$SHARED/models/english-12m.bin}
-TOK=${TOK:-$SHARED/models/tok512.bin}
-BIN=${INTACT_BIN:-build/intact}
+. bench/serve_common.sh
 N=${N:-8}
 SYSTEM=${SYSTEM:-"The history of the city begins with a small village by the river, where farmers and traders met every week to sell grain, cloth and tools. Over the years the village grew into a town with a market square, a stone bridge and a church, and later into a city with schools, factories and a railway station that connected it to the rest of the country."}
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
 printf '%-6s %8s %14s %16s %16s %10s\n' mode prefix kv_in_use_B prefix_shared_B total_kv_B rss_KiB
 for mode in copy share; do
-    env=(); [ "$mode" = copy ] && env=(INTACT_SERVE_COPY_PREFIX=1)
-    env "${env[@]}" "$BIN" serve -m "$MODEL" -z "$TOK" --port 0 --parallel "$N" --queue 64 --system "$SYSTEM" \
-        2>"$OUT/err" &
-    pid=$!
-    port=""
-    for _ in $(seq 300); do
-        port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)|\1|p' "$OUT/err"); [ -n "$port" ] && break; sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$OUT/err"; kill "$pid"; exit 1; }
+    if [ "$mode" = copy ]; then export INTACT_SERVE_COPY_PREFIX=1; else unset INTACT_SERVE_COPY_PREFIX; fi
+    serve_start --parallel "$N" --queue 64 --system "$SYSTEM"
     body='{"prompt": "'"$SYSTEM"' Today", "max_tokens": 150, "temperature": 0}'
     for i in $(seq "$N"); do
         curl -s -o /dev/null -m 300 -H 'Content-Type: application/json' -d "$body" \
