@@ -38,13 +38,18 @@
 //   q4: per 128 inputs u, q4[128u + 16k + j] = q[128u + 32k + j], q4[128u + 64 + 16k + j] =
 //       q[128u + 32k + 16 + j] (k < 4, j < 16): int4's low / high nibbles of 64 packed bytes;
 //   q2: per 256 inputs u, q2[256u + 64i + 8k + j] = q[256u + 32k + 8i + j] (i < 4, k < 8, j < 8):
-//       the 2-bit fields i of 64 packed bytes (int2, and int3's low bits).
+//       the 2-bit fields i of 64 packed bytes (int2, and int3's low bits);
+//   qg: per 512 inputs (a chunk of 16 blocks), qg[512c + 64m + 4b + j] = q[512c + 32b + 4m + j]
+//       (m < 8, b < 16, j < 4): the prefill GEMM's order (kernels/iqgemm.h), dword lane b = block b,
+//       so its vpdpbusd sums land one lane per block with no horizontal reduction.
+// sumf is sum as float (exact: |sum_b| <= 32 * 127), for the GEMM's exact float zero-point term.
 // Zero-initialize, fill with kern_dq_quantize, free with kern_dq_free; reusable across calls.
 typedef struct kern_dq {
     int64_t nt, n_in, nbp;      // tokens, inputs (multiple of 32), blocks padded to a multiple of 16
-    int8_t *q, *q4, *q2;        // (nt, nbp * 32) each
+    int8_t *q, *q4, *q2, *qg;   // (nt, nbp * 32) each
     float *scale;               // (nt, nbp) s_b, 0 in the padding
     int32_t *sum;               // (nt, nbp) sum_b, 0 in the padding
+    float *sumf;                // (nt, nbp) (float)sum_b
     void *mem;                  // one allocation for all of the above
     size_t cap;                 // its bytes
 } kern_dq;

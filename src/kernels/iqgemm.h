@@ -15,7 +15,18 @@
 
 enum { KERN_DQG_ROWS = 16 };
 
-// As kern_matmul_dq_group (same preconditions), any number of tokens a->nt.
+// As kern_matmul_dq_group (same preconditions), any number of tokens a->nt: each matrix through
+// kern_dqg_best's GEMM if there is one, else the decode kernels over blocks of KERN_DQG_ROWS rows.
 void kern_matmul_dqg_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y);
+
+// The register-blocked GEMM (iqgemm_avx512vnni.c; same signature and result as kern_dq_ref, which
+// is its reference): int2, int3 and int4 (every group size, sym and asym), AVX-512 VNNI + BITALG.
+// "ref" gives kern_dq_ref, "avx512" the GEMM; NULL if the format is not covered (int8, not ours) or
+// the CPU lacks the ISA.
+kern_dq_fn kern_dqg_kernel(int type, const char *isa);
+// The GEMM if it_cpu_isa() allows AVX-512 and the CPU and format qualify, else NULL.
+kern_dq_fn kern_dqg_best(int type);
+void kern_dqg_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                         int64_t ldy, int64_t r0, int64_t r1);
 
 #endif
