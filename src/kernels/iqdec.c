@@ -59,9 +59,11 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
         return -1;
     const int64_t nbp = (n_in / 32 + 15) / 16 * 16, np = nbp * 32;
     if ((uint64_t)nt > SIZE_MAX / 8 / (uint64_t)np) return -1;
-    size_t need = (size_t)(nt * np) * 4 + (size_t)(nt * nbp) * 12 + 64;
+    const int64_t ntg = (nt + KERN_DQ_GT - 1) / KERN_DQ_GT * KERN_DQ_GT, nch = nbp / 16;
+    size_t need = (size_t)(nt * np) * 3 + (size_t)(ntg * np) + (size_t)(nt * nbp) * 8 + (size_t)(ntg * nbp) * 8 + 64;
     if (need > a->cap) {
-        void *m = malloc(need);
+        need = (need + 63) / 64 * 64;
+        void *m = aligned_alloc(64, need);   // every array below then starts on a cache line
         if (!m) return -1;
         free(a->mem);
         a->mem = m;
@@ -70,16 +72,17 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
     // Floats and int32s first (aligned by malloc), then the three byte arrays.
     a->scale = a->mem;
     a->sum = (int32_t *)(a->scale + nt * nbp);
-    a->sumf = (float *)(a->sum + nt * nbp);
-    a->q = (int8_t *)(a->sumf + nt * nbp);
+    a->scg = (float *)(a->sum + nt * nbp);
+    a->sumg = a->scg + ntg * nbp;
+    a->q = (int8_t *)(a->sumg + ntg * nbp);
     a->q4 = a->q + nt * np;
     a->q2 = a->q4 + nt * np;
     a->qg = a->q2 + nt * np;
     a->nt = nt, a->n_in = n_in, a->nbp = nbp;
     const int simd = it_cpu_has_avx2() && it_cpu_isa() > IT_ISA_REF;
     for (int64_t t = 0; t < nt; t++) {
-        int8_t *q = a->q + t * np, *q4 = a->q4 + t * np, *q2 = a->q2 + t * np, *qg = a->qg + t * np;
-        float *sc = a->scale + t * nbp, *sf = a->sumf + t * nbp;
+        int8_t *q = a->q + t * np, *q4 = a->q4 + t * np, *q2 = a->q2 + t * np;
+        float *sc = a->scale + t * nbp;
         int32_t *su = a->sum + t * nbp;
         if (simd)
             kern_dq_quant_row_avx2(x + t * n_in, n_in, q, sc, su);
@@ -95,10 +98,16 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
         for (int64_t u = 0; u < np; u += 256)
             for (int i = 0; i < 4; i++)
                 for (int k = 0; k < 8; k++) memcpy(q2 + u + 64 * i + 8 * k, q + u + 32 * k + 8 * i, 8);
-        for (int64_t c = 0; c < np; c += 512)
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t slot = (t / KERN_DQ_GT * nch + c) * KERN_DQ_GT + t % KERN_DQ_GT;
+            int8_t *qg = a->qg + 512 * slot;
             for (int m = 0; m < 8; m++)
-                for (int b = 0; b < 16; b++) memcpy(qg + c + 64 * m + 4 * b, q + c + 32 * b + 4 * m, 4);
-        for (int64_t b = 0; b < nbp; b++) sf[b] = (float)su[b];
+                for (int b = 0; b < 16; b++) memcpy(qg + 64 * m + 4 * b, q + 512 * c + 32 * b + 4 * m, 4);
+            for (int b = 0; b < 16; b++) {
+                a->scg[16 * slot + b] = sc[16 * c + b];
+                a->sumg[16 * slot + b] = (float)su[16 * c + b];
+            }
+        }
     }
     return 0;
 }

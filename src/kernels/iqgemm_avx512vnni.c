@@ -30,7 +30,7 @@
 #include "kernels/iqdec_avx512.h"
 #include "kernels/iqgemm.h"
 
-enum { GM_T = 8, GM_KB = 4, GM_ROWS = 16 };
+enum { GM_T = KERN_DQ_GT, GM_KB = 4, GM_ROWS = 16 };
 
 // int3: dword b = the high-bit word of block b of the chunk at cb.
 KI __m512i gm_hbits(const int G, const int S, const uint8_t *cb) {
@@ -103,7 +103,7 @@ KI void gm_tile(const int B, const int G, const int S, const int T, const uint8_
                 int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1, __m512 *st) {
     const int kpg = G / 32, gpc = 16 / kpg;
     const size_t bb = dq_blkb(B, G, S), cbytes = (size_t)gpc * bb;
-    const int64_t nb = a->n_in / 32, nfull = nb / 16, np = a->nbp * 32;
+    const int64_t nb = a->n_in / 32, nfull = nb / 16, nchp = a->nbp / 16;
     const int tail = (int)(nb % 16);
     const int64_t nch = nfull + (tail > 0);
     _Alignas(64) uint8_t pad[16 * 35 + 64];   // one chunk of the largest block here (int4 g32: 16 * 19)
@@ -128,13 +128,16 @@ KI void gm_tile(const int B, const int G, const int S, const int T, const uint8_
                 const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
                 const __m512 z = S ? _mm512_set1_ps((float)(1 << (B - 1)))
                                    : _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xff)));
+                // The tile's activations of chunk c: token t at fixed offsets from one slot.
+                const int64_t slot = (t0 / GM_T * nchp + c) * GM_T + t0 % GM_T;
+                const int8_t *qg = a->qg + 512 * slot;
+                const float *scg = a->scg + 16 * slot, *sug = a->sumg + 16 * slot;
                 UNROLL for (int t = 0; t < T; t++) {
-                    const int8_t *qg = a->qg + (t0 + t) * np + 512 * c;
-                    const int64_t ab = (t0 + t) * a->nbp + 16 * c;
                     __m512i acc = _mm512_setzero_si512();
-                    UNROLL for (int m = 0; m < 8; m++) acc = _mm512_dpbusd_epi32(acc, W[m], _mm512_loadu_si512(qg + 64 * m));
-                    __m512 x = _mm512_fnmadd_ps(z, _mm512_loadu_ps(a->sumf + ab), _mm512_cvtepi32_ps(acc));
-                    __m512 ds = _mm512_mul_ps(d, _mm512_loadu_ps(a->scale + ab));
+                    UNROLL for (int m = 0; m < 8; m++)
+                        acc = _mm512_dpbusd_epi32(acc, W[m], _mm512_loadu_si512(qg + 512 * t + 64 * m));
+                    __m512 x = _mm512_fnmadd_ps(z, _mm512_loadu_ps(sug + 16 * t), _mm512_cvtepi32_ps(acc));
+                    __m512 ds = _mm512_mul_ps(d, _mm512_loadu_ps(scg + 16 * t));
                     f[t] = _mm512_mask3_fmadd_ps(ds, x, f[t], lm);
                 }
             }
