@@ -57,7 +57,7 @@ all: $(BIN)
 # SIMD_O0: kernel sources compiled at -O0 (the fuzz build: matmul_avx512.c takes 130 s at -O1 under
 # clang's coverage + ASan + UBSan, 10 s at -O0).
 # The sanitizer build compiles the VNNI kernels at -O0 too (2.5 min at -O2 under ASan+UBSan).
-SIMD_O0 ?= $(if $(filter 1,$(SANITIZE)),src/kernels/iqmatmul_avx512vnni.c src/kernels/iqdec_avx512vnni.c)
+SIMD_O0 ?= $(if $(filter 1,$(SANITIZE)),src/kernels/iqmatmul_avx512vnni.c src/kernels/iqdec_avx512vnni.c src/kernels/iqgemm_avx512vnni.c)
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@

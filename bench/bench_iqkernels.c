@@ -4,7 +4,7 @@
 // (nt = 1, weights streamed from DRAM), 1 and 2 threads, all configurations interleaved in one run
 // (the machine is shared and noisy: read the ratios).
 //
-// Build (from the repo root, after `make BUILD=build-iq`; one shell line):
+// Build (from the repo root, after `make` (or `make BUILD=build-iq`); one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_iqkernels.c build-iq/libintact.a -lm -o /tmp/bench_iqkernels && /tmp/bench_iqkernels
 // Options: bench_iqkernels [quick] [decode|prefill] [nt=N]
 //
@@ -14,6 +14,10 @@
 // G MAC/s = weight MACs (nt x weights) / time; tok/s-equivalent = MAC/s / 1.03e9, the weights
 // TinyLlama-1.1B reads per token (22 layers + the 32000 x 2048 output head), matmuls alone.
 // Decode cycles through enough layers (>= 96 MB) that every matrix comes from DRAM.
+// The prefill section ends with issue 12's int8-activation prefill of our formats (kernels/iqgemm.h):
+// the register-blocked GEMM (kern_dqg_kernel "avx512") against the decode GEMV driven over 16-row
+// blocks (what prefill ran before it), same kern_dq activations (quantization included), in GMAC/s
+// and as a fraction of the VNNI peak (bench_peak.h: independent vpdpbusd chains, same pool).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +28,10 @@
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
 #include "formats/qformat.h"
+#include "kernels/iqgemm.h"
 #include "kernels/iqmatmul.h"
+
+#include "bench_peak.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -113,6 +120,94 @@ static void run_layers(it_pool *pool, const cfg *c, const weights *W, int l0, in
             it_pool_run(pool, worker, &j);
         }
     }
+}
+
+// ---- issue 12: int8-activation prefill of our formats (kern_dq), GEMM vs blocked decode GEMV ----
+
+enum { NDQ = 4 };
+static const struct {
+    const char *name;
+    int type;
+    int gemm;   // 1: kern_dqg_kernel's GEMM; 0: the decode kernel over 16-row blocks
+} k_dq[NDQ] = {
+    {"int4_g128 decode-blocked", IT_QTYPE(4, 2, 0), 0}, {"int4_g128 GEMM", IT_QTYPE(4, 2, 0), 1},
+    {"int3_g128 GEMM", IT_QTYPE(3, 2, 0), 1},            {"int4_g32 GEMM", IT_QTYPE(4, 0, 0), 1},
+};
+
+typedef struct {
+    kern_dq_fn fn;
+    qf_spec spec;
+    const uint8_t *w;
+    size_t rb;
+    int64_t n_out;
+    const kern_dq *a;
+    float *y;
+    int blocked;
+} dq_bjob;
+
+static void dq_bworker(void *arg, int ith, int nth) {
+    const dq_bjob *j = arg;
+    long r0, r1;
+    it_split_range((long)j->n_out, ith, nth, 16, &r0, &r1);
+    for (long r = r0; r < r1; r += j->blocked ? 16 : r1 - r0)
+        j->fn(&j->spec, j->w, j->rb, j->a, j->y, j->n_out, r, j->blocked && r + 16 < r1 ? r + 16 : r1);
+}
+
+// One layer of the int8-activation prefill: each distinct input quantized once (kern_dq), 7 matrices.
+static void run_dq_layer(it_pool *pool, int c, uint8_t *const *w, const size_t *rb, int64_t nt, float *const *x,
+                         kern_dq *a, float *y) {
+    qf_spec s;
+    qf_spec_of(k_dq[c].type, &s);
+    kern_dq_fn fn = k_dq[c].gemm ? kern_dqg_kernel(k_dq[c].type, "avx512") : kern_dq_kernel(k_dq[c].type, "avx512");
+    int last = -1;
+    for (int m = 0; m < NMAT; m++) {
+        int in = k_input[m];
+        if (in != last) kern_dq_quantize(&a[in], x[in], nt, k_in[m]);
+        last = in;
+        dq_bjob j = {fn, s, w[m], rb[m], k_out[m], &a[in], y, !k_dq[c].gemm};
+        it_pool_run(pool, dq_bworker, &j);
+    }
+}
+
+static void bench_dq(it_pool *const *pools, int64_t nt, float *const *x, float *y, int rounds, double layer_macs) {
+    if (!kern_dqg_kernel(IT_QTYPE(4, 2, 0), "avx512")) {
+        printf("\nint8-activation prefill GEMM: not available on this CPU (AVX-512 VNNI + BITALG)\n");
+        return;
+    }
+    static uint8_t *w[NDQ][NMAT];
+    size_t rb[NDQ][NMAT];
+    kern_dq a[4];
+    memset(a, 0, sizeof a);
+    static double t[NDQ][3][64];
+    for (int c = 0; c < NDQ; c++)
+        for (int m = 0; m < NMAT; m++) {
+            rb[c][m] = fmt_row_bytes(k_dq[c].type, k_in[m]);
+            w[c][m] = malloc(rb[c][m] * (size_t)k_out[m]);
+            fill(k_dq[c].type, w[c][m], rb[c][m] * (size_t)k_out[m], (uint32_t)(c * 7 + m));
+        }
+    for (int round = -1; round < rounds; round++)
+        for (int c = 0; c < NDQ; c++)
+            for (int nth = 1; nth <= 2; nth++) {
+                double t0 = now_s();
+                run_dq_layer(pools[nth], c, w[c], rb[c], nt, x, a, y);
+                if (round >= 0) t[c][nth][round] = now_s() - t0;
+            }
+    double peak[3] = {0, peak_compute(pools[1], 1), peak_compute(pools[2], 1)};
+    printf("\nint8-activation prefill of our formats (nt=%lld, kern_dq, quantization included), best of %d:"
+           " G MAC/s and fraction of the VNNI peak (%.0f / %.0f G int8 MAC/s at 1 / 2 threads)\n",
+           (long long)nt, rounds, peak[1], peak[2]);
+    printf("%-26s %30s %30s\n", "config", "1 thread", "2 threads");
+    for (int c = 0; c < NDQ; c++) {
+        printf("%-26s", k_dq[c].name);
+        for (int nth = 1; nth <= 2; nth++) {
+            double macs = layer_macs * (double)nt / best(t[c][nth], rounds);
+            printf("  %7.1f GMAC/s %5.1f%% of peak     ", macs / 1e9, peak[nth] > 0 ? 100 * macs / 1e9 / peak[nth] : 0);
+        }
+        printf("\n");
+    }
+    for (int c = 0; c < NDQ; c++)
+        for (int m = 0; m < NMAT; m++) free(w[c][m]);
+    for (int i = 0; i < 4; i++) kern_dq_free(&a[i]);
 }
 
 int main(int argc, char **argv) {
@@ -206,6 +301,7 @@ int main(int argc, char **argv) {
             printf("\n");
         }
     }
+    if (do_prefill) bench_dq(pools, pnt, x, y, rounds, layer_macs);
     for (int c = 0; c < NCFG; c++) {
         int shared = 0;
         for (int p = 0; p < c; p++) shared |= k_cfgs[p].type == k_cfgs[c].type;

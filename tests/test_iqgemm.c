@@ -95,7 +95,59 @@ static void test_group_exact(void) {
     }
 }
 
+// The GEMM kernel itself (kern_dqg_kernel "avx512") on every format it covers, 1..13 tokens (the
+// 8-token tile and its 4/2/1 tails), odd row ranges (a 16-row block cut short at both ends), n_in
+// with a partial 16-block chunk and with more than one 4-chunk k block: == kern_dq_ref by memcmp,
+// rows outside [r0, r1) untouched. Skipped (with a note) on a CPU without AVX-512 VNNI + BITALG.
+static void test_gemm_kernel(void) {
+    TEST_CASE("dqg: GEMM kernel == kern_dq_ref bit for bit (18 formats, 1..13 tokens, odd row ranges)") {
+        static const int64_t n_ins[] = {640, 2560};   // 20 blocks (partial chunk); 5 chunks (2 k blocks)
+        const int64_t n_out = 41;
+        kern_dq a = {0};
+        int cases = 0, skipped = 0;
+        CHECK(kern_dqg_kernel(IT_QTYPE(8, 2, 0), "avx512") == NULL, "int8 is not covered");
+        CHECK(kern_dqg_kernel(IT_QTYPE(4, 2, 0), "ref") == kern_dq_ref, "ref is kern_dq_ref");
+        for (int bits = 2; bits <= 4; bits++)
+            for (int gi = 0; gi < 3; gi++)
+                for (int sym = 0; sym < 2; sym++) {
+                    const int type = IT_QTYPE(bits, gi, sym);
+                    kern_dq_fn fn = kern_dqg_kernel(type, "avx512");
+                    if (!fn) {
+                        skipped++;
+                        continue;
+                    }
+                    qf_spec s;
+                    qf_spec_of(type, &s);
+                    for (size_t ni = 0; ni < sizeof n_ins / sizeof *n_ins; ni++) {
+                        const int64_t n_in = n_ins[ni];
+                        size_t rb;
+                        uint8_t *w = make_w(&s, n_out, n_in, &rb);
+                        for (int64_t nt = 1; nt <= 13; nt += (ni ? 4 : 1)) {
+                            float *x = malloc((size_t)(nt * n_in) * 4);
+                            for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f() * (i % 64 < 32 ? 1.0f : 0.05f);
+                            CHECK(kern_dq_quantize(&a, x, nt, n_in) == 0, "quantize");
+                            float *e = malloc((size_t)(nt * n_out) * 4), *y = malloc((size_t)(nt * n_out) * 4);
+                            memset(e, 0xff, (size_t)(nt * n_out) * 4);
+                            memset(y, 0xff, (size_t)(nt * n_out) * 4);
+                            const int64_t r0 = 3, r1 = n_out - 2;   // 36 rows: 16 + 16 + 4
+                            kern_dq_ref(&s, w, rb, &a, e, n_out, r0, r1);
+                            fn(&s, w, rb, &a, y, n_out, r0, r1);
+                            CHECK(!memcmp(y, e, (size_t)(nt * n_out) * 4), "int%d g%d sym %d n_in %lld nt %lld", bits,
+                                  s.group, sym, (long long)n_in, (long long)nt);
+                            cases++;
+                            free(x), free(e), free(y);
+                        }
+                        free(w);
+                    }
+                }
+        if (skipped) printf("note: GEMM kernel not available on this CPU, %d formats skipped\n", skipped);
+        CHECK(cases + skipped * 17 == 18 * 17, "ran %d cases", cases);
+        kern_dq_free(&a);
+    }
+}
+
 int main(void) {
     test_group_exact();
+    test_gemm_kernel();
     return th_finish("test_iqgemm");
 }

@@ -59,9 +59,11 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
         return -1;
     const int64_t nbp = (n_in / 32 + 15) / 16 * 16, np = nbp * 32;
     if ((uint64_t)nt > SIZE_MAX / 8 / (uint64_t)np) return -1;
-    size_t need = (size_t)(nt * np) * 3 + (size_t)(nt * nbp) * 8 + 64;
+    const int64_t ntg = (nt + KERN_DQ_GT - 1) / KERN_DQ_GT * KERN_DQ_GT, nch = nbp / 16;
+    size_t need = (size_t)(nt * np) * 3 + (size_t)(ntg * np) + (size_t)(nt * nbp) * 8 + (size_t)(ntg * nbp) * 8 + 64;
     if (need > a->cap) {
-        void *m = malloc(need);
+        need = (need + 63) / 64 * 64;
+        void *m = aligned_alloc(64, need);   // every array below then starts on a cache line
         if (!m) return -1;
         free(a->mem);
         a->mem = m;
@@ -70,9 +72,12 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
     // Floats and int32s first (aligned by malloc), then the three byte arrays.
     a->scale = a->mem;
     a->sum = (int32_t *)(a->scale + nt * nbp);
-    a->q = (int8_t *)(a->sum + nt * nbp);
+    a->scg = (float *)(a->sum + nt * nbp);
+    a->sumg = a->scg + ntg * nbp;
+    a->q = (int8_t *)(a->sumg + ntg * nbp);
     a->q4 = a->q + nt * np;
     a->q2 = a->q4 + nt * np;
+    a->qg = a->q2 + nt * np;
     a->nt = nt, a->n_in = n_in, a->nbp = nbp;
     const int simd = it_cpu_has_avx2() && it_cpu_isa() > IT_ISA_REF;
     for (int64_t t = 0; t < nt; t++) {
@@ -93,6 +98,16 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
         for (int64_t u = 0; u < np; u += 256)
             for (int i = 0; i < 4; i++)
                 for (int k = 0; k < 8; k++) memcpy(q2 + u + 64 * i + 8 * k, q + u + 32 * k + 8 * i, 8);
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t slot = (t / KERN_DQ_GT * nch + c) * KERN_DQ_GT + t % KERN_DQ_GT;
+            int8_t *qg = a->qg + 512 * slot;
+            for (int m = 0; m < 8; m++)
+                for (int b = 0; b < 16; b++) memcpy(qg + 64 * m + 4 * b, q + 512 * c + 32 * b + 4 * m, 4);
+            for (int b = 0; b < 16; b++) {
+                a->scg[16 * slot + b] = sc[16 * c + b];
+                a->sumg[16 * slot + b] = (float)su[16 * c + b];
+            }
+        }
     }
     return 0;
 }
@@ -175,6 +190,24 @@ kern_dq_fn kern_dq_best(int type) {
     return kern_dq_ref;
 }
 
+// The prefill GEMM (kernels/iqgemm.h) covers int2, int3 and int4; int8 keeps the decode kernel.
+static int dqg_covered(int type) {
+    qf_spec s;
+    return !qf_spec_of(type, &s) && s.bits != 8;
+}
+
+kern_dq_fn kern_dqg_kernel(int type, const char *isa) {
+    if (!isa || !dqg_covered(type)) return NULL;
+    if (!strcmp(isa, "ref")) return kern_dq_ref;
+    if (!strcmp(isa, "avx512")) return has_vnni_bitalg() ? kern_dqg_avx512vnni : NULL;
+    return NULL;
+}
+
+kern_dq_fn kern_dqg_best(int type) {
+    if (!dqg_covered(type) || it_cpu_isa() != IT_ISA_AVX512 || !has_vnni_bitalg()) return NULL;
+    return kern_dqg_avx512vnni;
+}
+
 int kern_dq_fast(void) { return it_cpu_isa() >= IT_ISA_AVX2 && it_cpu_has_avx2(); }
 
 // ---- threaded wrapper ----
@@ -188,7 +221,7 @@ typedef struct {
     const it_tensor *w[DQ_MAX_GROUP];
     float *y[DQ_MAX_GROUP];
     const kern_dq *a;
-    long block;   // rows per kernel call (0: the thread's whole range)
+    long block[DQ_MAX_GROUP];   // rows per kernel call (0: the thread's whole range)
 } dq_job;
 
 static void dq_worker(void *arg, int ith, int nth) {
@@ -201,7 +234,7 @@ static void dq_worker(void *arg, int ith, int nth) {
         it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
         // Prefill (block > 0): every token over one block of rows before the next, so the block's
         // packed weights stay in L1 instead of being re-read for every 3-token tile.
-        long step = j->block > 0 ? j->block : r1 - r0;
+        long step = j->block[m] > 0 ? j->block[m] : r1 - r0;
         for (long r = r0; r < r1; r += step) {
             long re = r + step < r1 ? r + step : r1;
             j->fn[m](&j->spec[m], w->data, rb, j->a, j->y[m], n_out, r, re);
@@ -215,11 +248,14 @@ static void dq_run(it_pool *pool, int n, const it_tensor *const *w, const kern_d
         memset(&j, 0, sizeof j);
         j.n = n - done < DQ_MAX_GROUP ? n - done : DQ_MAX_GROUP;
         j.a = a;
-        j.block = block;
         for (int m = 0; m < j.n; m++) {
             j.w[m] = w[done + m];
             j.y[m] = y[done + m];
-            j.fn[m] = kern_dq_best(j.w[m]->type);
+            // Prefill: the GEMM kernel where one exists (it blocks rows itself), else the decode
+            // kernel over row blocks.
+            j.fn[m] = block > 0 ? kern_dqg_best(j.w[m]->type) : NULL;
+            j.block[m] = j.fn[m] ? 0 : block;
+            if (!j.fn[m]) j.fn[m] = kern_dq_best(j.w[m]->type);
             if (!j.fn[m] || qf_spec_of(j.w[m]->type, &j.spec[m]) || j.w[m]->ne[0] != a->n_in) return;
         }
         it_pool_run(pool, dq_worker, &j);

@@ -38,13 +38,25 @@
 //   q4: per 128 inputs u, q4[128u + 16k + j] = q[128u + 32k + j], q4[128u + 64 + 16k + j] =
 //       q[128u + 32k + 16 + j] (k < 4, j < 16): int4's low / high nibbles of 64 packed bytes;
 //   q2: per 256 inputs u, q2[256u + 64i + 8k + j] = q[256u + 32k + 8i + j] (i < 4, k < 8, j < 8):
-//       the 2-bit fields i of 64 packed bytes (int2, and int3's low bits).
+//       the 2-bit fields i of 64 packed bytes (int2, and int3's low bits);
+//   qg: the prefill GEMM's order (kernels/iqgemm.h), by tiles of KERN_DQ_GT tokens and chunks of
+//       512 inputs (16 blocks): token t's chunk c starts at byte 512 * ((t / GT * nch + c) * GT + t % GT)
+//       (nch = nbp / 16 chunks per token; tokens padded to a multiple of GT) and holds, at
+//       64m + 4b + j, q[512c + 32b + 4m + j] (m < 8, b < 16, j < 4): dword lane b = block b, so the
+//       GEMM's vpdpbusd sums land one lane per block with no horizontal reduction, and a tile's
+//       tokens sit at fixed offsets from one pointer;
+//   scg, sumg: scale and (float)sum (exact: |sum_b| <= 32 * 127) in the same tiled order, 16 per
+//       (tile, chunk, token).
 // Zero-initialize, fill with kern_dq_quantize, free with kern_dq_free; reusable across calls.
+enum { KERN_DQ_GT = 8 };   // tokens per tile of qg / scg / sumg
+
 typedef struct kern_dq {
     int64_t nt, n_in, nbp;      // tokens, inputs (multiple of 32), blocks padded to a multiple of 16
     int8_t *q, *q4, *q2;        // (nt, nbp * 32) each
+    int8_t *qg;                 // (nt rounded up to KERN_DQ_GT) * nbp * 32, tiled
     float *scale;               // (nt, nbp) s_b, 0 in the padding
     int32_t *sum;               // (nt, nbp) sum_b, 0 in the padding
+    float *scg, *sumg;          // (nt rounded up to KERN_DQ_GT) * nbp each, tiled
     void *mem;                  // one allocation for all of the above
     size_t cap;                 // its bytes
 } kern_dq;

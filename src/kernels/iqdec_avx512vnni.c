@@ -18,39 +18,16 @@
 
 #include "kernels/iqdec.h"
 #include "core/simd.h"
+#include "kernels/iqdec_avx512.h"
 
 #define DQ_PF_DIST 2048
 
 enum { MAX_T = 3 };
 
-KI size_t hdr(const int S) { return S ? 2 : 3; }
-KI size_t blkb(const int B, const int G, const int S) { return hdr(S) + (size_t)(G * B / 8); }
-
-// 64 bytes of the packed low bits (B = 3: the 2-bit plane) of blocks k0.. of a chunk at cb (its
-// first group); k0 is a multiple of the blocks per 64 bytes.
-KI __m512i load_plane(const int B, const int G, const int S, const uint8_t *cb, int k0) {
-    const int Bp = B == 3 ? 2 : B, bps = 4 * Bp, gbytes = G * Bp / 8, kpg = G / 32;
-    const size_t bb = blkb(B, G, S);
-    if (gbytes >= 64) return _mm512_loadu_si512(cb + (size_t)(k0 / kpg) * bb + hdr(S) + (size_t)((k0 % kpg) * bps));
-    const uint8_t *p = cb + (size_t)(k0 / kpg) * bb + hdr(S);
-    if (gbytes == 32)
-        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
-                                  _mm256_loadu_si256((const __m256i *)(p + bb)), 1);
-    if (gbytes == 16) {
-        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + bb)), 1);
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * bb)), 2);
-        return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * bb)), 3);
-    }
-    long long x[8];
-    UNROLL for (int i = 0; i < 8; i++) memcpy(&x[i], p + (size_t)i * bb, 8);
-    return _mm512_set_epi64(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0]);
-}
-
 // int3: the 8 high-bit words (one per block) of blocks k0 .. k0+7, zero-extended to 64-bit lanes.
 KI __m512i load_hbits(const int G, const int S, const uint8_t *cb, int k0) {
     const int kpg = G / 32;
-    const size_t bb = blkb(3, G, S), off = hdr(S) + (size_t)(G / 4);
+    const size_t bb = dq_blkb(3, G, S), off = dq_hdr(S) + (size_t)(G / 4);
     uint32_t wd[8];
     UNROLL for (int k = 0; k < 8; k++)
         memcpy(&wd[k], cb + (size_t)((k0 + k) / kpg) * bb + off + (size_t)(4 * ((k0 + k) % kpg)), 4);
@@ -77,7 +54,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
         const __m512i m4 = _mm512_set1_epi8(0x0f);
         __m512i V[MAX_T][4];
         UNROLL for (int v = 0; v < 4; v++) {
-            __m512i c = load_plane(B, G, S, cb, 4 * v);
+            __m512i c = dq_load_plane(B, G, S, cb, 4 * v);
             __m512i lo = _mm512_and_si512(c, m4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
             UNROLL for (int t = 0; t < T; t++) V[t][v] = DP(DP(zero, lo, LD(q4[t] + 128 * v)), hi, LD(q4[t] + 128 * v + 64));
         }
@@ -86,7 +63,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
     } else if (B == 8) {
         __m512i P[MAX_T][8];
         UNROLL for (int p = 0; p < 8; p++) {
-            __m512i c = load_plane(B, G, S, cb, 2 * p);
+            __m512i c = dq_load_plane(B, G, S, cb, 2 * p);
             UNROLL for (int t = 0; t < T; t++) P[t][p] = DP(zero, c, LD(qn[t] + 64 * p));
         }
         UNROLL for (int t = 0; t < T; t++) {
@@ -98,7 +75,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
         const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
         __m512i X[MAX_T][2];
         UNROLL for (int h = 0; h < 2; h++) {
-            __m512i c = load_plane(B, G, S, cb, 8 * h);
+            __m512i c = dq_load_plane(B, G, S, cb, 8 * h);
             __m512i hb = B == 3 ? load_hbits(G, S, cb, 8 * h) : zero;
             UNROLL for (int t = 0; t < T; t++) X[t][h] = zero;
             UNROLL for (int i = 0; i < 4; i++) {
@@ -121,20 +98,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
 // The float step of one chunk: f += (d * s) * (isum - z * sum) on the lanes of lm.
 KI void chunk_float(const int B, const int G, const int S, const int T, const uint8_t *cb, const __m512i *is,
                     const float *const *sc, const int32_t *const *su, __m512 *f, __mmask16 lm) {
-    const int kpg = G / 32;
-    const int bb = (int)blkb(B, G, S);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i off = _mm512_mullo_epi32(iota, _mm512_set1_epi32(bb));
-    __m512i dz;
-    if (kpg == 1) {
-        dz = _mm512_i32gather_epi32(off, (const void *)cb, 1);
-    } else {   // 4 or 8 groups: scalar loads and a broadcast (a 16-lane gather is slow on Zen 4)
-        int v[8];
-        UNROLL for (int g = 0; g < 16 / kpg; g++) memcpy(&v[g], cb + (size_t)g * (size_t)bb, 4);
-        __m512i gv = kpg == 4 ? _mm512_castsi128_si512(_mm_setr_epi32(v[0], v[1], v[2], v[3]))
-                              : _mm512_castsi256_si512(_mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
-        dz = _mm512_permutexvar_epi32(_mm512_srli_epi32(iota, kpg == 2 ? 1 : 2), gv);
-    }
+    __m512i dz = dq_chunk_dz(B, G, S, cb);
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
     __m512i z = S ? _mm512_set1_epi32(1 << (B - 1)) : _mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xff));
     UNROLL for (int t = 0; t < T; t++) {
@@ -145,18 +109,11 @@ KI void chunk_float(const int B, const int G, const int S, const int T, const ui
     }
 }
 
-KI float hsum16(__m512 f) {
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(f), _mm512_extractf32x8_ps(f, 1));
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
-}
-
 // Rows r0..r1-1 for T tokens starting at token t0.
 KI void rows(const int B, const int G, const int S, const int T, const uint8_t *w, size_t rb, const kern_dq *a,
              int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int kpg = G / 32, gpc = 16 / kpg;   // groups per chunk
-    const size_t bb = blkb(B, G, S), cbytes = (size_t)gpc * bb;
+    const size_t bb = dq_blkb(B, G, S), cbytes = (size_t)gpc * bb;
     const int64_t nb = a->n_in / 32, nfull = nb / 16, np = a->nbp * 32;
     const int tail = (int)(nb % 16);
     _Alignas(64) uint8_t pad[16 * 131 + 64];   // one chunk of the largest block (int8 g32: 16 * 35)
@@ -190,7 +147,7 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
             chunk_isum(B, G, S, T, cb, qn, q4, q2, is);
             chunk_float(B, G, S, T, cb, is, sc, su, f, lm);
         }
-        UNROLL for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = hsum16(f[t]);
+        UNROLL for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = dq_hsum16(f[t]);
     }
 }
 
