@@ -40,6 +40,29 @@ KI __m256 gg_d8(const uint8_t *p, size_t stride) {
 
 KI __m256i gg_ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
+// Q4_K's d * sc_j and dmin * mn_j (j < 8) of the super-block at k as float lanes j. The 8 6-bit
+// scales and 8 mins packed in 12 bytes (formats.h; ggdec.c's k4_scale_min) are unpacked four at a
+// time in 32-bit words: with a, b, c the words of bytes 0..3, 4..7, 8..11, the bytes of
+//   sc_0..3 = a & 0x3f;  sc_4..7 = (c & 0x0f) | ((a >> 6) << 4);
+//   mn_0..3 = b & 0x3f;  mn_4..7 = (c >> 4)  | ((b >> 6) << 4)
+// (per byte; (a >> 2) & 0x30 is (a >> 6) << 4 within each byte, as no bit crosses into the mask).
+// Why: byte-wise scalar unpacking into int arrays read back as vectors cost a store-forwarding
+// stall per super-block and held Q4_K decode at ~30% of the bandwidth. d and dmin are adjacent
+// fp16: one 32-bit load and one vcvtph2ps (exact, as it_fp16_to_f32).
+KI void gg_k4_scales(const uint8_t *k, __m256 *dsc, __m256 *dmn) {
+    uint32_t dd, a, b, c;
+    memcpy(&dd, k, 4);
+    memcpy(&a, k + 4, 4);
+    memcpy(&b, k + 8, 4);
+    memcpy(&c, k + 12, 4);
+    const uint64_t sc = (uint64_t)(a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+    const uint64_t mn = (uint64_t)(b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)) << 32;
+    const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd));
+    const __m256 d = _mm256_broadcastss_ps(dm), dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
+    *dsc = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))));
+    *dmn = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))));
+}
+
 // One group of 8 blocks at gb for T tokens (q, s, su at the group's first block): f[t] updated.
 KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *const *q,
                  const float *const *s, const int32_t *const *su, __m256 *f) {
@@ -84,20 +107,8 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
                 v[t][2 * p + 1] = gg_dot(hi, gg_ld(q[t] + 64 * p + 32));
             }
         }
-        // The 6-bit scales and mins (formats.h): j < 4 low 6 bits of bytes j, j + 4; j >= 4 the
-        // nibbles of byte j + 4 with their top bits in the top 2 bits of bytes j - 4 and j.
-        const uint8_t *kk = k->scales;
-        int sc[8], mn[8];
-        UNROLL for (int j = 0; j < 4; j++) {
-            sc[j] = kk[j] & 63;
-            mn[j] = kk[j + 4] & 63;
-            sc[j + 4] = (kk[j + 8] & 15) | (kk[j] >> 6) << 4;
-            mn[j + 4] = (kk[j + 8] >> 4) | (kk[j + 4] >> 6) << 4;
-        }
-        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(it_fp16_to_f32(k->d)),
-                                         _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)sc)));
-        const __m256 dmn = _mm256_mul_ps(_mm256_set1_ps(it_fp16_to_f32(k->dmin)),
-                                         _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)mn)));
+        __m256 dsc, dmn;
+        gg_k4_scales(gb, &dsc, &dmn);
         UNROLL for (int t = 0; t < T; t++) {
             __m256 st = _mm256_loadu_ps(s[t]);
             __m256 sum = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)su[t]));
