@@ -10,7 +10,7 @@
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_qkernels.c build/libintact.a -lm -o /tmp/bench_qkernels && /tmp/bench_qkernels
-// Options: bench_qkernels [quick] [decode|prefill]
+// Options: bench_qkernels [quick] [decode|prefill] [ggml] (ggml: only ggml's types and int4_g128)
 //
 // Decode cycles through enough different 5632x2048 matrices (>= 96 MB in all) that every call
 // streams its weights from DRAM, as a real decode step does. Prefill uses one 2048x2048 matrix.
@@ -111,16 +111,22 @@ static const char *k_isas[NISA] = {"avx2", "avx512", "dq-avx2", "dq-avx512"};
 static it_matmul_fn kernel(int type, int isa) { return isa < 2 ? fmt_kernel(type, k_isas[isa]) : NULL; }
 static kern_dq_fn dq_kernel(int type, int isa) { return isa >= 2 ? kern_dq_kernel(type, k_isas[isa] + 3) : NULL; }
 static ggdec_fn gg_kernel(int type, int isa) { return isa >= 2 ? ggdec_kernel(type, k_isas[isa] + 3) : NULL; }
-static int have(int type, int isa) { return kernel(type, isa) || dq_kernel(type, isa) || gg_kernel(type, isa); }
+static int only_ggml_types;   // the "ggml" option
+static int have(int type, int isa) {
+    if (only_ggml_types && type != IT_QTYPE(4, 2, 0) && !ggdec_supported(type)) return 0;
+    return kernel(type, isa) || dq_kernel(type, isa) || gg_kernel(type, isa);
+}
 
 // Fastest call over several rounds, configurations interleaved (the machine is shared).
 int main(int argc, char **argv) {
-    int quick = 0, do_decode = 1, do_prefill = 1;
+    int quick = 0, do_decode = 1, do_prefill = 1, only_ggml = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "quick")) quick = 1;
         if (!strcmp(argv[a], "decode")) do_prefill = 0;
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
+        if (!strcmp(argv[a], "ggml")) only_ggml = 1;
     }
+    only_ggml_types = only_ggml;
     enum { NT_N = 3, NISA_PF = NISA };
     const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
     static const int64_t nts[NT_N] = {8, 64, 128};
@@ -152,7 +158,7 @@ int main(int argc, char **argv) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
                     kern_dq_fn dq = dq_kernel(k_types[ti], s);
                     ggdec_fn gg = gg_kernel(k_types[ti], s);
-                    if (!fn && !dq && !gg) continue;
+                    if (!have(k_types[ti], s)) continue;
                     for (int nth = 1; nth <= 2; nth++)
                         for (int m = 0; m < nmat[ti]; m++) {
                             job j = {fn, dq, gg, k_types[ti], {0, 0, 0}, &a, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y, 0};
@@ -204,7 +210,7 @@ int main(int argc, char **argv) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
                     kern_dq_fn dq = dq_kernel(k_types[ti], s);
                     ggdec_fn gg = gg_kernel(k_types[ti], s);
-                    if (!fn && !dq && !gg) continue;
+                    if (!have(k_types[ti], s)) continue;
                     for (int a = 0; a < NT_N; a++)
                         for (int nth = 1; nth <= 2; nth++) {
                             double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];

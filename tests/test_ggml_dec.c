@@ -125,7 +125,7 @@ static void test_simd(void) {
         for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++) {
             const int type = k_types[ti];
             const int64_t qk = fmt_get(type)->block_size;
-            const int64_t ins[] = {qk == 32 ? 352 : 256, qk == 32 ? 32 : 512, 2304};
+            const int64_t ins[] = {qk == 32 ? 864 : 256, qk == 32 ? 32 : 512, 2304};   // 864: chunk + group + 3
             for (int ni = 0; ni < 3; ni++) {
                 const int64_t n_in = ins[ni], n_out = 37;
                 size_t rb;
