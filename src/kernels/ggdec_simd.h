@@ -120,6 +120,10 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
     } else {   // Q6_K
         const it_block_q6_K *k = (const void *)gb;
         const __m256i m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+        // The 16 int8 sub-scales in both 128-bit lanes; block j's pair (sc_2j in the low lane's int16s,
+        // sc_2j+1 in the high lane's) is one byte shuffle that copies the scale byte into both bytes
+        // of each int16 and an arithmetic shift that sign-extends it.
+        const __m256i sb = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)k->scales));
         UNROLL for (int n = 0; n < 2; n++) {
             __m256i l0 = gg_ld(k->ql + 64 * n), l1 = gg_ld(k->ql + 64 * n + 32), h = gg_ld(k->qh + 32 * n);
             UNROLL for (int m = 0; m < 4; m++) {
@@ -128,7 +132,8 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
                 l = m < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
                 __m256i hb = _mm256_and_si256(m ? _mm256_srli_epi16(h, 2 * m) : h, m2);
                 __m256i c = _mm256_or_si256(l, _mm256_slli_epi16(hb, 4));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(k->scales[2 * j + 1]), _mm_set1_epi16(k->scales[2 * j]));
+                __m256i scv = _mm256_srai_epi16(
+                    _mm256_shuffle_epi8(sb, _mm256_set_m128i(_mm_set1_epi8((char)(2 * j + 1)), _mm_set1_epi8((char)(2 * j)))), 8);
                 UNROLL for (int t = 0; t < T; t++) {
                     // (c - 32) q in int16 pairs: |.| <= 2 * 32 * 127; then times the 16-weight scale.
                     __m256i qt = gg_ld(q[t] + 32 * j);
@@ -137,7 +142,7 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
                 }
             }
         }
-        const __m256 d = _mm256_set1_ps(it_fp16_to_f32(k->d));
+        const __m256 d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(k->d)));
         UNROLL for (int t = 0; t < T; t++)
             f[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(s[t])), _mm256_cvtepi32_ps(gg_reduce8(v[t])), f[t]);
     }
