@@ -4,11 +4,13 @@
 // TinyLlama-1.1B; and prefill GFLOP/s (nt = 8, 64, 128), per format and ISA, with 1 and 2 threads;
 // F16 (matmul_avx*.c) alongside as the baseline. Decode rows "dq-avx2" / "dq-avx512" are the int8-
 // activation GEMV (kernels/iqdec.h, the default decode path; kernels/ggdec.h for ggml Q4_0 / Q8_0 /
-// Q4_K / Q6_K), its activation quantization included.
+// Q4_K / Q6_K), its activation quantization included. Their prefill rows run the same kernels as
+// forward/linear.c's prefill drivers do (row blocks, every token over a block: kernels/iqgemm.h,
+// kern_matmul_ggdg_group), activation quantization included.
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_qkernels.c build/libintact.a -lm -o /tmp/bench_qkernels && /tmp/bench_qkernels
-// Options: bench_qkernels [quick] [decode|prefill]
+// Options: bench_qkernels [quick] [decode|prefill] [ggml] (ggml: only ggml's types and int4_g128)
 //
 // Decode cycles through enough different 5632x2048 matrices (>= 96 MB in all) that every call
 // streams its weights from DRAM, as a real decode step does. Prefill uses one 2048x2048 matrix.
@@ -26,6 +28,7 @@
 #include "formats/formats.h"
 #include "kernels/ggdec.h"
 #include "kernels/iqdec.h"
+#include "kernels/iqgemm.h"
 
 uint64_t eval_stream_read_avx2(const void *buf, size_t bytes);   // src/eval/membw_avx2.c
 
@@ -47,6 +50,7 @@ typedef struct {
     int64_t n_in, n_out, nt;
     const float *x;
     float *y;
+    long block;   // > 0: rows walked in blocks of this many, every token over a block (prefill driver)
 } job;
 
 // Same split as kern_matmul: contiguous row slices aligned to 16.
@@ -55,9 +59,13 @@ static void worker(void *arg, int ith, int nth) {
     long r0, r1;
     it_split_range((long)j->n_out, ith, nth, 16, &r0, &r1);
     if (r0 >= r1) return;
-    if (j->gg) j->gg(j->gtype, j->w, j->row_bytes, j->a, j->y, j->n_out, r0, r1);
-    else if (j->dq) j->dq(&j->spec, j->w, j->row_bytes, j->a, j->y, j->n_out, r0, r1);
-    else j->fn(j->w, j->row_bytes, j->n_in, j->x, j->n_in, j->nt, j->y, j->n_out, r0, r1);
+    long step = j->block > 0 ? j->block : r1 - r0;
+    for (long r = r0; r < r1; r += step) {
+        long re = r + step < r1 ? r + step : r1;
+        if (j->gg) j->gg(j->gtype, j->w, j->row_bytes, j->a, j->y, j->n_out, r, re);
+        else if (j->dq) j->dq(&j->spec, j->w, j->row_bytes, j->a, j->y, j->n_out, r, re);
+        else j->fn(j->w, j->row_bytes, j->n_in, j->x, j->n_in, j->nt, j->y, j->n_out, r, re);
+    }
 }
 
 // The bandwidth probe: each thread streams its half of the buffer.
@@ -103,17 +111,23 @@ static const char *k_isas[NISA] = {"avx2", "avx512", "dq-avx2", "dq-avx512"};
 static it_matmul_fn kernel(int type, int isa) { return isa < 2 ? fmt_kernel(type, k_isas[isa]) : NULL; }
 static kern_dq_fn dq_kernel(int type, int isa) { return isa >= 2 ? kern_dq_kernel(type, k_isas[isa] + 3) : NULL; }
 static ggdec_fn gg_kernel(int type, int isa) { return isa >= 2 ? ggdec_kernel(type, k_isas[isa] + 3) : NULL; }
-static int have(int type, int isa) { return kernel(type, isa) || dq_kernel(type, isa) || gg_kernel(type, isa); }
+static int only_ggml_types;   // the "ggml" option
+static int have(int type, int isa) {
+    if (only_ggml_types && type != IT_QTYPE(4, 2, 0) && !ggdec_supported(type)) return 0;
+    return kernel(type, isa) || dq_kernel(type, isa) || gg_kernel(type, isa);
+}
 
 // Fastest call over several rounds, configurations interleaved (the machine is shared).
 int main(int argc, char **argv) {
-    int quick = 0, do_decode = 1, do_prefill = 1;
+    int quick = 0, do_decode = 1, do_prefill = 1, only_ggml = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "quick")) quick = 1;
         if (!strcmp(argv[a], "decode")) do_prefill = 0;
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
+        if (!strcmp(argv[a], "ggml")) only_ggml = 1;
     }
-    enum { NT_N = 3, NISA_PF = 2 };
+    only_ggml_types = only_ggml;
+    enum { NT_N = 3, NISA_PF = NISA };
     const int64_t n_in = 2048, n_out = 5632, pn_out = 2048;
     static const int64_t nts[NT_N] = {8, 64, 128};
     const double tok_weights = 22.0 * (2.0 * 2048 * 2048 + 2.0 * 2048 * 256 + 3.0 * 2048 * 5632) +
@@ -144,10 +158,10 @@ int main(int argc, char **argv) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
                     kern_dq_fn dq = dq_kernel(k_types[ti], s);
                     ggdec_fn gg = gg_kernel(k_types[ti], s);
-                    if (!fn && !dq && !gg) continue;
+                    if (!have(k_types[ti], s)) continue;
                     for (int nth = 1; nth <= 2; nth++)
                         for (int m = 0; m < nmat[ti]; m++) {
-                            job j = {fn, dq, gg, k_types[ti], {0, 0, 0}, &a, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y};
+                            job j = {fn, dq, gg, k_types[ti], {0, 0, 0}, &a, w[ti] + (size_t)m * mb[ti], rb[ti], n_in, n_out, 1, x, y, 0};
                             if (dq) qf_spec_of(k_types[ti], &j.spec);
                             double t0 = now_s();
                             if (dq || gg) kern_dq_quantize(&a, x, 1, n_in);   // once per matmul, as in the model
@@ -189,18 +203,26 @@ int main(int argc, char **argv) {
         static double t[NTYPES][NISA][NT_N][3][64];
         static int cnt[NTYPES][NISA][NT_N][3];
         int rounds = quick ? 2 : 5;
+        kern_dq pa = {0};
         for (int round = -1; round < rounds; round++)
             for (int ti = 0; ti < NTYPES; ti++)
                 for (int s = 0; s < NISA_PF; s++) {
                     it_matmul_fn fn = kernel(k_types[ti], s);
-                    if (!fn) continue;
+                    kern_dq_fn dq = dq_kernel(k_types[ti], s);
+                    ggdec_fn gg = gg_kernel(k_types[ti], s);
+                    if (!have(k_types[ti], s)) continue;
                     for (int a = 0; a < NT_N; a++)
                         for (int nth = 1; nth <= 2; nth++) {
                             double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
                             int reps = (int)(0.5e9 / flop) + 1;
-                            job j = {fn, NULL, NULL, 0, {0, 0, 0}, NULL, w[ti], rb[ti], n_in, pn_out, nts[a], x, y};
+                            // The int8 kernels driven as forward/linear.c does at prefill (kernels/iqgemm.h,
+                            // kern_matmul_ggdg_group): row blocks, activation quantization included.
+                            long blk = gg ? (long)ggdec_block_rows(rb[ti]) : dq ? KERN_DQG_ROWS : 0;
+                            job j = {fn, dq, gg, k_types[ti], {0, 0, 0}, &pa, w[ti], rb[ti], n_in, pn_out, nts[a], x, y, blk};
+                            if (dq) qf_spec_of(k_types[ti], &j.spec);
                             for (int r = 0; r < reps; r++) {
                                 double t0 = now_s();
+                                if (dq || gg) kern_dq_quantize(&pa, x, nts[a], n_in);
                                 it_pool_run(pools[nth], worker, &j);
                                 double dt = now_s() - t0;
                                 int *c = &cnt[ti][s][a][nth];
@@ -210,13 +232,13 @@ int main(int argc, char **argv) {
                 }
         printf("\nprefill, %lld x %lld matrix, GFLOP/s of the best call, 1 thread / 2 threads\n",
                (long long)pn_out, (long long)n_in);
-        printf("%-14s %-7s", "type", "isa");
+        printf("%-14s %-9s", "type", "isa");
         for (int a = 0; a < NT_N; a++) printf("  nt=%-11lld", (long long)nts[a]);
         printf("\n");
         for (int ti = 0; ti < NTYPES; ti++)
             for (int s = 0; s < NISA_PF; s++) {
-                if (!kernel(k_types[ti], s)) continue;
-                printf("%-14s %-7s", fmt_get(k_types[ti])->name, k_isas[s]);
+                if (!have(k_types[ti], s)) continue;
+                printf("%-14s %-9s", fmt_get(k_types[ti])->name, k_isas[s]);
                 for (int a = 0; a < NT_N; a++) {
                     double flop = 2.0 * (double)pn_out * (double)n_in * (double)nts[a];
                     printf("  %6.1f/%-7.1f", flop / best(t[ti][s][a][1], cnt[ti][s][a][1]) / 1e9,
@@ -224,6 +246,7 @@ int main(int argc, char **argv) {
                 }
                 printf("\n");
             }
+        kern_dq_free(&pa);
     }
     for (int ti = 0; ti < NTYPES; ti++) free(w[ti]);
     it_pool_free(pools[1]);

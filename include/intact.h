@@ -406,7 +406,7 @@ INTACT_API int intact_ctx_set_act_quant(intact_ctx *c, const intact_act_quant *a
 // multiplies in integers: decode streams the weights at close to memory bandwidth, prefill skips
 // unpacking them to float, and perplexity / KL runs measure what decode computes. INT8_ALL is the
 // same (kept for compatibility). EXACT keeps float activations everywhere. ggml's Q4_0/Q8_0/Q4_K/Q6_K
-// weights take the int8 activations in decode (1..3 tokens) only.
+// weights take them the same way (decode and prefill bit-identical per output).
 // On a model: the default of contexts created afterwards; on a context: its own. INTACT_E_ARG for
 // another mode.
 enum { INTACT_DECODE_ACT_INT8 = 0, INTACT_DECODE_ACT_EXACT = 1, INTACT_DECODE_ACT_INT8_ALL = 2 };

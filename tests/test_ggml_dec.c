@@ -3,7 +3,9 @@
 // formats/ggml_ref.c's dequantizers (and against the float activations, within the bound the
 // activation quantization allows); every SIMD kernel bit-identical (memcmp) to the reference with
 // random codes and scales (extreme values included), 1..5 tokens, odd row ranges, rows with blocks
-// past the last group of 8; the threaded wrapper over mixed types == the single-thread kernels.
+// past the last group of 8; the threaded wrapper over mixed types == the single-thread kernels; the
+// prefill driver (kern_matmul_ggdg_group: row blocks, 4..13 tokens, 1..3 threads, mixed types, row
+// counts not a multiple of the row block) == ggdec_ref by memcmp, so prefill computes what decode does.
 #include "harness.h"
 
 #include <stdint.h>
@@ -123,7 +125,7 @@ static void test_simd(void) {
         for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++) {
             const int type = k_types[ti];
             const int64_t qk = fmt_get(type)->block_size;
-            const int64_t ins[] = {qk == 32 ? 352 : 256, qk == 32 ? 32 : 512, 2304};
+            const int64_t ins[] = {qk == 32 ? 864 : 256, qk == 32 ? 32 : 512, 2304};   // 864: chunk + group + 3
             for (int ni = 0; ni < 3; ni++) {
                 const int64_t n_in = ins[ni], n_out = 37;
                 size_t rb;
@@ -186,10 +188,64 @@ static void test_group(void) {
     }
 }
 
+static void test_prefill(void) {
+    TEST_CASE("prefill driver (row blocks, 4..13 tokens, 1..3 threads, mixed types) == ggdec_ref (memcmp)") {
+        // Row counts: not multiples of 16 nor of any row block; n_in 512 and 2304 (9 super-blocks:
+        // rows of 1296 .. 2448 bytes, row blocks of 8 .. 16). Tails past the last group of 8 are
+        // test_simd's (the driver calls the same kernels).
+        const int64_t outs[4] = {53, 37, 70, 19};
+        it_pool *pools[3] = {it_pool_new(1), it_pool_new(2), it_pool_new(3)};
+        int cases = 0;
+        for (int ni = 0; ni < 2; ni++) {
+            const int64_t n_in = ni ? 2304 : 512;
+            it_tensor t[4];
+            uint8_t *w[4];
+            for (int m = 0; m < 4; m++) {
+                size_t rb;
+                // Two orders of the types so each appears at every position of the group.
+                int type = k_types[(m + ni) % 4];
+                w[m] = make_weights(type, outs[m], n_in, &rb);
+                t[m] = (it_tensor){.name = "w", .type = type, .n_dims = 2, .ne = {n_in, outs[m], 1, 1},
+                                   .data = w[m], .nbytes = rb * (size_t)outs[m]};
+            }
+            const it_tensor *ws[4] = {&t[0], &t[1], &t[2], &t[3]};
+            for (int64_t nt = 4; nt <= 13; nt++) {
+                float *x = make_x(nt, n_in), *y[4], *yr[4];
+                kern_dq a = {0};
+                CHECK(kern_dq_quantize(&a, x, nt, n_in) == 0, "quantize");
+                for (int m = 0; m < 4; m++) {
+                    y[m] = malloc((size_t)(nt * outs[m]) * 4);
+                    yr[m] = malloc((size_t)(nt * outs[m]) * 4);
+                    ggdec_ref(t[m].type, w[m], fmt_row_bytes(t[m].type, n_in), &a, yr[m], outs[m], 0, outs[m]);
+                }
+                for (int p = 0; p < 3; p++) {
+                    for (int m = 0; m < 4; m++) memset(y[m], 0xff, (size_t)(nt * outs[m]) * 4);
+                    kern_matmul_ggdg_group(pools[p], 4, ws, &a, y);
+                    for (int m = 0; m < 4; m++) {
+                        cases++;
+                        CHECK(!memcmp(y[m], yr[m], (size_t)(nt * outs[m]) * 4), "%s n_in %lld nt %lld pool %d",
+                              fmt_get(t[m].type)->name, (long long)n_in, (long long)nt, p + 1);
+                    }
+                }
+                kern_dq_free(&a);
+                free(x);
+                for (int m = 0; m < 4; m++) free(y[m]), free(yr[m]);
+            }
+            for (int m = 0; m < 4; m++) free(w[m]);
+        }
+        // The row block: the L1 budget over the row bytes, clamped to 4..16.
+        CHECK(ggdec_block_rows(1152) == 16 && ggdec_block_rows(3168) == 6 && ggdec_block_rows(1 << 20) == 4,
+              "block rows %lld %lld", (long long)ggdec_block_rows(1152), (long long)ggdec_block_rows(3168));
+        CHECK(cases == 2 * 10 * 3 * 4, "cases %d", cases);
+        for (int p = 0; p < 3; p++) it_pool_free(pools[p]);
+    }
+}
+
 int main(void) {
     test_hand();
     test_ref_vs_float();
     test_simd();
     test_group();
+    test_prefill();
     return th_finish("test_ggml_dec");
 }

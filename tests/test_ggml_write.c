@@ -176,7 +176,10 @@ static int logits_of(const intact_model *m, const int32_t *tok, int n, float *ou
     cp.logits_all = 1;
     intact_ctx *c = intact_ctx_new(m, &cp, &err);
     if (!c) return -1;
-    int rc = intact_ctx_eval(c, tok, n, &err);
+    // Float activations (--exact-act): the packed model is compared with its dequantized float
+    // twin, and ggml types would otherwise take int8 activations at prefill too (kernels/ggdec.h).
+    int rc = intact_ctx_set_decode_act(c, INTACT_DECODE_ACT_EXACT, &err);
+    if (rc == 0) rc = intact_ctx_eval(c, tok, n, &err);
     for (int i = 0; rc == 0 && i < n; i++) memcpy(out + (size_t)i * vocab, intact_ctx_logits(c, i), (size_t)vocab * 4);
     intact_ctx_free(c);
     return rc;

@@ -69,14 +69,16 @@ static void float_linear(intact_ctx *c, int nw, const it_tensor *const *w, float
     else kern_matmul_group(c->pool, nw, w, x, n, y);
 }
 
-// ggml's Q4_0 / Q8_0 / Q4_K / Q6_K at 1..3 tokens: the same int8 activations through the ggml
-// decode GEMV (kernels/ggdec.h). --exact-act and prefill keep the float kernels.
-static int ggml_decode(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
-    if (c->aq.dec == INTACT_DECODE_ACT_EXACT || n > FWD_DQ_MAX_ROWS || !kern_dq_fast()) return 0;
+// ggml's Q4_0 / Q8_0 / Q4_K / Q6_K: the same int8 activations through the ggml decode GEMV
+// (kernels/ggdec.h) at 1..3 tokens and through its row-blocked prefill driver above, bit-identical
+// per output, so prefill computes what decode does. --exact-act keeps the float kernels.
+static int ggml_int8(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
+    if (c->aq.dec == INTACT_DECODE_ACT_EXACT || !kern_dq_fast()) return 0;
     for (int i = 0; i < nw; i++)
         if (!ggdec_supported(w[i]->type)) return 0;
     if (kern_dq_quantize(&c->dq, x, n, w[0]->ne[0])) return 0;
-    kern_matmul_ggdec_group(c->pool, nw, w, &c->dq, y);
+    if (n <= FWD_DQ_MAX_ROWS) kern_matmul_ggdec_group(c->pool, nw, w, &c->dq, y);
+    else kern_matmul_ggdg_group(c->pool, nw, w, &c->dq, y);
     return 1;
 }
 
@@ -87,7 +89,7 @@ static int ggml_decode(intact_ctx *c, int nw, const it_tensor *const *w, float *
 // AVX2 keep the float kernels.
 static void plain_linear(intact_ctx *c, int nw, const it_tensor *const *w, float *x, int n, float *const *y) {
     const int dec = c->aq.dec;
-    if (ggml_decode(c, nw, w, x, n, y)) return;
+    if (ggml_int8(c, nw, w, x, n, y)) return;
     if (dec != INTACT_DECODE_ACT_EXACT && kern_dq_fast() && all_ours(nw, w) && kern_dq_quantize(&c->dq, x, n, w[0]->ne[0]) == 0) {
         if (n <= FWD_DQ_MAX_ROWS) kern_matmul_dq_group(c->pool, nw, w, &c->dq, y);
         else kern_matmul_dqg_group(c->pool, nw, w, &c->dq, y);

@@ -104,7 +104,7 @@ ggdec_fn ggdec_best(int type) {
     return ggdec_ref;
 }
 
-// ---- threaded wrapper ----
+// ---- threaded wrappers ----
 
 enum { GG_MAX_GROUP = 4 };
 
@@ -114,25 +114,40 @@ typedef struct {
     const it_tensor *w[GG_MAX_GROUP];
     float *y[GG_MAX_GROUP];
     const kern_dq *a;
+    int blocked;   // prefill: walk the thread's rows in L1-sized blocks (ggdec_block_rows)
 } gg_job;
 
+int64_t ggdec_block_rows(size_t row_bytes) {
+    int64_t r = (int64_t)(GGDEC_BLOCK_BYTES / (row_bytes ? row_bytes : 1));
+    return r < 4 ? 4 : r > 16 ? 16 : r;
+}
+
+// The shape of iqdec.c's threaded wrapper (kern_matmul_dq_group / kern_matmul_dqg_group): rows split
+// across threads in multiples of 16; at prefill every token runs over one block of rows before the
+// next block, so the block's packed weights stay in L1 while all token tiles pass.
 static void gg_worker(void *arg, int ith, int nth) {
     const gg_job *j = arg;
     for (int m = 0; m < j->n; m++) {
         const it_tensor *w = j->w[m];
         int64_t n_in = w->ne[0], n_out = w->ne[1];
+        size_t rb = fmt_row_bytes(w->type, n_in);
         long r0, r1;
         it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
-        if (r0 < r1) j->fn[m](w->type, w->data, fmt_row_bytes(w->type, n_in), j->a, j->y[m], n_out, r0, r1);
+        long step = j->blocked ? (long)ggdec_block_rows(rb) : r1 - r0;
+        for (long r = r0; r < r1; r += step) {
+            long re = r + step < r1 ? r + step : r1;
+            j->fn[m](w->type, w->data, rb, j->a, j->y[m], n_out, r, re);
+        }
     }
 }
 
-void kern_matmul_ggdec_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+static void gg_run(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y, int blocked) {
     for (int done = 0; done < n; done += GG_MAX_GROUP) {
         gg_job j;
         memset(&j, 0, sizeof j);
         j.n = n - done < GG_MAX_GROUP ? n - done : GG_MAX_GROUP;
         j.a = a;
+        j.blocked = blocked;
         for (int m = 0; m < j.n; m++) {
             j.w[m] = w[done + m];
             j.y[m] = y[done + m];
@@ -141,4 +156,12 @@ void kern_matmul_ggdec_group(it_pool *pool, int n, const it_tensor *const *w, co
         }
         it_pool_run(pool, gg_worker, &j);
     }
+}
+
+void kern_matmul_ggdec_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+    gg_run(pool, n, w, a, y, 0);
+}
+
+void kern_matmul_ggdg_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y) {
+    gg_run(pool, n, w, a, y, 1);
 }

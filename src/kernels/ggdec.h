@@ -43,6 +43,15 @@ ggdec_fn ggdec_best(int type);
 // Threaded (rows split in multiples of 16); n matrices sharing the activations, each of a supported
 // type (types may differ) with ne[0] == a->n_in (caller checks).
 void kern_matmul_ggdec_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y);
+// Prefill (any a->nt; forward/linear.c uses it above 3 tokens): the same kernels, each thread's rows
+// walked in blocks of ggdec_block_rows(row_bytes) with every token over a block before the next (the
+// driver shape of kernels/iqgemm.h), so a block's packed weights (<= GGDEC_BLOCK_BYTES, a bit under
+// half of a 48 KB L1) stay in L1 while the 3-token tiles pass. Every output is a function of its own
+// row and token only, so the result equals ggdec_ref bit for bit: prefill computes what decode does.
+enum { GGDEC_BLOCK_BYTES = 20 * 1024 };
+void kern_matmul_ggdg_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y);
+// Rows per block for rows of row_bytes: GGDEC_BLOCK_BYTES / row_bytes clamped to 4..16.
+int64_t ggdec_block_rows(size_t row_bytes);
 
 // One 32-block's step of the definition above, for token t: f[b % 16] updated. The SIMD kernels use
 // it for blocks past their last whole group of 8 (Q4_0 / Q8_0 rows not a multiple of 256).
