@@ -80,9 +80,12 @@ static it_kv *make_cache(int which) {
 }
 
 int main(int argc, char **argv) {
-    int rounds = 15, threads = 2;
+    int rounds = 15, threads = 2, avx2_only = 0, only = -1;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "quick")) rounds = 4;
+        else if (!strcmp(argv[a], "avx2")) avx2_only = 1;
+        else if (!strcmp(argv[a], "rounds") && a + 1 < argc) rounds = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "only") && a + 1 < argc) only = atoi(argv[++a]);
         else if (!strcmp(argv[a], "threads") && a + 1 < argc) threads = atoi(argv[++a]);
     }
     it_pool *pool = it_pool_new(threads);
@@ -115,6 +118,7 @@ int main(int argc, char **argv) {
         for (int c = 0; c < NCFG; c++)
             for (int i = 0; i < n_isa; i++) {
                 if (c == 0 && i > 0) continue;   // kv_full has one (compiler-vectorized) kernel
+                if ((avx2_only && i == 0 && c > 0 && n_isa == 2) || (only >= 0 && c != only)) continue;
                 kvk_force(isas[i]);
                 double t = 0;
                 for (int l = 0; l < NL; l++) {

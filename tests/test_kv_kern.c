@@ -57,8 +57,10 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
     float *w = malloc(sizeof(float) * MAXREP * NROWS);
     float *o0 = malloc(sizeof(float) * MAXREP * MAXHD), *o1 = malloc(sizeof(float) * MAXREP * MAXHD),
           *o2 = malloc(sizeof(float) * MAXREP * MAXHD);
-    int pos[NROWS], npos = 0;
+    int pos[NROWS], npos = 0, at[NROWS];
     for (int p = 1; p < NROWS; p += 1 + p % 3) pos[npos++] = p;   // a sparse ascending list
+    // A slot pool: rows 0.. read in order, results at scattered distinct indices (gcd(17, 45) = 1).
+    for (int i = 0; i < NROWS; i++) at[i] = (17 * i + 5) % NROWS;
     for (int bi = 0; bi < 5; bi++)
         for (int g = 32; g <= 64; g += 32)
             for (int hd = 64; hd <= MAXHD; hd += 64) {
@@ -71,18 +73,19 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                     fill_rows(buf, stride, NROWS, bits, hd, g, x);
                     double worst_simd = 0, worst_ref = 0;
                     for (int ri = 0; ri < 4; ri++)
-                        for (int sparse = 0; sparse < 2; sparse++) {
+                        for (int sparse = 0; sparse < 3; sparse++) {   // 2: rows 0..39 written at at[]
                             int rep = k_reps[ri];
-                            kvk_rows r = {buf, stride, sparse ? pos : NULL, sparse ? 0 : 3, sparse ? npos : NROWS - 3,
-                                          bits, hd, g};
+                            kvk_rows r = {buf, stride, sparse == 1 ? pos : NULL, sparse == 1 ? 0 : sparse ? 0 : 3,
+                                          sparse == 1 ? npos : sparse ? NROWS - 5 : NROWS - 3, bits, hd, g,
+                                          sparse == 2 ? at : NULL};
                             for (int i = 0; i < rep * hd; i++) q[i] = frand();
                             for (int i = 0; i < rep * NROWS; i++) s1[i] = s2[i] = -7.0f, w[i] = frand() * frand();
                             float scale = 0.125f;
                             ref->scores(&r, q, rep, scale, s1, NROWS);
                             if (simd) simd->scores(&r, q, rep, scale, s2, NROWS);
                             for (int k = 0; k < r.n; k++) {
-                                int p = r.pos ? r.pos[k] : r.p0 + k;
-                                const uint8_t *rp = buf + (size_t)p * stride;
+                                int rp_i = r.pos ? r.pos[k] : r.p0 + k, p = r.at ? r.at[k] : rp_i;
+                                const uint8_t *rp = buf + (size_t)rp_i * stride;
                                 kvq_load_row(rp, hd, g, bits, row);
                                 for (int h = 0; h < rep; h++) {
                                     double exact = 0, mag = 0, fexact = 0;
@@ -115,8 +118,13 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                             // Positions outside the batch are left alone.
                             int untouched = 1;
                             for (int h = 0; h < rep; h++)
-                                for (int p = 0; p < (sparse ? 1 : 3); p++)
-                                    untouched &= s1[h * NROWS + p] == -7.0f && (!simd || s2[h * NROWS + p] == -7.0f);
+                                for (int p = 0; p < NROWS; p++) {
+                                    int in = 0;
+                                    for (int k = 0; k < r.n; k++)
+                                        in |= (r.at ? r.at[k] : r.pos ? r.pos[k] : r.p0 + k) == p;
+                                    if (!in)
+                                        untouched &= s1[h * NROWS + p] == -7.0f && (!simd || s2[h * NROWS + p] == -7.0f);
+                                }
                             CHECK(untouched, "rep %d sparse %d: wrote outside the rows", rep, sparse);
                             // accum: o starts non-zero (it accumulates).
                             for (int i = 0; i < rep * hd; i++) o0[i] = o1[i] = o2[i] = frand();
@@ -126,8 +134,8 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                                 for (int i = 0; i < hd; i++) {
                                     double exact = o0[h * hd + i], mag = fabs(o0[h * hd + i]);
                                     for (int k = 0; k < r.n; k++) {
-                                        int p = r.pos ? r.pos[k] : r.p0 + k;
-                                        const uint8_t *rp = buf + (size_t)p * stride;
+                                        int rp_i = r.pos ? r.pos[k] : r.p0 + k, p = r.at ? r.at[k] : rp_i;
+                                        const uint8_t *rp = buf + (size_t)rp_i * stride;
                                         kvq_load_row(rp, hd, g, bits, row);
                                         double wv = w[h * NROWS + p];
                                         exact += wv * row[i];

@@ -28,16 +28,21 @@ typedef struct kvk_rows {
     int p0, n;
     int bits;              // 16 (fp16), 8, 4, 3 or 2 (groups of `group`: fp16 d, m + codes)
     int hd, group;         // head_dim; group divides hd for INT rows (ignored for fp16)
+    // NULL: row i's score / weight is at index p_i (its position). Else at index at[i] (any order,
+    // distinct): rows packed in a slot pool (MiKV's hi rows) stream contiguously (pos NULL, p0 0)
+    // while their scores land at their token positions.
+    const int *at;
 } kvk_rows;
 
 typedef struct kvk_ops {
     const char *name;      // "ref" or "avx2"
-    // s[h·ld + p] = scale · (q_h · row_p) for every row p of r and h < rep; q_h = q + h·hd.
+    // s[h·ld + a_i] = scale · (q_h · row_i) for every row i of r and h < rep; q_h = q + h·hd; a_i is
+    // the row's position, or at[i] when r->at is set.
     // INT4 and INT2 rows (only): q_h is first quantized to int8 per group of r->group channels by
     // kvk_quant_q, and s = scale · Σ_g (d_g·sq_g·Σ_i c_i·q8_i + m_g·Σ_i q_i) (exact integer inner
     // sums; the relative error vs float q is ~0.4 % of Σ|q·d·c| per group, far below INT4's own).
     void (*scores)(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
-    // o[h·hd + i] += Σ_p w[h·ld + p] · row_p[i] over the rows p of r (o accumulates; h < rep).
+    // o[h·hd + c] += Σ_i w[h·ld + a_i] · row_i[c] over the rows i of r (o accumulates; h < rep).
     void (*accum)(const kvk_rows *r, const float *w, size_t ld, int rep, float *o);
     // Per-channel (KIVI) key block of `group` tokens (kv_quant.h layout, bits 8/4/3/2):
     // s[h·ld + j] = scale · Σ_c q_h[c] · (d_c · code_{c,j} + m_c) for tokens j < nt ≤ group.

@@ -74,7 +74,7 @@ KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, si
     float dm[2 * MAX_HD / 8], out[8];
     __m256 vs = _mm256_set1_ps(scale);
     for (int i = 0; i < r->n; i++) {
-        int p = r->pos ? r->pos[i] : r->p0 + i;
+        int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
         if (bits != 16) header(row, ng, dm);
         __m256 acc[8];
@@ -85,7 +85,7 @@ KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, si
                 acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + 8 * c), k, acc[h]);
         }
         _mm256_storeu_ps(out, _mm256_mul_ps(reduce8(acc), vs));
-        UNROLL for (int h = 0; h < NH; h++) s[h * ld + p] = out[h];
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + a] = out[h];
     }
 }
 
@@ -142,7 +142,7 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
     __m256 vs = _mm256_set1_ps(scale);
     int hpg = G / 32;   // 32-channel halves per group
     for (int i = 0; i < r->n; i++) {
-        int p = r->pos ? r->pos[i] : r->p0 + i;
+        int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
         header(row, ng, dm);
         __m256 tot = _mm256_setzero_ps();
@@ -178,7 +178,7 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
                                   _mm256_mul_ps(_mm256_broadcast_ss(dm + 2 * g1), _mm256_loadu_ps(sqv[g1])), tot);
         }
         _mm256_storeu_ps(out, _mm256_mul_ps(tot, vs));
-        UNROLL for (int h = 0; h < NH; h++) s[h * ld + p] = out[h];
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + a] = out[h];
     }
 }
 
@@ -190,8 +190,9 @@ KI void accum_body(const kvk_rows *r, const float *w, size_t ld, float *o, const
     for (int i0 = 0; i0 < r->n; i0 += VB) {
         int nb = r->n - i0 < VB ? r->n - i0 : VB;
         for (int j = 0; j < nb; j++) {
-            ps[j] = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
-            rows[j] = r->base + (size_t)ps[j] * r->stride;
+            int p = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
+            ps[j] = r->at ? r->at[i0 + j] : p;   // the weight's index
+            rows[j] = r->base + (size_t)p * r->stride;
             if (bits != 16) header(rows[j], ng, dm[j]);
         }
         for (int c = 0; c < nc; c++) {
