@@ -215,6 +215,53 @@ static void test_chan(const kvk_ops *ref, const kvk_ops *simd) {
             }
 }
 
+// softmax: ref and avx2 against a double-precision softmax (exp()) of the same scores, entrywise
+// |got - exact| <= 1e-6·exact + 2e-38 (2 ulp of exp plus the sum's and the 1/Σ multiply's
+// rounding; the absolute term covers avx2 flushing values below 2^-126 to 0). -inf entries
+// (evicted tokens) must give exactly 0, and lengths not a multiple of 8 take the tail path.
+static void test_softmax(const kvk_ops *ref, const kvk_ops *simd) {
+    static const int lens[] = {1, 3, 7, 8, 9, 31, 64, 100, 4096};
+    float *x = malloc(4096 * sizeof(float)), *a = malloc(4096 * sizeof(float)), *b = malloc(4096 * sizeof(float));
+    double *e = malloc(4096 * sizeof(double));
+    for (int li = 0; li < 9; li++)
+        for (int spread = 0; spread < 3; spread++) {
+            int n = lens[li];
+            char name[96];
+            snprintf(name, sizeof name, "softmax n %d spread %d", n, spread);
+            TEST_CASE(name) {
+                float span = spread == 0 ? 4.0f : spread == 1 ? 40.0f : 200.0f;   // 200: deep underflow
+                for (int i = 0; i < n; i++) x[i] = i % 11 == 5 ? -INFINITY : span * frand();
+                // Both kernels subtract the max in float (its rounding, up to |x - max|·2^-24 relative
+                // after exp, is part of the contract): the reference takes the same float differences.
+                float mx = -INFINITY;
+                double sum = 0;
+                for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+                for (int i = 0; i < n; i++) sum += e[i] = exp((double)(x[i] - mx));
+                memcpy(a, x, (size_t)n * sizeof(float));
+                memcpy(b, x, (size_t)n * sizeof(float));
+                ref->softmax(a, n);
+                if (simd) simd->softmax(b, n);
+                int bad_ref = 0, bad_simd = 0, zero = 1;
+                double worst = 0;
+                for (int i = 0; i < n; i++) {
+                    double ex = e[i] / sum, tol = 1e-6 * ex + 2e-38;
+                    bad_ref += fabs(a[i] - ex) > tol;
+                    if (simd) {
+                        bad_simd += fabs(b[i] - ex) > tol;
+                        double r = ex > 1e-30 ? fabs(b[i] - ex) / ex : 0;
+                        worst = r > worst ? r : worst;
+                    }
+                    if (x[i] == -INFINITY) zero &= a[i] == 0.0f && (!simd || b[i] == 0.0f);
+                }
+                CHECK(bad_ref == 0, "ref: %d of %d entries off", bad_ref, n);
+                CHECK(bad_simd == 0, "avx2: %d of %d entries off (worst relative %g)", bad_simd, n, worst);
+                CHECK(zero, "-inf did not give exactly 0");
+                if (n == 4096 && spread == 1) printf("  avx2 softmax worst relative error %.2g\n", worst);
+            }
+        }
+    free(x); free(a); free(b); free(e);
+}
+
 int main(void) {
     const kvk_ops *ref = kvk_get("ref"), *simd = kvk_get("avx2");
     TEST_CASE("dispatch") {
@@ -230,5 +277,6 @@ int main(void) {
     }
     test_rows(ref, simd);
     test_chan(ref, simd);
+    test_softmax(ref, simd);
     return th_finish("test_kv_kern");
 }

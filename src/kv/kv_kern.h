@@ -48,6 +48,11 @@ typedef struct kvk_ops {
     // s[h·ld + j] = scale · Σ_c q_h[c] · (d_c · code_{c,j} + m_c) for tokens j < nt ≤ group.
     void (*chan_scores)(const uint8_t *blk, int bits, int hd, int group, int nt, const float *q, int rep,
                         float scale, float *s, size_t ld);
+    // In place, n >= 1: s[i] = exp(s[i] - max) / Σ_j exp(s[j] - max), the sum in double, the division
+    // as a multiply by (float)(1/Σ). -inf entries (evicted tokens) become exactly 0. ref: expf per
+    // entry (the caches' historical arithmetic, kept as is); avx2: a Cephes-style polynomial exp
+    // (≤ 2 ulp relative; results ≥ 2^-126 relative within ~1e-6 of ref, smaller ones may flush to 0).
+    void (*softmax)(float *s, int n);
 } kvk_ops;
 
 // The int8 form of one head's query used by `scores` on INT4 / INT2 rows: per group g of `group`

@@ -140,7 +140,19 @@ static void chan_scores_ref(const uint8_t *blk, int bits, int hd, int group, int
         for (int j = 0; j < nt; j++) s[h * ld + j] *= scale;
 }
 
-static const kvk_ops ref_ops = {"ref", scores_ref, accum_ref, chan_scores_ref};
+static void softmax_ref(float *s, int n) {
+    float mx = -INFINITY;
+    for (int p = 0; p < n; p++) mx = s[p] > mx ? s[p] : mx;
+    double sum = 0;
+    for (int p = 0; p < n; p++) {
+        s[p] = expf(s[p] - mx);   // a -inf score (an evicted token) becomes exactly 0
+        sum += s[p];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int p = 0; p < n; p++) s[p] *= inv;
+}
+
+static const kvk_ops ref_ops = {"ref", scores_ref, accum_ref, chan_scores_ref, softmax_ref};
 
 const kvk_ops *kvk_ref(void) { return &ref_ops; }
 
