@@ -7,7 +7,9 @@
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_kvattn.c build/libintact.a -lm -o /tmp/bench_kvattn && /tmp/bench_kvattn
-// Options: bench_kvattn [quick] [threads N]
+// Options: bench_kvattn [quick] [rounds R] [threads N] [avx2] [only C]
+//   avx2: skip the scalar kernels; only C: run configuration C alone (0 fp32, 1 F16, 2 INT4, 3 INT2,
+//   4 MiKV; for `perf record`, so that the profile is that cache's alone). "-": not run.
 //
 // Each timed step walks all 22 layers (attend only; the new token is stored untimed, re-stored at
 // the same position every round so the cache stays 4096 tokens), so the F16 and fp32 caches
@@ -80,9 +82,12 @@ static it_kv *make_cache(int which) {
 }
 
 int main(int argc, char **argv) {
-    int rounds = 15, threads = 2;
+    int rounds = 15, threads = 2, avx2_only = 0, only = -1;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "quick")) rounds = 4;
+        else if (!strcmp(argv[a], "avx2")) avx2_only = 1;
+        else if (!strcmp(argv[a], "rounds") && a + 1 < argc) rounds = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "only") && a + 1 < argc) only = atoi(argv[++a]);
         else if (!strcmp(argv[a], "threads") && a + 1 < argc) threads = atoi(argv[++a]);
     }
     it_pool *pool = it_pool_new(threads);
@@ -115,6 +120,7 @@ int main(int argc, char **argv) {
         for (int c = 0; c < NCFG; c++)
             for (int i = 0; i < n_isa; i++) {
                 if (c == 0 && i > 0) continue;   // kv_full has one (compiler-vectorized) kernel
+                if ((avx2_only && i == 0 && c > 0 && n_isa == 2) || (only >= 0 && c != only)) continue;
                 kvk_force(isas[i]);
                 double t = 0;
                 for (int l = 0; l < NL; l++) {
@@ -136,8 +142,10 @@ int main(int argc, char **argv) {
     for (int c = 0; c < NCFG; c++) {
         printf("%-22s %9.0f", k_names[c], mb[c] / 1024);
         for (int i = 0; i < n_isa; i++) {
-            double t = best[c == 0 ? 0 : i][c];
-            printf("  %15.1f %6.1f %6.2fx", t * 1e6, mb[c] / t / 1e9, best[i][1] / t);
+            double t = best[c == 0 ? 0 : i][c], f = best[i][1];
+            if (t > 1e29) printf("  %15s %6s %7s", "-", "-", "-");   // not run (avx2 / only)
+            else if (f > 1e29) printf("  %15.1f %6.1f %7s", t * 1e6, mb[c] / t / 1e9, "-");
+            else printf("  %15.1f %6.1f %6.2fx", t * 1e6, mb[c] / t / 1e9, f / t);
         }
         printf("\n");
     }
@@ -146,7 +154,7 @@ int main(int argc, char **argv) {
     if (bw > 0) {
         printf("machine read bandwidth (1 thread, 256 MiB): %.1f GB/s; avx2 attend as a share of it:", bw);
         for (int c = 0; c < NCFG; c++) printf(" %s %.0f%%%s", k_names[c], 100 * mb[c] / best[c == 0 ? 0 : 1][c] / 1e9 / bw,
-                                              c + 1 < NCFG ? "," : "\n");
+                                              c + 1 < NCFG ? "," : "\n");   // ~0% for configurations not run
     }
     for (int c = 0; c < NCFG; c++) kv[c]->ops->free(kv[c]);
     free(k); free(v); free(q); free(out);

@@ -57,8 +57,10 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
     float *w = malloc(sizeof(float) * MAXREP * NROWS);
     float *o0 = malloc(sizeof(float) * MAXREP * MAXHD), *o1 = malloc(sizeof(float) * MAXREP * MAXHD),
           *o2 = malloc(sizeof(float) * MAXREP * MAXHD);
-    int pos[NROWS], npos = 0;
+    int pos[NROWS], npos = 0, at[NROWS];
     for (int p = 1; p < NROWS; p += 1 + p % 3) pos[npos++] = p;   // a sparse ascending list
+    // A slot pool: rows 0.. read in order, results at scattered distinct indices (gcd(17, 45) = 1).
+    for (int i = 0; i < NROWS; i++) at[i] = (17 * i + 5) % NROWS;
     for (int bi = 0; bi < 5; bi++)
         for (int g = 32; g <= 64; g += 32)
             for (int hd = 64; hd <= MAXHD; hd += 64) {
@@ -71,18 +73,19 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                     fill_rows(buf, stride, NROWS, bits, hd, g, x);
                     double worst_simd = 0, worst_ref = 0;
                     for (int ri = 0; ri < 4; ri++)
-                        for (int sparse = 0; sparse < 2; sparse++) {
+                        for (int sparse = 0; sparse < 3; sparse++) {   // 2: rows 0..39 written at at[]
                             int rep = k_reps[ri];
-                            kvk_rows r = {buf, stride, sparse ? pos : NULL, sparse ? 0 : 3, sparse ? npos : NROWS - 3,
-                                          bits, hd, g};
+                            kvk_rows r = {buf, stride, sparse == 1 ? pos : NULL, sparse == 1 ? 0 : sparse ? 0 : 3,
+                                          sparse == 1 ? npos : sparse ? NROWS - 5 : NROWS - 3, bits, hd, g,
+                                          sparse == 2 ? at : NULL};
                             for (int i = 0; i < rep * hd; i++) q[i] = frand();
                             for (int i = 0; i < rep * NROWS; i++) s1[i] = s2[i] = -7.0f, w[i] = frand() * frand();
                             float scale = 0.125f;
                             ref->scores(&r, q, rep, scale, s1, NROWS);
                             if (simd) simd->scores(&r, q, rep, scale, s2, NROWS);
                             for (int k = 0; k < r.n; k++) {
-                                int p = r.pos ? r.pos[k] : r.p0 + k;
-                                const uint8_t *rp = buf + (size_t)p * stride;
+                                int rp_i = r.pos ? r.pos[k] : r.p0 + k, p = r.at ? r.at[k] : rp_i;
+                                const uint8_t *rp = buf + (size_t)rp_i * stride;
                                 kvq_load_row(rp, hd, g, bits, row);
                                 for (int h = 0; h < rep; h++) {
                                     double exact = 0, mag = 0, fexact = 0;
@@ -115,8 +118,13 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                             // Positions outside the batch are left alone.
                             int untouched = 1;
                             for (int h = 0; h < rep; h++)
-                                for (int p = 0; p < (sparse ? 1 : 3); p++)
-                                    untouched &= s1[h * NROWS + p] == -7.0f && (!simd || s2[h * NROWS + p] == -7.0f);
+                                for (int p = 0; p < NROWS; p++) {
+                                    int in = 0;
+                                    for (int k = 0; k < r.n; k++)
+                                        in |= (r.at ? r.at[k] : r.pos ? r.pos[k] : r.p0 + k) == p;
+                                    if (!in)
+                                        untouched &= s1[h * NROWS + p] == -7.0f && (!simd || s2[h * NROWS + p] == -7.0f);
+                                }
                             CHECK(untouched, "rep %d sparse %d: wrote outside the rows", rep, sparse);
                             // accum: o starts non-zero (it accumulates).
                             for (int i = 0; i < rep * hd; i++) o0[i] = o1[i] = o2[i] = frand();
@@ -126,8 +134,8 @@ static void test_rows(const kvk_ops *ref, const kvk_ops *simd) {
                                 for (int i = 0; i < hd; i++) {
                                     double exact = o0[h * hd + i], mag = fabs(o0[h * hd + i]);
                                     for (int k = 0; k < r.n; k++) {
-                                        int p = r.pos ? r.pos[k] : r.p0 + k;
-                                        const uint8_t *rp = buf + (size_t)p * stride;
+                                        int rp_i = r.pos ? r.pos[k] : r.p0 + k, p = r.at ? r.at[k] : rp_i;
+                                        const uint8_t *rp = buf + (size_t)rp_i * stride;
                                         kvq_load_row(rp, hd, g, bits, row);
                                         double wv = w[h * NROWS + p];
                                         exact += wv * row[i];
@@ -207,6 +215,53 @@ static void test_chan(const kvk_ops *ref, const kvk_ops *simd) {
             }
 }
 
+// softmax: ref and avx2 against a double-precision softmax (exp()) of the same scores, entrywise
+// |got - exact| <= 1e-6·exact + 2e-38 (2 ulp of exp plus the sum's and the 1/Σ multiply's
+// rounding; the absolute term covers avx2 flushing values below 2^-126 to 0). -inf entries
+// (evicted tokens) must give exactly 0, and lengths not a multiple of 8 take the tail path.
+static void test_softmax(const kvk_ops *ref, const kvk_ops *simd) {
+    static const int lens[] = {1, 3, 7, 8, 9, 31, 64, 100, 4096};
+    float *x = malloc(4096 * sizeof(float)), *a = malloc(4096 * sizeof(float)), *b = malloc(4096 * sizeof(float));
+    double *e = malloc(4096 * sizeof(double));
+    for (int li = 0; li < 9; li++)
+        for (int spread = 0; spread < 3; spread++) {
+            int n = lens[li];
+            char name[96];
+            snprintf(name, sizeof name, "softmax n %d spread %d", n, spread);
+            TEST_CASE(name) {
+                float span = spread == 0 ? 4.0f : spread == 1 ? 40.0f : 200.0f;   // 200: deep underflow
+                for (int i = 0; i < n; i++) x[i] = i % 11 == 5 ? -INFINITY : span * frand();
+                // Both kernels subtract the max in float (its rounding, up to |x - max|·2^-24 relative
+                // after exp, is part of the contract): the reference takes the same float differences.
+                float mx = -INFINITY;
+                double sum = 0;
+                for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+                for (int i = 0; i < n; i++) sum += e[i] = exp((double)(x[i] - mx));
+                memcpy(a, x, (size_t)n * sizeof(float));
+                memcpy(b, x, (size_t)n * sizeof(float));
+                ref->softmax(a, n);
+                if (simd) simd->softmax(b, n);
+                int bad_ref = 0, bad_simd = 0, zero = 1;
+                double worst = 0;
+                for (int i = 0; i < n; i++) {
+                    double ex = e[i] / sum, tol = 1e-6 * ex + 2e-38;
+                    bad_ref += fabs(a[i] - ex) > tol;
+                    if (simd) {
+                        bad_simd += fabs(b[i] - ex) > tol;
+                        double r = ex > 1e-30 ? fabs(b[i] - ex) / ex : 0;
+                        worst = r > worst ? r : worst;
+                    }
+                    if (x[i] == -INFINITY) zero &= a[i] == 0.0f && (!simd || b[i] == 0.0f);
+                }
+                CHECK(bad_ref == 0, "ref: %d of %d entries off", bad_ref, n);
+                CHECK(bad_simd == 0, "avx2: %d of %d entries off (worst relative %g)", bad_simd, n, worst);
+                CHECK(zero, "-inf did not give exactly 0");
+                if (n == 4096 && spread == 1) printf("  avx2 softmax worst relative error %.2g\n", worst);
+            }
+        }
+    free(x); free(a); free(b); free(e);
+}
+
 int main(void) {
     const kvk_ops *ref = kvk_get("ref"), *simd = kvk_get("avx2");
     TEST_CASE("dispatch") {
@@ -222,5 +277,6 @@ int main(void) {
     }
     test_rows(ref, simd);
     test_chan(ref, simd);
+    test_softmax(ref, simd);
     return th_finish("test_kv_kern");
 }

@@ -5,18 +5,15 @@
 
 #include "core/error.h"
 #include "kv/kv.h"
+#include "kv/kv_kern.h"
 
+// The kv_kern softmax of the active ISA (kv_kern.h): every cache calls this very function, so fp32
+// rows held by different caches still give bit-identical results.
 void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int kvh, int t, int pos, int n) {
+    const kvk_ops *kern = kvk_active();
     for (int g = 0; g < rep; g++) {
-        float *sg = scores + (size_t)g * n_keys, mx = -INFINITY;
-        for (int p = 0; p < n_keys; p++) mx = sg[p] > mx ? sg[p] : mx;
-        double sum = 0;
-        for (int p = 0; p < n_keys; p++) {
-            sg[p] = expf(sg[p] - mx);   // a -inf score (an evicted token) becomes exactly 0
-            sum += sg[p];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int p = 0; p < n_keys; p++) sg[p] *= inv;
+        float *sg = scores + (size_t)g * n_keys;
+        kern->softmax(sg, n_keys);   // a -inf score (an evicted token) becomes exactly 0
         if (kv->probs) {
             int w = pos + n;
             float *dst = kv->probs + ((size_t)(kvh * rep + g) * n + t) * w;

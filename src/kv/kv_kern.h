@@ -28,21 +28,31 @@ typedef struct kvk_rows {
     int p0, n;
     int bits;              // 16 (fp16), 8, 4, 3 or 2 (groups of `group`: fp16 d, m + codes)
     int hd, group;         // head_dim; group divides hd for INT rows (ignored for fp16)
+    // NULL: row i's score / weight is at index p_i (its position). Else at index at[i] (any order,
+    // distinct): rows packed in a slot pool (MiKV's hi rows) stream contiguously (pos NULL, p0 0)
+    // while their scores land at their token positions.
+    const int *at;
 } kvk_rows;
 
 typedef struct kvk_ops {
     const char *name;      // "ref" or "avx2"
-    // s[h·ld + p] = scale · (q_h · row_p) for every row p of r and h < rep; q_h = q + h·hd.
+    // s[h·ld + a_i] = scale · (q_h · row_i) for every row i of r and h < rep; q_h = q + h·hd; a_i is
+    // the row's position, or at[i] when r->at is set.
     // INT4 and INT2 rows (only): q_h is first quantized to int8 per group of r->group channels by
     // kvk_quant_q, and s = scale · Σ_g (d_g·sq_g·Σ_i c_i·q8_i + m_g·Σ_i q_i) (exact integer inner
     // sums; the relative error vs float q is ~0.4 % of Σ|q·d·c| per group, far below INT4's own).
     void (*scores)(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
-    // o[h·hd + i] += Σ_p w[h·ld + p] · row_p[i] over the rows p of r (o accumulates; h < rep).
+    // o[h·hd + c] += Σ_i w[h·ld + a_i] · row_i[c] over the rows i of r (o accumulates; h < rep).
     void (*accum)(const kvk_rows *r, const float *w, size_t ld, int rep, float *o);
     // Per-channel (KIVI) key block of `group` tokens (kv_quant.h layout, bits 8/4/3/2):
     // s[h·ld + j] = scale · Σ_c q_h[c] · (d_c · code_{c,j} + m_c) for tokens j < nt ≤ group.
     void (*chan_scores)(const uint8_t *blk, int bits, int hd, int group, int nt, const float *q, int rep,
                         float scale, float *s, size_t ld);
+    // In place, n >= 1: s[i] = exp(s[i] - max) / Σ_j exp(s[j] - max), the sum in double, the division
+    // as a multiply by (float)(1/Σ). -inf entries (evicted tokens) become exactly 0. ref: expf per
+    // entry (the caches' historical arithmetic, kept as is); avx2: a Cephes-style polynomial exp
+    // (≤ 2 ulp relative; results ≥ 2^-126 relative within ~1e-6 of ref, smaller ones may flush to 0).
+    void (*softmax)(float *s, int n);
 } kvk_ops;
 
 // The int8 form of one head's query used by `scores` on INT4 / INT2 rows: per group g of `group`

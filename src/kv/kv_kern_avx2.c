@@ -13,6 +13,7 @@
 // always-inline body. head_dim must be a multiple of 8 and ≤ MAX_HD; otherwise the scalar kernels
 // run (they have no such limit).
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kv/kv_kern.h"
@@ -74,7 +75,7 @@ KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, si
     float dm[2 * MAX_HD / 8], out[8];
     __m256 vs = _mm256_set1_ps(scale);
     for (int i = 0; i < r->n; i++) {
-        int p = r->pos ? r->pos[i] : r->p0 + i;
+        int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
         if (bits != 16) header(row, ng, dm);
         __m256 acc[8];
@@ -85,7 +86,7 @@ KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, si
                 acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + 8 * c), k, acc[h]);
         }
         _mm256_storeu_ps(out, _mm256_mul_ps(reduce8(acc), vs));
-        UNROLL for (int h = 0; h < NH; h++) s[h * ld + p] = out[h];
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + a] = out[h];
     }
 }
 
@@ -142,7 +143,7 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
     __m256 vs = _mm256_set1_ps(scale);
     int hpg = G / 32;   // 32-channel halves per group
     for (int i = 0; i < r->n; i++) {
-        int p = r->pos ? r->pos[i] : r->p0 + i;
+        int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
         header(row, ng, dm);
         __m256 tot = _mm256_setzero_ps();
@@ -178,7 +179,7 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
                                   _mm256_mul_ps(_mm256_broadcast_ss(dm + 2 * g1), _mm256_loadu_ps(sqv[g1])), tot);
         }
         _mm256_storeu_ps(out, _mm256_mul_ps(tot, vs));
-        UNROLL for (int h = 0; h < NH; h++) s[h * ld + p] = out[h];
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + a] = out[h];
     }
 }
 
@@ -190,8 +191,9 @@ KI void accum_body(const kvk_rows *r, const float *w, size_t ld, float *o, const
     for (int i0 = 0; i0 < r->n; i0 += VB) {
         int nb = r->n - i0 < VB ? r->n - i0 : VB;
         for (int j = 0; j < nb; j++) {
-            ps[j] = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
-            rows[j] = r->base + (size_t)ps[j] * r->stride;
+            int p = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
+            ps[j] = r->at ? r->at[i0 + j] : p;   // the weight's index
+            rows[j] = r->base + (size_t)p * r->stride;
             if (bits != 16) header(rows[j], ng, dm[j]);
         }
         for (int c = 0; c < nc; c++) {
@@ -356,6 +358,59 @@ static void chan_scores_avx2(const uint8_t *blk, int bits, int hd, int group, in
     }
 }
 
-static const kvk_ops avx2_ops = {"avx2", scores_avx2, accum_avx2, chan_scores_avx2};
+// exp(x) for x <= 0 (-inf allowed): Cephes expf's range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and
+// degree-6 polynomial, ≤ 2 ulp; 2^n is built in the exponent field. x is clamped at -88, where n
+// reaches -127 and 2^n's field is 0: the result is exactly 0 (so -inf gives 0, as expf does; true
+// values below ~2^-126 flush to 0, which a softmax weight cannot tell from ~1e-38).
+KI __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// The scalar softmax spent more time than the whole INT2 attention kernels (a libm expf call and a
+// serial double add per score): 8 lanes of max, polynomial exp and double sums (two 4-lane
+// accumulators), then the same float multiply by 1/Σ. The last n % 8 entries take the scalar path.
+static void softmax_avx2(float *s, int n) {
+    int n8 = n & ~7;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n8; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + i));
+    float lanes[8], mx = -INFINITY;
+    _mm256_storeu_ps(lanes, vm);
+    for (int i = 0; i < 8; i++) mx = lanes[i] > mx ? lanes[i] : mx;
+    for (int i = n8; i < n; i++) mx = s[i] > mx ? s[i] : mx;
+    __m256 vmx = _mm256_set1_ps(mx);
+    __m256d d0 = _mm256_setzero_pd(), d1 = _mm256_setzero_pd();
+    for (int i = 0; i < n8; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmx));
+        _mm256_storeu_ps(s + i, e);
+        d0 = _mm256_add_pd(d0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        d1 = _mm256_add_pd(d1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double dl[4], sum = 0;
+    _mm256_storeu_pd(dl, _mm256_add_pd(d0, d1));
+    sum = (dl[0] + dl[1]) + (dl[2] + dl[3]);
+    for (int i = n8; i < n; i++) {
+        s[i] = expf(s[i] - mx);
+        sum += s[i];
+    }
+    float inv = (float)(1.0 / sum);
+    __m256 vi = _mm256_set1_ps(inv);
+    for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(s + i, _mm256_mul_ps(_mm256_loadu_ps(s + i), vi));
+    for (int i = n8; i < n; i++) s[i] *= inv;
+}
+
+static const kvk_ops avx2_ops = {"avx2", scores_avx2, accum_avx2, chan_scores_avx2, softmax_avx2};
 
 const kvk_ops *kvk_avx2(void) { return &avx2_ops; }

@@ -35,6 +35,8 @@ static void decode_span(const uint8_t *row, const kvk_rows *r, int i0, int len, 
 }
 
 static inline int row_pos(const kvk_rows *r, int i) { return r->pos ? r->pos[i] : r->p0 + i; }
+// Where row i's score / weight lives (kv_kern.h: its position unless r->at).
+static inline int row_at(const kvk_rows *r, int i) { return r->at ? r->at[i] : row_pos(r, i); }
 
 void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float *qsum) {
     for (int g = 0; g * group < hd; g++) {
@@ -62,7 +64,7 @@ static void scores_ref_int8q(const kvk_rows *r, const float *q, int rep, float s
     int hd = r->hd, G = r->group, ng = hd / G, b = r->bits, per = 8 / b;   // codes per byte
     int8_t q8[KVQ_MAX_GROUP];
     for (int h = 0; h < rep; h++) {
-        for (int i = 0; i < r->n; i++) s[h * ld + row_pos(r, i)] = 0;
+        for (int i = 0; i < r->n; i++) s[h * ld + row_at(r, i)] = 0;
         for (int g = 0; g < ng; g++) {
             float sq, qs;
             kvk_quant_q(q + (size_t)h * hd + (size_t)g * G, G, G, q8, &sq, &qs);
@@ -74,10 +76,10 @@ static void scores_ref_int8q(const kvk_rows *r, const float *q, int rep, float s
                 memcpy(&m, row + 4 * g + 2, 2);
                 int32_t isum = 0;
                 for (int k = 0; k < G; k++) isum += (int32_t)((codes[k / per] >> (b * (k % per))) & ((1 << b) - 1)) * q8[k];
-                s[h * ld + p] += it_fp16_to_f32(d) * sq * (float)isum + it_fp16_to_f32(m) * qs;
+                s[h * ld + row_at(r, i)] += it_fp16_to_f32(d) * sq * (float)isum + it_fp16_to_f32(m) * qs;
             }
         }
-        for (int i = 0; i < r->n; i++) s[h * ld + row_pos(r, i)] *= scale;
+        for (int i = 0; i < r->n; i++) s[h * ld + row_at(r, i)] *= scale;
     }
 }
 
@@ -89,15 +91,15 @@ static void scores_ref(const kvk_rows *r, const float *q, int rep, float scale, 
     float buf[KVQ_MAX_GROUP];
     int hd = r->hd, step = span_len(r);
     for (int i = 0; i < r->n; i++) {
-        int p = row_pos(r, i);
+        int p = row_pos(r, i), a = row_at(r, i);
         const uint8_t *row = r->base + (size_t)p * r->stride;
-        for (int h = 0; h < rep; h++) s[h * ld + p] = 0;
+        for (int h = 0; h < rep; h++) s[h * ld + a] = 0;
         for (int i0 = 0; i0 < hd; i0 += step) {
             int len = hd - i0 < step ? hd - i0 : step;
             decode_span(row, r, i0, len, buf);
-            for (int h = 0; h < rep; h++) s[h * ld + p] += kv_dot(q + (size_t)h * hd + i0, buf, len);
+            for (int h = 0; h < rep; h++) s[h * ld + a] += kv_dot(q + (size_t)h * hd + i0, buf, len);
         }
-        for (int h = 0; h < rep; h++) s[h * ld + p] *= scale;
+        for (int h = 0; h < rep; h++) s[h * ld + a] *= scale;
     }
 }
 
@@ -105,13 +107,13 @@ static void accum_ref(const kvk_rows *r, const float *w, size_t ld, int rep, flo
     float buf[KVQ_MAX_GROUP];
     int hd = r->hd, step = span_len(r);
     for (int i = 0; i < r->n; i++) {
-        int p = row_pos(r, i);
+        int p = row_pos(r, i), a = row_at(r, i);
         const uint8_t *row = r->base + (size_t)p * r->stride;
         for (int i0 = 0; i0 < hd; i0 += step) {
             int len = hd - i0 < step ? hd - i0 : step;
             decode_span(row, r, i0, len, buf);
             for (int h = 0; h < rep; h++) {
-                float wh = w[h * ld + p], *oh = o + (size_t)h * hd + i0;
+                float wh = w[h * ld + a], *oh = o + (size_t)h * hd + i0;
                 for (int k = 0; k < len; k++) oh[k] += wh * buf[k];
             }
         }
@@ -138,7 +140,19 @@ static void chan_scores_ref(const uint8_t *blk, int bits, int hd, int group, int
         for (int j = 0; j < nt; j++) s[h * ld + j] *= scale;
 }
 
-static const kvk_ops ref_ops = {"ref", scores_ref, accum_ref, chan_scores_ref};
+static void softmax_ref(float *s, int n) {
+    float mx = -INFINITY;
+    for (int p = 0; p < n; p++) mx = s[p] > mx ? s[p] : mx;
+    double sum = 0;
+    for (int p = 0; p < n; p++) {
+        s[p] = expf(s[p] - mx);   // a -inf score (an evicted token) becomes exactly 0
+        sum += s[p];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int p = 0; p < n; p++) s[p] *= inv;
+}
+
+static const kvk_ops ref_ops = {"ref", scores_ref, accum_ref, chan_scores_ref, softmax_ref};
 
 const kvk_ops *kvk_ref(void) { return &ref_ops; }
 

@@ -1,12 +1,14 @@
-// MiKV mixed-precision KV cache and the H2O eviction baseline; policy and formats in kv_mikv.h.
-// Rows use kv_quant's per-token layouts (F32: head_dim floats, F16: head_dim halves, INTn: the
-// group scales/offsets then the packed codes), encoded with kvq_quant_group.
+// MiKV mixed-precision KV cache and the H2O eviction baseline; policy and formats in kv_mikv.h,
+// row storage in kv_mikv_impl.h. Rows use kv_quant's per-token layouts (F32: head_dim floats, F16:
+// head_dim halves, INTn: the group scales/offsets then the packed codes), encoded with kvq_quant_group.
 //
-// The attention kernel mirrors kv_full.c (one (query token, kv head) work item at a time, the GQA
-// query heads of a kv head together, same softmax and summation order). Each cached row is decoded
-// into a head_dim-float buffer and used at once, so no float copy of the cache exists; evicted
-// tokens get score -inf, i.e. weight exactly 0, which also renormalizes the softmax over the kept
-// ones. With every token hi and F32 the operations are kv_full's own, so the result is bit-identical.
+// The attention mirrors kv_full.c (one (query token, kv head) work item at a time, the GQA query
+// heads of a kv head together, same softmax). Per item, the hi slot pool (contiguous rows, scores
+// written at their positions through slot_pos) and the lo rows (by the ascending lo list) each go
+// through ONE kv_kern call for scores and one for values, over all rep query heads: every row is
+// read once per item. Evicted tokens get score -inf, i.e. weight exactly 0, which also
+// renormalizes the softmax over the kept ones. With every token hi and F32 the operations are
+// kv_full's own (position order), so the result is bit-identical.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,31 +16,9 @@
 
 #include "core/fp16.h"
 #include "kv/kv_kern.h"
-#include "kv/kv_mikv.h"
-
-typedef struct {
-    it_kv base;
-    kv_mikv_config cfg;   // defaults applied
-    int hi_bits, lo_bits;
-    size_t hi_row, lo_row;          // bytes per (position, kv head) row
-    float *sink_k, *sink_v;         // (n_layers, sink, kv_dim) fp32
-    uint8_t *hi_k, *hi_v;           // (n_layers, n_ctx, n_kv_heads) rows of hi_row bytes
-    uint8_t *lo_k, *lo_v;           // (n_layers, n_ctx, n_kv_heads) rows of lo_row bytes
-    uint8_t *state;                 // (n_layers, n_ctx) enum kv_mikv_state
-    float *imp;                     // (n_layers, n_ctx) accumulated attention
-    int *n_tok;                     // per layer
-    int *order;                     // (2·n_ctx) demotion scratch: indices, merge buffer
-    float *rowbuf;                  // (kv_dim) demotion decode
-    float *scratch;                 // attend: per thread scratch_per floats
-    size_t scratch_per;
-    int scratch_threads;
-} kv_mikv;
+#include "kv/kv_mikv_impl.h"
 
 static const it_kv_ops mikv_ops;
-
-static size_t slot(const kv_mikv *c, int layer, int pos, int h) {
-    return ((size_t)layer * c->base.n_ctx + (size_t)pos) * c->base.n_kv_heads + (size_t)h;
-}
 
 // Decodes head h of K (which 0) or V (which 1) at pos, in whatever form the token is held.
 // The caller guarantees the token is not evicted.
@@ -52,11 +32,10 @@ static void load(const kv_mikv *c, int layer, int pos, int h, int which, float *
                          ((size_t)layer * c->cfg.sink + (size_t)pos) * kv->n_kv_heads * hd + (size_t)h * hd;
         memcpy(out, s, (size_t)hd * sizeof(float));
     } else if (c->state[(size_t)layer * kv->n_ctx + pos] == KV_MIKV_HI) {
-        kvq_load_row((which ? c->hi_v : c->hi_k) + slot(c, layer, pos, h) * c->hi_row, hd, c->cfg.group,
-                   c->hi_bits, out);
+        int slot = c->pos_slot[(size_t)layer * kv->n_ctx + pos];
+        kvq_load_row(mikv_hi_row(c, which, layer, h, slot), hd, c->cfg.group, c->hi_bits, out);
     } else {
-        kvq_load_row((which ? c->lo_v : c->lo_k) + slot(c, layer, pos, h) * c->lo_row, hd, c->cfg.group,
-                   c->lo_bits, out);
+        kvq_load_row(mikv_lo_row(c, which, layer, h, pos), hd, c->cfg.group, c->lo_bits, out);
     }
 }
 
@@ -65,7 +44,13 @@ static int mikv_store(it_kv *kv, int layer, int pos, int n, const float *k, cons
     if (layer < 0 || layer >= kv->n_layers || pos < kv->n_shared || n < 0 || pos + n > kv->n_ctx) return -1;
     if (pos > c->n_tok[layer]) return -1;   // a gap would leave positions without a state
     int hd = kv->head_dim, g = c->cfg.group, sink = c->cfg.sink;
-    size_t kv_dim = (size_t)kv->n_kv_heads * hd;
+    size_t kv_dim = (size_t)kv->n_kv_heads * hd, L = (size_t)layer * kv->n_ctx;
+    // Rewind: positions from pos on leave the pool / the lo list (newest first, so a rewind of the
+    // tail frees the last slots without moving rows).
+    for (int p = c->n_tok[layer] - 1; p >= (pos > sink ? pos : sink); p--) {
+        if (c->state[L + p] == KV_MIKV_HI) mikv_pool_drop(c, layer, p);
+        else if (c->state[L + p] == KV_MIKV_LO) mikv_lo_remove(c, layer, p);
+    }
     for (int t = 0; t < n; t++) {
         int p = pos + t;
         const float *kt = k + t * kv_dim, *vt = v + t * kv_dim;
@@ -74,13 +59,14 @@ static int mikv_store(it_kv *kv, int layer, int pos, int n, const float *k, cons
             memcpy(c->sink_k + off, kt, kv_dim * sizeof(float));
             memcpy(c->sink_v + off, vt, kv_dim * sizeof(float));
         } else {
+            int s = mikv_pool_add(c, layer, p);
             for (int h = 0; h < kv->n_kv_heads; h++) {
-                kvq_store_row(kt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_k + slot(c, layer, p, h) * c->hi_row);
-                kvq_store_row(vt + (size_t)h * hd, hd, g, c->hi_bits, c->hi_v + slot(c, layer, p, h) * c->hi_row);
+                kvq_store_row(kt + (size_t)h * hd, hd, g, c->hi_bits, mikv_hi_row(c, 0, layer, h, s));
+                kvq_store_row(vt + (size_t)h * hd, hd, g, c->hi_bits, mikv_hi_row(c, 1, layer, h, s));
             }
         }
-        c->state[(size_t)layer * kv->n_ctx + p] = KV_MIKV_HI;
-        c->imp[(size_t)layer * kv->n_ctx + p] = 0;
+        c->state[L + p] = KV_MIKV_HI;
+        c->imp[L + p] = 0;
     }
     c->n_tok[layer] = pos + n;
     return 0;
@@ -116,17 +102,25 @@ static void sort_desc(int *idx, int *tmp, int n, const float *imp) {
     memcpy(idx, tmp, (size_t)n * sizeof(int));
 }
 
-// Brings `layer` back to its budget: see kv_mikv.h. Candidates are the hi tokens outside the sink
-// and recent windows; all but the H most important are demoted (or evicted).
+static int int_cmp(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+// Brings `layer` back to its budget: see kv_mikv.h. Candidates are the pooled hi tokens outside
+// the recent window (sinks are not pooled); all but the H most important are demoted (or
+// evicted). The selection is a total order, so the demoted set does not depend on slot order.
 static void rebalance(kv_mikv *c, int layer) {
     const it_kv *kv = &c->base;
-    int n = c->n_tok[layer], sink = c->cfg.sink, hd = kv->head_dim, g = c->cfg.group;
+    int n = c->n_tok[layer], hd = kv->head_dim, g = c->cfg.group;
     int lo_end = n - c->cfg.recent;   // candidates: [sink, lo_end)
-    uint8_t *st = c->state + (size_t)layer * kv->n_ctx;
-    const float *imp = c->imp + (size_t)layer * kv->n_ctx;
+    size_t L = (size_t)layer * kv->n_ctx;
+    uint8_t *st = c->state + L;
+    const float *imp = c->imp + L;
+    const int *sp = c->slot_pos + L;
     int nc = 0, *idx = c->order, *tmp = c->order + kv->n_ctx;
-    for (int p = sink; p < lo_end; p++)
-        if (st[p] == KV_MIKV_HI) idx[nc++] = p;
+    for (int s = 0; s < c->n_hi[layer]; s++)
+        if (sp[s] < lo_end) idx[nc++] = sp[s];
     int heavy = (int)ceil((double)c->cfg.hi_ratio * n);
     if (nc <= heavy) return;
     if (nc - heavy <= 8) {
@@ -144,19 +138,21 @@ static void rebalance(kv_mikv *c, int layer) {
     } else {
         sort_desc(idx, tmp, nc, imp);
     }
+    int *dem = idx + heavy, nd = nc - heavy;
+    qsort(dem, (size_t)nd, sizeof *dem, int_cmp);   // ascending, for the lo list merge
     float *row = c->rowbuf;
-    for (int i = heavy; i < nc; i++) {
-        int p = idx[i];
+    for (int i = 0; i < nd; i++) {
+        int p = dem[i], slot = c->pos_slot[L + p];
         if (!c->cfg.evict)
-            for (int h = 0; h < kv->n_kv_heads; h++) {
-                size_t s = slot(c, layer, p, h);
-                kvq_load_row(c->hi_k + s * c->hi_row, hd, g, c->hi_bits, row);
-                kvq_store_row(row, hd, g, c->lo_bits, c->lo_k + s * c->lo_row);
-                kvq_load_row(c->hi_v + s * c->hi_row, hd, g, c->hi_bits, row);
-                kvq_store_row(row, hd, g, c->lo_bits, c->lo_v + s * c->lo_row);
-            }
+            for (int h = 0; h < kv->n_kv_heads; h++)
+                for (int w = 0; w < 2; w++) {
+                    kvq_load_row(mikv_hi_row(c, w, layer, h, slot), hd, g, c->hi_bits, row);
+                    kvq_store_row(row, hd, g, c->lo_bits, mikv_lo_row(c, w, layer, h, p));
+                }
+        mikv_pool_drop(c, layer, p);
         st[p] = c->cfg.evict ? KV_MIKV_EVICTED : KV_MIKV_LO;
     }
+    if (!c->cfg.evict) mikv_lo_merge(c, layer, dem, nd);
 }
 
 typedef struct {
@@ -165,8 +161,9 @@ typedef struct {
     int layer, pos, n;
     const float *q;
     float *out;
-    const int *hi_pos, *lo_pos;   // non-sink hi / lo positions of the layer, ascending
-    int n_hi, n_lo;
+    int n_old;           // hi slots holding positions < pos; slots n_old.. hold pos.., ascending
+    const int *hi_pos;   // hi_bits 32 only: the non-sink hi positions, ascending (kv_full's order)
+    int n_hi;
 } mikv_job;
 
 // Per-thread scratch, in floats: scores (rep, n_ctx) | importance partial sums (n_ctx) | row (hd).
@@ -176,20 +173,9 @@ static size_t scratch_floats(const kv_mikv *c) {
     return rep * kv->n_ctx + (size_t)kv->n_ctx + (size_t)kv->head_dim;
 }
 
-// Entries of the ascending list pos[0..n) below lim.
-static int count_below(const int *pos, int n, int lim) {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (pos[mid] < lim) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 // Sinks and fp32 hi rows take kv_full's own operations (kv_dot; o += w·v in position order), so
 // F32 with everything hi stays bit-identical to kv_full; fp16 / INT rows go through the kv_kern
-// kernels, hi rows then lo rows, each list in one batch.
+// kernels: the hi pool in one call, then the lo rows in one call.
 static void mikv_worker(void *arg, int ith, int nth) {
     const mikv_job *j = arg;
     const kv_mikv *c = j->c;
@@ -197,18 +183,23 @@ static void mikv_worker(void *arg, int ith, int nth) {
     int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, rep = n_heads / n_kv, g = c->cfg.group;
     float *scores = c->scratch + (size_t)ith * c->scratch_per;   // (rep, n_keys)
     float *acc = scores + (size_t)rep * kv->n_ctx, *row = acc + kv->n_ctx;
-    const uint8_t *st = c->state + (size_t)j->layer * kv->n_ctx;
+    size_t L = (size_t)j->layer * kv->n_ctx;
+    const uint8_t *st = c->state + L;
+    const int *sp = c->slot_pos + L, *lo_pos = c->lo_list + L;
     float scale = 1.0f / sqrtf((float)hd);
     memset(acc, 0, (size_t)(j->pos + j->n) * sizeof(float));
     for (int item = ith; item < j->n * n_kv; item += nth) {
         int t = item / n_kv, kvh = item % n_kv;
         int n_keys = j->pos + t + 1, sink = c->cfg.sink < n_keys ? c->cfg.sink : n_keys;
-        int n_hi = count_below(j->hi_pos, j->n_hi, n_keys), n_lo = count_below(j->lo_pos, j->n_lo, n_keys);
+        // Hi rows visible to query t: the old slots and the new ones up to its own position.
+        int n_hi = c->hi_bits == 32 ? mikv_count_below(j->hi_pos, j->n_hi, n_keys)
+                                    : j->n_old + mikv_count_below(sp + j->n_old, c->n_hi[j->layer] - j->n_old, n_keys);
+        int n_lo = mikv_count_below(lo_pos, c->n_lo[j->layer], n_keys);
         const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
         float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * rep * hd;
-        size_t ld = (size_t)n_keys, s0 = slot(c, j->layer, 0, kvh);
-        kvk_rows hi = {c->hi_k + s0 * c->hi_row, (size_t)n_kv * c->hi_row, j->hi_pos, 0, n_hi, c->hi_bits, hd, g};
-        kvk_rows lo = {c->lo_k + s0 * c->lo_row, (size_t)n_kv * c->lo_row, j->lo_pos, 0, n_lo, c->lo_bits, hd, g};
+        size_t ld = (size_t)n_keys;
+        kvk_rows hi = {mikv_hi_row(c, 0, j->layer, kvh, 0), c->hi_row, NULL, 0, n_hi, c->hi_bits, hd, g, sp};
+        kvk_rows lo = {mikv_lo_row(c, 0, j->layer, kvh, 0), c->lo_row, lo_pos, 0, n_lo, c->lo_bits, hd, g, NULL};
         if (sink + n_hi + n_lo < n_keys)   // evicted tokens: weight exactly 0 after the softmax
             for (int p = sink; p < n_keys; p++)
                 if (st[p] == KV_MIKV_EVICTED)
@@ -238,8 +229,8 @@ static void mikv_worker(void *arg, int ith, int nth) {
                 for (int d = 0; d < hd; d++) oh[d] += w * row[d];
             }
         }
-        hi.base = c->hi_v + s0 * c->hi_row;
-        lo.base = c->lo_v + s0 * c->lo_row;
+        hi.base = mikv_hi_row(c, 1, j->layer, kvh, 0);
+        lo.base = mikv_lo_row(c, 1, j->layer, kvh, 0);
         if (c->hi_bits != 32 && n_hi) j->kern->accum(&hi, scores, ld, rep, o);
         if (n_lo) j->kern->accum(&lo, scores, ld, rep, o);
     }
@@ -251,15 +242,14 @@ static int mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, cons
     if (nth < 1) nth = 1;
     if (kv_scratch_reserve(&c->scratch, &c->scratch_per, &c->scratch_threads, scratch_floats(c), nth) != 0)
         return KV_E_NOMEM;   // not even one thread's scratch: out is not written, the caller must know
-    // The hi / lo position lists, once per call for every item; they live in the demotion scratch
-    // (`order`), which rebalance only uses after the workers are done.
-    const uint8_t *st = c->state + (size_t)layer * kv->n_ctx;
-    int *hi_pos = c->order, *lo_pos = c->order + kv->n_ctx, n_hi = 0, n_lo = 0;
-    for (int p = c->cfg.sink; p < pos + n; p++) {
-        if (st[p] == KV_MIKV_HI) hi_pos[n_hi++] = p;
-        else if (st[p] == KV_MIKV_LO) lo_pos[n_lo++] = p;
+    mikv_job j = {c, kvk_active(), layer, pos, n, q, out, mikv_pool_tail(c, layer, pos), NULL, 0};
+    if (c->hi_bits == 32) {   // exact fp32 rows (tests): position order, as kv_full sums them
+        const uint8_t *st = c->state + (size_t)layer * kv->n_ctx;
+        int *hp = c->order, nh = 0;
+        for (int p = c->cfg.sink; p < pos + n; p++)
+            if (st[p] == KV_MIKV_HI) hp[nh++] = p;
+        j.hi_pos = hp, j.n_hi = nh;
     }
-    mikv_job j = {c, kvk_active(), layer, pos, n, q, out, hi_pos, lo_pos, n_hi, n_lo};
     int used = c->scratch_threads >= nth ? nth : 1;
     if (used == nth) it_pool_run(pool, mikv_worker, &j);
     else mikv_worker(&j, 0, 1);
@@ -296,6 +286,12 @@ static void mikv_free(it_kv *kv) {
     free(c->hi_v);
     free(c->lo_k);
     free(c->lo_v);
+    free(c->slot_pos);
+    free(c->pos_slot);
+    free(c->n_hi);
+    free(c->lo_list);
+    free(c->n_lo);
+    free(c->rowtmp);
     free(c->state);
     free(c->imp);
     free(c->n_tok);
@@ -315,6 +311,8 @@ static int mikv_share(it_kv *kv, int n) {
             c->state[(size_t)l * kv->n_ctx + p] = KV_MIKV_HI;
             c->imp[(size_t)l * kv->n_ctx + p] = 0;
         }
+        for (int s = 0; s < c->n_hi[l]; s++) c->pos_slot[(size_t)l * kv->n_ctx + c->slot_pos[(size_t)l * kv->n_ctx + s]] = -1;
+        c->n_hi[l] = c->n_lo[l] = 0;   // n <= sink: no token is pooled or lo
         c->n_tok[l] = n;
     }
     return KV_OK;
@@ -377,16 +375,24 @@ it_kv *kv_mikv_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int hea
     c->hi_v = malloc(rows * c->hi_row);
     c->lo_k = malloc(rows * c->lo_row);
     c->lo_v = malloc(rows * c->lo_row);
+    c->slot_pos = malloc(per_layer * sizeof(int));
+    c->pos_slot = malloc(per_layer * sizeof(int));
+    c->n_hi = calloc((size_t)n_layers, sizeof(int));
+    c->lo_list = malloc(per_layer * sizeof(int));
+    c->n_lo = calloc((size_t)n_layers, sizeof(int));
+    c->rowtmp = malloc(2 * c->hi_row);
     c->state = calloc(per_layer, 1);
     c->imp = calloc(per_layer, sizeof(float));
     c->n_tok = calloc((size_t)n_layers, sizeof(int));
     c->order = malloc(2 * (size_t)n_ctx * sizeof(int));
-    c->rowbuf = malloc((size_t)n_kv_heads * head_dim * sizeof(float));
+    c->rowbuf = malloc((size_t)head_dim * sizeof(float));
     if (!c->sink_k || !c->sink_v || !c->hi_k || !c->hi_v || !c->lo_k || !c->lo_v || !c->state || !c->imp ||
-        !c->n_tok || !c->order || !c->rowbuf) {
+        !c->n_tok || !c->order || !c->rowbuf || !c->slot_pos || !c->pos_slot || !c->n_hi || !c->lo_list || !c->n_lo ||
+        !c->rowtmp) {
         mikv_free(&c->base);
         return NULL;
     }
+    for (size_t i = 0; i < per_layer; i++) c->pos_slot[i] = -1;
     return &c->base;
 }
 

@@ -24,8 +24,9 @@
 // may briefly hold more than the budget; after every attend hi == budget (see kv_mikv_budget).
 // Storing at pos < n_tok rewinds: those positions are rewritten hi with zero importance.
 //
-// Memory: hi and lo rows live in two position-indexed slot arrays allocated for the whole context
-// (simple and O(1) addressing; a slot allocator would pack them). bytes(kv, n) reports what the n
+// Memory (kv_mikv_impl.h): per (layer, kv head), hi rows in a dense slot pool and lo rows in a
+// position-indexed array, both allocated for the whole context (untouched pages of the pool are
+// never committed: it fills from slot 0). bytes(kv, n) reports what the n
 // tokens need in their current states: per layer and position, K+V of fp32 rows for sinks, hi rows
 // for hi tokens, lo rows (codes + fp16 scale/offset per group) for lo tokens, 0 for evicted ones;
 // positions not yet stored count as hi. Bookkeeping (state byte, importance float) is not counted.

@@ -52,7 +52,7 @@ static void key_scores(const kvq_cache *c, const kvk_ops *kern, int layer, int k
     }
     if (!c->k_chan) {
         kvk_rows r = {kvq_k_row(c, layer, 0, kvh), (size_t)kv->n_kv_heads * c->k_row, NULL, sink, n_keys - sink,
-                      c->kbits, hd, g};
+                      c->kbits, hd, g, NULL};
         kern->scores(&r, q, rep, scale, scores, (size_t)n_keys);
         return;
     }
@@ -99,7 +99,7 @@ static void value_sums(const kvq_cache *c, const kvk_ops *kern, int layer, int k
         return;
     }
     kvk_rows r = {kvq_v_row(c, layer, 0, kvh), (size_t)kv->n_kv_heads * c->v_row, NULL, sink, n_keys - sink,
-                  c->vbits, hd, c->cfg.group};
+                  c->vbits, hd, c->cfg.group, NULL};
     kern->accum(&r, scores, (size_t)n_keys, rep, o);
 }
 
