@@ -273,25 +273,25 @@ int main(void) {
     TEST_CASE("--kv-budget: a request that can never fit is 400, one that does not fit now waits, a full queue is 503") {
         if (!have_curl) break;
         // english-12m, fp32 cache: 8 layers x 2 x kv_dim 128 x 4 bytes = 8192 bytes per position, so
-        // 1 MiB holds 128 positions. "The" is 2 tokens with BOS: max_tokens 120 reserves 122 x 8192 =
-        // 999424 bytes (fits once, not twice); max_tokens 200 needs 1.58 MiB (never fits).
-        snprintf(args, sizeof args, "-m '%s' -z '%s' --parallel 2 --queue 1 --kv-budget 1M", m_en, m_tok);
+        // 3.5 MiB holds 448 positions. "The" is 2 tokens with BOS: max_tokens 400 reserves 402 x 8192 =
+        // 3293184 bytes (fits once, not twice; ~1 s of decoding); max_tokens 500 needs 3.92 MiB (never fits).
+        snprintf(args, sizeof args, "-m '%s' -z '%s' --parallel 2 --queue 1 --kv-budget 3.5M", m_en, m_tok);
         CHECK(srv_start(args) == 0, "start: %s", read_path(srv_err, NULL));
         if (!srv_port) break;
-        int code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 200}'");
-        CHECK(code == 400 && strstr(b, "needs 1.58 MiB of KV cache") && strstr(b, "--kv-budget is 1.00 MiB"), "%d %s", code, b);
+        int code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 500}'");
+        CHECK(code == 400 && strstr(b, "needs 3.92 MiB of KV cache") && strstr(b, "--kv-budget is 3.50 MiB"), "%d %s", code, b);
         free(b);
         char cmd[2048], outs[2][64];
         for (int i = 0; i < 2; i++) {
             snprintf(outs[i], sizeof outs[i], "/tmp/intact_serve_budget_%d_%d.json", (int)getpid(), i);
             snprintf(cmd, sizeof cmd, "curl -s -m 60 -o '%s' http://127.0.0.1:%d/v1/completions -d "
-                     "'{\"prompt\": \"The\", \"max_tokens\": 120, \"temperature\": 0}' &", outs[i], srv_port);
+                     "'{\"prompt\": \"The\", \"max_tokens\": 400, \"temperature\": 0}' &", outs[i], srv_port);
             CHECK(system(cmd) == 0, "curl");
             usleep(150000);
         }
         code = http(&b, "/metrics", "%s", "");
         // the second request holds the other slot and waits for budget: one reservation, queue 1
-        CHECK(code == 200 && strstr(b, "intact_kv_budget_bytes 1048576\n") && strstr(b, "intact_kv_bytes_reserved 999424\n") &&
+        CHECK(code == 200 && strstr(b, "intact_kv_budget_bytes 3670016\n") && strstr(b, "intact_kv_bytes_reserved 3293184\n") &&
               strstr(b, "intact_queue_depth 1\n") && strstr(b, "intact_slots_busy 2\n"), "%s", b);
         free(b);
         code = http(&b, "/v1/completions", JSON "-d '{\"prompt\": \"The\", \"max_tokens\": 1}'");
