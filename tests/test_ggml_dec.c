@@ -1,7 +1,7 @@
-// ggml decode GEMV with int8 activations (kernels/ggdec.h) for Q4_0, Q8_0, Q4_K, Q6_K: a hand-computed
-// case; the scalar reference against an independent double computation over the weights decoded by
-// formats/ggml_ref.c's dequantizers (and against the float activations, within the bound the
-// activation quantization allows); every SIMD kernel bit-identical (memcmp) to the reference with
+// ggml decode GEMV with int8 activations (kernels/ggdec.h) for Q4_0, Q8_0, Q4_K, Q6_K: hand-computed
+// cases (Q6_K's extremes and kern_dq.hsum among them); the scalar reference against an independent
+// double computation over the weights decoded by formats/ggml_ref.c's dequantizers (and against the
+// float activations, within the bound the activation quantization allows); every SIMD kernel bit-identical (memcmp) to the reference with
 // random codes and scales (extreme values included), 1..5 tokens, odd row ranges, rows with blocks
 // past the last group of 8; the threaded wrapper over mixed types == the single-thread kernels; the
 // prefill driver (kern_matmul_ggdg_group: row blocks, 4..13 tokens, 1..3 threads, mixed types, row
@@ -84,6 +84,55 @@ static void test_hand(void) {
     }
 }
 
+// Q6_K at the ends of its ranges (the int32 block value just under 2^24), hand-computed: 3 rows of 3
+// super-blocks (a 512-weight chunk and a group of 8) with d = 1, x = +1, -1 and +1/-1 by 16-weight
+// halves (s_b = 1/127, q = +-127, half sums +-2032). Row A: codes 0 (w = -32), every sc = -128:
+// iv = -128 * -32 * 2032 * 2 = 16646144 per block, y = 24 * iv / 127 = 3145728. Row B: codes 63,
+// sc = 127: iv = 127 * 31 * 2032 * 2, y = 24 * 125984. Row C: codes 0, sc_2j = 127, sc_2j+1 = -128
+// (a swap of the two sub-scales of a block changes y): x = 1 gives 24 * 512, the halves x give
+// 24 * -130560. Also kern_dq.hsum (the 16-input sums the AVX-512 kernel takes the -32 with).
+static void test_q6k_extremes(void) {
+    TEST_CASE("Q6_K extremes (block sums near 2^24, sub-scale order), hand-computed; kern_dq.hsum") {
+        enum { NI = 768, NR = 3, NT = 3 };
+        it_block_q6_K w[NR][3];
+        memset(w, 0, sizeof w);
+        for (int s = 0; s < 3; s++) {
+            memset(w[1][s].ql, 0xff, 128), memset(w[1][s].qh, 0xff, 64);
+            for (int j = 0; j < 16; j++) {
+                w[0][s].scales[j] = -128, w[1][s].scales[j] = 127;
+                w[2][s].scales[j] = (int8_t)(j % 2 ? -128 : 127);
+            }
+            for (int r = 0; r < NR; r++) w[r][s].d = it_f32_to_fp16(1.0f);
+        }
+        float x[NT * NI];
+        for (int i = 0; i < NI; i++) x[i] = 1.0f, x[NI + i] = -1.0f, x[2 * NI + i] = i % 32 < 16 ? 1.0f : -1.0f;
+        const double want[NT][NR] = {{3145728, 24 * 125984, 24 * 512}, {-3145728, -24 * 125984, -24 * 512},
+                                     {0, 0, -24 * 130560}};
+        kern_dq a = {0};
+        CHECK(kern_dq_quantize(&a, x, NT, NI) == 0, "quantize");
+        int bad = 0;
+        for (int64_t t = 0; t < NT; t++)
+            for (int64_t h = 0; h < 2 * a.nbp; h++) {
+                int32_t v = 0;
+                for (int i = 0; i < 16; i++) v += a.q[t * a.nbp * 32 + 16 * h + i];
+                bad += a.hsum[t * 2 * a.nbp + h] != v || (h >= NI / 16 && v != 0);
+            }
+        CHECK(!bad && a.hsum[0] == 2032 && a.hsum[2 * a.nbp] == -2032 && a.hsum[4 * a.nbp + 1] == -2032, "hsum (%d bad)", bad);
+        float yr[NT * NR];
+        ggdec_ref(IT_TYPE_Q6_K, w, sizeof w[0], &a, yr, NR, 0, NR);
+        for (int t = 0; t < NT; t++)
+            for (int r = 0; r < NR; r++) CHECK_NEAR(yr[t * NR + r], want[t][r], 4.0);
+        for (int v = 0; v < 2; v++) {
+            ggdec_fn fn = ggdec_kernel(IT_TYPE_Q6_K, k_isas[v]);
+            if (!fn) continue;
+            float ys[NT * NR];
+            fn(IT_TYPE_Q6_K, w, sizeof w[0], &a, ys, NR, 0, NR);
+            CHECK(!memcmp(yr, ys, sizeof ys), "%s: %.9g vs %.9g", k_isas[v], (double)yr[0], (double)ys[0]);
+        }
+        kern_dq_free(&a);
+    }
+}
+
 static void test_ref_vs_float(void) {
     TEST_CASE("reference == dequantize-then-dot (double) over s*q; within the activation error of x") {
         const int64_t n_out = 7, n_in = 768, nt = 2;
@@ -125,8 +174,9 @@ static void test_simd(void) {
         for (size_t ti = 0; ti < sizeof k_types / sizeof *k_types; ti++) {
             const int type = k_types[ti];
             const int64_t qk = fmt_get(type)->block_size;
-            const int64_t ins[] = {qk == 32 ? 864 : 256, qk == 32 ? 32 : 512, 2304};   // 864: chunk + group + 3
-            for (int ni = 0; ni < 3; ni++) {
+            // 864: chunk + group + 3; 544: chunk + 1; k-quants: 256 (a group), 512 (a chunk), 768 (chunk + group).
+            const int64_t ins[] = {qk == 32 ? 864 : 256, qk == 32 ? 32 : 512, qk == 32 ? 544 : 768, 2304};
+            for (int ni = 0; ni < 4; ni++) {
                 const int64_t n_in = ins[ni], n_out = 37;
                 size_t rb;
                 uint8_t *w = make_weights(type, n_out, n_in, &rb);
@@ -243,6 +293,7 @@ static void test_prefill(void) {
 
 int main(void) {
     test_hand();
+    test_q6k_extremes();
     test_ref_vs_float();
     test_simd();
     test_group();

@@ -5,8 +5,8 @@
 // int8 activations (8 int32 lanes), the 8 blocks' lanes are summed to one lane per block, and the
 // float step of ggdec.h runs on the 8 blocks at once into lanes 8*(group % 2) .. of the 16
 // accumulators. Blocks past the last whole group and the final reduction are ggdec.c's scalar code.
-// With VNNI, Q4_0 / Q8_0 / Q4_K take 16 blocks at a time in 512-bit vectors instead (gg_chunk,
-// below); Q6_K and the rows' last group of 8 keep the 256-bit step.
+// With VNNI, every type takes 16 blocks at a time in 512-bit vectors instead (gg_chunk below,
+// Q6_K's gg_chunk_q6k in ggdec_q6k512.h); only the rows' last group of 8 keeps the 256-bit step.
 #include <immintrin.h>
 #include <string.h>
 
@@ -185,9 +185,9 @@ KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const 
 
 #if GG_VNNI
 // ---- AVX-512 VNNI: 16 blocks (a "chunk": 512 weights, two k-quant super-blocks) per step ----
-// Q4_0, Q8_0 and Q4_K. The byte dots leave fewer int32 lanes per block than the 256-bit path (Q4_0:
-// 4, as low and high nibbles of a block meet the kern_dq q4 copy of the activations in one lane) and
-// the lanes are reduced to one per block by vpermt2d + add trees over 512-bit vectors instead of
+// Q4_0, Q8_0 and Q4_K here, Q6_K in ggdec_q6k512.h. The byte dots leave fewer int32 lanes per block
+// than the 256-bit path (Q4_0: 4, as low and high nibbles of a block meet the kern_dq q4 copy of the
+// activations in one lane) and the lanes are reduced to one per block by vpermt2d + add trees over 512-bit vectors instead of
 // hadd trees: at prefill that reduction, not the byte dots, bounded the 256-bit kernel. The 16 block
 // sums land in lane b % 16, i.e. f[b % 16] of ggdec.h, and the float step is the same per lane.
 
@@ -289,6 +289,8 @@ KI void gg_chunk(const int type, const int T, const uint8_t *cb, const int8_t *c
         f[t] = _mm512_fmadd_ps(_mm512_mul_ps(ds, _mm512_loadu_ps(s[t])), _mm512_cvtepi32_ps(is[t]), f[t]);
 }
 
+#include "kernels/ggdec_q6k512.h"
+
 // Rows r0..r1-1 for T tokens starting at token t0: whole chunks, then a last group of 8 (the 256-bit
 // step, into lanes 0..7 as its group index is even), then single blocks.
 KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, const kern_dq *a, int64_t t0,
@@ -304,11 +306,18 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
             const float *s[GG_MAX_T];
             const int32_t *su[GG_MAX_T];
             UNROLL for (int t = 0; t < T; t++) {
-                q4[t] = a->q4 + (t0 + t) * np + 512 * c;
-                s[t] = a->scale + (t0 + t) * a->nbp + 16 * c;
-                su[t] = a->sum + (t0 + t) * a->nbp + 16 * c;
+                const int64_t tt = t0 + t;
+                s[t] = a->scale + tt * a->nbp + 16 * c;
+                if (type == IT_TYPE_Q6_K) {   // the natural copy q and the 16-input sums (ggdec_q6k512.h)
+                    q4[t] = a->q + tt * np + 512 * c;
+                    su[t] = a->hsum + tt * 2 * a->nbp + 32 * c;
+                } else {
+                    q4[t] = a->q4 + tt * np + 512 * c;
+                    su[t] = a->sum + tt * a->nbp + 16 * c;
+                }
             }
-            gg_chunk(type, T, row + (size_t)c * cbytes, q4, s, su, f);
+            if (type == IT_TYPE_Q6_K) gg_chunk_q6k(T, row + (size_t)c * cbytes, q4, s, su, f);
+            else gg_chunk(type, T, row + (size_t)c * cbytes, q4, s, su, f);
         }
         UNROLL for (int t = 0; t < T; t++) {
             float acc[16];
@@ -328,7 +337,7 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
         }
     }
 }
-#define GG_ROWS(TYPE) ((TYPE) == IT_TYPE_Q6_K ? gg_rows : gg_rows16)
+#define GG_ROWS(TYPE) gg_rows16
 #else
 #define GG_ROWS(TYPE) gg_rows
 #endif

@@ -60,7 +60,7 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
     const int64_t nbp = (n_in / 32 + 15) / 16 * 16, np = nbp * 32;
     if ((uint64_t)nt > SIZE_MAX / 8 / (uint64_t)np) return -1;
     const int64_t ntg = (nt + KERN_DQ_GT - 1) / KERN_DQ_GT * KERN_DQ_GT, nch = nbp / 16;
-    size_t need = (size_t)(nt * np) * 3 + (size_t)(ntg * np) + (size_t)(nt * nbp) * 8 + (size_t)(ntg * nbp) * 8 + 64;
+    size_t need = (size_t)(nt * np) * 3 + (size_t)(ntg * np) + (size_t)(nt * nbp) * 16 + (size_t)(ntg * nbp) * 8 + 64;
     if (need > a->cap) {
         need = (need + 63) / 64 * 64;
         void *m = aligned_alloc(64, need);   // every array below then starts on a cache line
@@ -72,7 +72,8 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
     // Floats and int32s first (aligned by malloc), then the three byte arrays.
     a->scale = a->mem;
     a->sum = (int32_t *)(a->scale + nt * nbp);
-    a->scg = (float *)(a->sum + nt * nbp);
+    a->hsum = a->sum + nt * nbp;
+    a->scg = (float *)(a->hsum + 2 * nt * nbp);
     a->sumg = a->scg + ntg * nbp;
     a->q = (int8_t *)(a->sumg + ntg * nbp);
     a->q4 = a->q + nt * np;
@@ -90,6 +91,12 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
             quant_row_scalar(x + t * n_in, n_in, q, sc, su);
         memset(q + n_in, 0, (size_t)(np - n_in));
         for (int64_t b = n_in / 32; b < nbp; b++) sc[b] = 0.0f, su[b] = 0;
+        int32_t *hs = a->hsum + 2 * t * nbp;
+        for (int64_t h = 0; h < 2 * nbp; h++) {
+            int32_t v = 0;
+            for (int i = 0; i < 16; i++) v += q[16 * h + i];
+            hs[h] = v;
+        }
         for (int64_t u = 0; u < np; u += 128)
             for (int k = 0; k < 4; k++) {
                 memcpy(q4 + u + 16 * k, q + u + 32 * k, 16);

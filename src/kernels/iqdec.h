@@ -47,6 +47,8 @@
 //       tokens sit at fixed offsets from one pointer;
 //   scg, sumg: scale and (float)sum (exact: |sum_b| <= 32 * 127) in the same tiled order, 16 per
 //       (tile, chunk, token).
+// hsum holds the sums of q over each 16 inputs (hsum[2b] + hsum[2b+1] = sum_b): ggml's Q6_K kernel
+// (kernels/ggdec_q6k512.h) takes its weights' -32 offset off per 16-weight sub-block with them.
 // Zero-initialize, fill with kern_dq_quantize, free with kern_dq_free; reusable across calls.
 enum { KERN_DQ_GT = 8 };   // tokens per tile of qg / scg / sumg
 
@@ -56,6 +58,7 @@ typedef struct kern_dq {
     int8_t *qg;                 // (nt rounded up to KERN_DQ_GT) * nbp * 32, tiled
     float *scale;               // (nt, nbp) s_b, 0 in the padding
     int32_t *sum;               // (nt, nbp) sum_b, 0 in the padding
+    int32_t *hsum;              // (nt, 2 * nbp) sums over 16 inputs, 0 in the padding
     float *scg, *sumg;          // (nt rounded up to KERN_DQ_GT) * nbp each, tiled
     void *mem;                  // one allocation for all of the above
     size_t cap;                 // its bytes
