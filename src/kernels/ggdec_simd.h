@@ -308,8 +308,8 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
             UNROLL for (int t = 0; t < T; t++) {
                 const int64_t tt = t0 + t;
                 s[t] = a->scale + tt * a->nbp + 16 * c;
-                if (type == IT_TYPE_Q6_K) {   // the natural copy q and the 16-input sums (ggdec_q6k512.h)
-                    q4[t] = a->q + tt * np + 512 * c;
+                if (type == IT_TYPE_Q6_K) {   // the q2 copy and the 16-input sums (ggdec_q6k512.h)
+                    q4[t] = a->q2 + tt * np + 512 * c;
                     su[t] = a->hsum + tt * 2 * a->nbp + 32 * c;
                 } else {
                     q4[t] = a->q4 + tt * np + 512 * c;
