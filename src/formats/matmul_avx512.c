@@ -8,6 +8,7 @@
 // Large prefill: packed-panel GEMM (weights converted and transposed once per call), see below.
 // Tails (n_in % 16) use masked loads, which never touch memory past the row.
 #include <immintrin.h>
+#include <stdlib.h>
 
 #include "core/fp16.h"
 #include "formats/fmt_kernels.h"
@@ -228,9 +229,25 @@ KI void pack_panel(const int ty, const char *w, size_t rb, int64_t k0, int64_t k
     }
 }
 
-// y[t*ldy + j] (+)= sum_{i<kb} P[i][j] * x[t*ldx + i] for t < T, j < pr (masks m0, m1).
-KI void gemm_micro(const int T, const float *P, int64_t kb, const float *x, int64_t ldx, float *y,
-                   int64_t ldy, __mmask16 m0, __mmask16 m1, int accumulate) {
+// The X tile packed as XP[i * GEMM_TT + t] = x[t][k0 + i] (t < T), for every tile of the call, once
+// per k block. Why: rows of x are n_in floats apart, and for n_in a multiple of 1024 (2048-wide
+// TinyLlama / LLaMA matrices: 8 KB) the TT broadcasts of one step all hit the same L1 set, so the
+// tile evicted the packed panel P from L1; packed, a step reads TT consecutive floats.
+KI void pack_x(const float *x, int64_t ldx, int T, int64_t k0, int64_t kb, float *XP) {
+    for (int64_t c = 0; c < kb; c += 16) {
+        int m = kb - c < 16 ? (int)(kb - c) : 16;
+        __mmask16 mask = (__mmask16)((1u << m) - 1);
+        __m512 r[16];
+        UNROLL for (int t = 0; t < 16; t++)
+            r[t] = t < T ? _mm512_maskz_loadu_ps(mask, x + t * ldx + k0 + c) : _mm512_setzero_ps();
+        simd_transpose16(r);   // r[i] lane t = x[t][k0 + c + i]
+        for (int i = 0; i < m; i++) _mm512_mask_storeu_ps(XP + (c + i) * GEMM_TT, (__mmask16)((1u << GEMM_TT) - 1), r[i]);
+    }
+}
+
+// y[t*ldy + j] (+)= sum_{i<kb} P[i][j] * XP[i][t] for t < T, j < pr (masks m0, m1).
+KI void gemm_micro(const int T, const float *P, int64_t kb, const float *XP, float *y, int64_t ldy,
+                   __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 acc[GEMM_TT][2];
     UNROLL for (int t = 0; t < T; t++) {
         if (accumulate) {
@@ -243,7 +260,7 @@ KI void gemm_micro(const int T, const float *P, int64_t kb, const float *x, int6
     for (int64_t i = 0; i < kb; i++) {
         __m512 w0 = _mm512_load_ps(P + i * GEMM_PW), w1 = _mm512_load_ps(P + i * GEMM_PW + 16);
         UNROLL for (int t = 0; t < T; t++) {
-            __m512 xb = _mm512_set1_ps(x[t * ldx + i]);
+            __m512 xb = _mm512_set1_ps(XP[i * GEMM_TT + t]);
             acc[t][0] = _mm512_fmadd_ps(w0, xb, acc[t][0]);
             acc[t][1] = _mm512_fmadd_ps(w1, xb, acc[t][1]);
         }
@@ -254,9 +271,9 @@ KI void gemm_micro(const int T, const float *P, int64_t kb, const float *x, int6
     }
 }
 
-#define MICRO_CASE(T) case T: gemm_micro(T, P, kb, x, ldx, y, ldy, m0, m1, acc); break;
-static void gemm_micro_any(int T, const float *P, int64_t kb, const float *x, int64_t ldx,
-                           float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int acc) {
+#define MICRO_CASE(T) case T: gemm_micro(T, P, kb, XP, y, ldy, m0, m1, acc); break;
+static void gemm_micro_any(int T, const float *P, int64_t kb, const float *XP, float *y, int64_t ldy,
+                           __mmask16 m0, __mmask16 m1, int acc) {
     switch (T) {
         MICRO_CASE(12) MICRO_CASE(11) MICRO_CASE(10) MICRO_CASE(9) MICRO_CASE(8) MICRO_CASE(7)
         MICRO_CASE(6) MICRO_CASE(5) MICRO_CASE(4) MICRO_CASE(3) MICRO_CASE(2) MICRO_CASE(1)
@@ -264,23 +281,44 @@ static void gemm_micro_any(int T, const float *P, int64_t kb, const float *x, in
     }
 }
 
-KI void gemm(const int ty, const char *w, size_t rb, int64_t n, const float *x, int64_t ldx,
-             int64_t nt, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    _Alignas(64) float P[GEMM_KB * GEMM_PW];
+// Tokens [t0, t1) over rows r0..r1-1; XP holds (t1 - t0) / GEMM_TT rounded up packed tiles.
+KI void gemm_span(const int ty, const char *w, size_t rb, int64_t n, const float *x, int64_t ldx, int64_t t0,
+                  int64_t t1, float *y, int64_t ldy, int64_t r0, int64_t r1, float *P, float *XP) {
     for (int64_t k0 = 0; k0 < n; k0 += GEMM_KB) {
         int64_t kb = n - k0 < GEMM_KB ? n - k0 : GEMM_KB;
+        for (int64_t t = t0; t < t1; t += GEMM_TT) {
+            int T = t1 - t < GEMM_TT ? (int)(t1 - t) : GEMM_TT;
+            pack_x(x + t * ldx, ldx, T, k0, kb, XP + (t - t0) / GEMM_TT * GEMM_KB * GEMM_TT);
+        }
         for (int64_t p0 = r0; p0 < r1; p0 += GEMM_PW) {
             int pr = r1 - p0 < GEMM_PW ? (int)(r1 - p0) : GEMM_PW;
             pack_panel(ty, w + (size_t)p0 * rb, rb, k0, kb, pr, P);
             __mmask16 m0 = pr >= 16 ? 0xffff : (__mmask16)((1u << pr) - 1);
             __mmask16 m1 = pr >= 32 ? 0xffff : pr <= 16 ? 0 : (__mmask16)((1u << (pr - 16)) - 1);
-            for (int64_t t0 = 0; t0 < nt; t0 += GEMM_TT) {
-                int T = nt - t0 < GEMM_TT ? (int)(nt - t0) : GEMM_TT;
-                gemm_micro_any(T, P, kb, x + t0 * ldx + k0, ldx, y + t0 * ldy + p0, ldy, m0, m1,
-                               k0 > 0);
+            for (int64_t t = t0; t < t1; t += GEMM_TT) {
+                int T = t1 - t < GEMM_TT ? (int)(t1 - t) : GEMM_TT;
+                gemm_micro_any(T, P, kb, XP + (t - t0) / GEMM_TT * GEMM_KB * GEMM_TT, y + t * ldy + p0, ldy, m0,
+                               m1, k0 > 0);
             }
         }
     }
+}
+
+KI void gemm(const int ty, const char *w, size_t rb, int64_t n, const float *x, int64_t ldx,
+             int64_t nt, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    _Alignas(64) float P[GEMM_KB * GEMM_PW];
+    // All tiles' packed X in one buffer (nt x 1 KB); if that allocation fails, one tile at a time
+    // from the stack (the panel is then re-packed per tile: slower, same result).
+    int64_t ntiles = (nt + GEMM_TT - 1) / GEMM_TT;
+    float *XP = aligned_alloc(64, (size_t)ntiles * GEMM_KB * GEMM_TT * sizeof(float));
+    if (XP) {
+        gemm_span(ty, w, rb, n, x, ldx, 0, nt, y, ldy, r0, r1, P, XP);
+        free(XP);
+        return;
+    }
+    _Alignas(64) float XS[GEMM_KB * GEMM_TT];
+    for (int64_t t = 0; t < nt; t += GEMM_TT)
+        gemm_span(ty, w, rb, n, x, ldx, t, t + GEMM_TT < nt ? t + GEMM_TT : nt, y, ldy, r0, r1, P, XS);
 }
 
 #define TILE_CASE(R, T) \

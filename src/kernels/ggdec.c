@@ -8,6 +8,8 @@
 
 #include "core/cpu.h"
 #include "core/fp16.h"
+#include "formats/qformat.h"
+#include "kernels/iqgemm.h"
 #include "kernels/iqmatmul.h"
 
 // Q4_K's 6-bit scale and min of sub-block j (formats.h: 8 scales + 8 mins packed in 12 bytes).
@@ -108,8 +110,23 @@ ggdec_fn ggdec_best(int type) {
 
 enum { GG_MAX_GROUP = 4 };
 
+// Q4_0 is byte for byte intact's int4 g32 symmetric block ({fp16 d; 16 bytes, low nibble weight j,
+// high nibble weight j + 16}, w = d (c - 8); formats/qformat.h) and the two int8-activation
+// definitions agree term for term (ggdec.h: fma(d s_b, (float)(sum c q - 8 sum_b), f) into f[b % 16],
+// the same final tree as iqdec.h with z = 8). So at prefill Q4_0 runs intact's register-blocked
+// int4 GEMM (kernels/iqgemm.h) instead of the 3-token decode tiles, with an identical result (the
+// tests compare prefill and decode by memcmp). NULL where that GEMM is not available.
+static const qf_spec gg_q4_0_as_int4 = {4, 32, 1};
+
+static kern_dq_fn gg_q4_0_gemm(int type) {
+    int t;
+    if (type != IT_TYPE_Q4_0 || qf_type_of(&gg_q4_0_as_int4, &t)) return NULL;
+    return kern_dqg_best(t);
+}
+
 typedef struct {
     int n;
+    kern_dq_fn gemm[GG_MAX_GROUP];   // prefill: Q4_0 through the int4 g32 sym GEMM, when set
     ggdec_fn fn[GG_MAX_GROUP];
     const it_tensor *w[GG_MAX_GROUP];
     float *y[GG_MAX_GROUP];
@@ -133,6 +150,10 @@ static void gg_worker(void *arg, int ith, int nth) {
         size_t rb = fmt_row_bytes(w->type, n_in);
         long r0, r1;
         it_split_range((long)n_out, ith, nth, 16, &r0, &r1);
+        if (j->gemm[m]) {   // blocks its rows itself
+            if (r0 < r1) j->gemm[m](&gg_q4_0_as_int4, w->data, rb, j->a, j->y[m], n_out, r0, r1);
+            continue;
+        }
         long step = j->blocked ? (long)ggdec_block_rows(rb) : r1 - r0;
         for (long r = r0; r < r1; r += step) {
             long re = r + step < r1 ? r + step : r1;
@@ -152,6 +173,7 @@ static void gg_run(it_pool *pool, int n, const it_tensor *const *w, const kern_d
             j.w[m] = w[done + m];
             j.y[m] = y[done + m];
             j.fn[m] = ggdec_best(j.w[m]->type);
+            j.gemm[m] = blocked ? gg_q4_0_gemm(j.w[m]->type) : NULL;
             if (!j.fn[m] || j.w[m]->ne[0] != a->n_in) return;
         }
         it_pool_run(pool, gg_worker, &j);

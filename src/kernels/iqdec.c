@@ -14,6 +14,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#include <pthread.h>
 
 // ---- activation quantization ----
 
@@ -168,15 +169,21 @@ void kern_dq_ref(const qf_spec *s, const void *w, size_t row_bytes, const kern_d
 // ---- kernel choice ----
 
 // The AVX-512 kernel needs VNNI (vpdpbusd) and BITALG (vpshufbitqmb, int3's high bits): Ice Lake,
-// Zen 4 and later; a Cascade Lake (VNNI only) takes the AVX2 kernel.
-static int has_vnni_bitalg(void) {
+// Zen 4 and later; a Cascade Lake (VNNI only) takes the AVX2 kernel. Detected once: kern_dq_best
+// runs per matmul, and under a hypervisor every cpuid is a VM exit (it was 1% of decode time).
+static int g_vnni_bitalg;
+static pthread_once_t g_vnni_bitalg_once = PTHREAD_ONCE_INIT;
+
+static void detect_vnni_bitalg(void) {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
-    if (!kern_iq_cpu_has_vnni()) return 0;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 12) & 1);
-#else
-    return 0;
+    g_vnni_bitalg = kern_iq_cpu_has_vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 12) & 1);
 #endif
+}
+
+static int has_vnni_bitalg(void) {
+    pthread_once(&g_vnni_bitalg_once, detect_vnni_bitalg);
+    return g_vnni_bitalg;
 }
 
 kern_dq_fn kern_dq_kernel(int type, const char *isa) {

@@ -20,7 +20,11 @@
 #include "core/simd.h"
 #include "kernels/iqdec_avx512.h"
 
-#define DQ_PF_DIST 2048
+// Software prefetch distance in bytes of the row stream. At 2 KB (about two rows of a 2048-wide
+// int4 g128 matrix) a stream running at ~20 GB/s per core had too little in flight to cover DRAM
+// latency: 8 KB decoded int4 g128 TinyLlama 8-16% faster (5 alternating rounds, docs/speed.md);
+// 1 KB was slower, 16 KB no better than 2 KB.
+#define DQ_PF_DIST 8192
 
 enum { MAX_T = 3 };
 
@@ -28,6 +32,19 @@ enum { MAX_T = 3 };
 KI __m512i load_hbits(const int G, const int S, const uint8_t *cb, int k0) {
     const int kpg = G / 32;
     const size_t bb = dq_blkb(3, G, S), off = dq_hdr(S) + (size_t)(G / 4);
+    // A group's words are contiguous: g128 holds 4 (two 16-byte loads), g64 2 (four 8-byte loads).
+    // Word by word (8 scalar loads and inserts) these were the kernel's hottest instructions.
+    if (kpg == 4) {
+        const uint8_t *p = cb + (size_t)(k0 / 4) * bb + off;
+        __m128i lo = _mm_loadu_si128((const __m128i *)p), hi = _mm_loadu_si128((const __m128i *)(p + bb));
+        return _mm512_cvtepu32_epi64(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+    }
+    if (kpg == 2) {
+        const uint8_t *p = cb + (size_t)(k0 / 2) * bb + off;
+        long long g[4];
+        UNROLL for (int i = 0; i < 4; i++) memcpy(&g[i], p + (size_t)i * bb, 8);
+        return _mm512_cvtepu32_epi64(_mm256_setr_epi64x(g[0], g[1], g[2], g[3]));
+    }
     uint32_t wd[8];
     UNROLL for (int k = 0; k < 8; k++)
         memcpy(&wd[k], cb + (size_t)((k0 + k) / kpg) * bb + off + (size_t)(4 * ((k0 + k) % kpg)), 4);
