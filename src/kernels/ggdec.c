@@ -87,12 +87,48 @@ int ggdec_supported(int type) {
     return type == IT_TYPE_Q4_0 || type == IT_TYPE_Q8_0 || type == IT_TYPE_Q4_K || type == IT_TYPE_Q6_K;
 }
 
+// Q4_0 is byte for byte intact's int4 g32 symmetric block ({fp16 d; 16 bytes, low nibble weight j,
+// high nibble weight j + 16}, w = d (c - 8); formats/qformat.h) and the two int8-activation
+// definitions agree term for term (ggdec.h: fma(d s_b, (float)(sum c q - 8 sum_b), f) into f[b % 16],
+// the same final tree as iqdec.h with z = 8). So Q4_0's SIMD kernels are intact's int4 kernels:
+// the decode GEMV (kernels/iqdec.h) and at prefill the register-blocked GEMM (kernels/iqgemm.h);
+// ggdec_ref stays the independent definition the tests hold them to (memcmp).
+static const qf_spec gg_q4_0_as_int4 = {4, 32, 1};
+
+static int gg_q4_0_int4_type(void) {
+    int t = -1;
+    qf_type_of(&gg_q4_0_as_int4, &t);
+    return t;
+}
+
+static void gg_q4_0_avx2(int type, const void *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    (void)type;
+    kern_dq_avx2(&gg_q4_0_as_int4, w, rb, a, y, ldy, r0, r1);
+}
+
+static void gg_q4_0_avx512(int type, const void *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, int64_t r0,
+                           int64_t r1) {
+    (void)type;
+    kern_dq_avx512vnni(&gg_q4_0_as_int4, w, rb, a, y, ldy, r0, r1);
+}
+
+// The ggdec_fn wrapping int4 kernel k (NULL: none).
+static ggdec_fn gg_q4_0_wrap(kern_dq_fn k) {
+    return k == kern_dq_avx512vnni ? gg_q4_0_avx512 : k == kern_dq_avx2 ? gg_q4_0_avx2 : k ? ggdec_ref : NULL;
+}
+
+static kern_dq_fn gg_q4_0_gemm(int type) {
+    return type == IT_TYPE_Q4_0 ? kern_dqg_best(gg_q4_0_int4_type()) : NULL;
+}
+
 // The VNNI kernel uses 256-bit vpdpbusd (AVX-512 VL + VNNI): Cascade Lake, Ice Lake, Zen 4.
 static int has_vnni(void) { return it_cpu_has_avx512() && kern_iq_cpu_has_vnni(); }
 
 ggdec_fn ggdec_kernel(int type, const char *isa) {
     if (!isa || !ggdec_supported(type)) return NULL;
     if (!strcmp(isa, "ref")) return ggdec_ref;
+    if (type == IT_TYPE_Q4_0) return gg_q4_0_wrap(kern_dq_kernel(gg_q4_0_int4_type(), isa));
     if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? ggdec_avx2 : NULL;
     if (!strcmp(isa, "avx512")) return has_vnni() ? ggdec_avx512vnni : NULL;
     return NULL;
@@ -100,6 +136,7 @@ ggdec_fn ggdec_kernel(int type, const char *isa) {
 
 ggdec_fn ggdec_best(int type) {
     if (!ggdec_supported(type)) return NULL;
+    if (type == IT_TYPE_Q4_0) return gg_q4_0_wrap(kern_dq_best(gg_q4_0_int4_type()));
     const int isa = it_cpu_isa();
     if (isa == IT_ISA_AVX512 && has_vnni()) return ggdec_avx512vnni;
     if (isa >= IT_ISA_AVX2 && it_cpu_has_avx2()) return ggdec_avx2;
@@ -109,20 +146,6 @@ ggdec_fn ggdec_best(int type) {
 // ---- threaded wrappers ----
 
 enum { GG_MAX_GROUP = 4 };
-
-// Q4_0 is byte for byte intact's int4 g32 symmetric block ({fp16 d; 16 bytes, low nibble weight j,
-// high nibble weight j + 16}, w = d (c - 8); formats/qformat.h) and the two int8-activation
-// definitions agree term for term (ggdec.h: fma(d s_b, (float)(sum c q - 8 sum_b), f) into f[b % 16],
-// the same final tree as iqdec.h with z = 8). So at prefill Q4_0 runs intact's register-blocked
-// int4 GEMM (kernels/iqgemm.h) instead of the 3-token decode tiles, with an identical result (the
-// tests compare prefill and decode by memcmp). NULL where that GEMM is not available.
-static const qf_spec gg_q4_0_as_int4 = {4, 32, 1};
-
-static kern_dq_fn gg_q4_0_gemm(int type) {
-    int t;
-    if (type != IT_TYPE_Q4_0 || qf_type_of(&gg_q4_0_as_int4, &t)) return NULL;
-    return kern_dqg_best(t);
-}
 
 typedef struct {
     int n;

@@ -1,4 +1,4 @@
-// AVX2 decode GEMV for ggml's Q4_0 / Q8_0 / Q4_K / Q6_K (kernels/ggdec.h): maddubs + madd byte dots,
+// AVX2 decode GEMV for ggml's Q8_0 / Q4_K / Q6_K (kernels/ggdec.h): maddubs + madd byte dots,
 // bit-identical to ggdec_ref. The body is kernels/ggdec_simd.h.
 #define GG_VNNI 0
 #include "kernels/ggdec_simd.h"

@@ -1,4 +1,4 @@
-// AVX-512 VNNI decode GEMV for ggml's Q4_0 / Q8_0 / Q4_K / Q6_K (kernels/ggdec.h): 512-bit chunks
+// AVX-512 VNNI decode GEMV for ggml's Q8_0 / Q4_K / Q6_K (kernels/ggdec.h): 512-bit chunks
 // of 16 blocks (vpdpbusd, vpermt2d reduction trees; Q6_K's in kernels/ggdec_q6k512.h), a row's last
 // group of 8 with 256-bit vpdpbusd; bit-identical to ggdec_ref. The body is kernels/ggdec_simd.h.
 // Chosen only when cpuid reports AVX-512 (F, BW, VL, DQ) and VNNI (ggdec_kernel).

@@ -1,7 +1,6 @@
 // The body of the ggml decode GEMV kernels (kernels/ggdec.h), included by ggdec_avx2.c (GG_VNNI 0:
 // maddubs + madd) and ggdec_avx512vnni.c (GG_VNNI 1: 256-bit vpdpbusd), which differ only in the
-// byte dot. Rows are streamed in groups of 8 32-blocks (one k-quant super-block, or 8 Q4_0 / Q8_0
-// blocks): each block's codes are unpacked to 32 bytes in weight order, dotted with the token's 32
+// byte dot. Rows are streamed in groups of 8 32-blocks (one k-quant super-block, or 8 Q8_0 blocks): each block's codes are unpacked to 32 bytes in weight order, dotted with the token's 32
 // int8 activations (8 int32 lanes), the 8 blocks' lanes are summed to one lane per block, and the
 // float step of ggdec.h runs on the 8 blocks at once into lanes 8*(group % 2) .. of the 16
 // accumulators. Blocks past the last whole group and the final reduction are ggdec.c's scalar code.
@@ -70,24 +69,17 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
                  const float *const *s, const int32_t *const *su, __m256 *f) {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i v[GG_MAX_T][8], iv[GG_MAX_T];
-    if (type == IT_TYPE_Q4_0 || type == IT_TYPE_Q8_0) {
-        const size_t bs = type == IT_TYPE_Q4_0 ? sizeof(it_block_q4_0) : sizeof(it_block_q8_0);
+    if (type == IT_TYPE_Q8_0) {
+        const size_t bs = sizeof(it_block_q8_0);
         UNROLL for (int j = 0; j < 8; j++) {
-            const uint8_t *p = gb + (size_t)j * bs + 2;
-            __m256i c;
-            if (type == IT_TYPE_Q4_0) {
-                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-                c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), m4);
-            } else {
-                c = gg_ld(p);
-            }
+            const __m256i c = gg_ld(gb + (size_t)j * bs + 2);
             UNROLL for (int t = 0; t < T; t++) {
                 __m256i qt = gg_ld(q[t] + 32 * j);
 #if GG_VNNI
                 // w + 128 is unsigned; the 128 * sum_b it adds is taken off below.
-                v[t][j] = type == IT_TYPE_Q4_0 ? gg_dot(c, qt) : gg_dot(_mm256_xor_si256(c, _mm256_set1_epi8((char)0x80)), qt);
+                v[t][j] = gg_dot(_mm256_xor_si256(c, _mm256_set1_epi8((char)0x80)), qt);
 #else
-                v[t][j] = type == IT_TYPE_Q4_0 ? gg_dot(c, qt) : gg_dot(_mm256_abs_epi8(c), _mm256_sign_epi8(qt, c));
+                v[t][j] = gg_dot(_mm256_abs_epi8(c), _mm256_sign_epi8(qt, c));
 #endif
             }
         }
@@ -95,8 +87,7 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
         UNROLL for (int t = 0; t < T; t++) {
             iv[t] = gg_reduce8(v[t]);
             __m256i sum = _mm256_loadu_si256((const __m256i *)(const void *)su[t]);
-            if (type == IT_TYPE_Q4_0) iv[t] = _mm256_sub_epi32(iv[t], _mm256_slli_epi32(sum, 3));
-            else if (GG_VNNI) iv[t] = _mm256_sub_epi32(iv[t], _mm256_slli_epi32(sum, 7));
+            if (GG_VNNI) iv[t] = _mm256_sub_epi32(iv[t], _mm256_slli_epi32(sum, 7));
             f[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_loadu_ps(s[t])), _mm256_cvtepi32_ps(iv[t]), f[t]);
         }
     } else if (type == IT_TYPE_Q4_K) {
@@ -149,7 +140,7 @@ KI void gg_group(const int type, const int T, const uint8_t *gb, const int8_t *c
 }
 
 KI size_t gg_group_bytes(const int type) {
-    return type == IT_TYPE_Q4_0 ? 8 * sizeof(it_block_q4_0) : type == IT_TYPE_Q8_0 ? 8 * sizeof(it_block_q8_0)
+    return type == IT_TYPE_Q8_0 ? 8 * sizeof(it_block_q8_0)
          : type == IT_TYPE_Q4_K ? sizeof(it_block_q4_K) : sizeof(it_block_q6_K);
 }
 
@@ -185,9 +176,9 @@ KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const 
 
 #if GG_VNNI
 // ---- AVX-512 VNNI: 16 blocks (a "chunk": 512 weights, two k-quant super-blocks) per step ----
-// Q4_0, Q8_0 and Q4_K here, Q6_K in ggdec_q6k512.h. The byte dots leave fewer int32 lanes per block
-// than the 256-bit path (Q4_0: 4, as low and high nibbles of a block meet the kern_dq q4 copy of the
-// activations in one lane) and the lanes are reduced to one per block by vpermt2d + add trees over 512-bit vectors instead of
+// Q8_0 and Q4_K here, Q6_K in ggdec_q6k512.h (Q4_0 never reaches these kernels: ggdec.c hands it to
+// intact's int4 g32 sym kernels). The byte dots leave fewer int32 lanes per block than the 256-bit
+// path (4, as a block's two halves meet the kern_dq q4 copy of the activations in one lane) and the lanes are reduced to one per block by vpermt2d + add trees over 512-bit vectors instead of
 // hadd trees: at prefill that reduction, not the byte dots, bounded the 256-bit kernel. The 16 block
 // sums land in lane b % 16, i.e. f[b % 16] of ggdec.h, and the float step is the same per lane.
 
@@ -212,25 +203,7 @@ KI void gg_chunk(const int type, const int T, const uint8_t *cb, const int8_t *c
     const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(15);
     __m512i is[GG_MAX_T];
     __m512 ds;   // the per-block weight scale (Q4_K: d * sc_j)
-    if (type == IT_TYPE_Q4_0) {
-        const int bs = (int)sizeof(it_block_q4_0);
-        __m512i V[GG_MAX_T][4];
-        UNROLL for (int v = 0; v < 4; v++) {
-            const uint8_t *p = cb + (size_t)(4 * v) * bs + 2;
-            __m512i c = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)p));
-            c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(const void *)(p + bs)), 1);
-            c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(const void *)(p + 2 * bs)), 2);
-            c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(const void *)(p + 3 * bs)), 3);
-            __m512i lo = _mm512_and_si512(c, m4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
-            UNROLL for (int t = 0; t < T; t++)
-                V[t][v] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(q4[t] + 128 * v)), hi,
-                                              _mm512_loadu_si512(q4[t] + 128 * v + 64));
-        }
-        UNROLL for (int t = 0; t < T; t++)
-            is[t] = _mm512_sub_epi32(gg_pair(gg_pair(V[t][0], V[t][1]), gg_pair(V[t][2], V[t][3])),
-                                     _mm512_slli_epi32(_mm512_loadu_si512(su[t]), 3));
-        ds = gg_d16(cb, bs);
-    } else if (type == IT_TYPE_Q8_0) {
+    if (type == IT_TYPE_Q8_0) {
         const int bs = (int)sizeof(it_block_q8_0);
         // Weights 0..15 of four blocks side by side in U, 16..31 in W (one vpermt2q each, shared by
         // the tokens): they meet the q4 copy of the activations, a block's halves in the same 4 lanes.
@@ -350,7 +323,6 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
         if (a->nt - t0 == 2) GG_ROWS(TYPE)(TYPE, 2, w, rb, a, t0, y, ldy, r0, r1);                       \
         if (a->nt - t0 == 1) GG_ROWS(TYPE)(TYPE, 1, w, rb, a, t0, y, ldy, r0, r1);                       \
     }
-GG_TYPE_FN(gg_q4_0, IT_TYPE_Q4_0)
 GG_TYPE_FN(gg_q8_0, IT_TYPE_Q8_0)
 GG_TYPE_FN(gg_q4_K, IT_TYPE_Q4_K)
 GG_TYPE_FN(gg_q6_K, IT_TYPE_Q6_K)
@@ -358,7 +330,6 @@ GG_TYPE_FN(gg_q6_K, IT_TYPE_Q6_K)
 static void gg_dispatch(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
                         int64_t r0, int64_t r1) {
     switch (type) {
-    case IT_TYPE_Q4_0: gg_q4_0(w, row_bytes, a, y, ldy, r0, r1); break;
     case IT_TYPE_Q8_0: gg_q8_0(w, row_bytes, a, y, ldy, r0, r1); break;
     case IT_TYPE_Q4_K: gg_q4_K(w, row_bytes, a, y, ldy, r0, r1); break;
     case IT_TYPE_Q6_K: gg_q6_K(w, row_bytes, a, y, ldy, r0, r1); break;
