@@ -90,6 +90,29 @@ static int logits_with_threads(const intact_model *m, int threads, const int32_t
     return rc;
 }
 
+typedef struct {
+    it_steal s;
+    long n;
+    atomic_int *hits;
+    atomic_int bad;
+    int sleeper;
+} rows_job;
+
+// One pool chunk: takes blocks until none is left; the sleeper's part is mostly stolen meanwhile.
+static void rows_fn(void *arg, int ith, int nth) {
+    rows_job *j = arg;
+    (void)nth;
+    if (ith == j->sleeper) sleep_us(2000);
+    long b, e;
+    while (it_steal_next(&j->s, ith, 16, &b, &e)) {
+        if (b < 0 || e > j->n || b >= e) {
+            atomic_fetch_add(&j->bad, 1);
+            return;
+        }
+        for (long i = b; i < e; i++) atomic_fetch_add(&j->hits[i], 1);
+    }
+}
+
 int main(void) {
     TEST_CASE("every chunk once: 1..8 threads, 1..200 chunks, repeated dispatches") {
         static const int chunks[] = {1, 2, 3, 4, 7, 8, 9, 16, 33, 200};
@@ -176,6 +199,69 @@ int main(void) {
                 bad += prev != n;
             }
         CHECK(bad == 0, "%d bad ranges", bad);
+    }
+    TEST_CASE("it_steal: own part front to back, then the back of the fullest other part (hand-worked)") {
+        // n = 100, 2 parts aligned to 16: [0, 64) and [64, 100). Part 0 takes a quarter of what is
+        // left, at least 16 rows: 16, 16, 16, 16; then it steals 16 rows from the back of part 1
+        // ([80, 100): its start rounded down to 16), then the rest ([64, 80)); then nothing.
+        static it_steal s;
+        it_steal_init(&s, 100, 2, 16);
+        long want[][2] = {{0, 16}, {16, 32}, {32, 48}, {48, 64}, {80, 100}, {64, 80}};
+        long b = -1, e = -1;
+        for (int i = 0; i < 6; i++) {
+            CHECK(it_steal_next(&s, 0, 16, &b, &e) == 1, "block %d missing", i);
+            CHECK(b == want[i][0] && e == want[i][1], "block %d: [%ld, %ld), want [%ld, %ld)", i, b, e,
+                  want[i][0], want[i][1]);
+        }
+        CHECK(it_steal_next(&s, 0, 16, &b, &e) == 0 && it_steal_next(&s, 1, 16, &b, &e) == 0, "rows left over");
+        // A big part is taken in shrinking quarters: 1000 rows, 1 part, align 1: 250, 188, 141, ...
+        it_steal_init(&s, 1000, 1, 1);
+        CHECK(it_steal_next(&s, 0, 16, &b, &e) == 1 && b == 0 && e == 250, "[%ld, %ld)", b, e);
+        CHECK(it_steal_next(&s, 0, 16, &b, &e) == 1 && b == 250 && e == 437, "[%ld, %ld)", b, e);
+        // Empty range, clamped part counts, any `self`.
+        it_steal_init(&s, 0, 4, 16);
+        CHECK(it_steal_next(&s, 2, 16, &b, &e) == 0, "n = 0 handed out rows");
+        it_steal_init(&s, 10, 0, 16);
+        CHECK(s.n_parts == 1 && it_steal_next(&s, -3, 0, &b, &e) == 1 && b == 0 && e == 10, "0 parts: %d", s.n_parts);
+        it_steal_init(&s, 10, 1000, 1);
+        CHECK(s.n_parts == IT_STEAL_MAX_PARTS, "parts not clamped: %d", s.n_parts);
+    }
+    TEST_CASE("it_steal hands out every row exactly once, serially and from racing threads") {
+        int bad = 0;
+        static atomic_int hits[5000];
+        for (long n = 0; n <= 4100; n += n < 100 ? 13 : 1333)
+            for (int parts = 1; parts <= 9; parts += 4)
+                for (long mb = 1; mb <= 64; mb *= 8) {
+                    static it_steal s;
+                    for (long i = 0; i < n; i++) atomic_store(&hits[i], 0);
+                    it_steal_init(&s, n, parts, 16);
+                    long b, e;
+                    for (int self = 0; it_steal_next(&s, self, mb, &b, &e); self = (self + 5) % 7) {
+                        bad += b < 0 || e > n || b >= e || (b % 16 && b != n) || (e % 16 && e != n);
+                        for (long i = b; i < e && i < n && i >= 0; i++) atomic_fetch_add(&hits[i], 1);
+                    }
+                    for (long i = 0; i < n; i++) bad += atomic_load(&hits[i]) != 1;
+                }
+        CHECK(bad == 0, "%d bad blocks or rows (serial)", bad);
+        for (int t = 2; t <= 4; t++) {   // one thread sleeps first: the others must steal its rows
+            it_pool *p = it_pool_new(t);
+            CHECK(p != NULL, "pool");
+            if (!p) break;
+            for (int round = 0; round < 20; round++) {
+                static rows_job j;
+                j.n = 4000 + round;
+                for (long i = 0; i < j.n; i++) atomic_store(&hits[i], 0);
+                atomic_store(&j.bad, 0);
+                j.hits = hits;
+                j.sleeper = round % t;
+                it_steal_init(&j.s, j.n, t, 16);
+                it_pool_run(p, rows_fn, &j);
+                for (long i = 0; i < j.n; i++) bad += atomic_load(&hits[i]) != 1;
+                bad += atomic_load(&j.bad);
+            }
+            it_pool_free(p);
+        }
+        CHECK(bad == 0, "%d rows not handed out exactly once (threads)", bad);
     }
     TEST_CASE("english-12m logits are bit-identical with 1, 2 and 3 threads") {
         char path[1024], tok[1024];

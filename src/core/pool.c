@@ -203,3 +203,61 @@ void it_split_range(long n, int ith, int nth, long align, long *b, long *e) {
     *b = ub * align < n ? ub * align : n;
     *e = ue * align < n ? ue * align : n;
 }
+
+// ---- contiguous shares with stealing ----
+
+#define SE_START(v) ((long)((v) >> 32))
+#define SE_END(v) ((long)((v) & 0xffffffffu))
+#define SE_PACK(b, e) ((unsigned long long)(b) << 32 | (unsigned long long)(e))
+
+void it_steal_init(it_steal *s, long n, int n_parts, long align) {
+    if (n_parts < 1) n_parts = 1;
+    if (n_parts > IT_STEAL_MAX_PARTS) n_parts = IT_STEAL_MAX_PARTS;
+    s->n_parts = n_parts;
+    s->align = align < 1 ? 1 : align;
+    for (int i = 0; i < n_parts; i++) {
+        long b, e;
+        it_split_range(n, i, n_parts, s->align, &b, &e);
+        atomic_init(&s->part[i].se, SE_PACK(b, e));
+    }
+}
+
+// Rounds x up to a multiple of a, but not past limit.
+static long round_up_to(long x, long a, long limit) {
+    long r = (x + a - 1) / a * a;
+    return r < limit ? r : limit;
+}
+
+int it_steal_next(it_steal *s, int self, long min_block, long *b, long *e) {
+    if (min_block < 1) min_block = 1;
+    it_steal_part *own = &s->part[(self % s->n_parts + s->n_parts) % s->n_parts];
+    unsigned long long v = atomic_load(&own->se);
+    while (SE_START(v) < SE_END(v)) {   // own part: from the front, big blocks while much is left
+        long st = SE_START(v), en = SE_END(v), want = (en - st) / 4;
+        long stop = round_up_to(st + (want > min_block ? want : min_block), s->align, en);
+        if (atomic_compare_exchange_weak(&own->se, &v, SE_PACK(stop, en))) {
+            *b = st, *e = stop;
+            return 1;
+        }
+    }
+    for (;;) {   // steal min_block rows from the back of the fullest other part
+        it_steal_part *victim = NULL;
+        long most = 0;
+        for (int i = 0; i < s->n_parts; i++) {
+            unsigned long long w = atomic_load(&s->part[i].se);
+            if (SE_END(w) - SE_START(w) > most) most = SE_END(w) - SE_START(w), victim = &s->part[i];
+        }
+        if (!victim) return 0;
+        v = atomic_load(&victim->se);
+        long st = SE_START(v), en = SE_END(v);
+        if (st >= en) continue;
+        // The stolen block ends at en and starts at an aligned row, at least min_block back, never
+        // before the owner's front.
+        long from = (en - min_block) / s->align * s->align;
+        if (from < st) from = st;
+        if (atomic_compare_exchange_weak(&victim->se, &v, SE_PACK(st, from))) {
+            *b = from, *e = en;
+            return 1;
+        }
+    }
+}

@@ -26,6 +26,38 @@ void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks);
 // and max_per_thread * it_pool_size(p). Small work gives 1 (run inline, no dispatch).
 int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_per_thread);
 
+// Contiguous shares with stealing, for streaming kernels (a decode matrix-vector product). Part i of
+// [0, n) is thread i's share, walked front to back in blocks, so each thread reads one sequential
+// stream as with a fixed split; a thread whose part is exhausted takes blocks from the BACK of the
+// part with the most rows left. With a fixed split, whichever thread the machine slowed down (a
+// shared core, an interrupt, an unlucky memory channel) made the other wait: ~10% of the samples of
+// a 2-thread decode were the two threads waiting for each other. Each part is one 64-bit atomic
+// (start << 32 | end) on its own cache line; a take is one compare-exchange.
+enum { IT_STEAL_MAX_PARTS = 64 };
+typedef struct {
+    _Alignas(64) _Atomic unsigned long long se;
+} it_steal_part;
+typedef struct {
+    int n_parts;
+    long align;
+    it_steal_part part[IT_STEAL_MAX_PARTS];
+} it_steal;
+// n < 2^31; n_parts in [1, IT_STEAL_MAX_PARTS] (clamped); part boundaries aligned to `align`.
+void it_steal_init(it_steal *s, long n, int n_parts, long align);
+// The next block for part `self` (taken modulo n_parts): from its own front (a quarter of what is
+// left, at least min_block, rounded to align), else min_block from the back of the fullest other
+// part. Returns 0 when no rows are left anywhere. Every row of [0, n) is handed out exactly once.
+int it_steal_next(it_steal *s, int self, long min_block, long *b, long *e);
+// Several matrices shared out as one row space (segment m = rows [off[m], off[m+1])): the rows of a
+// block [b, e) that fall in segment m, as that matrix's rows [*r0, *r1); 0 if there are none.
+static inline int it_seg_rows(const long *off, int m, long b, long e, long *r0, long *r1) {
+    long lo = off[m], hi = off[m + 1];
+    if (e <= lo || b >= hi) return 0;
+    *r0 = (b > lo ? b : lo) - lo;
+    *r1 = (e < hi ? e : hi) - lo;
+    return 1;
+}
+
 // Splits [0, n) into nth nearly equal parts aligned to `align`; returns this thread's [*b, *e).
 void it_split_range(long n, int ith, int nth, long align, long *b, long *e);
 

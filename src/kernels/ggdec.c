@@ -155,6 +155,8 @@ typedef struct {
     float *y[GG_MAX_GROUP];
     const kern_dq *a;
     int blocked;   // prefill: walk the thread's rows in L1-sized blocks (ggdec_block_rows)
+    long off[GG_MAX_GROUP + 1];   // decode: matrix m's rows are [off[m], off[m+1]) of the group
+    it_steal *steal;              // decode: rows shared out with stealing (core/pool.h); else NULL
 } gg_job;
 
 int64_t ggdec_block_rows(size_t row_bytes) {
@@ -167,6 +169,16 @@ int64_t ggdec_block_rows(size_t row_bytes) {
 // next block, so the block's packed weights stay in L1 while all token tiles pass.
 static void gg_worker(void *arg, int ith, int nth) {
     const gg_job *j = arg;
+    if (j->steal) {   // decode
+        long b, e, r0, r1;
+        while (it_steal_next(j->steal, ith, 16, &b, &e))
+            for (int m = 0; m < j->n; m++)
+                if (it_seg_rows(j->off, m, b, e, &r0, &r1)) {
+                    const it_tensor *w = j->w[m];
+                    j->fn[m](w->type, w->data, fmt_row_bytes(w->type, w->ne[0]), j->a, j->y[m], w->ne[1], r0, r1);
+                }
+        return;
+    }
     for (int m = 0; m < j->n; m++) {
         const it_tensor *w = j->w[m];
         int64_t n_in = w->ne[0], n_out = w->ne[1];
@@ -198,6 +210,12 @@ static void gg_run(it_pool *pool, int n, const it_tensor *const *w, const kern_d
             j.fn[m] = ggdec_best(j.w[m]->type);
             j.gemm[m] = blocked ? gg_q4_0_gemm(j.w[m]->type) : NULL;
             if (!j.fn[m] || j.w[m]->ne[0] != a->n_in) return;
+            j.off[m + 1] = j.off[m] + (long)j.w[m]->ne[1];
+        }
+        it_steal steal;
+        if (!blocked && it_pool_size(pool) <= IT_STEAL_MAX_PARTS && j.off[j.n] < (1L << 31)) {
+            it_steal_init(&steal, j.off[j.n], it_pool_size(pool), 16);
+            j.steal = &steal;
         }
         it_pool_run(pool, gg_worker, &j);
     }

@@ -226,7 +226,9 @@ int kern_dq_fast(void) { return it_cpu_isa() >= IT_ISA_AVX2 && it_cpu_has_avx2()
 
 // ---- threaded wrapper ----
 
-enum { DQ_MAX_GROUP = 4 };
+// DQ_STEAL_ROWS: the block a finished thread takes from another's share (16 rows: one output cache
+// line, ~16-64 KB of weights, so a steal is worth its compare-exchange).
+enum { DQ_MAX_GROUP = 4, DQ_STEAL_ROWS = 16 };
 
 typedef struct {
     int n;
@@ -236,10 +238,27 @@ typedef struct {
     float *y[DQ_MAX_GROUP];
     const kern_dq *a;
     long block[DQ_MAX_GROUP];   // rows per kernel call (0: the thread's whole range)
+    long off[DQ_MAX_GROUP + 1]; // decode: matrix m's rows are [off[m], off[m+1]) of the group's rows
+    it_steal *steal;            // decode: the group's rows shared out with stealing; NULL at prefill
 } dq_job;
+
+// Rows [b, e) of the group's concatenated rows (matrix m's rows start at off[m]) through the kernels.
+static void dq_rows(const dq_job *j, long b, long e) {
+    long r0, r1;
+    for (int m = 0; m < j->n; m++) {
+        if (!it_seg_rows(j->off, m, b, e, &r0, &r1)) continue;
+        const it_tensor *w = j->w[m];
+        j->fn[m](&j->spec[m], w->data, fmt_row_bytes(w->type, w->ne[0]), j->a, j->y[m], w->ne[1], r0, r1);
+    }
+}
 
 static void dq_worker(void *arg, int ith, int nth) {
     const dq_job *j = arg;
+    if (j->steal) {   // decode: contiguous shares with stealing (core/pool.h)
+        long b, e;
+        while (it_steal_next(j->steal, ith, DQ_STEAL_ROWS, &b, &e)) dq_rows(j, b, e);
+        return;
+    }
     for (int m = 0; m < j->n; m++) {
         const it_tensor *w = j->w[m];
         int64_t n_in = w->ne[0], n_out = w->ne[1];
@@ -271,6 +290,12 @@ static void dq_run(it_pool *pool, int n, const it_tensor *const *w, const kern_d
             j.block[m] = j.fn[m] ? 0 : block;
             if (!j.fn[m]) j.fn[m] = kern_dq_best(j.w[m]->type);
             if (!j.fn[m] || qf_spec_of(j.w[m]->type, &j.spec[m]) || j.w[m]->ne[0] != a->n_in) return;
+            j.off[m + 1] = j.off[m] + (long)j.w[m]->ne[1];
+        }
+        it_steal steal;
+        if (block == 0 && it_pool_size(pool) <= IT_STEAL_MAX_PARTS && j.off[j.n] < (1L << 31)) {
+            it_steal_init(&steal, j.off[j.n], it_pool_size(pool), 16);
+            j.steal = &steal;
         }
         it_pool_run(pool, dq_worker, &j);
     }
