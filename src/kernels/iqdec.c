@@ -204,10 +204,10 @@ kern_dq_fn kern_dq_best(int type) {
     return kern_dq_ref;
 }
 
-// The prefill GEMM (kernels/iqgemm.h) covers int2, int3 and int4; int8 keeps the decode kernel.
+// The prefill GEMM (kernels/iqgemm.h) covers every one of our formats: int2, int3, int4 and int8.
 static int dqg_covered(int type) {
     qf_spec s;
-    return !qf_spec_of(type, &s) && s.bits != 8;
+    return !qf_spec_of(type, &s);
 }
 
 kern_dq_fn kern_dqg_kernel(int type, const char *isa) {

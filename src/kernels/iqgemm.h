@@ -1,8 +1,8 @@
 // Prefill (n > 3 tokens) with the decode GEMV's int8 activations (kernels/iqdec.h), for our integer
-// weight formats (issue 12, "prefill as GEMM"). int2 / int3 / int4 on AVX-512 VNNI + BITALG run a
+// weight formats (issue 12, "prefill as GEMM"). int2 / int3 / int4 / int8 on AVX-512 VNNI + BITALG run a
 // register-blocked GEMM (iqgemm_avx512vnni.c): each packed weight chunk is unpacked once into
 // registers, in an order where every vpdpbusd lane belongs to one 32-block, for a tile of 8 tokens
-// (activations in the matching tiled order, kern_dq.qg). Everything else (int8, AVX2-only CPUs)
+// (activations in the matching tiled order, kern_dq.qg). Everything else (AVX2-only CPUs)
 // runs the per-ISA decode kernels cache-blocked: each thread walks its rows (multiples of 16) in
 // blocks of KERN_DQG_ROWS rows, every token over one block before the next, so the block's packed
 // weights stay in L1. Either way each output equals kern_dq_ref bit for bit (the reference defines
@@ -20,7 +20,7 @@ enum { KERN_DQG_ROWS = 16 };
 void kern_matmul_dqg_group(it_pool *pool, int n, const it_tensor *const *w, const kern_dq *a, float *const *y);
 
 // The register-blocked GEMM (iqgemm_avx512vnni.c; same signature and result as kern_dq_ref, which
-// is its reference): int2, int3 and int4 (every group size, sym and asym), AVX-512 VNNI + BITALG.
+// is its reference): int2, int3, int4 and int8 (every group size, sym and asym), AVX-512 VNNI + BITALG.
 // "ref" gives kern_dq_ref, "avx512" the GEMM; NULL if the format is not covered (int8, not ours) or
 // the CPU lacks the ISA.
 kern_dq_fn kern_dqg_kernel(int type, const char *isa);

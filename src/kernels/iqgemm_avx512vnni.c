@@ -1,4 +1,4 @@
-// AVX-512 VNNI prefill GEMM for our int2 / int3 / int4 formats (kernels/iqgemm.h), bit-identical to
+// AVX-512 VNNI prefill GEMM for our int2 / int3 / int4 / int8 formats (kernels/iqgemm.h), bit-identical to
 // kern_dq_ref. Compiled with the *_avx512vnni.c flags; chosen only when cpuid reports VNNI + BITALG.
 //
 // Why a separate kernel: the decode GEMV (iqdec_avx512vnni.c) unpacks a row's chunk (16 blocks of
@@ -52,9 +52,38 @@ KI __m512i gm_hbits(const int G, const int S, const uint8_t *cb) {
     return _mm512_i32gather_epi32(idx, (const void *)cb, 1);
 }
 
+// int8: W[m] dword b = dword m of block b. The 8 loads hold 2 blocks each (s[v] dword 8x + m =
+// block 2v + x's dword m): a transpose of 16 x 8 dwords, as three stages of 8 two-source dword
+// permutes, each trading one bit of the vector index for one bit of the lane index:
+//   stage 1: v0 <-> m0, stage 2: v1 <-> m1, stage 3: v2 <-> m2 and the lanes put in block order.
+KI void gm_unpack8(const int G, const int S, const uint8_t *cb, __m512i W[8]) {
+    __m512i s[8], u[8];
+    UNROLL for (int v = 0; v < 8; v++) s[v] = dq_load_plane(8, G, S, cb, 2 * v);
+    int i1[2][16], i2[2][16], i3[2][16];
+    UNROLL for (int k = 0; k < 2; k++) {
+        UNROLL for (int L = 0; L < 16; L++) {
+            i1[k][L] = (L & 1 ? 16 : 0) + (L & 14) + k;
+            i2[k][L] = ((L >> 1) & 1 ? 16 : 0) + (L & 13) + 2 * k;
+            // Output lane L = block 2 v + x: v2 = L >> 3, v1, v0 = bits 2, 1; x = bit 0, which after
+            // the first two stages sits at lane bit 3, with m2 (= k) at bit 2 and v1 v0 at bits 1, 0.
+            i3[k][L] = (L >> 3 ? 16 : 0) + (L & 1) * 8 + 4 * k + ((L >> 2) & 1) * 2 + ((L >> 1) & 1);
+        }
+    }
+#define GM_IDX(a) _mm512_loadu_si512((const void *)(a))
+    UNROLL for (int v = 0; v < 8; v += 2)
+        UNROLL for (int k = 0; k < 2; k++) u[v + k] = _mm512_permutex2var_epi32(s[v], GM_IDX(i1[k]), s[v + 1]);
+    UNROLL for (int p = 0; p < 8; p += (p & 1) ? 3 : 1)   // p = 0, 1, 4, 5: pairs (p, p + 2)
+        UNROLL for (int k = 0; k < 2; k++) s[p + 2 * k] = _mm512_permutex2var_epi32(u[p], GM_IDX(i2[k]), u[p + 2]);
+    UNROLL for (int p = 0; p < 4; p++)   // pairs (p, p + 4)
+        UNROLL for (int k = 0; k < 2; k++) W[p + 4 * k] = _mm512_permutex2var_epi32(s[p], GM_IDX(i3[k]), s[p + 4]);
+#undef GM_IDX
+}
+
 // The chunk's 8 weight vectors: byte 4b + j of W[m] = code of weight 32b + 4m + j (b < 16, j < 4).
 KI void gm_unpack(const int B, const int G, const int S, const uint8_t *cb, __m512i W[8]) {
-    if (B == 4) {
+    if (B == 8) {
+        gm_unpack8(G, S, cb, W);
+    } else if (B == 4) {
         // Packed block b = 4 dwords; dword i holds weights 4i+j (low nibbles) and 16+4i+j (high).
         // s[v] dword 4k+i = block 4v+k's dword i; p[i] dword b = block b's dword i.
         const __m512i m4 = _mm512_set1_epi8(0x0f);
@@ -163,7 +192,7 @@ KI void gm_tile(const int B, const int G, const int S, const int T, const uint8_
             if (a->nt - t0 >= 1) gm_tile(B, G, S, 1, w, rb, a, t0, y, ldy, rr, re, st);                   \
         }                                                                                                  \
     }
-#define GM_FORMATS(X) QF_FOR_EACH_SYM(X, 2) QF_FOR_EACH_SYM(X, 3) QF_FOR_EACH_SYM(X, 4)
+#define GM_FORMATS(X) QF_FOR_EACH_SYM(X, 2) QF_FOR_EACH_SYM(X, 3) QF_FOR_EACH_SYM(X, 4) QF_FOR_EACH_SYM(X, 8)
 GM_FORMATS(GM_FN)
 
 void kern_dqg_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
