@@ -64,6 +64,14 @@ typedef struct intact_model_info {
 // (NULL: the model runs, but text functions fail). GGUF carries its own tokenizer; tokenizer_path
 // overrides it when non-NULL. Weights are mmapped and used in place.
 INTACT_API intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err);
+// intact_model_load with flags. INTACT_LOAD_NO_MMAP (llama.cpp's --no-mmap): the file is read into
+// anonymous memory advised for transparent huge pages instead of being mapped. Costs the read at
+// load and the sharing of the page cache between processes; decode streams fresh, huge-page memory
+// instead of whatever pages the page cache holds (int4 TinyLlama decode 31 -> 44 tok/s on a
+// 2-vCPU Xeon VM where the file's cached pages were slow, docs/speed.md).
+enum { INTACT_LOAD_NO_MMAP = 1 };
+INTACT_API intact_model *intact_model_load_ex(const char *path, const char *tokenizer_path, unsigned flags,
+                                              intact_error *err);
 INTACT_API void intact_model_free(intact_model *m);
 INTACT_API void intact_model_get_info(const intact_model *m, intact_model_info *out);
 // A string metadata value of a GGUF model, e.g. "tokenizer.chat_template"; NULL when the key is

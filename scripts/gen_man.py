@@ -108,6 +108,10 @@ def main():
                "written, a malformed or unsupported model, a run that fails; one line on standard error\n"
                ".TP\n.B 2\nusage error: an unknown command or flag, a missing or invalid argument, "
                "conflicting flags; one line on standard error\n")
+    out.append(".SH ENVIRONMENT\n.TP\n.B INTACT_ISA=ref|avx2|avx512\ncaps the instruction set the kernels "
+               "may use (ref: the scalar reference kernels)\n.TP\n.B INTACT_PREFETCH=BYTES\nthe decode kernels' "
+               "software prefetch distance, 0 to 65536 (default: 8 KB for integer weights and 4 KB for F16 on "
+               "AMD, 2 KB on other CPUs); other values are ignored\n")
     out.append(".SH FILES\n.TP\n.I *.gguf\nGGUF v2/v3 models (F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the "
                "quantized types intact writes) with their tokenizer in the metadata\n.TP\n.I *.bin\n"
                "llama2.c v0 checkpoints; their tokenizer.bin is given with \\fB\\-z\\fR\n.TP\n.I *.ikv\n"

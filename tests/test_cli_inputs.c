@@ -316,6 +316,29 @@ int main(void) {
         }
     } while (0);
 
+    TEST_CASE("--no-mmap (run, bench, chat, serve): the same text; bad models fail as without it") do {
+        result a = run("run -m '%s' -z '%s' -p 'Once upon' -n 8 --temp 0", m_st, m_tok);
+        result b = run("run -m '%s' -z '%s' -p 'Once upon' -n 8 --temp 0 --no-mmap", m_st, m_tok);
+        CHECK(a.rc == 0 && b.rc == 0 && strcmp(a.out, b.out) == 0, "'%s' vs '%s'", a.out, b.out);
+        rfree(&a);
+        rfree(&b);
+        static const struct { const char *what, *want; } bad[] = {
+            {"missing", "No such file or directory"}, {"directory", "Is a directory"}, {"empty", "file is empty"},
+            {"truncated llama2.c", "does not match the 1056540 bytes the header implies"},
+            {"truncated GGUF", "(truncated or corrupt)"}, {"garbage", "out of range"},
+        };
+        const char *paths[] = {p_missing, p_sub, p_empty, p_trunc_bin, p_trunc_gguf, p_garbage};
+        static const char *tmpl[] = {"run -m '%s' -p hi --no-mmap", "bench -m '%s' --no-mmap -p 1 -n 1",
+                                     "chat -m '%s' --no-mmap", "serve -m '%s' --no-mmap --port 0"};
+        for (int c = 0; c < 4; c++) {
+            for (int k = 0; k < 6; k++) {
+                result r = run(tmpl[c], paths[k]);
+                CHECK_ERROR(r, 1, bad[k].want, tmpl[c]);
+                rfree(&r);
+            }
+        }
+    } while (0);
+
     TEST_CASE("base models (--base): missing, directory, garbage, none") do {
         static const char *with_base[] = {
             "kld {M} --base {F} -z {K} -f {T} -c 32 --chunks 1",

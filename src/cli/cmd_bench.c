@@ -9,11 +9,13 @@
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL;
-    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0, n_ctx = 0;
+    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0, n_ctx = 0, no_mmap = 0;
     quant_flags qf;
     quant_flags_init(&qf);
     kv_flags kvf;
-    cli_opt opts[9 + QUANT_N_OPTS + KV_N_OPTS] = {
+    cli_opt opts[10 + QUANT_N_OPTS + KV_N_OPTS] = {
+        {"--no-mmap", NULL, ARG_FLAG, &no_mmap, NULL, "read the model into memory (huge pages where the kernel allows) instead of mapping it: faster decode where TLB misses cost, no page sharing between processes", 0, 0},
+
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
@@ -25,7 +27,7 @@ int cmd_bench(int argc, char **argv) {
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: what the run needs; may exceed the "
          "model's training context, for long-context speed)", 1, 1 << 20},
     };
-    int n_opts = quant_flags_add(&qf, opts, 9, 0);
+    int n_opts = quant_flags_add(&qf, opts, 10, 0);
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
@@ -33,7 +35,7 @@ int cmd_bench(int argc, char **argv) {
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
-    intact_model *m = cli_load_model("bench", model, tok);
+    intact_model *m = cli_load_model_ex("bench", model, tok, no_mmap);
     if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) return 1;
     intact_model_info in;

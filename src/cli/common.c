@@ -8,12 +8,16 @@
 #include <unistd.h>
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer) {
+    return cli_load_model_ex(cmd, path, tokenizer, 0);
+}
+
+intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, int no_mmap) {
     if (!path) {
         fprintf(stderr, "intact %s: no model given (-m MODEL)\n", cmd);
         return NULL;
     }
     intact_error err = {0, ""};
-    intact_model *m = intact_model_load(path, tokenizer, &err);
+    intact_model *m = intact_model_load_ex(path, tokenizer, no_mmap ? INTACT_LOAD_NO_MMAP : 0, &err);
     if (!m) fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
     return m;
 }

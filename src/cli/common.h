@@ -7,6 +7,8 @@
 #include "intact.h"
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer);
+// no_mmap: --no-mmap (INTACT_LOAD_NO_MMAP).
+intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, int no_mmap);
 // Reads a whole text file, or standard input when path is "-" (a file named "-" is "./-"), at
 // most 1 GiB, NUL-terminated. Prints one line naming the cause and returns NULL when the path
 // cannot be opened or read (strerror: missing, permission, a directory), when the input is empty

@@ -14,6 +14,7 @@
 
 static int g_force_ref;
 static int g_has_avx2, g_has_avx512, g_isa_cap = IT_ISA_AVX512;
+static int g_amd, g_prefetch = -1;   // g_prefetch: INTACT_PREFETCH, -1 when unset
 static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
 
 #if CPU_X86
@@ -29,6 +30,12 @@ static unsigned long long read_xcr0(void) {
 static void detect(void) {
 #if CPU_X86
     unsigned a, b, c, d;
+    if (__get_cpuid(0, &a, &b, &c, &d)) {   // vendor: ebx edx ecx
+        char v[13];
+        memcpy(v, &b, 4); memcpy(v + 4, &d, 4); memcpy(v + 8, &c, 4);
+        v[12] = 0;
+        g_amd = !strcmp(v, "AuthenticAMD") || !strcmp(v, "HygonGenuine");
+    }
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
     int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
     if (!osxsave) return;
@@ -46,6 +53,12 @@ static void detect(void) {
                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                    __builtin_cpu_supports("avx512dq");
 #endif
+    const char *pf = getenv("INTACT_PREFETCH");
+    if (pf && *pf) {
+        char *end;
+        long v = strtol(pf, &end, 10);
+        if (!*end && v >= 0 && v <= 65536) g_prefetch = (int)v;
+    }
     const char *env = getenv("INTACT_ISA");
     if (env && !strcmp(env, "ref")) g_isa_cap = IT_ISA_REF;
     else if (env && !strcmp(env, "avx2")) g_isa_cap = IT_ISA_AVX2;
@@ -56,6 +69,12 @@ static void ensure_detected(void) { pthread_once(&g_detect_once, detect); }
 void it_cpu_force_ref(int on) { g_force_ref = on; }
 int it_cpu_has_avx2(void) { ensure_detected(); return g_has_avx2; }
 int it_cpu_has_avx512(void) { ensure_detected(); return g_has_avx512; }
+
+int it_cpu_stream_prefetch(int zen) {
+    ensure_detected();
+    if (g_prefetch >= 0) return g_prefetch;
+    return g_amd || zen < 2048 ? zen : 2048;
+}
 
 int it_cpu_isa(void) {
     ensure_detected();

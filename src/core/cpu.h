@@ -18,6 +18,13 @@ int it_cpu_has_avx512(void);
 // The widest ISA the kernels may use: the CPU's, capped by INTACT_ISA; IT_ISA_REF while
 // it_cpu_force_ref(1) is in effect.
 int it_cpu_isa(void);
+// Software prefetch distance, in bytes, for a decode kernel streaming weight rows once. `zen` is
+// the distance measured best for that kernel on AMD Zen 5, where a long distance keeps enough
+// lines in flight. Other CPUs get min(zen, 2048): on an Intel Xeon (Granite Rapids, 2 threads)
+// 8 KB ahead made int4 decode 12-45% slower and F16 decode 23% slower than 2 KB — a prefetch
+// to L1 waits for a free fill buffer, and 8 KB ahead they are all taken (docs/speed.md).
+// INTACT_PREFETCH=BYTES (0..65536, read once) overrides both, for tuning on another CPU.
+int it_cpu_stream_prefetch(int zen);
 // For tests/benchmarks: hold every kernel choice to the scalar reference (1) or release it (0).
 void it_cpu_force_ref(int on);
 

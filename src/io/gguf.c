@@ -446,9 +446,11 @@ static gguf_file *gguf_open_impl(const unsigned char *data, size_t size, const c
     return f;
 }
 
-gguf_file *gguf_open(const char *path, intact_error *err) {
+gguf_file *gguf_open(const char *path, intact_error *err) { return gguf_open_mode(path, 0, err); }
+
+gguf_file *gguf_open_mode(const char *path, int copy, intact_error *err) {
     it_mmap m;
-    if (it_mmap_open(path, &m, err)) return NULL;
+    if (it_mmap_open_mode(path, copy, &m, err)) return NULL;
     return gguf_open_impl(m.data, m.size, path, &m, err);
 }
 

@@ -29,6 +29,8 @@ typedef struct gguf_tensor_info {
 // zero/negative dims, element-count overflow, misaligned or out-of-range tensor offsets,
 // overlapping tensor data.
 gguf_file *gguf_open(const char *path, intact_error *err);
+// The same, copy = 1: the file is read into anonymous huge-page memory (io/mmapfile.h).
+gguf_file *gguf_open_mode(const char *path, int copy, intact_error *err);
 // Same, over a caller-owned buffer (fuzzing, tests). The buffer must outlive the gguf_file.
 gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err);
 void gguf_close(gguf_file *f);

@@ -17,14 +17,16 @@
 #include <string.h>
 
 #include "kernels/iqdec.h"
+#include "core/cpu.h"
 #include "core/simd.h"
 #include "kernels/iqdec_avx512.h"
 
-// Software prefetch distance in bytes of the row stream. At 2 KB (about two rows of a 2048-wide
-// int4 g128 matrix) a stream running at ~20 GB/s per core had too little in flight to cover DRAM
-// latency: 8 KB decoded int4 g128 TinyLlama 8-16% faster (5 alternating rounds, docs/speed.md);
-// 1 KB was slower, 16 KB no better than 2 KB.
-#define DQ_PF_DIST 8192
+// Software prefetch distance in bytes of the row stream on AMD Zen 5. At 2 KB (about two rows of a
+// 2048-wide int4 g128 matrix) a stream running at ~20 GB/s per core had too little in flight to
+// cover DRAM latency: 8 KB decoded int4 g128 TinyLlama 8-16% faster (5 alternating rounds,
+// docs/speed.md); 1 KB was slower, 16 KB no better than 2 KB. Intel cores want 2 KB
+// (it_cpu_stream_prefetch).
+#define DQ_PF_ZEN 8192
 
 enum { MAX_T = 3 };
 
@@ -128,7 +130,7 @@ KI void chunk_float(const int B, const int G, const int S, const int T, const ui
 
 // Rows r0..r1-1 for T tokens starting at token t0.
 KI void rows(const int B, const int G, const int S, const int T, const uint8_t *w, size_t rb, const kern_dq *a,
-             int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+             int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
     const int kpg = G / 32, gpc = 16 / kpg;   // groups per chunk
     const size_t bb = dq_blkb(B, G, S), cbytes = (size_t)gpc * bb;
     const int64_t nb = a->n_in / 32, nfull = nb / 16, np = a->nbp * 32;
@@ -148,7 +150,7 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
                 cb = pad;
                 lm = (__mmask16)((1u << tail) - 1);
             } else {
-                for (size_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char *)cb + DQ_PF_DIST + o, _MM_HINT_T0);
+                for (size_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char *)cb + pf + o, _MM_HINT_T0);
             }
             const int8_t *qn[MAX_T], *q4[MAX_T], *q2[MAX_T];
             const float *sc[MAX_T];
@@ -170,18 +172,19 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
 
 #define DQ_FN(B, G, S)                                                                                   \
     static void dq_i##B##_g##G##_s##S(const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, \
-                                      int64_t r0, int64_t r1) {                                         \
+                                      int64_t r0, int64_t r1, size_t pf) {                              \
         int64_t t0 = 0;                                                                                  \
-        for (; t0 + 3 <= a->nt; t0 += 3) rows(B, G, S, 3, w, rb, a, t0, y, ldy, r0, r1);                 \
-        if (a->nt - t0 == 2) rows(B, G, S, 2, w, rb, a, t0, y, ldy, r0, r1);                             \
-        if (a->nt - t0 == 1) rows(B, G, S, 1, w, rb, a, t0, y, ldy, r0, r1);                             \
+        for (; t0 + 3 <= a->nt; t0 += 3) rows(B, G, S, 3, w, rb, a, t0, y, ldy, r0, r1, pf);             \
+        if (a->nt - t0 == 2) rows(B, G, S, 2, w, rb, a, t0, y, ldy, r0, r1, pf);                         \
+        if (a->nt - t0 == 1) rows(B, G, S, 1, w, rb, a, t0, y, ldy, r0, r1, pf);                         \
     }
 QF_FOR_EACH_FORMAT(DQ_FN)
 
 void kern_dq_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                         int64_t ldy, int64_t r0, int64_t r1) {
+    const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN);
 #define DQ_CASE(B, G, S) \
-    if (s->bits == B && s->group == G && s->sym == S) return dq_i##B##_g##G##_s##S(w, row_bytes, a, y, ldy, r0, r1);
+    if (s->bits == B && s->group == G && s->sym == S) return dq_i##B##_g##G##_s##S(w, row_bytes, a, y, ldy, r0, r1, pf);
     QF_FOR_EACH_FORMAT(DQ_CASE)
 #undef DQ_CASE
 }

@@ -50,6 +50,15 @@ static void model_sum_bytes(intact_model *m) {
 }
 
 intact_model *intact_model_load(const char *path, const char *tokenizer_path, intact_error *err) {
+    return intact_model_load_ex(path, tokenizer_path, 0, err);
+}
+
+intact_model *intact_model_load_ex(const char *path, const char *tokenizer_path, unsigned flags, intact_error *err) {
+    if (flags & ~(unsigned)INTACT_LOAD_NO_MMAP) {
+        it_fail(err, INTACT_E_ARG, "unknown model load flags 0x%x", flags);
+        return NULL;
+    }
+    const int copy = (flags & INTACT_LOAD_NO_MMAP) != 0;
     if (!path) { it_fail(err, INTACT_E_ARG, "no model path given"); return NULL; }
     FILE *f = fopen(path, "rb");
     if (!f) { it_fail(err, INTACT_E_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
@@ -60,8 +69,8 @@ intact_model *intact_model_load(const char *path, const char *tokenizer_path, in
     if (!m) { it_fail(err, INTACT_E_NOMEM, "out of memory"); return NULL; }
     m->aq.bits = 16;
     m->aq.clip = 1.0f;
-    int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, err)
-                                                         : model_load_llama2c(m, path, err);
+    int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, copy, err)
+                                                         : model_load_llama2c(m, path, copy, err);
     if (rc == 0) {
         model_sum_bytes(m);
         const char *slash = strrchr(path, '/');
