@@ -95,22 +95,23 @@ static void test_group_exact(void) {
     }
 }
 
-// The GEMM kernel itself (kern_dqg_kernel "avx512") on every format it covers, 1..13 tokens (the
-// 8-token tile and its 4/2/1 tails), odd row ranges (a 16-row block cut short at both ends), n_in
+// The GEMM kernels themselves (kern_dqg_kernel "avx512" and "amx") on every format, 1..35 tokens
+// (the VNNI GEMM's 8-token tile and its 4/2/1 tails; AMX's 16-token tiles, whole and partial), odd row ranges (a 16-row block cut short at both ends), n_in
 // with a partial 16-block chunk and with more than one 4-chunk k block: == kern_dq_ref by memcmp,
 // rows outside [r0, r1) untouched. Skipped (with a note) on a CPU without AVX-512 VNNI + BITALG.
 static void test_gemm_kernel(void) {
-    TEST_CASE("dqg: GEMM kernel == kern_dq_ref bit for bit (24 formats, 1..13 tokens, odd row ranges)") {
+    TEST_CASE("dqg: GEMM kernels (VNNI, AMX) == kern_dq_ref bit for bit (24 formats, 1..35 tokens, odd row ranges)") {
         static const int64_t n_ins[] = {640, 2560};   // 20 blocks (partial chunk); 5 chunks (2 k blocks)
         const int64_t n_out = 41;
         kern_dq a = {0};
         int cases = 0, skipped = 0;
         CHECK(kern_dqg_kernel(IT_QTYPE(4, 2, 0), "ref") == kern_dq_ref, "ref is kern_dq_ref");
+        for (int isa = 0; isa < 2; isa++)
         for (int bits = 2; bits <= 8; bits += bits == 4 ? 4 : 1)
             for (int gi = 0; gi < 3; gi++)
                 for (int sym = 0; sym < 2; sym++) {
                     const int type = IT_QTYPE(bits, gi, sym);
-                    kern_dq_fn fn = kern_dqg_kernel(type, "avx512");
+                    kern_dq_fn fn = kern_dqg_kernel(type, isa ? "amx" : "avx512");
                     if (!fn) {
                         skipped++;
                         continue;
@@ -121,7 +122,7 @@ static void test_gemm_kernel(void) {
                         const int64_t n_in = n_ins[ni];
                         size_t rb;
                         uint8_t *w = make_w(&s, n_out, n_in, &rb);
-                        for (int64_t nt = 1; nt <= 13; nt += (ni ? 4 : 1)) {
+                        for (int64_t nt = 1; nt <= 35; nt += (ni ? 4 : 1)) {   // AMX: 16-token tiles, partial and whole
                             float *x = malloc((size_t)(nt * n_in) * 4);
                             for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f() * (i % 64 < 32 ? 1.0f : 0.05f);
                             CHECK(kern_dq_quantize(&a, x, nt, n_in) == 0, "quantize");
@@ -139,8 +140,49 @@ static void test_gemm_kernel(void) {
                         free(w);
                     }
                 }
-        if (skipped) printf("note: GEMM kernel not available on this CPU, %d formats skipped\n", skipped);
-        CHECK(cases + skipped * 17 == 24 * 17, "ran %d cases", cases);
+        if (skipped) printf("note: GEMM kernel not available on this CPU, %d formats x ISAs skipped\n", skipped);
+        CHECK(cases + skipped * 44 == 2 * 24 * 44, "ran %d cases", cases);
+        kern_dq_free(&a);
+    }
+}
+
+// kern_dq_quantize builds the AMX copy exactly where the AMX GEMM can run; the AMX entry point hands
+// a kern_dq without it (and formats it does not cover) to the VNNI GEMM: same result.
+static void test_amx_layout(void) {
+    TEST_CASE("dqg: AMX activation tiles (qa) exist iff AMX is usable; without them the VNNI GEMM answers") {
+        const int64_t n_in = 640, n_out = 19, nt = 21;
+        kern_dq a = {0};
+        float *x = malloc((size_t)(nt * n_in) * 4);
+        for (int64_t i = 0; i < nt * n_in; i++) x[i] = rnd_f();
+        CHECK(kern_dq_quantize(&a, x, nt, n_in) == 0, "quantize");
+        CHECK((a.qa != NULL) == (kern_dqa_usable() != 0), "qa %p, usable %d", (void *)a.qa, kern_dqa_usable());
+        kern_dq one = {0};   // decode never builds it
+        CHECK(kern_dq_quantize(&one, x, 3, n_in) == 0 && one.qa == NULL, "qa built for 3 tokens");
+        kern_dq_free(&one);
+        if (a.qa) {
+            // Token 17's block 3, dword 5 sits in tile 1 at 512 (nbp + 3) + 64 * 5 + 4 * 1.
+            CHECK(!memcmp(a.qa + 512 * (a.nbp + 3) + 64 * 5 + 4, a.q + 17 * a.nbp * 32 + 32 * 3 + 4 * 5, 4), "qa layout");
+            CHECK(a.sca[16 * (a.nbp + 3) + 1] == a.scale[17 * a.nbp + 3], "sca layout");
+            int zero = 1;   // tokens 21..31 of tile 1: zero
+            for (int64_t b = 0; b < a.nbp; b++)
+                for (int m = 0; m < 8; m++)
+                    for (int t = 5; t < 16; t++)
+                        for (int j = 0; j < 4; j++) zero &= a.qa[512 * (a.nbp + b) + 64 * m + 4 * t + j] == 0;
+            CHECK(zero, "padding tokens of the last tile are not zero");
+            qf_spec s;
+            qf_spec_of(IT_QTYPE(4, 2, 0), &s);
+            size_t rb;
+            uint8_t *w = make_w(&s, n_out, n_in, &rb);
+            float *e = malloc((size_t)(nt * n_out) * 4), *y = malloc((size_t)(nt * n_out) * 4);
+            kern_dq_ref(&s, w, rb, &a, e, n_out, 0, n_out);
+            kern_dq noqa = a;
+            noqa.qa = NULL;
+            memset(y, 0xff, (size_t)(nt * n_out) * 4);
+            kern_dqg_amx(&s, w, rb, &noqa, y, n_out, 0, n_out);
+            CHECK(!memcmp(y, e, (size_t)(nt * n_out) * 4), "without qa");
+            free(w), free(e), free(y);
+        }
+        free(x);
         kern_dq_free(&a);
     }
 }
@@ -148,5 +190,6 @@ static void test_gemm_kernel(void) {
 int main(void) {
     test_group_exact();
     test_gemm_kernel();
+    test_amx_layout();
     return th_finish("test_iqgemm");
 }

@@ -14,6 +14,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <pthread.h>
 
 // ---- activation quantization ----
@@ -61,7 +65,12 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
     const int64_t nbp = (n_in / 32 + 15) / 16 * 16, np = nbp * 32;
     if ((uint64_t)nt > SIZE_MAX / 8 / (uint64_t)np) return -1;
     const int64_t ntg = (nt + KERN_DQ_GT - 1) / KERN_DQ_GT * KERN_DQ_GT, nch = nbp / 16;
-    size_t need = (size_t)(nt * np) * 3 + (size_t)(ntg * np) + (size_t)(nt * nbp) * 16 + (size_t)(ntg * nbp) * 8 + 64;
+    // The AMX copy only for a GEMM's worth of tokens: decode (1..3) runs the GEMV and would pay for
+    // zeroing a 16-token tile per matmul.
+    const int amx = nt >= KERN_DQ_AMX_MIN_T && kern_dqa_usable();
+    const int64_t nta = amx ? (nt + 15) / 16 * 16 : 0;   // tokens of the AMX copy (0: none)
+    size_t need = (size_t)(nt * np) * 3 + (size_t)(ntg * np) + (size_t)(nt * nbp) * 16 + (size_t)(ntg * nbp) * 8 +
+                  (size_t)(nta * np) + (size_t)(nta * nbp) * 8 + 64;
     if (need > a->cap) {
         need = (need + 63) / 64 * 64;
         void *m = aligned_alloc(64, need);   // every array below then starts on a cache line
@@ -76,11 +85,19 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
     a->hsum = a->sum + nt * nbp;
     a->scg = (float *)(a->hsum + 2 * nt * nbp);
     a->sumg = a->scg + ntg * nbp;
-    a->q = (int8_t *)(a->sumg + ntg * nbp);
+    a->sca = amx ? a->sumg + ntg * nbp : NULL;
+    a->suma = amx ? a->sca + nta * nbp : NULL;
+    a->q = (int8_t *)(a->sumg + ntg * nbp + 2 * nta * nbp);
     a->q4 = a->q + nt * np;
     a->q2 = a->q4 + nt * np;
     a->qg = a->q2 + nt * np;
+    a->qa = amx ? a->qg + ntg * np : NULL;
     a->nt = nt, a->n_in = n_in, a->nbp = nbp;
+    if (amx) {   // tokens past nt stay 0 in the AMX copy (the GEMM multiplies whole 16-token tiles)
+        memset(a->qa + (nt / 16) * 16 * np, 0, (size_t)((nta - nt / 16 * 16) * np));
+        memset(a->sca + (nt / 16) * 16 * nbp, 0, (size_t)((nta - nt / 16 * 16) * nbp) * sizeof(float));
+        memset(a->suma + (nt / 16) * 16 * nbp, 0, (size_t)((nta - nt / 16 * 16) * nbp) * sizeof(float));
+    }
     const int simd = it_cpu_has_avx2() && it_cpu_isa() > IT_ISA_REF;
     for (int64_t t = 0; t < nt; t++) {
         int8_t *q = a->q + t * np, *q4 = a->q4 + t * np, *q2 = a->q2 + t * np;
@@ -114,6 +131,15 @@ int kern_dq_quantize(kern_dq *a, const float *x, int64_t nt, int64_t n_in) {
             for (int b = 0; b < 16; b++) {
                 a->scg[16 * slot + b] = sc[16 * c + b];
                 a->sumg[16 * slot + b] = (float)su[16 * c + b];
+            }
+        }
+        if (amx) {
+            const int64_t u = t / 16, tt = t % 16;
+            for (int64_t b = 0; b < nbp; b++) {
+                int8_t *qa = a->qa + 512 * (u * nbp + b);
+                for (int m = 0; m < 8; m++) memcpy(qa + 64 * m + 4 * tt, q + 32 * b + 4 * m, 4);
+                a->sca[16 * (u * nbp + b) + tt] = sc[b];
+                a->suma[16 * (u * nbp + b) + tt] = (float)su[b];
             }
         }
     }
@@ -204,6 +230,26 @@ kern_dq_fn kern_dq_best(int type) {
     return kern_dq_ref;
 }
 
+// AMX: cpuid.7.0 EDX bit 24 (AMX-TILE) and 25 (AMX-INT8); Linux hands a process the 8 KB tile
+// data state only after it asks (arch_prctl ARCH_REQ_XCOMP_PERM = 0x1023, XTILEDATA = 18).
+static int g_amx;
+static pthread_once_t g_amx_once = PTHREAD_ONCE_INIT;
+
+static void detect_amx(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    const char *env = getenv("INTACT_AMX");
+    if (env && !strcmp(env, "0")) return;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 25) & 1)) return;
+    g_amx = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#endif
+}
+
+int kern_dqa_usable(void) {
+    pthread_once(&g_amx_once, detect_amx);
+    return g_amx && it_cpu_isa() == IT_ISA_AVX512 && has_vnni_bitalg();
+}
+
 // The prefill GEMM (kernels/iqgemm.h) covers every one of our formats: int2, int3, int4 and int8.
 static int dqg_covered(int type) {
     qf_spec s;
@@ -214,12 +260,13 @@ kern_dq_fn kern_dqg_kernel(int type, const char *isa) {
     if (!isa || !dqg_covered(type)) return NULL;
     if (!strcmp(isa, "ref")) return kern_dq_ref;
     if (!strcmp(isa, "avx512")) return has_vnni_bitalg() ? kern_dqg_avx512vnni : NULL;
+    if (!strcmp(isa, "amx")) return kern_dqa_usable() ? kern_dqg_amx : NULL;
     return NULL;
 }
 
 kern_dq_fn kern_dqg_best(int type) {
     if (!dqg_covered(type) || it_cpu_isa() != IT_ISA_AVX512 || !has_vnni_bitalg()) return NULL;
-    return kern_dqg_avx512vnni;
+    return kern_dqa_usable() ? kern_dqg_amx : kern_dqg_avx512vnni;
 }
 
 int kern_dq_fast(void) { return it_cpu_isa() >= IT_ISA_AVX2 && it_cpu_has_avx2(); }

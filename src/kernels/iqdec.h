@@ -46,11 +46,16 @@
 //       GEMM's vpdpbusd sums land one lane per block with no horizontal reduction, and a tile's
 //       tokens sit at fixed offsets from one pointer;
 //   scg, sumg: scale and (float)sum (exact: |sum_b| <= 32 * 127) in the same tiled order, 16 per
-//       (tile, chunk, token).
+//       (tile, chunk, token);
+//   qa, sca, suma: the AMX GEMM's order (iqgemm_amx.c), only where it can run (kern_dqa_usable)
+//       and for nt >= KERN_DQ_AMX_MIN_T (NULL otherwise): per 16 tokens u and block b, 512 bytes at qa + 512 (u nbp + b) with
+//       q[32b + 4m + j] of token 16u + t at 64m + 4t + j (the tile's VNNI layout), 0 for tokens past
+//       nt; sca / suma: 16 floats per (u, b), scale and (float)sum by token, 0 past nt.
 // hsum holds the sums of q over each 16 inputs (hsum[2b] + hsum[2b+1] = sum_b): ggml's Q6_K kernel
 // (kernels/ggdec_q6k512.h) takes its weights' -32 offset off per 16-weight sub-block with them.
 // Zero-initialize, fill with kern_dq_quantize, free with kern_dq_free; reusable across calls.
 enum { KERN_DQ_GT = 8 };   // tokens per tile of qg / scg / sumg
+enum { KERN_DQ_AMX_MIN_T = 4 };   // qa is built for nt >= this (forward/linear.c's GEMM threshold)
 
 typedef struct kern_dq {
     int64_t nt, n_in, nbp;      // tokens, inputs (multiple of 32), blocks padded to a multiple of 16
@@ -60,6 +65,8 @@ typedef struct kern_dq {
     int32_t *sum;               // (nt, nbp) sum_b, 0 in the padding
     int32_t *hsum;              // (nt, 2 * nbp) sums over 16 inputs, 0 in the padding
     float *scg, *sumg;          // (nt rounded up to KERN_DQ_GT) * nbp each, tiled
+    int8_t *qa;                 // (nt rounded up to 16) * nbp * 32, AMX tiles; NULL without AMX
+    float *sca, *suma;          // (nt rounded up to 16) * nbp each
     void *mem;                  // one allocation for all of the above
     size_t cap;                 // its bytes
 } kern_dq;

@@ -28,5 +28,13 @@ kern_dq_fn kern_dqg_kernel(int type, const char *isa);
 kern_dq_fn kern_dqg_best(int type);
 void kern_dqg_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                          int64_t ldy, int64_t r0, int64_t r1);
+// The AMX GEMM (iqgemm_amx.c) for every one of our formats (a kern_dq without qa goes to
+// kern_dqg_avx512vnni). Same result as kern_dq_ref, bit for bit.
+void kern_dqg_amx(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
+                  int64_t r0, int64_t r1);
+// 1 if the AMX GEMM may run: cpuid AMX-TILE + AMX-INT8 with VNNI + BITALG, the OS granted this process
+// the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, asked once), and it_cpu_isa() allows AVX-512.
+// INTACT_AMX=0 turns it off (read once).
+int kern_dqa_usable(void);
 
 #endif

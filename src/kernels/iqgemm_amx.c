@@ -1,0 +1,148 @@
+// AMX prefill GEMM for our integer formats (kernels/iqgemm.h), bit-identical to kern_dq_ref.
+// Compiled with the AVX-512 flags plus AMX-TILE/INT8 (Makefile rule for *_amx.c); chosen only when
+// cpuid reports AMX-INT8 and the kernel granted this process the tile state (kern_dqa_usable).
+//
+// Why: on a CPU with AMX one tdpbusd multiplies a 16 x 64-byte u8 tile by a 64 x 16 s8 tile, 16K
+// products, where the VNNI GEMM needs 256 vpdpbusd; llama.cpp's Q4_0/Q8_0 prefill uses it and was
+// 1.5x intact's int8 prefill on an Intel Xeon (docs/speed.md).
+//
+// The weights are the A tile (16 rows x one 32-weight block, u8 codes in natural order: int8 codes
+// straight from the weights with the row stride, int2/3/4 codes unpacked once per 16-row block), the
+// activations the B tile (kern_dq.qa: per 16 tokens and block, 8 rows of 16 tokens x 4 bytes, the
+// VNNI layout, built by kern_dq_quantize). One tdpbusd per block gives C[r][t] = isum of row r,
+// token t over that block; then, per row, one vector over the 16 tokens does the reference's float
+// step: x = isum - z sum (fnmadd; exact, all < 2^24), f = fma(d * s, x, f). The reference keeps 16
+// accumulators per output, block b going to f[b % 16]: here the blocks are taken in the order
+// b, b + 16, b + 32, ... for each lane b in turn, so every accumulator sees its blocks in order, and
+// the lanes are summed at the end in the reference's order (i + 8, + 4, + 2, + 1) as vector adds.
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fp16.h"
+#include "core/simd.h"
+#include "kernels/iqgemm.h"
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+// Tile 0: C (mr rows x 16 int32), 1: A (mr rows x 32 bytes), 2: B (8 rows x 64 bytes).
+static void amx_config(int mr) {
+    _Alignas(64) amx_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    c.rows[0] = (uint8_t)mr, c.colsb[0] = 64;
+    c.rows[1] = (uint8_t)mr, c.colsb[1] = 32;
+    c.rows[2] = 8, c.colsb[2] = 64;
+    _tile_loadconfig(&c);
+}
+
+// Rows [R, R + mr) (mr <= 16), every token.
+static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy,
+                     int64_t R, int mr, uint8_t *ua, float *df, float *zf) {
+    const int B = s->bits, G = s->group, kpg = G / 32, hdr = s->sym ? 2 : 3;
+    const size_t bb = (size_t)hdr + (size_t)(G * B / 8);
+    const int64_t nb = a->n_in / 32, ng = a->n_in / G, ntile = (a->nt + 15) / 16;
+    // Group headers as floats, and int2/3/4 codes unpacked to bytes: ua[512 k + 32 r + i] = code i
+    // of block k of row R + r (int8 codes are read in place).
+    for (int r = 0; r < mr; r++) {
+        const uint8_t *row = w + (size_t)(R + r) * rb;
+        for (int64_t g = 0; g < ng; g++) {
+            const uint8_t *gp = row + (size_t)g * bb;
+            uint16_t h;
+            memcpy(&h, gp, 2);
+            df[g * 16 + r] = it_fp16_to_f32(h);
+            zf[g * 16 + r] = s->sym ? (float)(1 << (B - 1)) : (float)gp[2];
+            for (int k = 0; B != 8 && k < kpg; k++) {
+                uint8_t *o = ua + 512 * (g * kpg + k) + 32 * r;
+                if (B == 4) {   // 16 bytes: low nibbles are weights 0..15, high nibbles 16..31
+                    const __m128i m4 = _mm_set1_epi8(0x0f);
+                    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(gp + hdr + 16 * k));
+                    _mm_storeu_si128((__m128i *)(void *)o, _mm_and_si128(v, m4));
+                    _mm_storeu_si128((__m128i *)(void *)(o + 16), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+                } else {   // 8 bytes: bits 2i..2i+1 of byte j are weight 8i + j; int3: + 4 where the word's bit is set
+                    uint64_t p;
+                    memcpy(&p, gp + hdr + 8 * k, 8);
+                    __m256i v = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x((long long)p), _mm256_setr_epi64x(0, 2, 4, 6)),
+                                                 _mm256_set1_epi8(3));
+                    if (B == 3) {
+                        uint32_t hb;
+                        memcpy(&hb, gp + hdr + G / 4 + 4 * k, 4);
+                        v = _mm256_mask_add_epi8(v, (__mmask32)hb, v, _mm256_set1_epi8(4));
+                    }
+                    _mm256_storeu_si256((__m256i *)(void *)o, v);
+                }
+            }
+        }
+    }
+    _Alignas(64) int32_t cb[16 * 16];
+    _Alignas(64) float acc[16][16][16];   // [lane b][row r][token t]
+    for (int64_t u = 0; u < ntile; u++) {
+        const int8_t *qa = a->qa + (size_t)u * (size_t)a->nbp * 512;
+        const float *sca = a->sca + (size_t)u * (size_t)a->nbp * 16, *sua = a->suma + (size_t)u * (size_t)a->nbp * 16;
+        for (int b = 0; b < 16; b++) {
+            __m512 f[16];
+            UNROLL for (int r = 0; r < 16; r++) f[r] = _mm512_setzero_ps();
+            for (int64_t k = b; k < nb; k += 16) {
+                const int64_t g = k / kpg;
+                if (B == 8)
+                    _tile_loadd(1, w + (size_t)R * rb + (size_t)g * bb + (size_t)hdr + (size_t)(32 * (k % kpg)), (long)rb);
+                else
+                    _tile_loadd(1, ua + 512 * k, 32);
+                _tile_loadd(2, qa + 512 * k, 64);
+                _tile_zero(0);
+                _tile_dpbusd(0, 1, 2);
+                _tile_stored(0, cb, 64);
+                const __m512 sc = _mm512_loadu_ps(sca + 16 * k), su = _mm512_loadu_ps(sua + 16 * k);
+                UNROLL for (int r = 0; r < 16; r++) {
+                    if (r < mr) {
+                        __m512 x = _mm512_fnmadd_ps(_mm512_set1_ps(zf[g * 16 + r]), su,
+                                                    _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * r))));
+                        __m512 ds = _mm512_mul_ps(_mm512_set1_ps(df[g * 16 + r]), sc);
+                        f[r] = _mm512_fmadd_ps(ds, x, f[r]);
+                    }
+                }
+            }
+            UNROLL for (int r = 0; r < 16; r++) _mm512_store_ps(acc[b][r], f[r]);
+        }
+        const int mt = a->nt - 16 * u < 16 ? (int)(a->nt - 16 * u) : 16;
+        for (int r = 0; r < mr; r++) {
+            __m512 h[8];
+            UNROLL for (int i = 0; i < 8; i++) h[i] = _mm512_add_ps(_mm512_load_ps(acc[i][r]), _mm512_load_ps(acc[i + 8][r]));
+            UNROLL for (int i = 0; i < 4; i++) h[i] = _mm512_add_ps(h[i], h[i + 4]);
+            UNROLL for (int i = 0; i < 2; i++) h[i] = _mm512_add_ps(h[i], h[i + 2]);
+            _Alignas(64) float out[16];
+            _mm512_store_ps(out, _mm512_add_ps(h[0], h[1]));
+            for (int t = 0; t < mt; t++) y[(16 * u + t) * ldy + R + r] = out[t];
+        }
+    }
+}
+
+void kern_dqg_amx(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
+                  int64_t r0, int64_t r1) {
+    if (!a->qa) {   // no AMX activation tiles: the VNNI GEMM
+        kern_dqg_avx512vnni(s, w, row_bytes, a, y, ldy, r0, r1);
+        return;
+    }
+    // The codes of a 16-row block (512 bytes per 32-block) and its headers; on the heap for long rows.
+    const int64_t nb = a->n_in / 32, ng = a->n_in / s->group;
+    uint8_t *ua = s->bits != 8 ? aligned_alloc(64, (size_t)nb * 512) : NULL;
+    float *df = malloc((size_t)ng * 16 * sizeof *df), *zf = malloc((size_t)ng * 16 * sizeof *zf);
+    if ((s->bits != 8 && !ua) || !df || !zf) {   // out of memory: the VNNI GEMM needs none
+        free(ua), free(df), free(zf);
+        kern_dqg_avx512vnni(s, w, row_bytes, a, y, ldy, r0, r1);
+        return;
+    }
+    int cur = 16;
+    amx_config(16);
+    for (int64_t R = r0; R < r1; R += 16) {
+        const int mr = r1 - R < 16 ? (int)(r1 - R) : 16;
+        if (mr != cur) amx_config(cur = mr);
+        amx_rows(s, w, row_bytes, a, y, ldy, R, mr, ua, df, zf);
+    }
+    _tile_release();
+    free(ua), free(df), free(zf);
+}
