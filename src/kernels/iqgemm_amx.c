@@ -29,20 +29,25 @@ typedef struct {
     uint8_t rows[16];
 } amx_cfg;
 
-// Tile 0: C (mr rows x 16 int32), 1: A (mr rows x 32 bytes), 2: B (8 rows x 64 bytes).
+// Tiles 0 and 3: C (mr rows x 16 int32), 1 and 4: A (mr rows x 32 bytes), 2 and 5: B (8 rows x
+// 64 bytes).
 static void amx_config(int mr) {
     _Alignas(64) amx_cfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    c.rows[0] = (uint8_t)mr, c.colsb[0] = 64;
-    c.rows[1] = (uint8_t)mr, c.colsb[1] = 32;
-    c.rows[2] = 8, c.colsb[2] = 64;
-    _tile_loadconfig(&c);
+    for (int i = 0; i < 6; i += 3) {
+        c.rows[i] = (uint8_t)mr, c.colsb[i] = 64;
+        c.rows[i + 1] = (uint8_t)mr, c.colsb[i + 1] = 32;
+        c.rows[i + 2] = 8, c.colsb[i + 2] = 64;
+    }
+    // Not _tile_loadconfig: GCC 12 declares its asm as reading only the first 8 bytes of the
+    // config, so it drops the stores above as dead (the tiles are then unconfigured: SIGILL).
+    __asm__ volatile("ldtilecfg %0" : : "m"(c));
 }
 
 // Rows [R, R + mr) (mr <= 16), every token.
 static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy,
-                     int64_t R, int mr, uint8_t *ua, float *df, float *zf) {
+                     int64_t R, int mr, int64_t r_end, uint8_t *ua, float *df, float *zf) {
     const int B = s->bits, G = s->group, kpg = G / 32, hdr = s->sym ? 2 : 3;
     const size_t bb = (size_t)hdr + (size_t)(G * B / 8);
     const int64_t nb = a->n_in / 32, ng = a->n_in / G, ntile = (a->nt + 15) / 16;
@@ -79,6 +84,10 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
         }
     }
     _Alignas(64) int32_t cb[16 * 16];
+    // The next row block (rows R + 16 .. R + 31, contiguous), prefetched a line per block step.
+    const uint8_t *pf_next = R + 32 <= r_end ? w + (size_t)(R + 16) * rb : NULL;
+    const size_t pf_len = 16 * rb;
+    size_t pf_i = 0;
     _Alignas(64) float acc[16][16][16];   // [lane b][row r][token t]
     for (int64_t u = 0; u < ntile; u++) {
         const int8_t *qa = a->qa + (size_t)u * (size_t)a->nbp * 512;
@@ -86,26 +95,44 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
         for (int b = 0; b < 16; b++) {
             __m512 f[16];
             UNROLL for (int r = 0; r < 16; r++) f[r] = _mm512_setzero_ps();
-            for (int64_t k = b; k < nb; k += 16) {
-                const int64_t g = k / kpg;
-                if (B == 8)
-                    _tile_loadd(1, w + (size_t)R * rb + (size_t)g * bb + (size_t)hdr + (size_t)(32 * (k % kpg)), (long)rb);
-                else
-                    _tile_loadd(1, ua + 512 * k, 32);
+            // Blocks k and k + 16 in flight together (tiles 0-2 and 3-5): the second tdpbusd runs
+            // while the first block's result is stored and takes its float step.
+#define AM_A(k) (B == 8 ? (const void *)(w + (size_t)R * rb + (size_t)((k) / kpg) * bb + (size_t)hdr + \
+                                         (size_t)(32 * ((k) % kpg)))                                      \
+                        : (const void *)(ua + 512 * (k)))
+#define AM_AS ((long)(B == 8 ? rb : 32))
+            for (int64_t k = b; k < nb; k += 32) {
+                const int two = k + 16 < nb;
+                _tile_loadd(1, AM_A(k), AM_AS);
                 _tile_loadd(2, qa + 512 * k, 64);
                 _tile_zero(0);
                 _tile_dpbusd(0, 1, 2);
-                _tile_stored(0, cb, 64);
-                const __m512 sc = _mm512_loadu_ps(sca + 16 * k), su = _mm512_loadu_ps(sua + 16 * k);
-                UNROLL for (int r = 0; r < 16; r++) {
-                    if (r < mr) {
-                        __m512 x = _mm512_fnmadd_ps(_mm512_set1_ps(zf[g * 16 + r]), su,
-                                                    _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * r))));
-                        __m512 ds = _mm512_mul_ps(_mm512_set1_ps(df[g * 16 + r]), sc);
-                        f[r] = _mm512_fmadd_ps(ds, x, f[r]);
+                if (two) {
+                    _tile_loadd(4, AM_A(k + 16), AM_AS);
+                    _tile_loadd(5, qa + 512 * (k + 16), 64);
+                    _tile_zero(3);
+                    _tile_dpbusd(3, 4, 5);
+                }
+                for (int h = 0; h <= two; h++) {
+                    const int64_t kk = k + 16 * h, g = kk / kpg;
+                    if (h) _tile_stored(3, cb, 64);
+                    else _tile_stored(0, cb, 64);
+                    // Meanwhile, one piece of the next row block into the cache (scalar loads of its
+                    // headers missed at the start of every block).
+                    if (pf_next) _mm_prefetch((const char *)(pf_next + ((size_t)pf_i++ * 64) % pf_len), _MM_HINT_T0);
+                    const __m512 sc = _mm512_loadu_ps(sca + 16 * kk), su = _mm512_loadu_ps(sua + 16 * kk);
+                    UNROLL for (int r = 0; r < 16; r++) {
+                        if (r < mr) {
+                            __m512 x = _mm512_fnmadd_ps(_mm512_set1_ps(zf[g * 16 + r]), su,
+                                                        _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * r))));
+                            __m512 ds = _mm512_mul_ps(_mm512_set1_ps(df[g * 16 + r]), sc);
+                            f[r] = _mm512_fmadd_ps(ds, x, f[r]);
+                        }
                     }
                 }
             }
+#undef AM_A
+#undef AM_AS
             UNROLL for (int r = 0; r < 16; r++) _mm512_store_ps(acc[b][r], f[r]);
         }
         const int mt = a->nt - 16 * u < 16 ? (int)(a->nt - 16 * u) : 16;
@@ -141,7 +168,7 @@ void kern_dqg_amx(const qf_spec *s, const void *w, size_t row_bytes, const kern_
     for (int64_t R = r0; R < r1; R += 16) {
         const int mr = r1 - R < 16 ? (int)(r1 - R) : 16;
         if (mr != cur) amx_config(cur = mr);
-        amx_rows(s, w, row_bytes, a, y, ldy, R, mr, ua, df, zf);
+        amx_rows(s, w, row_bytes, a, y, ldy, R, mr, r1, ua, df, zf);
     }
     _tile_release();
     free(ua), free(df), free(zf);
