@@ -13,6 +13,8 @@
 #include "kernels/iqgemm.h"
 #include "quant/rtn.h"
 
+#include <sys/wait.h>
+
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static float rnd_f(void) {
     g_rng ^= g_rng >> 12, g_rng ^= g_rng << 25, g_rng ^= g_rng >> 27;
@@ -187,7 +189,27 @@ static void test_amx_layout(void) {
     }
 }
 
+// kern_dqa_usable() in a child started with INTACT_AMX=env (read once per process, so a fork each),
+// before this process has asked: 1 / 0, -1 if the child failed.
+static int amx_in_child(const char *env) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("INTACT_AMX", env, 1);
+        _exit(kern_dqa_usable() ? 1 : 0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
 int main(void) {
+    TEST_CASE("dqg: INTACT_AMX=0 turns AMX off; any other value leaves the CPU's answer") {
+        int on = amx_in_child("1");
+        CHECK(on == 0 || on == 1, "child failed");
+        CHECK(amx_in_child("0") == 0, "INTACT_AMX=0 still uses AMX");
+        CHECK(amx_in_child("yes") == on && amx_in_child("") == on, "other values change the choice");
+    }
     test_group_exact();
     test_gemm_kernel();
     test_amx_layout();

@@ -14,8 +14,7 @@ int cmd_bench(int argc, char **argv) {
     quant_flags_init(&qf);
     kv_flags kvf;
     cli_opt opts[10 + QUANT_N_OPTS + KV_N_OPTS] = {
-        {"--no-mmap", NULL, ARG_FLAG, &no_mmap, NULL, "read the model into memory (huge pages where the kernel allows) instead of mapping it: faster decode where TLB misses cost, no page sharing between processes", 0, 0},
-
+        CLI_OPT_NO_MMAP(&no_mmap),
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},

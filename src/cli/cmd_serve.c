@@ -36,8 +36,7 @@ int cmd_serve(int argc, char **argv) {
     int port = 8080, parallel = 2, queue = 8, n_ctx = 0, threads = 1, timeout = 10, max_body_kib = 1024, no_mmap = 0;
     kv_flags kvf;
     cli_opt opts[18 + KV_N_OPTS] = {
-        {"--no-mmap", NULL, ARG_FLAG, &no_mmap, NULL, "read the model into memory (huge pages where the kernel allows) instead of mapping it: faster decode where TLB misses cost, no page sharing between processes", 0, 0},
-
+        CLI_OPT_NO_MMAP(&no_mmap),
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--host", NULL, ARG_STR, &host, "ADDR", "IPv4 address to bind (default 127.0.0.1: loopback only)", 0, 0},

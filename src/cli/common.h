@@ -7,8 +7,13 @@
 #include "intact.h"
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer);
-// no_mmap: --no-mmap (INTACT_LOAD_NO_MMAP).
+// no_mmap: --no-mmap (INTACT_LOAD_NO_MMAP). CLI_OPT_NO_MMAP (needs cli/args.h) is its option
+// entry, shared by the commands that load a model for speed (run, chat, serve, bench).
 intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, int no_mmap);
+#define CLI_OPT_NO_MMAP(dst)                                                                              \
+    {"--no-mmap", NULL, ARG_FLAG, (dst), NULL,                                                            \
+     "read the model into memory (huge pages where the kernel allows) instead of mapping it: decode no "  \
+     "longer depends on where the page cache put the file; no page sharing between processes", 0, 0}
 // Reads a whole text file, or standard input when path is "-" (a file named "-" is "./-"), at
 // most 1 GiB, NUL-terminated. Prints one line naming the cause and returns NULL when the path
 // cannot be opened or read (strerror: missing, permission, a directory), when the input is empty

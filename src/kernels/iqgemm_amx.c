@@ -21,6 +21,7 @@
 
 #include "core/fp16.h"
 #include "core/simd.h"
+#include "kernels/iqdec_avx512.h"
 #include "kernels/iqgemm.h"
 
 typedef struct {
@@ -48,8 +49,8 @@ static void amx_config(int mr) {
 // Rows [R, R + mr) (mr <= 16), every token.
 static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy,
                      int64_t R, int mr, int64_t r_end, uint8_t *ua, float *df, float *zf) {
-    const int B = s->bits, G = s->group, kpg = G / 32, hdr = s->sym ? 2 : 3;
-    const size_t bb = (size_t)hdr + (size_t)(G * B / 8);
+    const int B = s->bits, G = s->group, kpg = G / 32;
+    const size_t hdr = dq_hdr(s->sym), bb = dq_blkb(B, G, s->sym);
     const int64_t nb = a->n_in / 32, ng = a->n_in / G, ntile = (a->nt + 15) / 16;
     // Group headers as floats, and int2/3/4 codes unpacked to bytes: ua[512 k + 32 r + i] = code i
     // of block k of row R + r (int8 codes are read in place).
@@ -87,7 +88,7 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
     // The next row block (rows R + 16 .. R + 31, contiguous), prefetched a line per block step.
     const uint8_t *pf_next = R + 32 <= r_end ? w + (size_t)(R + 16) * rb : NULL;
     const size_t pf_len = 16 * rb;
-    size_t pf_i = 0;
+    size_t pf_off = 0;
     _Alignas(64) float acc[16][16][16];   // [lane b][row r][token t]
     for (int64_t u = 0; u < ntile; u++) {
         const int8_t *qa = a->qa + (size_t)u * (size_t)a->nbp * 512;
@@ -97,7 +98,7 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
             UNROLL for (int r = 0; r < 16; r++) f[r] = _mm512_setzero_ps();
             // Blocks k and k + 16 in flight together (tiles 0-2 and 3-5): the second tdpbusd runs
             // while the first block's result is stored and takes its float step.
-#define AM_A(k) (B == 8 ? (const void *)(w + (size_t)R * rb + (size_t)((k) / kpg) * bb + (size_t)hdr + \
+#define AM_A(k) (B == 8 ? (const void *)(w + (size_t)R * rb + (size_t)((k) / kpg) * bb + hdr +          \
                                          (size_t)(32 * ((k) % kpg)))                                      \
                         : (const void *)(ua + 512 * (k)))
 #define AM_AS ((long)(B == 8 ? rb : 32))
@@ -119,7 +120,10 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
                     else _tile_stored(0, cb, 64);
                     // Meanwhile, one piece of the next row block into the cache (scalar loads of its
                     // headers missed at the start of every block).
-                    if (pf_next) _mm_prefetch((const char *)(pf_next + ((size_t)pf_i++ * 64) % pf_len), _MM_HINT_T0);
+                    if (pf_next) {
+                        _mm_prefetch((const char *)(pf_next + pf_off), _MM_HINT_T0);
+                        pf_off = pf_off + 64 < pf_len ? pf_off + 64 : 0;
+                    }
                     const __m512 sc = _mm512_loadu_ps(sca + 16 * kk), su = _mm512_loadu_ps(sua + 16 * kk);
                     UNROLL for (int r = 0; r < 16; r++) {
                         if (r < mr) {
