@@ -58,6 +58,7 @@ typedef struct intact_model_info {
     const char *tokenizer;   // "spm", "gpt2" or "none"
     int bos_id, eos_id;      // -1 if absent
     int add_bos;             // the tokenizer's own preference for prepending BOS to a prompt
+    double huge_page_fraction; // share of the file's bytes mapped with 2 MiB pages; -1 not measured
 } intact_model_info;
 
 // Loads a GGUF (v2/v3) or llama2.c v0 checkpoint. For llama2.c a tokenizer.bin path may be given

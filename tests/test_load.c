@@ -2,16 +2,21 @@
 // (INTACT_LOAD_NO_MMAP, `--no-mmap`), and the decode kernels' software prefetch distance
 // (it_cpu_stream_prefetch, INTACT_PREFETCH). Neither may change a single result: the no-mmap load
 // is held to the mapped load's logits byte for byte (GGUF and llama2.c), and bad files fail the same
-// way on both paths.
+// way on both paths. A mapped model gets 2 MiB pages when the kernel can give them (io/mmapfile.c's
+// re-read of a file cached in 4 KiB pages, gguf_write.c's 2 MiB writes), checked against the
+// kernel's own count in /proc/self/smaps_rollup.
 #include <cpuid.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "harness.h"
 #include "intact.h"
 #include "core/cpu.h"
+#include "io/gguf_write.h"
+#include "io/mmapfile.h"
 
 // Logits of the last of 6 tokens after a 6-token prefill and 2 decode steps (both paths of the
 // forward pass), into out (n_vocab floats); 0 on success.
@@ -75,6 +80,92 @@ static void same_error(const char *path, const char *want) {
     CHECK(!strcmp(e1.msg, e2.msg), "'%s' vs '%s'", e1.msg, e2.msg);
     CHECK(strstr(e2.msg, want) != NULL, "'%s' lacks '%s'", e2.msg, want);
     CHECK(!strchr(e2.msg, '\n'), "multi-line error");
+}
+
+
+// Bytes this process maps from files with 2 MiB pages: the kernel's total over all mappings
+// (smaps_rollup), not the per-mapping figure the loader reads; -1 when unreadable.
+static double rollup_pmd_bytes(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    unsigned long long v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "FilePmdMapped: %llu kB", &v) == 1) kb = (double)v;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+// n bytes of a position-dependent pattern in 4 KiB write() calls, so the page cache holds the file
+// in 4 KiB folios; written back to disk. 0 on success.
+static int write_small(const char *path, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return -1;
+    uint32_t buf[1024];
+    int rc = 0;
+    for (size_t off = 0; off < n && !rc; off += sizeof buf) {
+        for (int i = 0; i < 1024; i++) buf[i] = (uint32_t)(off / 4 + (size_t)i) * 2654435761u;
+        size_t k = n - off < sizeof buf ? n - off : sizeof buf;
+        rc = write(fd, buf, k) != (ssize_t)k;
+    }
+    rc = rc || fsync(fd);   // clean pages: POSIX_FADV_DONTNEED drops only those
+    return close(fd) || rc ? -1 : 0;
+}
+
+// Whether this kernel and file system can map path with 2 MiB pages at all: the test's own way
+// (drop the file's cache, map it at a 2 MiB boundary with MADV_HUGEPAGE, fault it in), measured by
+// smaps_rollup. Leaves path's cache in whatever pages that produced.
+static int kernel_gives_huge_pages(const char *path, size_t n) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    size_t H = (size_t)2 << 20;
+    char *r = mmap(NULL, n + H, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int yes = 0;
+    if (r != MAP_FAILED) {
+        char *a = (char *)(((uintptr_t)r + H - 1) & ~(uintptr_t)(H - 1));
+        double before = rollup_pmd_bytes();
+        if (mmap(a, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) == a) {
+            madvise(a, n, MADV_HUGEPAGE);
+            volatile unsigned char sink = 0;
+            for (size_t i = 0; i < n; i += 4096) sink ^= a[i];
+            (void)sink;
+            yes = rollup_pmd_bytes() - before >= 0.5 * (double)n;
+        }
+        munmap(r, n + H);
+    }
+    close(fd);
+    return yes;
+}
+
+// it_mmap_open_mode(IT_MMAP_WEIGHTS) of path with INTACT_HUGE_REFRESH=refresh (NULL: unset):
+// returns the loader's huge_fraction, checks it against the kernel's count and the bytes against
+// the pattern of write_small (when pattern is set).
+static double weights_fraction(const char *path, size_t n, const char *refresh, int pattern) {
+    if (refresh) setenv("INTACT_HUGE_REFRESH", refresh, 1);
+    else unsetenv("INTACT_HUGE_REFRESH");
+    double before = rollup_pmd_bytes();
+    it_mmap m;
+    intact_error err = {0, ""};
+    int rc = it_mmap_open_mode(path, IT_MMAP_WEIGHTS, &m, &err);
+    unsetenv("INTACT_HUGE_REFRESH");
+    CHECK(rc == 0, "%s", err.msg);
+    if (rc) return -1;
+    double kernel = rollup_pmd_bytes() - before, frac = m.huge_fraction;
+    CHECK(m.size == n, "size %zu", m.size);
+    CHECK(frac >= 0 && frac <= 1, "fraction %g", frac);
+    CHECK(fabs(frac * (double)n - kernel) <= (double)((size_t)2 << 20), "loader says %.0f bytes in 2 MiB pages, "
+          "the kernel %.0f", frac * (double)n, kernel);
+    int bad = 0;
+    for (size_t off = 0; pattern && off + 4 <= n && !bad; off += 4093 * 4) {
+        uint32_t v;
+        memcpy(&v, m.data + off, 4);
+        bad = v != (uint32_t)(off / 4) * 2654435761u;
+    }
+    CHECK(!bad, "mapped bytes differ from the file's");
+    it_mmap_close(&m);
+    return frac;
 }
 
 static int is_amd(void) {
@@ -144,6 +235,77 @@ int main(void) {
         same_error(p, "cut.bin");
         unlink(p);
         rmdir(dir);
+    }
+    TEST_CASE("mapped weights: a file cached in 4 KiB pages is re-read into 2 MiB pages (INTACT_HUGE_REFRESH=0 keeps them)") {
+        char dir[] = "/tmp/intact-test-huge-XXXXXX";
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        char p[256];
+        const size_t n = (size_t)40 << 20;   // above the loader's 32 MiB threshold
+        snprintf(p, sizeof p, "%s/probe.bin", dir);
+        int can = write_small(p, n) == 0 && kernel_gives_huge_pages(p, n);
+        unlink(p);
+        if (!can) {
+            printf("skip %s: this kernel or file system maps no file with 2 MiB pages\n", th_case);
+            th_case_skipped = 1;
+            rmdir(dir);
+            break;
+        }
+        snprintf(p, sizeof p, "%s/small-pages.bin", dir);
+        CHECK(write_small(p, n) == 0, "write");
+        double kept = weights_fraction(p, n, "0", 1);
+        double fresh = weights_fraction(p, n, NULL, 1);
+        CHECK(kept < 0.5, "INTACT_HUGE_REFRESH=0: %.2f of a file written in 4 KiB pieces in 2 MiB pages", kept);
+        CHECK(fresh >= 0.5, "after the re-read only %.2f in 2 MiB pages", fresh);
+        CHECK(weights_fraction(p, n, "0", 1) >= 0.5, "the re-read did not stay in the page cache");
+        unlink(p);
+        // A small file is mapped plainly: nothing measured, nothing re-read.
+        CHECK(write_small(p, 1 << 20) == 0, "write");
+        it_mmap m;
+        intact_error err = {0, ""};
+        CHECK(it_mmap_open_mode(p, IT_MMAP_WEIGHTS, &m, &err) == 0 && m.huge_fraction == -1, "%s", err.msg);
+        it_mmap_close(&m);
+        unlink(p);
+        // The GGUF writer's output lands in 2 MiB folios: 48 tensors of 1 MiB, each write smaller
+        // than a huge page, read back without any re-read.
+        gguf_writer *w = gguf_writer_new();
+        unsigned char *blob = calloc(1, (size_t)1 << 20);
+        CHECK(w && blob, "oom");
+        char name[48][16];
+        for (int i = 0; w && blob && i < 48; i++) {
+            int64_t ne[1] = {(int64_t)1 << 18};
+            snprintf(name[i], sizeof name[i], "t%d", i);
+            gguf_writer_add_tensor(w, name[i], 0 /* F32 */, 1, ne, blob, (size_t)1 << 20);
+        }
+        snprintf(p, sizeof p, "%s/written.gguf", dir);
+        CHECK(w && gguf_writer_write_file(w, p, &err) == 0, "%s", err.msg);
+        size_t gn = w ? gguf_writer_size(w) : 0;
+        CHECK(weights_fraction(p, gn, "0", 0) >= 0.5, "the writer's output is not in 2 MiB folios");
+        gguf_writer_free(w);
+        free(blob);
+        unlink(p);
+        rmdir(dir);
+    }
+    TEST_CASE("model info: huge_page_fraction") {
+        char buf[1024];
+        const char *path = th_shared("models/english-12m.bin", buf, sizeof buf);
+        SKIP_UNLESS(path);
+        intact_error err = {0, ""};
+        intact_model_info in;
+        for (int copy = 0; copy < 2; copy++) {
+            intact_model *m = intact_model_load_ex(path, NULL, copy ? INTACT_LOAD_NO_MMAP : 0, &err);
+            CHECK(m, "%s", err.msg);
+            if (!m) break;
+            intact_model_get_info(m, &in);
+            CHECK(in.huge_page_fraction == -1 || (in.huge_page_fraction >= 0 && in.huge_page_fraction <= 1), "%g",
+                  in.huge_page_fraction);
+            intact_model_free(m);
+        }
+        path = th_shared("models/stories260K.bin", buf, sizeof buf);   // below 32 MiB: not measured
+        intact_model *m = intact_model_load(path, NULL, &err);
+        CHECK(m, "%s", err.msg);
+        if (m) intact_model_get_info(m, &in);
+        CHECK(m && in.huge_page_fraction == -1, "small model: %g", m ? in.huge_page_fraction : 0.0);
+        intact_model_free(m);
     }
     TEST_CASE("model load flags: unknown bits are refused") {
         char buf[1024];

@@ -61,10 +61,11 @@ int cmd_bench(int argc, char **argv) {
         printf(",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
                "\"weight_bytes\":%llu,\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.3f,"
                "\"mem_bw_gb_s\":%.3f,\"bw_fraction\":%.4f,\"peak_rss_mb\":%.1f,\"kv_bytes\":%llu,"
-               "\"kv_bytes_vs_f16\":%.4f,\"kv_bytes_per_token_layer\":%.1f}\n",
+               "\"kv_bytes_vs_f16\":%.4f,\"kv_bytes_per_token_layer\":%.1f,\"huge_page_fraction\":%.4f}\n",
                threads, n_prompt, n_gen, r.prefill_tok_s, r.decode_tok_s, (unsigned long long)in.weight_bytes,
                r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss, (unsigned long long)r.kv_bytes,
-               r.kv_bytes_vs_f16, (double)r.kv_bytes / (n_pre + n_prompt + n_gen) / in.n_layers);
+               r.kv_bytes_vs_f16, (double)r.kv_bytes / (n_pre + n_prompt + n_gen) / in.n_layers,
+               in.huge_page_fraction);
     } else {
         char wb[32];
         printf("model       %s, %s of weights, %d threads\n", in.name,
@@ -80,6 +81,9 @@ int cmd_bench(int argc, char **argv) {
                "included), %.3f of an fp16 cache\n", n_tok, r.kv_bytes / 1048576.0,
                (double)r.kv_bytes / n_tok / in.n_layers, r.kv_bytes_vs_f16);
         printf("peak RSS    %.1f MiB (weights are mmapped: pages of the file count once touched)\n", rss);
+        if (in.huge_page_fraction >= 0)
+            printf("huge pages  %.0f%% of the model file is mapped with 2 MiB pages (decode streams it; "
+                   "docs/speed.md)\n", 100 * in.huge_page_fraction);
     }
     intact_model_free(m);
     return 0;

@@ -448,9 +448,9 @@ static gguf_file *gguf_open_impl(const unsigned char *data, size_t size, const c
 
 gguf_file *gguf_open(const char *path, intact_error *err) { return gguf_open_mode(path, 0, err); }
 
-gguf_file *gguf_open_mode(const char *path, int copy, intact_error *err) {
+gguf_file *gguf_open_mode(const char *path, int mode, intact_error *err) {
     it_mmap m;
-    if (it_mmap_open_mode(path, copy, &m, err)) return NULL;
+    if (it_mmap_open_mode(path, mode, &m, err)) return NULL;
     return gguf_open_impl(m.data, m.size, path, &m, err);
 }
 
@@ -461,6 +461,8 @@ gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err) {
     }
     return gguf_open_impl(data, size, "gguf", NULL, err);
 }
+
+double gguf_huge_fraction(const gguf_file *f) { return f->map.base ? f->map.huge_fraction : -1; }
 
 void gguf_close(gguf_file *f) {
     if (!f) return;

@@ -29,8 +29,10 @@ typedef struct gguf_tensor_info {
 // zero/negative dims, element-count overflow, misaligned or out-of-range tensor offsets,
 // overlapping tensor data.
 gguf_file *gguf_open(const char *path, intact_error *err);
-// The same, copy = 1: the file is read into anonymous huge-page memory (io/mmapfile.h).
-gguf_file *gguf_open_mode(const char *path, int copy, intact_error *err);
+// The same with a mapping mode (enum it_mmap_mode, io/mmapfile.h).
+gguf_file *gguf_open_mode(const char *path, int mode, intact_error *err);
+// Share of the file mapped with 2 MiB pages (it_mmap.huge_fraction); -1 when not measured.
+double gguf_huge_fraction(const gguf_file *f);
 // Same, over a caller-owned buffer (fuzzing, tests). The buffer must outlive the gguf_file.
 gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err);
 void gguf_close(gguf_file *f);

@@ -236,13 +236,35 @@ size_t gguf_writer_size(const gguf_writer *w) {
     return n;
 }
 
-// Output goes either to a memory buffer or to a file descriptor.
+// Output goes either to a memory buffer or to a file descriptor. File output is staged in 2 MiB
+// pieces written at 2 MiB offsets: a write that covers a whole aligned 2 MiB lets the kernel keep it
+// in the page cache as one 2 MiB folio, which a mapping then reads through one TLB entry (decode of
+// a freshly quantized model runs at the speed of a huge-page mapping without re-reading the file;
+// io/mmapfile.c).
+#define GW_STAGE ((size_t)2 << 20)
 typedef struct gw_sink {
     unsigned char *mem;
     size_t pos;
     int fd;
-    int err;    // errno of a failed write
+    int err;              // errno of a failed write
+    unsigned char *stage; // GW_STAGE bytes, or NULL: write through
+    size_t staged;
 } gw_sink;
+
+static void gw_write(gw_sink *s, const unsigned char *b, size_t n) {
+    while (n && !s->err) {
+        ssize_t k = write(s->fd, b, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) { s->err = k < 0 ? errno : EIO; return; }
+        b += k;
+        n -= (size_t)k;
+    }
+}
+
+static void gw_flush(gw_sink *s) {
+    gw_write(s, s->stage, s->staged);
+    s->staged = 0;
+}
 
 static void gw_out(gw_sink *s, const void *p, size_t n) {
     if (s->err || !n) return;
@@ -251,13 +273,15 @@ static void gw_out(gw_sink *s, const void *p, size_t n) {
         s->pos += n;
         return;
     }
+    if (!s->stage) { gw_write(s, p, n); return; }
     const unsigned char *b = p;
-    while (n) {
-        ssize_t k = write(s->fd, b, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) { s->err = k < 0 ? errno : EIO; return; }
+    while (n && !s->err) {
+        size_t k = GW_STAGE - s->staged < n ? GW_STAGE - s->staged : n;
+        memcpy(s->stage + s->staged, b, k);
+        s->staged += k;
         b += k;
-        n -= (size_t)k;
+        n -= k;
+        if (s->staged == GW_STAGE) gw_flush(s);
     }
 }
 
@@ -308,7 +332,7 @@ int gguf_writer_write_mem(const gguf_writer *w, void **out, size_t *size, intact
     *size = 0;
     if (w->failed) return it_fail(err, INTACT_E_ARG, "gguf writer: %s", w->msg);
     size_t n = gguf_writer_size(w);
-    gw_sink s = {malloc(n), 0, -1, 0};
+    gw_sink s = {malloc(n), 0, -1, 0, NULL, 0};
     if (!s.mem) return it_fail(err, INTACT_E_NOMEM, "gguf writer: out of memory (%zu bytes)", n);
     gw_emit(w, &s);
     *out = s.mem;
@@ -323,13 +347,16 @@ int gguf_writer_write_file(const gguf_writer *w, const char *path, intact_error 
     if (!tmp) return it_fail(err, INTACT_E_NOMEM, "%s: out of memory", path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    gw_sink s = {NULL, 0, mkstemp(tmp), 0};
+    gw_sink s = {NULL, 0, mkstemp(tmp), 0, malloc(GW_STAGE), 0};
     if (s.fd < 0) {
         int e = errno;
         free(tmp);
+        free(s.stage);
         return it_fail(err, INTACT_E_IO, "%s: cannot create temporary file: %s", path, strerror(e));
     }
     gw_emit(w, &s);
+    gw_flush(&s);
+    free(s.stage);
     if (!s.err && fchmod(s.fd, 0644)) s.err = errno;
     if (!s.err && fsync(s.fd)) s.err = errno;
     if (close(s.fd) && !s.err) s.err = errno;

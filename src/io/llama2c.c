@@ -111,10 +111,10 @@ int l2c_parse(const void *data, size_t size, l2c_file *out, intact_error *err) {
 
 int l2c_open(const char *path, l2c_file *out, intact_error *err) { return l2c_open_mode(path, 0, out, err); }
 
-int l2c_open_mode(const char *path, int copy, l2c_file *out, intact_error *err) {
+int l2c_open_mode(const char *path, int mode, l2c_file *out, intact_error *err) {
     it_mmap m;
     memset(out, 0, sizeof *out);
-    if (it_mmap_open_mode(path, copy, &m, err)) return -1;
+    if (it_mmap_open_mode(path, mode, &m, err)) return -1;
     if (l2c_parse_labeled(m.data, m.size, path, out, err)) {
         it_mmap_close(&m);
         return -1;

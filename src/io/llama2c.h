@@ -24,8 +24,8 @@ typedef struct l2c_file {
 } l2c_file;
 
 int l2c_open(const char *path, l2c_file *out, intact_error *err);
-// The same, copy = 1: the file is read into anonymous huge-page memory (io/mmapfile.h).
-int l2c_open_mode(const char *path, int copy, l2c_file *out, intact_error *err);
+// The same with a mapping mode (enum it_mmap_mode, io/mmapfile.h).
+int l2c_open_mode(const char *path, int mode, l2c_file *out, intact_error *err);
 // Validate and bind over a caller-owned, 4-byte aligned buffer (fuzzing, tests); out->map is not
 // owned then and is left empty ({NULL, 0}), so l2c_close has nothing to unmap.
 int l2c_parse(const void *data, size_t size, l2c_file *out, intact_error *err);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,17 +12,114 @@
 
 #include "core/error.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22   // Linux 5.14; older kernels answer EINVAL and pages fault lazily
+#endif
+
+#define MM_HUGE ((size_t)2 << 20)
+// Below this a file's page size does not matter and a load should not pay for populating it.
+#define MM_WEIGHTS_MIN ((size_t)32 << 20)
+
+static char *mm_align_up(char *p) { return (char *)(((uintptr_t)p + MM_HUGE - 1) & ~(uintptr_t)(MM_HUGE - 1)); }
+
+// The share of the n bytes at the start of the mapping at vma that the kernel maps with 2 MiB pages
+// (its FilePmdMapped + AnonHugePages in /proc/self/smaps); -1 when that cannot be read.
+static double mm_huge_fraction(const void *vma, size_t n) {
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (!f) return -1;
+    char line[512];
+    int in = 0;
+    double kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi;
+        char dash;
+        if (sscanf(line, "%llx%c%llx ", &lo, &dash, &hi) == 3 && dash == '-') {   // a mapping's header
+            if (in) break;
+            in = (uintptr_t)lo == (uintptr_t)vma;
+            if (in) kb = 0;
+            continue;
+        }
+        unsigned long long v;
+        if (in && (sscanf(line, "FilePmdMapped: %llu kB", &v) == 1 || sscanf(line, "AnonHugePages: %llu kB", &v) == 1))
+            kb += (double)v;
+    }
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024.0 / (double)n > 1 ? 1 : kb * 1024.0 / (double)n;
+}
+
+// Maps fd read-only at a 2 MiB boundary: file offset 0 aligned lets every 2 MiB of the file be one
+// page-table entry when the page cache holds it in 2 MiB folios. NULL on failure (errno set).
+static char *mm_map_aligned(int fd, size_t n) {
+    char *r = mmap(NULL, n + MM_HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) return NULL;
+    char *a = mm_align_up(r);
+    char *p = mmap(a, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        munmap(r, n + MM_HUGE);
+        errno = e;
+        return NULL;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), end = (n + page - 1) / page * page;
+    if (a > r) munmap(r, (size_t)(a - r));
+    if (r + n + MM_HUGE > a + end) munmap(a + end, (size_t)(r + n + MM_HUGE - (a + end)));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, n, MADV_HUGEPAGE);   // faults read ahead in 2 MiB folios; a hint, as for read_anon
+#endif
+    (void)madvise(p, n, MADV_POPULATE_READ);
+    return p;
+}
+
+// Transparent huge pages switched off ("[never]"): no re-read can give 2 MiB pages.
+static int mm_thp_never(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+    if (!f) return 1;
+    char buf[128] = {0};
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    return k == 0 || strstr(buf, "[never]") != NULL;
+}
+
+// A model's weights, mapped. Decode streams them once per token, and the page cache may hold the
+// file in 4 KiB pages (written in small pieces, read before memory was free): then every 4 KiB costs
+// a TLB entry and the stream runs 20-30% slower (docs/speed.md). When less than 90% of the mapping
+// came in 2 MiB pages, the cached pages are written if dirty and dropped (POSIX_FADV_DONTNEED; pages
+// that another process maps stay) and faulted again with the huge-page advice, which reads the file in 2 MiB folios. This
+// costs one read of the file from disk, once: later loads find the 2 MiB folios in the cache.
+// INTACT_HUGE_REFRESH=0 keeps whatever the cache holds.
+static int map_weights(int fd, const char *path, size_t n, it_mmap *out, intact_error *err) {
+    char *p = mm_map_aligned(fd, n);
+    if (!p) return it_fail(err, INTACT_E_IO, "%s: mmap failed: %s", path, strerror(errno));
+    double frac = mm_huge_fraction(p, n);
+    const char *env = getenv("INTACT_HUGE_REFRESH");
+    long phys = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    int fits = phys > 0 && page > 0 && (double)n < 0.5 * (double)phys * (double)page;
+    if (frac >= 0 && frac < 0.9 && fits && !(env && strcmp(env, "0") == 0) && !mm_thp_never()) {
+        munmap(p, n);
+        (void)fdatasync(fd);   // dirty pages (a file just copied) cannot be dropped until written
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        p = mm_map_aligned(fd, n);
+        if (!p) return it_fail(err, INTACT_E_IO, "%s: mmap failed: %s", path, strerror(errno));
+        frac = mm_huge_fraction(p, n);
+    }
+    out->data = (const unsigned char *)p;
+    out->size = n;
+    out->base = p;
+    out->len = n;
+    out->huge_fraction = frac;
+    return 0;
+}
+
 // Reads the n bytes of fd into anonymous memory aligned to 2 MiB and advised MADV_HUGEPAGE. Decode
 // streams every weight once per token, and a file mapping streams whatever physical pages the page
 // cache gave the file, 4 KiB each and possibly scattered: on a 2-vCPU Xeon VM one int4 TinyLlama
 // file decoded at 31 tok/s mapped and 44 read this way (37-38 without the huge-page advice;
 // docs/speed.md). Read-only afterwards, as a mapping is.
 static int read_anon(int fd, const char *path, size_t n, it_mmap *out, intact_error *err) {
-    const size_t huge = (size_t)2 << 20;
-    size_t len = n + huge;
+    size_t len = n + MM_HUGE;
     char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return it_fail(err, INTACT_E_NOMEM, "%s: cannot allocate %zu bytes: %s", path, n, strerror(errno));
-    char *al = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    char *al = mm_align_up(raw);
 #ifdef MADV_HUGEPAGE
     (void)madvise(al, n, MADV_HUGEPAGE);   // a hint: without THP the copy still works
 #endif
@@ -42,16 +141,18 @@ static int read_anon(int fd, const char *path, size_t n, it_mmap *out, intact_er
     out->size = n;
     out->base = raw;
     out->len = len;
+    out->huge_fraction = mm_huge_fraction(raw, n);
     return 0;
 }
 
-int it_mmap_open(const char *path, it_mmap *out, intact_error *err) { return it_mmap_open_mode(path, 0, out, err); }
+int it_mmap_open(const char *path, it_mmap *out, intact_error *err) { return it_mmap_open_mode(path, IT_MMAP_LAZY, out, err); }
 
-int it_mmap_open_mode(const char *path, int copy, it_mmap *out, intact_error *err) {
+int it_mmap_open_mode(const char *path, int mode, it_mmap *out, intact_error *err) {
     out->data = NULL;
     out->size = 0;
     out->base = NULL;
     out->len = 0;
+    out->huge_fraction = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return it_fail(err, INTACT_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -73,9 +174,10 @@ int it_mmap_open_mode(const char *path, int copy, it_mmap *out, intact_error *er
         close(fd);
         return it_fail(err, INTACT_E_IO, "%s: file too large to map", path);
     }
-    if (copy) {
-        int rc = read_anon(fd, path, (size_t)st.st_size, out, err);
-        close(fd);
+    if (mode == IT_MMAP_COPY || (mode == IT_MMAP_WEIGHTS && (size_t)st.st_size >= MM_WEIGHTS_MIN)) {
+        int rc = mode == IT_MMAP_COPY ? read_anon(fd, path, (size_t)st.st_size, out, err)
+                                      : map_weights(fd, path, (size_t)st.st_size, out, err);
+        close(fd);   // a mapping keeps its own reference to the file
         return rc;
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -95,4 +197,5 @@ void it_mmap_close(it_mmap *m) {
     m->size = 0;
     m->base = NULL;
     m->len = 0;
+    m->huge_fraction = -1;
 }

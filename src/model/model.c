@@ -58,7 +58,7 @@ intact_model *intact_model_load_ex(const char *path, const char *tokenizer_path,
         it_fail(err, INTACT_E_ARG, "unknown model load flags 0x%x", flags);
         return NULL;
     }
-    const int copy = (flags & INTACT_LOAD_NO_MMAP) != 0;
+    const int mode = (flags & INTACT_LOAD_NO_MMAP) ? IT_MMAP_COPY : IT_MMAP_WEIGHTS;
     if (!path) { it_fail(err, INTACT_E_ARG, "no model path given"); return NULL; }
     FILE *f = fopen(path, "rb");
     if (!f) { it_fail(err, INTACT_E_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
@@ -69,8 +69,8 @@ intact_model *intact_model_load_ex(const char *path, const char *tokenizer_path,
     if (!m) { it_fail(err, INTACT_E_NOMEM, "out of memory"); return NULL; }
     m->aq.bits = 16;
     m->aq.clip = 1.0f;
-    int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, copy, err)
-                                                         : model_load_llama2c(m, path, copy, err);
+    int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, mode, err)
+                                                         : model_load_llama2c(m, path, mode, err);
     if (rc == 0) {
         model_sum_bytes(m);
         const char *slash = strrchr(path, '/');
@@ -127,6 +127,7 @@ void intact_model_get_info(const intact_model *m, intact_model_info *o) {
         o->n_params += n;
     }
     o->weight_bytes = m->weight_bytes;
+    o->huge_page_fraction = m->is_gguf ? gguf_huge_fraction(m->gguf) : m->l2c.map.base ? m->l2c.map.huge_fraction : -1;
     o->tokenizer = !m->vocab ? "none" : tok_kind(m->vocab) == TOK_GPT2 ? "gpt2" : "spm";
     o->bos_id = m->vocab ? tok_bos(m->vocab) : -1;
     o->eos_id = m->vocab ? tok_eos(m->vocab) : -1;

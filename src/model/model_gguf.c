@@ -156,9 +156,9 @@ static int read_rotation(gguf_bind *b) {
     return 0;
 }
 
-int model_load_gguf(intact_model *m, const char *path, int copy, intact_error *err) {
+int model_load_gguf(intact_model *m, const char *path, int mode, intact_error *err) {
     m->is_gguf = 1;
-    m->gguf = gguf_open_mode(path, copy, err);
+    m->gguf = gguf_open_mode(path, mode, err);
     if (!m->gguf) return -1;
     gguf_bind b = {m, NULL, err};
     b.arch = gguf_get_str(m->gguf, "general.architecture", NULL, err);

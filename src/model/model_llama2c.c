@@ -12,8 +12,8 @@ static it_tensor l2c_tensor(const char *name, const float *data, int64_t n_in, i
     return t;
 }
 
-int model_load_llama2c(intact_model *m, const char *path, int copy, intact_error *err) {
-    if (l2c_open_mode(path, copy, &m->l2c, err) != 0) return -1;
+int model_load_llama2c(intact_model *m, const char *path, int mode, intact_error *err) {
+    if (l2c_open_mode(path, mode, &m->l2c, err) != 0) return -1;
     const l2c_config *c = &m->l2c.cfg;
     it_hparams *hp = &m->hp;
     hp->arch = INTACT_ARCH_LLAMA;
