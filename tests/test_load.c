@@ -139,7 +139,7 @@ static int kernel_gives_huge_pages(const char *path, size_t n) {
     return yes;
 }
 
-// it_mmap_open_mode(IT_MMAP_WEIGHTS) of path with INTACT_HUGE_REFRESH=refresh (NULL: unset):
+// it_mmap_open_mode(IT_MMAP_WEIGHTS) + it_mmap_settle_weights of path with INTACT_HUGE_REFRESH=refresh (NULL: unset):
 // returns the loader's huge_fraction, checks it against the kernel's count and the bytes against
 // the pattern of write_small (when pattern is set).
 static double weights_fraction(const char *path, size_t n, const char *refresh, int pattern) {
@@ -149,6 +149,7 @@ static double weights_fraction(const char *path, size_t n, const char *refresh, 
     it_mmap m;
     intact_error err = {0, ""};
     int rc = it_mmap_open_mode(path, IT_MMAP_WEIGHTS, &m, &err);
+    if (!rc) rc = it_mmap_settle_weights(&m, path, &err);
     unsetenv("INTACT_HUGE_REFRESH");
     CHECK(rc == 0, "%s", err.msg);
     if (rc) return -1;
@@ -262,7 +263,8 @@ int main(void) {
         CHECK(write_small(p, 1 << 20) == 0, "write");
         it_mmap m;
         intact_error err = {0, ""};
-        CHECK(it_mmap_open_mode(p, IT_MMAP_WEIGHTS, &m, &err) == 0 && m.huge_fraction == -1, "%s", err.msg);
+        CHECK(it_mmap_open_mode(p, IT_MMAP_WEIGHTS, &m, &err) == 0 && it_mmap_settle_weights(&m, p, &err) == 0 &&
+              m.huge_fraction == -1, "%s", err.msg);
         it_mmap_close(&m);
         unlink(p);
         // The GGUF writer's output lands in 2 MiB folios: 48 tensors of 1 MiB, each write smaller

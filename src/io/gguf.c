@@ -451,7 +451,12 @@ gguf_file *gguf_open(const char *path, intact_error *err) { return gguf_open_mod
 gguf_file *gguf_open_mode(const char *path, int mode, intact_error *err) {
     it_mmap m;
     if (it_mmap_open_mode(path, mode, &m, err)) return NULL;
-    return gguf_open_impl(m.data, m.size, path, &m, err);
+    gguf_file *f = gguf_open_impl(m.data, m.size, path, &m, err);
+    if (f && mode == IT_MMAP_WEIGHTS && it_mmap_settle_weights(&f->map, path, err)) {
+        gguf_close(f);
+        return NULL;
+    }
+    return f;
 }
 
 gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err) {

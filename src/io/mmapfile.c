@@ -47,27 +47,31 @@ static double mm_huge_fraction(const void *vma, size_t n) {
     return kb < 0 ? -1 : kb * 1024.0 / (double)n > 1 ? 1 : kb * 1024.0 / (double)n;
 }
 
-// Maps fd read-only at a 2 MiB boundary: file offset 0 aligned lets every 2 MiB of the file be one
-// page-table entry when the page cache holds it in 2 MiB folios. NULL on failure (errno set).
-static char *mm_map_aligned(int fd, size_t n) {
-    char *r = mmap(NULL, n + MM_HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r == MAP_FAILED) return NULL;
-    char *a = mm_align_up(r);
-    char *p = mmap(a, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = errno;
-        munmap(r, n + MM_HUGE);
-        errno = e;
-        return NULL;
+// Maps fd read-only at a 2 MiB boundary (at `at` when given: MAP_FIXED over a reservation): file
+// offset 0 aligned lets every 2 MiB of the file be one page-table entry when the page cache holds it
+// in 2 MiB folios; faults read ahead in 2 MiB folios under the advice. NULL on failure (errno set).
+static char *mm_map_aligned(int fd, size_t n, char *at) {
+    if (at) {
+        char *p = mmap(at, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+        if (p == MAP_FAILED) return NULL;
+    } else {
+        char *r = mmap(NULL, n + MM_HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r == MAP_FAILED) return NULL;
+        at = mm_align_up(r);
+        if (mmap(at, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED) {
+            int e = errno;
+            munmap(r, n + MM_HUGE);
+            errno = e;
+            return NULL;
+        }
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), end = (n + page - 1) / page * page;
+        if (at > r) munmap(r, (size_t)(at - r));
+        if (r + n + MM_HUGE > at + end) munmap(at + end, (size_t)(r + n + MM_HUGE - (at + end)));
     }
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), end = (n + page - 1) / page * page;
-    if (a > r) munmap(r, (size_t)(a - r));
-    if (r + n + MM_HUGE > a + end) munmap(a + end, (size_t)(r + n + MM_HUGE - (a + end)));
 #ifdef MADV_HUGEPAGE
-    (void)madvise(p, n, MADV_HUGEPAGE);   // faults read ahead in 2 MiB folios; a hint, as for read_anon
+    (void)madvise(at, n, MADV_HUGEPAGE);   // a hint, as for read_anon
 #endif
-    (void)madvise(p, n, MADV_POPULATE_READ);
-    return p;
+    return at;
 }
 
 // Transparent huge pages switched off ("[never]"): no re-read can give 2 MiB pages.
@@ -80,33 +84,49 @@ static int mm_thp_never(void) {
     return k == 0 || strstr(buf, "[never]") != NULL;
 }
 
-// A model's weights, mapped. Decode streams them once per token, and the page cache may hold the
-// file in 4 KiB pages (written in small pieces, read before memory was free): then every 4 KiB costs
-// a TLB entry and the stream runs 20-30% slower (docs/speed.md). When less than 90% of the mapping
-// came in 2 MiB pages, the cached pages are written if dirty and dropped (POSIX_FADV_DONTNEED; pages
-// that another process maps stay) and faulted again with the huge-page advice, which reads the file in 2 MiB folios. This
-// costs one read of the file from disk, once: later loads find the 2 MiB folios in the cache.
-// INTACT_HUGE_REFRESH=0 keeps whatever the cache holds.
-static int map_weights(int fd, const char *path, size_t n, it_mmap *out, intact_error *err) {
-    char *p = mm_map_aligned(fd, n);
-    if (!p) return it_fail(err, INTACT_E_IO, "%s: mmap failed: %s", path, strerror(errno));
-    double frac = mm_huge_fraction(p, n);
-    const char *env = getenv("INTACT_HUGE_REFRESH");
+// A model's weights. Decode streams them once per token, and the page cache may hold the file in
+// 4 KiB pages (written in small pieces, read while memory was fragmented): then every 4 KiB costs a
+// TLB entry and the stream runs 20-30% slower (docs/speed.md). So once the file has been validated,
+// its mapping is populated, and when less than 90% of it came in 2 MiB pages the cached pages are
+// written if dirty, dropped (POSIX_FADV_DONTNEED; pages another process maps stay) and faulted again
+// at the same address under the huge-page advice, which reads the file in 2 MiB folios. That costs
+// one read of the file from disk, once: later loads find the 2 MiB folios in the cache. Files under
+// 32 MiB or over half the machine's memory are left to fault lazily. INTACT_HUGE_REFRESH=0 keeps
+// whatever pages the cache holds.
+int it_mmap_settle_weights(it_mmap *m, const char *path, intact_error *err) {
     long phys = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    int fits = phys > 0 && page > 0 && (double)n < 0.5 * (double)phys * (double)page;
-    if (frac >= 0 && frac < 0.9 && fits && !(env && strcmp(env, "0") == 0) && !mm_thp_never()) {
-        munmap(p, n);
+    if (!m->base || m->base != (void *)m->data || m->size < MM_WEIGHTS_MIN || phys <= 0 || page <= 0 ||
+        (double)m->size > 0.5 * (double)phys * (double)page)
+        return 0;
+    char *p = m->base;
+    size_t n = m->size;
+    (void)madvise(p, n, MADV_POPULATE_READ);
+    m->huge_fraction = mm_huge_fraction(p, n);
+    const char *env = getenv("INTACT_HUGE_REFRESH");
+    if (m->huge_fraction < 0 || m->huge_fraction >= 0.9 || (env && strcmp(env, "0") == 0) || mm_thp_never())
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    // Only the very file that was validated (not one renamed over it since) may be mapped again.
+    int same = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino && (size_t)st.st_size == n;
+    if (same) {
+        // The file's pages leave this process (an anonymous reservation keeps the address), so the
+        // drop can take them.
+        if (mmap(p, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+            close(fd);
+            return 0;
+        }
         (void)fdatasync(fd);   // dirty pages (a file just copied) cannot be dropped until written
         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-        p = mm_map_aligned(fd, n);
-        if (!p) return it_fail(err, INTACT_E_IO, "%s: mmap failed: %s", path, strerror(errno));
-        frac = mm_huge_fraction(p, n);
+        if (!mm_map_aligned(fd, n, p)) {
+            int e = errno;
+            close(fd);
+            return it_fail(err, INTACT_E_IO, "%s: mmap failed: %s", path, strerror(e));
+        }
+        (void)madvise(p, n, MADV_POPULATE_READ);
+        m->huge_fraction = mm_huge_fraction(p, n);
     }
-    out->data = (const unsigned char *)p;
-    out->size = n;
-    out->base = p;
-    out->len = n;
-    out->huge_fraction = frac;
+    if (fd >= 0) close(fd);
     return 0;
 }
 
@@ -174,11 +194,23 @@ int it_mmap_open_mode(const char *path, int mode, it_mmap *out, intact_error *er
         close(fd);
         return it_fail(err, INTACT_E_IO, "%s: file too large to map", path);
     }
-    if (mode == IT_MMAP_COPY || (mode == IT_MMAP_WEIGHTS && (size_t)st.st_size >= MM_WEIGHTS_MIN)) {
-        int rc = mode == IT_MMAP_COPY ? read_anon(fd, path, (size_t)st.st_size, out, err)
-                                      : map_weights(fd, path, (size_t)st.st_size, out, err);
-        close(fd);   // a mapping keeps its own reference to the file
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    if (mode == IT_MMAP_COPY) {
+        int rc = read_anon(fd, path, (size_t)st.st_size, out, err);
+        close(fd);
         return rc;
+    }
+    if (mode == IT_MMAP_WEIGHTS && (size_t)st.st_size >= MM_WEIGHTS_MIN) {
+        char *p = mm_map_aligned(fd, (size_t)st.st_size, NULL);
+        int e = errno;
+        close(fd);   // the mapping keeps its own reference to the file
+        if (!p) return it_fail(err, INTACT_E_IO, "%s: mmap failed: %s", path, strerror(e));
+        out->data = (const unsigned char *)p;
+        out->size = (size_t)st.st_size;
+        out->base = p;
+        out->len = out->size;
+        return 0;
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
