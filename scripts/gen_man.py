@@ -113,7 +113,9 @@ def main():
                "software prefetch distance, 0 to 65536 (default: 8 KB for integer weights and 4 KB for F16 on "
                "AMD, 2 KB on other CPUs); other values are ignored\n.TP\n.B INTACT_AMX=0\nkeeps the prefill of "
                "integer weights off AMX tiles (used by default where the CPU has AMX\-INT8 and Linux grants "
-               "the tile state)\n")
+               "the tile state)\n.TP\n.B INTACT_HUGE_REFRESH=0\nkeeps a mapped model in whatever pages the page cache "
+               "holds; by default a model file of 32 MiB or more that is cached in 4 KiB pages is dropped from "
+               "the cache and read again, once, in 2 MiB pages, which decode streams faster\n")
     out.append(".SH FILES\n.TP\n.I *.gguf\nGGUF v2/v3 models (F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the "
                "quantized types intact writes) with their tokenizer in the metadata\n.TP\n.I *.bin\n"
                "llama2.c v0 checkpoints; their tokenizer.bin is given with \\fB\\-z\\fR\n.TP\n.I *.ikv\n"
