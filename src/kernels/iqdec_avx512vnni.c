@@ -1,6 +1,6 @@
 // AVX-512 VNNI decode GEMV (kernels/iqdec.h), bit-identical to kern_dq_ref. Compiled with the
-// AVX-512 flags plus VNNI and BITALG (Makefile rule for *_avx512vnni.c); chosen only when cpuid
-// reports both (kern_dq_kernel).
+// AVX-512 flags plus VNNI, BITALG and GFNI (Makefile rule for *_avx512vnni.c); chosen only when
+// cpuid reports all three (kern_dq_kernel).
 //
 // A row is streamed in chunks of 16 32-blocks (512 weights). The packed codes of a chunk are loaded
 // 64 bytes at a time and unpacked in the byte domain, in the order they are stored — the activation
@@ -8,7 +8,7 @@
 // by the int8 activations, 4 products per int32 lane:
 //   int4: 64 bytes = 4 blocks; low nibbles (and) and high nibbles (shift, and): 2 vpdpbusd.
 //   int8: 64 bytes = 2 blocks; 1 vpdpbusd.
-//   int2: 64 bytes = 8 blocks; fields i = (v >> 2i) & 3: 4 vpdpbusd.
+//   int2: 64 bytes = 8 blocks; fields i = (v >> 2i) & 3 (one GF(2) affine step each): 4 vpdpbusd.
 //   int3: int2's low bits, plus the high bit of each weight added as 4 under a mask that
 //         vpshufbitqmb gathers from the blocks' high-bit words in the same order: 4 masked adds.
 // The int32 lanes of a chunk are reduced to one lane per block, in block order, by pairwise
@@ -52,6 +52,14 @@ KI __m512i load_hbits(const int G, const int S, const uint8_t *cb, int k0) {
         memcpy(&wd[k], cb + (size_t)((k0 + k) / kpg) * bb + off + (size_t)(4 * ((k0 + k) % kpg)), 4);
     __m256i v = _mm256_loadu_si256((const __m256i *)wd);
     return _mm512_cvtepu32_epi64(v);
+}
+
+// Bits 2i and 2i+1 of every byte of c in bits 0 and 1, zeros above: one GF(2) affine step (GFNI)
+// instead of a shift and a mask. Result bit r of a byte is the parity of the byte AND matrix row r,
+// and row r is byte 7 - r of the 64-bit matrix: row 0 picks bit 2i, row 1 bit 2i+1, the rest none.
+KI __m512i field2(__m512i c, int i) {
+    const uint64_t m = ((uint64_t)1 << (2 * i)) << 56 | ((uint64_t)1 << (2 * i + 1)) << 48;
+    return _mm512_gf2p8affine_epi64_epi8(c, _mm512_set1_epi64((long long)m), 0);
 }
 
 // Lane j = a[2j] + a[2j+1] (j < 8), b[2j-16] + b[2j-15] (j >= 8): halves the lanes per block and
@@ -98,7 +106,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
             __m512i hb = B == 3 ? load_hbits(G, S, cb, 8 * h) : zero;
             UNROLL for (int t = 0; t < T; t++) X[t][h] = zero;
             UNROLL for (int i = 0; i < 4; i++) {
-                __m512i f = _mm512_and_si512(i ? _mm512_srli_epi16(c, 2 * i) : c, m3);
+                __m512i f = i ? field2(c, i) : _mm512_and_si512(c, m3);
                 if (B == 3) {
                     // Byte 8k + j of field i is weight 32k + 8i + j: its high bit is bit 8i + j of
                     // block k's word, i.e. of 64-bit lane k of hb.
