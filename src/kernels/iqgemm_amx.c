@@ -6,8 +6,8 @@
 // products, where the VNNI GEMM needs 256 vpdpbusd; llama.cpp's Q4_0/Q8_0 prefill uses it and was
 // 1.5x intact's int8 prefill on an Intel Xeon (docs/speed.md).
 //
-// The weights are the A tile (16 rows x one 32-weight block, u8 codes in natural order: int8 codes
-// straight from the weights with the row stride, int2/3/4 codes unpacked once per 16-row block), the
+// The weights are the A tile (16 rows x one 32-weight block, u8 codes in natural order, copied or
+// unpacked once per 16-row block into 512 contiguous bytes per block), the
 // activations the B tile (kern_dq.qa: per 16 tokens and block, 8 rows of 16 tokens x 4 bytes, the
 // VNNI layout, built by kern_dq_quantize). One tdpbusd per block gives C[r][t] = isum of row r,
 // token t over that block; then, per row, one vector over the 16 tokens does the reference's float
@@ -52,8 +52,10 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
     const int B = s->bits, G = s->group, kpg = G / 32;
     const size_t hdr = dq_hdr(s->sym), bb = dq_blkb(B, G, s->sym);
     const int64_t nb = a->n_in / 32, ng = a->n_in / G, ntile = (a->nt + 15) / 16;
-    // Group headers as floats, and int2/3/4 codes unpacked to bytes: ua[512 k + 32 r + i] = code i
-    // of block k of row R + r (int8 codes are read in place).
+    // Group headers as floats, and the codes as bytes: ua[512 k + 32 r + i] = code i of block k of
+    // row R + r. int8 codes are copied too: read in place, the weight tile was 16 rows apart in the
+    // file and was re-read for every 16-token tile (a quarter of the kernel's samples on its
+    // tileloadd at int8 prefill 256, docs/speed.md).
     for (int r = 0; r < mr; r++) {
         const uint8_t *row = w + (size_t)(R + r) * rb;
         for (int64_t g = 0; g < ng; g++) {
@@ -62,9 +64,11 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
             memcpy(&h, gp, 2);
             df[g * 16 + r] = it_fp16_to_f32(h);
             zf[g * 16 + r] = s->sym ? (float)(1 << (B - 1)) : (float)gp[2];
-            for (int k = 0; B != 8 && k < kpg; k++) {
+            for (int k = 0; k < kpg; k++) {
                 uint8_t *o = ua + 512 * (g * kpg + k) + 32 * r;
-                if (B == 4) {   // 16 bytes: low nibbles are weights 0..15, high nibbles 16..31
+                if (B == 8) {
+                    memcpy(o, gp + hdr + 32 * k, 32);
+                } else if (B == 4) {   // 16 bytes: low nibbles are weights 0..15, high nibbles 16..31
                     const __m128i m4 = _mm_set1_epi8(0x0f);
                     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(gp + hdr + 16 * k));
                     _mm_storeu_si128((__m128i *)(void *)o, _mm_and_si128(v, m4));
@@ -98,10 +102,8 @@ static void amx_rows(const qf_spec *s, const uint8_t *w, size_t rb, const kern_d
             UNROLL for (int r = 0; r < 16; r++) f[r] = _mm512_setzero_ps();
             // Blocks k and k + 16 in flight together (tiles 0-2 and 3-5): the second tdpbusd runs
             // while the first block's result is stored and takes its float step.
-#define AM_A(k) (B == 8 ? (const void *)(w + (size_t)R * rb + (size_t)((k) / kpg) * bb + hdr +          \
-                                         (size_t)(32 * ((k) % kpg)))                                      \
-                        : (const void *)(ua + 512 * (k)))
-#define AM_AS ((long)(B == 8 ? rb : 32))
+#define AM_A(k) ((const void *)(ua + 512 * (k)))
+#define AM_AS 32L
             for (int64_t k = b; k < nb; k += 32) {
                 const int two = k + 16 < nb;
                 _tile_loadd(1, AM_A(k), AM_AS);
@@ -160,9 +162,9 @@ void kern_dqg_amx(const qf_spec *s, const void *w, size_t row_bytes, const kern_
     }
     // The codes of a 16-row block (512 bytes per 32-block) and its headers; on the heap for long rows.
     const int64_t nb = a->n_in / 32, ng = a->n_in / s->group;
-    uint8_t *ua = s->bits != 8 ? aligned_alloc(64, (size_t)nb * 512) : NULL;
+    uint8_t *ua = aligned_alloc(64, (size_t)nb * 512);
     float *df = malloc((size_t)ng * 16 * sizeof *df), *zf = malloc((size_t)ng * 16 * sizeof *zf);
-    if ((s->bits != 8 && !ua) || !df || !zf) {   // out of memory: the VNNI GEMM needs none
+    if (!ua || !df || !zf) {   // out of memory: the VNNI GEMM needs none
         free(ua), free(df), free(zf);
         kern_dqg_avx512vnni(s, w, row_bytes, a, y, ldy, r0, r1);
         return;
