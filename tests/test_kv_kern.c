@@ -6,6 +6,7 @@
 // and a separate check bounds its distance from the float-query score.
 #include <stdint.h>
 
+#include "core/cpu.h"
 #include "core/fp16.h"
 #include "harness.h"
 #include "kv/kv_kern.h"
@@ -262,20 +263,65 @@ static void test_softmax(const kvk_ops *ref, const kvk_ops *simd) {
     free(x); free(a); free(b); free(e);
 }
 
+// The AVX-512 accum against the AVX2 one, bit for bit: every lane does the same FMAs in the same
+// order (kv_kern_avx512.c). Groups of 8 and head_dim 40 take the AVX2 fallback inside it.
+static void test_accum_512(const kvk_ops *simd, const kvk_ops *simd512) {
+    TEST_CASE("accum: avx512 == avx2 bit for bit (fp16, INT8/4/3/2; groups 8-64; head_dim 40-128)") {
+        if (!simd || !simd512) {
+            printf("skip %s: no AVX-512 here\n", th_case);
+            th_case_skipped = 1;
+            break;
+        }
+        static const int shapes[][2] = {{40, 8}, {48, 16}, {64, 16}, {64, 32}, {128, 64}, {128, 32}};
+        size_t stride_max = 2 * kvq_row_bytes(16, MAXHD, 8);
+        uint8_t *buf = malloc(NROWS * stride_max);
+        float x[MAXHD], *w = malloc(sizeof(float) * MAXREP * NROWS);
+        float *o1 = malloc(sizeof(float) * MAXREP * MAXHD), *o2 = malloc(sizeof(float) * MAXREP * MAXHD);
+        int pos[NROWS], npos = 0, at[NROWS], diff = 0;
+        for (int p = 1; p < NROWS; p += 1 + p % 3) pos[npos++] = p;
+        for (int i = 0; i < NROWS; i++) at[i] = (17 * i + 5) % NROWS;
+        for (int bi = 0; bi < 5; bi++)
+            for (int si = 0; si < 6; si++)
+                for (int ri = 0; ri < 4; ri++)
+                    for (int sparse = 0; sparse < 3; sparse++) {
+                        int bits = k_bits[bi], hd = shapes[si][0], g = shapes[si][1], rep = k_reps[ri];
+                        size_t stride = 2 * kvq_row_bytes(bits, hd, g);
+                        fill_rows(buf, stride, NROWS, bits, hd, g, x);
+                        kvk_rows r = {buf, stride, sparse == 1 ? pos : NULL, sparse ? 0 : 3,
+                                      sparse == 1 ? npos : sparse ? NROWS - 5 : NROWS - 3, bits, hd, g,
+                                      sparse == 2 ? at : NULL};
+                        for (int i = 0; i < rep * NROWS; i++) w[i] = frand() * frand();
+                        for (int i = 0; i < rep * hd; i++) o1[i] = o2[i] = frand();   // accum adds to o
+                        simd->accum(&r, w, NROWS, rep, o1);
+                        simd512->accum(&r, w, NROWS, rep, o2);
+                        if (memcmp(o1, o2, sizeof(float) * (size_t)rep * (size_t)hd) && diff++ < 3)
+                            printf("  bits %d hd %d group %d rep %d rows %d: outputs differ\n", bits, hd, g, rep,
+                                   sparse);
+                    }
+        CHECK(diff == 0, "%d of %d cases differ", diff, 5 * 6 * 4 * 3);
+        free(buf); free(w); free(o1); free(o2);
+    }
+}
+
 int main(void) {
-    const kvk_ops *ref = kvk_get("ref"), *simd = kvk_get("avx2");
+    const kvk_ops *ref = kvk_get("ref"), *simd = kvk_get("avx2"), *simd512 = kvk_get("avx512");
     TEST_CASE("dispatch") {
         CHECK(ref == kvk_ref() && !strcmp(ref->name, "ref"), "ref table");
-        CHECK(kvk_get("avx512") == NULL && kvk_get(NULL) == NULL, "unknown ISA");
+        CHECK(kvk_get("avx1024") == NULL && kvk_get(NULL) == NULL, "unknown ISA");
         const char *isa = getenv("INTACT_ISA");
+        const kvk_ops *want = it_cpu_isa() == IT_ISA_AVX512 && simd512 ? simd512 : simd ? simd : ref;
         if (isa && !strcmp(isa, "ref")) CHECK(kvk_active() == ref, "INTACT_ISA=ref not honored");
-        else CHECK(kvk_active() == (simd ? simd : ref), "active %s", kvk_active()->name);
+        else CHECK(kvk_active() == want, "active %s, want %s", kvk_active()->name, want->name);
+        CHECK(!simd512 || (simd512->scores == simd->scores && simd512->accum != simd->accum), "avx512 table");
         kvk_force(ref);
         CHECK(kvk_active() == ref, "force");
         kvk_force(NULL);
         printf("  active kernels: %s%s\n", kvk_active()->name, simd ? "" : " (no AVX2 here: SIMD checks skipped)");
     }
     test_rows(ref, simd);
+    if (simd512) test_rows(ref, simd512);
+    else printf("  no AVX-512 here: its accum is not checked\n");
+    test_accum_512(simd, simd512);
     test_chan(ref, simd);
     test_softmax(ref, simd);
     return th_finish("test_kv_kern");

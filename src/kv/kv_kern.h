@@ -13,7 +13,7 @@
 //
 // ISA choice (kvk_active, per attend call): kvk_force() if set (tests, benchmarks); else scalar if
 // INTACT_ISA=ref or it_cpu_force_ref(1) is in effect (the matmul kernels' switches) or the CPU lacks
-// AVX2+FMA+F16C; else AVX2.
+// AVX2+FMA+F16C; else AVX-512 where the CPU has it and INTACT_ISA does not cap it; else AVX2.
 #ifndef IT_KV_KV_KERN_H
 #define IT_KV_KV_KERN_H
 
@@ -62,7 +62,10 @@ void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float
 
 const kvk_ops *kvk_ref(void);
 const kvk_ops *kvk_avx2(void);        // the table; only call its kernels where it_cpu_has_avx2()
-const kvk_ops *kvk_get(const char *isa);   // "ref" / "avx2"; NULL if unknown or unsupported here
+// The AVX2 table with `accum` 16 channels at a time, bit-identical to AVX2's (kv_kern_avx512.c);
+// only where it_cpu_has_avx512() as well.
+const kvk_ops *kvk_avx512(void);
+const kvk_ops *kvk_get(const char *isa);   // "ref" / "avx2" / "avx512"; NULL if unknown or unsupported here
 const kvk_ops *kvk_active(void);      // what the caches use now (see above)
 // Overrides kvk_active() (NULL: back to automatic). Not synchronized with running attends: set it
 // between calls (tests, benchmarks).

@@ -160,6 +160,7 @@ const kvk_ops *kvk_get(const char *isa) {
     if (!isa) return NULL;
     if (!strcmp(isa, "ref")) return &ref_ops;
     if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? kvk_avx2() : NULL;
+    if (!strcmp(isa, "avx512")) return it_cpu_has_avx2() && it_cpu_has_avx512() ? kvk_avx512() : NULL;
     return NULL;
 }
 
@@ -168,10 +169,10 @@ static const kvk_ops *g_forced;
 void kvk_force(const kvk_ops *ops) { g_forced = ops; }
 
 // Follows the matmul kernels' switch (core/cpu.h): if they are held to scalar (INTACT_ISA=ref,
-// it_cpu_force_ref), so are we. Cheap
+// it_cpu_force_ref), so are we; INTACT_ISA=avx2 keeps the AVX2 table on an AVX-512 CPU. Cheap
 // enough to ask on every attend call, so it_cpu_force_ref toggles take effect at once.
 const kvk_ops *kvk_active(void) {
     if (g_forced) return g_forced;
     if (!it_cpu_has_avx2() || it_cpu_isa() == IT_ISA_REF) return &ref_ops;
-    return kvk_avx2();
+    return it_cpu_isa() == IT_ISA_AVX512 && it_cpu_has_avx512() ? kvk_avx512() : kvk_avx2();
 }
