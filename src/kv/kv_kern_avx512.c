@@ -61,12 +61,8 @@ KI void accum16_body(const kvk_rows *r, const float *w, size_t ld, float *o, con
     int ps[VB];
     for (int i0 = 0; i0 < r->n; i0 += VB) {
         int nb = r->n - i0 < VB ? r->n - i0 : VB;
-        for (int j = 0; j < nb; j++) {
-            int p = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
-            ps[j] = r->at ? r->at[i0 + j] : p;
-            rows[j] = r->base + (size_t)p * r->stride;
-            if (bits != 16) header16(rows[j], ng, dm[j]);
-        }
+        kvk_block_rows(r, i0, nb, rows, ps);
+        for (int j = 0; bits != 16 && j < nb; j++) header16(rows[j], ng, dm[j]);
         for (int c = 0; c < nc; c++) {
             __m512 acc[8];
             UNROLL for (int h = 0; h < NH; h++) acc[h] = _mm512_loadu_ps(o + (size_t)h * hd + 16 * c);
