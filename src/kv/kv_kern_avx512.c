@@ -1,12 +1,13 @@
 // AVX-512 attention kernels over stored KV rows (contract in kv_kern.h): the AVX2 table with
-// `accum` done 16 channels at a time. Why: at a 4K context MiKV's INT2 value accumulation was the
+// `accum`, and `scores` of fp16 / INT8 / INT3 rows, done 16 channels at a time. Why: at a 4K context MiKV's INT2 value accumulation was the
 // largest attention cost (10% of decode samples, ac_b2_h8; docs/speed.md), and the AVX2 kernel
 // decodes 8 values and issues one weight broadcast per head for every 8 channels of a row.
 //
 // Each output lane sees exactly the AVX2 kernel's operations in the same order: v = fma(code, d, m)
 // (fp16 rows: the converted value), then acc = fma(w, v, acc) row by row over the caller's rows. So
-// `accum` is bit-identical to kvk_avx2's (test_kv_kern checks it), and the other ops are the AVX2
-// ones. Rows it does not cover (head_dim not a multiple of 16, INT groups not a multiple of 16) go
+// `accum` is bit-identical to kvk_avx2's (test_kv_kern checks it). `scores` sums 16 lanes before
+// the AVX2 kernel's 8-lane tree, so it matches the others up to float reassociation. The int8-query
+// scores of INT4 / INT2 rows, the per-channel keys and the softmax are the AVX2 ones. Rows it does not cover (head_dim not a multiple of 16, INT groups not a multiple of 16) go
 // to the AVX2 kernel.
 #include <immintrin.h>
 #include <pthread.h>
@@ -52,6 +53,42 @@ KI __m512 value16(const uint8_t *row, const uint8_t *codes, const float *dm, int
                            _mm512_set1_ps(dm[2 * g + 1]));
 }
 
+// Lane h of the result = horizontal sum of a[h] (h < NH; 0 above): each 16-lane sum folded to 8
+// lanes, then the hadd tree of the AVX2 kernel's reduce8.
+KI __m256 reduce16(const __m512 *a, const int NH) {
+    __m256 f[8];
+    UNROLL for (int h = 0; h < 8; h++)
+        f[h] = h < NH ? _mm256_add_ps(_mm512_castps512_ps256(a[h]), _mm512_extractf32x8_ps(a[h], 1)) : _mm256_setzero_ps();
+    __m256 s01 = _mm256_hadd_ps(f[0], f[1]), s23 = _mm256_hadd_ps(f[2], f[3]);
+    __m256 s45 = _mm256_hadd_ps(f[4], f[5]), s67 = _mm256_hadd_ps(f[6], f[7]);
+    __m256 s03 = _mm256_hadd_ps(s01, s23), s47 = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(s03, s47, 0x20), _mm256_permute2f128_ps(s03, s47, 0x31));
+}
+
+// s[h·ld + a_i] = scale · (q_h · row_i), 16 channels per FMA (fp16, INT8 and INT3 rows: INT4 and
+// INT2 rows take the AVX2 kernel's int8-query form). Sums in another order than the AVX2 kernel:
+// equal to it up to float reassociation, as both are to the scalar one.
+KI void scores16_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH,
+                      const int bits) {
+    int hd = r->hd, nc = hd / 16, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 16;
+    float dm[2 * MAX_HD / 16], out[8];
+    __m256 vs = _mm256_set1_ps(scale);
+    for (int i = 0; i < r->n; i++) {
+        int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
+        const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
+        if (bits != 16) header16(row, ng, dm);
+        __m512 acc[8];
+        UNROLL for (int h = 0; h < 8; h++) acc[h] = _mm512_setzero_ps();
+        for (int c = 0; c < nc; c++) {
+            __m512 k = value16(row, codes, dm, bits, c, cpg);
+            UNROLL for (int h = 0; h < NH; h++)
+                acc[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + 16 * c), k, acc[h]);
+        }
+        _mm256_storeu_ps(out, _mm256_mul_ps(reduce16(acc, NH), vs));
+        UNROLL for (int h = 0; h < NH; h++) s[h * ld + a] = out[h];
+    }
+}
+
 // o[h·hd + c] += Σ_i w[h·ld + a_i] · row_i[c]: rows in blocks of VB, per 16 output channels the NH
 // heads' running sums in registers across the block's rows.
 KI void accum16_body(const kvk_rows *r, const float *w, size_t ld, float *o, const int NH, const int bits) {
@@ -79,6 +116,9 @@ KI void accum16_body(const kvk_rows *r, const float *w, size_t ld, float *o, con
 #define KVK512_AC(B, NH)                                                                      \
     static void ac16_b##B##_h##NH(const kvk_rows *r, const float *w, size_t ld, float *o) {   \
         accum16_body(r, w, ld, o, NH, B);                                                     \
+    }                                                                                         \
+    static void sc16_b##B##_h##NH(const kvk_rows *r, const float *q, float scale, float *s, size_t ld) { \
+        scores16_body(r, q, scale, s, ld, NH, B);                                             \
     }
 #define KVK512_HEADS(B) KVK512_AC(B, 8) KVK512_AC(B, 4) KVK512_AC(B, 2) KVK512_AC(B, 1)
 KVK512_HEADS(16)
@@ -88,19 +128,47 @@ KVK512_HEADS(3)
 KVK512_HEADS(2)
 
 typedef void (*ac_fn)(const kvk_rows *, const float *, size_t, float *);
-#define ROW4(B) {ac16_b##B##_h8, ac16_b##B##_h4, ac16_b##B##_h2, ac16_b##B##_h1}
-static const ac_fn k_ac16[5][4] = {ROW4(16), ROW4(8), ROW4(4), ROW4(3), ROW4(2)};
+typedef void (*sc_fn)(const kvk_rows *, const float *, float, float *, size_t);
+#define ROW4(P, B) {P##16_b##B##_h8, P##16_b##B##_h4, P##16_b##B##_h2, P##16_b##B##_h1}
+static const ac_fn k_ac16[5][4] = {ROW4(ac, 16), ROW4(ac, 8), ROW4(ac, 4), ROW4(ac, 3), ROW4(ac, 2)};
+static const sc_fn k_sc16[5][4] = {ROW4(sc, 16), ROW4(sc, 8), ROW4(sc, 4), ROW4(sc, 3), ROW4(sc, 2)};
+
+// The table row for r's format, or -1 where these kernels do not apply (the AVX2 ones then do).
+static int rows16(const kvk_rows *r) {
+    int b = r->bits == 16 ? 0 : r->bits == 8 ? 1 : r->bits == 4 ? 2 : r->bits == 3 ? 3 : r->bits == 2 ? 4 : -1;
+    return b < 0 || r->hd % 16 || r->hd > MAX_HD || (r->bits != 16 && r->group % 16) ? -1 : b;
+}
+
+// Heads 8, 4, 2, 1 at a time, as the AVX2 kernels take them: the largest not above n, and its
+// table column.
+static int heads_col(int n, int *col) {
+    int nh = n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
+    *col = nh == 8 ? 0 : nh == 4 ? 1 : nh == 2 ? 2 : 3;
+    return nh;
+}
 
 static void accum_avx512(const kvk_rows *r, const float *w, size_t ld, int rep, float *o) {
-    int b = r->bits == 16 ? 0 : r->bits == 8 ? 1 : r->bits == 4 ? 2 : r->bits == 3 ? 3 : r->bits == 2 ? 4 : -1;
-    if (b < 0 || r->hd % 16 || r->hd > MAX_HD || (r->bits != 16 && r->group % 16)) {
+    int b = rows16(r), col;
+    if (b < 0) {
         kvk_avx2()->accum(r, w, ld, rep, o);
         return;
     }
-    for (int h0 = 0; h0 < rep;) {   // heads 8, 4, 2, 1 at a time, as the AVX2 kernel takes them
-        int n = rep - h0, nh = n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
-        int col = nh == 8 ? 0 : nh == 4 ? 1 : nh == 2 ? 2 : 3;
+    for (int h0 = 0; h0 < rep;) {
+        int nh = heads_col(rep - h0, &col);
         k_ac16[b][col](r, w + h0 * ld, ld, o + (size_t)h0 * r->hd);
+        h0 += nh;
+    }
+}
+
+static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+    int b = rows16(r), col;
+    if (b < 0 || r->bits == 4 || r->bits == 2) {
+        kvk_avx2()->scores(r, q, rep, scale, s, ld);
+        return;
+    }
+    for (int h0 = 0; h0 < rep;) {
+        int nh = heads_col(rep - h0, &col);
+        k_sc16[b][col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
         h0 += nh;
     }
 }
@@ -112,6 +180,7 @@ static void init_ops(void) {
     g_ops = *kvk_avx2();
     g_ops.name = "avx512";
     g_ops.accum = accum_avx512;
+    g_ops.scores = scores_avx512;
 }
 
 const kvk_ops *kvk_avx512(void) {
