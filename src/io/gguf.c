@@ -451,12 +451,7 @@ gguf_file *gguf_open(const char *path, intact_error *err) { return gguf_open_mod
 gguf_file *gguf_open_mode(const char *path, int mode, intact_error *err) {
     it_mmap m;
     if (it_mmap_open_mode(path, mode, &m, err)) return NULL;
-    gguf_file *f = gguf_open_impl(m.data, m.size, path, &m, err);
-    if (f && mode == IT_MMAP_WEIGHTS && it_mmap_settle_weights(&f->map, path, err)) {
-        gguf_close(f);
-        return NULL;
-    }
-    return f;
+    return gguf_open_impl(m.data, m.size, path, &m, err);
 }
 
 gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err) {
@@ -467,7 +462,7 @@ gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err) {
     return gguf_open_impl(data, size, "gguf", NULL, err);
 }
 
-double gguf_huge_fraction(const gguf_file *f) { return f->map.base ? f->map.huge_fraction : -1; }
+it_mmap *gguf_mapping(gguf_file *f) { return f->map.base ? &f->map : NULL; }
 
 void gguf_close(gguf_file *f) {
     if (!f) return;

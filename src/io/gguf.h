@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "intact.h"
+#include "io/mmapfile.h"
 
 enum gguf_vtype {
     GGUF_T_U8 = 0, GGUF_T_I8 = 1, GGUF_T_U16 = 2, GGUF_T_I16 = 3, GGUF_T_U32 = 4, GGUF_T_I32 = 5,
@@ -31,8 +32,8 @@ typedef struct gguf_tensor_info {
 gguf_file *gguf_open(const char *path, intact_error *err);
 // The same with a mapping mode (enum it_mmap_mode, io/mmapfile.h).
 gguf_file *gguf_open_mode(const char *path, int mode, intact_error *err);
-// Share of the file mapped with 2 MiB pages (it_mmap.huge_fraction); -1 when not measured.
-double gguf_huge_fraction(const gguf_file *f);
+// The file's mapping (io/mmapfile.h); NULL for a gguf_open_buffer file.
+it_mmap *gguf_mapping(gguf_file *f);
 // Same, over a caller-owned buffer (fuzzing, tests). The buffer must outlive the gguf_file.
 gguf_file *gguf_open_buffer(const void *data, size_t size, intact_error *err);
 void gguf_close(gguf_file *f);

@@ -120,10 +120,6 @@ int l2c_open_mode(const char *path, int mode, l2c_file *out, intact_error *err) 
         return -1;
     }
     out->map = m;
-    if (mode == IT_MMAP_WEIGHTS && it_mmap_settle_weights(&out->map, path, err)) {
-        l2c_close(out);
-        return -1;
-    }
     return 0;
 }
 

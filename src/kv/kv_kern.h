@@ -34,16 +34,6 @@ typedef struct kvk_rows {
     const int *at;
 } kvk_rows;
 
-// Rows i0 .. i0+nb-1 of r for the SIMD kernels' row blocks: their addresses, and the indices their
-// weights / scores live at (at[i] or the position).
-static inline void kvk_block_rows(const kvk_rows *r, int i0, int nb, const uint8_t **rows, int *idx) {
-    for (int j = 0; j < nb; j++) {
-        int p = r->pos ? r->pos[i0 + j] : r->p0 + i0 + j;
-        idx[j] = r->at ? r->at[i0 + j] : p;
-        rows[j] = r->base + (size_t)p * r->stride;
-    }
-}
-
 typedef struct kvk_ops {
     const char *name;      // "ref" or "avx2"
     // s[h·ld + a_i] = scale · (q_h · row_i) for every row i of r and h < rep; q_h = q + h·hd; a_i is

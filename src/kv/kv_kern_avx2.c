@@ -16,8 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kv/kv_kern.h"
-#include "core/simd.h"
+#include "kv/kv_kern_x86.h"
 
 // Head loops fully unrolled so the accumulators live in registers (GCC keeps a rolled loop's
 // __m256 array in memory: a store-forwarding round trip per FMA).
@@ -59,14 +58,6 @@ KI __m256 value8(const uint8_t *row, const uint8_t *codes, const float *dm, int 
     int g = c / cpg;
     return _mm256_fmadd_ps(codes8(codes + (size_t)c * bits, bits), _mm256_broadcast_ss(dm + 2 * g),
                            _mm256_broadcast_ss(dm + 2 * g + 1));
-}
-
-// Lane h = horizontal sum of a[h].
-KI __m256 reduce8(const __m256 *a) {
-    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 s03 = _mm256_hadd_ps(s01, s23), s47 = _mm256_hadd_ps(s45, s67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(s03, s47, 0x20), _mm256_permute2f128_ps(s03, s47, 0x31));
 }
 
 KI void scores_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH,
@@ -240,7 +231,7 @@ KI void chan_body(const uint8_t *blk, int hd, int group, int nt, const float *q,
     }
 }
 
-// One specialised function per (bits, heads at once); tables indexed by bits_index / heads index.
+// One specialised function per (bits, heads at once); tables indexed by kvk_bits_index / heads index.
 #define KVK_FNS(B, NH)                                                                                \
     static void sc_b##B##_h##NH(const kvk_rows *r, const float *q, float scale, float *s, size_t ld) { \
         scores_body(r, q, scale, s, ld, NH, B);                                                       \
@@ -280,26 +271,9 @@ static const ac_fn k_ac[5][4] = {ROW4(ac, 16), ROW4(ac, 8), ROW4(ac, 4), ROW4(ac
 static const sc_fn k_sq4[4] = ROW4(sq, 4), k_sq2[4] = ROW4(sq, 2);
 static const ch_fn k_ch[5][4] = {{0}, ROW4(ch, 8), ROW4(ch, 4), ROW4(ch, 3), ROW4(ch, 2)};
 
-static int bits_index(int bits) {
-    switch (bits) {
-    case 16: return 0;
-    case 8: return 1;
-    case 4: return 2;
-    case 3: return 3;
-    case 2: return 4;
-    default: return -1;
-    }
-}
-
-// Largest of 8, 4, 2, 1 not above n (n ≥ 1), as a table column.
-static inline int heads_step(int n, int *col) {
-    int nh = n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
-    *col = nh == 8 ? 0 : nh == 4 ? 1 : nh == 2 ? 2 : 3;
-    return nh;
-}
 
 static int rows_ok(const kvk_rows *r) {
-    return r->hd % 8 == 0 && r->hd <= MAX_HD && bits_index(r->bits) >= 0 && (r->bits == 16 || r->group % 8 == 0);
+    return r->hd % 8 == 0 && r->hd <= MAX_HD && kvk_bits_index(r->bits) >= 0 && (r->bits == 16 || r->group % 8 == 0);
 }
 
 static void scores_avx2(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
@@ -307,21 +281,21 @@ static void scores_avx2(const kvk_rows *r, const float *q, int rep, float scale,
         kvk_ref()->scores(r, q, rep, scale, s, ld);
         return;
     }
-    int b = bits_index(r->bits), col;
+    int b = kvk_bits_index(r->bits), col;
     if (r->bits == 4 || r->bits == 2) {   // int8-query form (kv_kern.h); the scalar twin where the layout doesn't fit
         if (r->hd % 64 || r->group % 32) {
             kvk_ref()->scores(r, q, rep, scale, s, ld);
             return;
         }
         for (int h0 = 0; h0 < rep;) {
-            int nh = heads_step(rep - h0, &col);
+            int nh = kvk_heads_step(rep - h0, &col);
             (r->bits == 4 ? k_sq4 : k_sq2)[col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
             h0 += nh;
         }
         return;
     }
     for (int h0 = 0; h0 < rep;) {
-        int nh = heads_step(rep - h0, &col);
+        int nh = kvk_heads_step(rep - h0, &col);
         k_sc[b][col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
         h0 += nh;
     }
@@ -332,9 +306,9 @@ static void accum_avx2(const kvk_rows *r, const float *w, size_t ld, int rep, fl
         kvk_ref()->accum(r, w, ld, rep, o);
         return;
     }
-    int b = bits_index(r->bits), col;
+    int b = kvk_bits_index(r->bits), col;
     for (int h0 = 0; h0 < rep;) {
-        int nh = heads_step(rep - h0, &col);
+        int nh = kvk_heads_step(rep - h0, &col);
         k_ac[b][col](r, w + h0 * ld, ld, o + (size_t)h0 * r->hd);
         h0 += nh;
     }
@@ -342,13 +316,13 @@ static void accum_avx2(const kvk_rows *r, const float *w, size_t ld, int rep, fl
 
 static void chan_scores_avx2(const uint8_t *blk, int bits, int hd, int group, int nt, const float *q, int rep,
                              float scale, float *s, size_t ld) {
-    int b = bits_index(bits), col;
+    int b = kvk_bits_index(bits), col;
     if (b < 1 || hd > MAX_HD || group % 8) {
         kvk_ref()->chan_scores(blk, bits, hd, group, nt, q, rep, scale, s, ld);
         return;
     }
     for (int h0 = 0; h0 < rep;) {
-        int nh = heads_step(rep - h0, &col);
+        int nh = kvk_heads_step(rep - h0, &col);
         k_ch[b][col](blk, hd, group, nt, q + (size_t)h0 * hd, scale, s + h0 * ld, ld);
         h0 += nh;
     }

@@ -13,8 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "kv/kv_kern.h"
-#include "core/simd.h"
+#include "kv/kv_kern_x86.h"
 
 enum { MAX_HD = 256, VB = 32 };
 
@@ -54,15 +53,12 @@ KI __m512 value16(const uint8_t *row, const uint8_t *codes, const float *dm, int
 }
 
 // Lane h of the result = horizontal sum of a[h] (h < NH; 0 above): each 16-lane sum folded to 8
-// lanes, then the hadd tree of the AVX2 kernel's reduce8.
+// lanes, then the AVX2 kernels' reduce8.
 KI __m256 reduce16(const __m512 *a, const int NH) {
     __m256 f[8];
     UNROLL for (int h = 0; h < 8; h++)
         f[h] = h < NH ? _mm256_add_ps(_mm512_castps512_ps256(a[h]), _mm512_extractf32x8_ps(a[h], 1)) : _mm256_setzero_ps();
-    __m256 s01 = _mm256_hadd_ps(f[0], f[1]), s23 = _mm256_hadd_ps(f[2], f[3]);
-    __m256 s45 = _mm256_hadd_ps(f[4], f[5]), s67 = _mm256_hadd_ps(f[6], f[7]);
-    __m256 s03 = _mm256_hadd_ps(s01, s23), s47 = _mm256_hadd_ps(s45, s67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(s03, s47, 0x20), _mm256_permute2f128_ps(s03, s47, 0x31));
+    return reduce8(f);
 }
 
 // s[h·ld + a_i] = scale · (q_h · row_i), 16 channels per FMA (fp16, INT8 and INT3 rows: INT4 and
@@ -135,16 +131,8 @@ static const sc_fn k_sc16[5][4] = {ROW4(sc, 16), ROW4(sc, 8), ROW4(sc, 4), ROW4(
 
 // The table row for r's format, or -1 where these kernels do not apply (the AVX2 ones then do).
 static int rows16(const kvk_rows *r) {
-    int b = r->bits == 16 ? 0 : r->bits == 8 ? 1 : r->bits == 4 ? 2 : r->bits == 3 ? 3 : r->bits == 2 ? 4 : -1;
+    int b = kvk_bits_index(r->bits);
     return b < 0 || r->hd % 16 || r->hd > MAX_HD || (r->bits != 16 && r->group % 16) ? -1 : b;
-}
-
-// Heads 8, 4, 2, 1 at a time, as the AVX2 kernels take them: the largest not above n, and its
-// table column.
-static int heads_col(int n, int *col) {
-    int nh = n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
-    *col = nh == 8 ? 0 : nh == 4 ? 1 : nh == 2 ? 2 : 3;
-    return nh;
 }
 
 static void accum_avx512(const kvk_rows *r, const float *w, size_t ld, int rep, float *o) {
@@ -154,7 +142,7 @@ static void accum_avx512(const kvk_rows *r, const float *w, size_t ld, int rep, 
         return;
     }
     for (int h0 = 0; h0 < rep;) {
-        int nh = heads_col(rep - h0, &col);
+        int nh = kvk_heads_step(rep - h0, &col);
         k_ac16[b][col](r, w + h0 * ld, ld, o + (size_t)h0 * r->hd);
         h0 += nh;
     }
@@ -167,7 +155,7 @@ static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scal
         return;
     }
     for (int h0 = 0; h0 < rep;) {
-        int nh = heads_col(rep - h0, &col);
+        int nh = kvk_heads_step(rep - h0, &col);
         k_sc16[b][col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
         h0 += nh;
     }

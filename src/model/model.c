@@ -71,6 +71,9 @@ intact_model *intact_model_load_ex(const char *path, const char *tokenizer_path,
     m->aq.clip = 1.0f;
     int rc = (got == 4 && memcmp(magic, "GGUF", 4) == 0) ? model_load_gguf(m, path, mode, err)
                                                          : model_load_llama2c(m, path, mode, err);
+    it_mmap *map = rc ? NULL : m->is_gguf ? gguf_mapping(m->gguf) : &m->l2c.map;
+    // Only a file that bound as a model is populated (and maybe re-read): io/mmapfile.c.
+    if (map && mode == IT_MMAP_WEIGHTS) rc = it_mmap_settle_weights(map, path, err);
     if (rc == 0) {
         model_sum_bytes(m);
         const char *slash = strrchr(path, '/');
@@ -127,7 +130,8 @@ void intact_model_get_info(const intact_model *m, intact_model_info *o) {
         o->n_params += n;
     }
     o->weight_bytes = m->weight_bytes;
-    o->huge_page_fraction = m->is_gguf ? gguf_huge_fraction(m->gguf) : m->l2c.map.base ? m->l2c.map.huge_fraction : -1;
+    const it_mmap *map = m->is_gguf ? gguf_mapping(m->gguf) : &m->l2c.map;
+    o->huge_page_fraction = map && map->base ? map->huge_fraction : -1;
     o->tokenizer = !m->vocab ? "none" : tok_kind(m->vocab) == TOK_GPT2 ? "gpt2" : "spm";
     o->bos_id = m->vocab ? tok_bos(m->vocab) : -1;
     o->eos_id = m->vocab ? tok_eos(m->vocab) : -1;
