@@ -30,8 +30,8 @@
 
 enum { MAX_T = 3 };
 
-// int3: the 8 high-bit words (one per block) of blocks k0 .. k0+7, zero-extended to 64-bit lanes.
-KI __m512i load_hbits(const int G, const int S, const uint8_t *cb, int k0) {
+// int3: the 8 high-bit words (one per block) of blocks k0 .. k0+7, in block order.
+KI __m256i load_hwords(const int G, const int S, const uint8_t *cb, int k0) {
     const int kpg = G / 32;
     const size_t bb = dq_blkb(3, G, S), off = dq_hdr(S) + (size_t)(G / 4);
     // A group's words are contiguous: g128 holds 4 (two 16-byte loads), g64 2 (four 8-byte loads).
@@ -39,19 +39,37 @@ KI __m512i load_hbits(const int G, const int S, const uint8_t *cb, int k0) {
     if (kpg == 4) {
         const uint8_t *p = cb + (size_t)(k0 / 4) * bb + off;
         __m128i lo = _mm_loadu_si128((const __m128i *)p), hi = _mm_loadu_si128((const __m128i *)(p + bb));
-        return _mm512_cvtepu32_epi64(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
     }
     if (kpg == 2) {
         const uint8_t *p = cb + (size_t)(k0 / 2) * bb + off;
         long long g[4];
         UNROLL for (int i = 0; i < 4; i++) memcpy(&g[i], p + (size_t)i * bb, 8);
-        return _mm512_cvtepu32_epi64(_mm256_setr_epi64x(g[0], g[1], g[2], g[3]));
+        return _mm256_setr_epi64x(g[0], g[1], g[2], g[3]);
     }
     uint32_t wd[8];
     UNROLL for (int k = 0; k < 8; k++)
         memcpy(&wd[k], cb + (size_t)((k0 + k) / kpg) * bb + off + (size_t)(4 * ((k0 + k) % kpg)), 4);
-    __m256i v = _mm256_loadu_si256((const __m256i *)wd);
-    return _mm512_cvtepu32_epi64(v);
+    return _mm256_loadu_si256((const __m256i *)wd);
+}
+
+// int3: m[i] = the high bits of field i of blocks k0 .. k0+7 (see chunk_isum): bit 8k + j is bit
+// 8i + j of block k's word, i.e. byte k of m[i] is byte i of word k. One vpermb gathers the four
+// masks and they are read back from memory (kmovq k, m64: a load). Why: one vpshufbitqmb per field
+// made the int3 kernel port-5 bound (with the widening of the words, 5 of its 6 shuffles per 256
+// weights).
+// kmovq k, m64. With _load_mask64 GCC forwards the stored vector through general registers
+// instead (vmovq / vpextrq / valignq, then kmovq k, r64: three shuffle-port ops per mask).
+KI __mmask64 kload64(const __mmask64 *p) {
+    __mmask64 k;
+    __asm__("kmovq %1, %0" : "=k"(k) : "m"(*p));
+    return k;
+}
+
+KI void hbit_masks(const int G, const int S, const uint8_t *cb, int k0, __mmask64 *m) {
+    const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29,
+                                         2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    _mm256_store_si256((__m256i *)(void *)m, _mm256_permutexvar_epi8(idx, load_hwords(G, S, cb, k0)));
 }
 
 // Bits 2i and 2i+1 of every byte of c in bits 0 and 1, zeros above: one GF(2) affine step (GFNI)
@@ -103,18 +121,13 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
         __m512i X[MAX_T][2];
         UNROLL for (int h = 0; h < 2; h++) {
             __m512i c = dq_load_plane(B, G, S, cb, 8 * h);
-            __m512i hb = B == 3 ? load_hbits(G, S, cb, 8 * h) : zero;
+            _Alignas(32) __mmask64 hm[4];
+            if (B == 3) hbit_masks(G, S, cb, 8 * h, hm);
             UNROLL for (int t = 0; t < T; t++) X[t][h] = zero;
             UNROLL for (int i = 0; i < 4; i++) {
                 __m512i f = i ? field2(c, i) : _mm512_and_si512(c, m3);
-                if (B == 3) {
-                    // Byte 8k + j of field i is weight 32k + 8i + j: its high bit is bit 8i + j of
-                    // block k's word, i.e. of 64-bit lane k of hb.
-                    const __m512i sel = _mm512_add_epi8(_mm512_set1_epi64(0x0706050403020100LL),
-                                                        _mm512_set1_epi8((char)(8 * i)));
-                    __mmask64 m = _mm512_bitshuffle_epi64_mask(hb, sel);
-                    f = _mm512_mask_add_epi8(f, m, f, four);
-                }
+                // Byte 8k + j of field i is weight 32k + 8i + j: its high bit is bit 8k + j of hm[i].
+                if (B == 3) f = _mm512_mask_add_epi8(f, kload64(&hm[i]), f, four);
                 UNROLL for (int t = 0; t < T; t++) X[t][h] = DP(X[t][h], f, LD(q2[t] + 256 * h + 64 * i));
             }
         }
