@@ -7,9 +7,10 @@
 // the caches score them with kv_dot() and sum them in kv_full's order, which keeps fp32 storage
 // bit-identical to kv_full.
 //
-// Two implementations with the same contract: `_ref` (portable scalar, decodes a group at a time
-// with kvq_dequant_group / fp16 reads, float sums) and AVX2+FMA+F16C (kv_kern_avx2.c). They agree
-// up to float reassociation (the AVX2 kernels dequantize with an FMA and sum in 8 lanes).
+// Three implementations with the same contract: `_ref` (portable scalar, decodes a group at a time
+// with kvq_dequant_group / fp16 reads, float sums), AVX2+FMA+F16C (kv_kern_avx2.c) and AVX-512
+// (kv_kern_avx512.c, kv_score_avx512.c). They agree up to float reassociation (the SIMD kernels
+// dequantize with an FMA and sum in 8 or 16 lanes).
 //
 // ISA choice (kvk_active, per attend call): kvk_force() if set (tests, benchmarks); else scalar if
 // INTACT_ISA=ref or it_cpu_force_ref(1) is in effect (the matmul kernels' switches) or the CPU lacks
@@ -35,7 +36,7 @@ typedef struct kvk_rows {
 } kvk_rows;
 
 typedef struct kvk_ops {
-    const char *name;      // "ref" or "avx2"
+    const char *name;      // "ref", "avx2" or "avx512"
     // s[h·ld + a_i] = scale · (q_h · row_i) for every row i of r and h < rep; q_h = q + h·hd; a_i is
     // the row's position, or at[i] when r->at is set.
     // INT4 and INT2 rows (only): q_h is first quantized to int8 per group of r->group channels by
@@ -50,8 +51,9 @@ typedef struct kvk_ops {
                         float scale, float *s, size_t ld);
     // In place, n >= 1: s[i] = exp(s[i] - max) / Σ_j exp(s[j] - max), the sum in double, the division
     // as a multiply by (float)(1/Σ). -inf entries (evicted tokens) become exactly 0. ref: expf per
-    // entry (the caches' historical arithmetic, kept as is); avx2: a Cephes-style polynomial exp
-    // (≤ 2 ulp relative; results ≥ 2^-126 relative within ~1e-6 of ref, smaller ones may flush to 0).
+    // entry (the caches' historical arithmetic, kept as is); avx2 / avx512: a Cephes-style polynomial
+    // exp, the same per entry in both (≤ 2 ulp relative; results ≥ 2^-126 relative within ~1e-6 of
+    // ref, smaller ones may flush to 0); they differ only in the order of the double sum.
     void (*softmax)(float *s, int n);
 } kvk_ops;
 
@@ -62,7 +64,8 @@ void kvk_quant_q(const float *q, int hd, int group, int8_t *q8, float *sq, float
 
 const kvk_ops *kvk_ref(void);
 const kvk_ops *kvk_avx2(void);        // the table; only call its kernels where it_cpu_has_avx2()
-// The AVX2 table with `accum` 16 channels at a time, bit-identical to AVX2's (kv_kern_avx512.c);
+// The AVX2 table with `accum` (bit-identical to AVX2's), `scores` (INT4 / INT2: the int8-query form
+// 128 channels per step, kv_score_avx512.c) and `softmax` 16 lanes at a time (kv_kern_avx512.c);
 // only where it_cpu_has_avx512() as well.
 const kvk_ops *kvk_avx512(void);
 const kvk_ops *kvk_get(const char *isa);   // "ref" / "avx2" / "avx512"; NULL if unknown or unsupported here

@@ -1,15 +1,21 @@
 // AVX-512 attention kernels over stored KV rows (contract in kv_kern.h): the AVX2 table with
-// `accum`, and `scores` of fp16 / INT8 / INT3 rows, done 16 channels at a time. Why: at a 4K context MiKV's INT2 value accumulation was the
-// largest attention cost (10% of decode samples, ac_b2_h8; docs/speed.md), and the AVX2 kernel
-// decodes 8 values and issues one weight broadcast per head for every 8 channels of a row.
+// `accum`, `scores` and `softmax` done 16 lanes at a time. Why: at a 4K context MiKV's INT2 value
+// accumulation was the largest attention cost (10% of decode samples, ac_b2_h8; docs/speed.md), and
+// the AVX2 kernel decodes 8 values and issues one weight broadcast per head for every 8 channels of
+// a row; the INT2 scores (5.7%, sq_b2_h8) and the softmax followed.
 //
-// Each output lane sees exactly the AVX2 kernel's operations in the same order: v = fma(code, d, m)
-// (fp16 rows: the converted value), then acc = fma(w, v, acc) row by row over the caller's rows. So
-// `accum` is bit-identical to kvk_avx2's (test_kv_kern checks it). `scores` sums 16 lanes before
-// the AVX2 kernel's 8-lane tree, so it matches the others up to float reassociation. The int8-query
-// scores of INT4 / INT2 rows, the per-channel keys and the softmax are the AVX2 ones. Rows it does not cover (head_dim not a multiple of 16, INT groups not a multiple of 16) go
-// to the AVX2 kernel.
+// Each output lane of `accum` sees exactly the AVX2 kernel's operations in the same order:
+// v = fma(code, d, m) (fp16 rows: the converted value), then acc = fma(w, v, acc) row by row over
+// the caller's rows. So `accum` is bit-identical to kvk_avx2's (test_kv_kern checks it). `scores`
+// of fp16 / INT8 / INT3 rows sums 16 lanes before the AVX2 kernel's 8-lane tree, so it matches the
+// others up to float reassociation; INT4 / INT2 rows take the int8-query kernel of
+// kv_score_avx512.c (exact integer sums per 32 channels as in the AVX2 one; only the float sum of
+// the scaled terms is reassociated). The
+// softmax's exp is exp8's, lane for lane. The per-channel keys are the AVX2 ones. Rows these do not
+// cover (head_dim not a multiple of 16, INT groups not a multiple of 16; int8-query: head_dim not a
+// multiple of 64 or groups not of 32) go to the AVX2 kernel.
 #include <immintrin.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -62,7 +68,7 @@ KI __m256 reduce16(const __m512 *a, const int NH) {
 }
 
 // s[h·ld + a_i] = scale · (q_h · row_i), 16 channels per FMA (fp16, INT8 and INT3 rows: INT4 and
-// INT2 rows take the AVX2 kernel's int8-query form). Sums in another order than the AVX2 kernel:
+// INT2 rows take the int8-query form, kv_score_avx512.c). Sums in another order than the AVX2 kernel:
 // equal to it up to float reassociation, as both are to the scalar one.
 KI void scores16_body(const kvk_rows *r, const float *q, float scale, float *s, size_t ld, const int NH,
                       const int bits) {
@@ -150,7 +156,11 @@ static void accum_avx512(const kvk_rows *r, const float *w, size_t ld, int rep, 
 
 static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
     int b = rows16(r), col;
-    if (b < 0 || r->bits == 4 || r->bits == 2) {
+    if (r->bits == 4 || r->bits == 2) {
+        if (!kvk_scores_i8q_avx512(r, q, rep, scale, s, ld)) kvk_avx2()->scores(r, q, rep, scale, s, ld);
+        return;
+    }
+    if (b < 0) {
         kvk_avx2()->scores(r, q, rep, scale, s, ld);
         return;
     }
@@ -158,6 +168,56 @@ static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scal
         int nh = kvk_heads_step(rep - h0, &col);
         k_sc16[b][col](r, q + (size_t)h0 * r->hd, scale, s + h0 * ld, ld);
         h0 += nh;
+    }
+}
+
+// exp8 of kv_kern_avx2.c on 16 lanes: the same constants and operations in the same order, so each
+// lane is bit-identical to exp8's (x <= 0, -inf allowed; x is clamped at -88, where 2^n's exponent
+// field is 0 and the result exactly 0). Not kv_flash_avx512.c's exp512: its scalef gives 2^-127·p
+// at the clamp, not 0.
+KI __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// softmax_avx2 on 16 lanes: max, exp16, the sum in double (two 8-lane accumulators), the float
+// multiply by 1/Σ. The last n % 16 entries take masked vectors (the missing lanes read as -inf,
+// whose exp is exactly 0), so every entry gets the same polynomial exp. Only the order of the
+// double sum differs from the AVX2 kernel's.
+static void softmax_avx512(float *s, int n) {
+    int n16 = n & ~15;
+    __mmask16 mt = (__mmask16)((1u << (n - n16)) - 1);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 vm = _mm512_mask_loadu_ps(ninf, mt, s + n16);
+    for (int i = 0; i < n16; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
+    __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+    __m512d d0 = _mm512_setzero_pd(), d1 = _mm512_setzero_pd();
+    for (int i = 0; i <= n16; i += 16) {
+        __mmask16 m = i < n16 ? (__mmask16)0xffff : mt;
+        __m512 e = exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, m, s + i), vmx));
+        _mm512_mask_storeu_ps(s + i, m, e);
+        d0 = _mm512_add_pd(d0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        d1 = _mm512_add_pd(d1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    double dl[8];
+    _mm512_storeu_pd(dl, _mm512_add_pd(d0, d1));
+    double sum = ((dl[0] + dl[1]) + (dl[2] + dl[3])) + ((dl[4] + dl[5]) + (dl[6] + dl[7]));
+    __m512 vi = _mm512_set1_ps((float)(1.0 / sum));
+    for (int i = 0; i <= n16; i += 16) {
+        __mmask16 m = i < n16 ? (__mmask16)0xffff : mt;
+        _mm512_mask_storeu_ps(s + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), vi));
     }
 }
 
@@ -169,6 +229,7 @@ static void init_ops(void) {
     g_ops.name = "avx512";
     g_ops.accum = accum_avx512;
     g_ops.scores = scores_avx512;
+    g_ops.softmax = softmax_avx512;
 }
 
 const kvk_ops *kvk_avx512(void) {

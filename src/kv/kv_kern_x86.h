@@ -1,5 +1,5 @@
-// Helpers shared by the x86 attention kernels (kv_kern_avx2.c, kv_kern_avx512.c): include only from
-// files compiled with AVX2 (or wider) flags.
+// Helpers shared by the x86 attention kernels (kv_kern_avx2.c, kv_kern_avx512.c, kv_score_avx512.c):
+// include only from files compiled with AVX2 (or wider) flags.
 #ifndef IT_KV_KV_KERN_X86_H
 #define IT_KV_KV_KERN_X86_H
 
@@ -44,5 +44,9 @@ static inline void kvk_block_rows(const kvk_rows *r, int i0, int nb, const uint8
         rows[j] = r->base + (size_t)p * r->stride;
     }
 }
+
+// AVX-512 int8-query scores of INT4 / INT2 rows (kv_score_avx512.c; contract: kvk_ops.scores in
+// kv_kern.h): 1 if it scored them, 0 where the shape is not one it covers (then nothing is written).
+int kvk_scores_i8q_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
 
 #endif
