@@ -23,19 +23,32 @@
 
 enum { MAX_HD = 256, VB = 32 };
 
-// 16 codes of `bits` bits at p (exactly 2 * bits bytes) as floats: two 8-code halves, each
-// broadcast and shifted per lane as the AVX2 kernel does for one.
+// 16 codes of `bits` bits at p (exactly 2 * bits bytes) as floats: lane l = code l, the same
+// integers the AVX2 kernel decodes. INT2's 4 bytes are one broadcast load shifted per lane, INT4's 8
+// bytes two dwords spread by one permute; INT3 (6 bytes, so no wider load stays in the row) takes
+// two 3-byte halves as the AVX2 kernel does. Why: the half-by-half form costs two scalar loads,
+// two broadcasts and an insert (3 shuffle-port ops) per 16 codes, and INT2 value sums were MiKV's
+// largest attention cost (docs/speed.md).
 KI __m512 codes16(const uint8_t *p, int bits) {
     if (bits == 8) return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
-    uint32_t x0 = 0, x1 = 0;
-    memcpy(&x0, p, (size_t)bits);
-    memcpy(&x1, p + bits, (size_t)bits);
-    const __m512i sh = bits == 4 ? _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28)
-                     : bits == 3 ? _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21)
-                                 : _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
-    __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)x0)), _mm256_set1_epi32((int)x1), 1);
-    __m512i v = _mm512_and_si512(_mm512_srlv_epi32(x, sh), _mm512_set1_epi32((1 << bits) - 1));
-    return _mm512_cvtepi32_ps(v);
+    __m512i x;
+    if (bits == 2) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        x = _mm512_srlv_epi32(_mm512_set1_epi32((int)w),
+                              _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+    } else if (bits == 4) {
+        const __m512i half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        x = _mm512_permutexvar_epi32(half, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(const void *)p)));
+        x = _mm512_srlv_epi32(x, _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28));
+    } else {
+        uint32_t x0 = 0, x1 = 0;
+        memcpy(&x0, p, 3);
+        memcpy(&x1, p + 3, 3);
+        x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)x0)), _mm256_set1_epi32((int)x1), 1);
+        x = _mm512_srlv_epi32(x, _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21));
+    }
+    return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32((1 << bits) - 1)));
 }
 
 // The ng {fp16 d, fp16 m} pairs at src as floats dm[2g] = d, dm[2g+1] = m.
@@ -91,27 +104,38 @@ KI void scores16_body(const kvk_rows *r, const float *q, float scale, float *s, 
     }
 }
 
-// o[h·hd + c] += Σ_i w[h·ld + a_i] · row_i[c]: rows in blocks of VB, per 16 output channels the NH
-// heads' running sums in registers across the block's rows.
+// Output channels 16c .. 16c + 16·CU - 1 of the NH heads over the block's nb rows: the running
+// sums stay in registers across the rows, and each row's NH weights are loaded once for CU units.
+KI void accum16_units(const uint8_t *const *rows, const int *ps, int nb, float (*dm)[2 * MAX_HD / 16],
+                      const float *w, size_t ld, float *o, int hd, int ng, int cpg, int c, const int CU,
+                      const int NH, const int bits) {
+    __m512 acc[2][8];
+    UNROLL for (int u = 0; u < CU; u++)
+        UNROLL for (int h = 0; h < NH; h++) acc[u][h] = _mm512_loadu_ps(o + (size_t)h * hd + 16 * (c + u));
+    for (int j = 0; j < nb; j++) {
+        UNROLL for (int u = 0; u < CU; u++) {
+            __m512 v = value16(rows[j], rows[j] + 4 * (size_t)ng, dm[j], bits, c + u, cpg);
+            UNROLL for (int h = 0; h < NH; h++)
+                acc[u][h] = _mm512_fmadd_ps(_mm512_set1_ps(w[h * ld + ps[j]]), v, acc[u][h]);
+        }
+    }
+    UNROLL for (int u = 0; u < CU; u++)
+        UNROLL for (int h = 0; h < NH; h++) _mm512_storeu_ps(o + (size_t)h * hd + 16 * (c + u), acc[u][h]);
+}
+
+// o[h·hd + c] += Σ_i w[h·ld + a_i] · row_i[c]: rows in blocks of VB, per pair of 16-channel units
+// the NH heads' running sums in registers across the block's rows (2 × 8 of the 32 registers).
 KI void accum16_body(const kvk_rows *r, const float *w, size_t ld, float *o, const int NH, const int bits) {
     int hd = r->hd, nc = hd / 16, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 16;
     float dm[VB][2 * MAX_HD / 16];
     const uint8_t *rows[VB];
     int ps[VB];
     for (int i0 = 0; i0 < r->n; i0 += VB) {
-        int nb = r->n - i0 < VB ? r->n - i0 : VB;
+        int nb = r->n - i0 < VB ? r->n - i0 : VB, c = 0;
         kvk_block_rows(r, i0, nb, rows, ps);
         for (int j = 0; bits != 16 && j < nb; j++) header16(rows[j], ng, dm[j]);
-        for (int c = 0; c < nc; c++) {
-            __m512 acc[8];
-            UNROLL for (int h = 0; h < NH; h++) acc[h] = _mm512_loadu_ps(o + (size_t)h * hd + 16 * c);
-            for (int j = 0; j < nb; j++) {
-                __m512 v = value16(rows[j], rows[j] + 4 * (size_t)ng, dm[j], bits, c, cpg);
-                UNROLL for (int h = 0; h < NH; h++)
-                    acc[h] = _mm512_fmadd_ps(_mm512_set1_ps(w[h * ld + ps[j]]), v, acc[h]);
-            }
-            UNROLL for (int h = 0; h < NH; h++) _mm512_storeu_ps(o + (size_t)h * hd + 16 * c, acc[h]);
-        }
+        for (; c + 2 <= nc; c += 2) accum16_units(rows, ps, nb, dm, w, ld, o, hd, ng, cpg, c, 2, NH, bits);
+        if (c < nc) accum16_units(rows, ps, nb, dm, w, ld, o, hd, ng, cpg, c, 1, NH, bits);
     }
 }
 
