@@ -111,7 +111,9 @@ KI void scores16_body(const kvk_rows *r, const float *q, float scale, float *s, 
 KI void accum16_units(const uint8_t *const *rows, const int *ps, int nb, float (*dm)[2 * MAX_HD / 16],
                       const float *w, size_t ld, float *o, int hd, int ng, int cpg, int c, const int CU,
                       const int NH, const int bits) {
-    __m512 acc[2][8];
+    // Zero-initialised although every entry read is loaded first: without it the ASan build of GCC
+    // 12 summed the odd last unit (CU = 1) wrongly (test_kv_kern, head_dim 48).
+    __m512 acc[2][8] = {{_mm512_setzero_ps()}};
     UNROLL for (int u = 0; u < CU; u++)
         UNROLL for (int h = 0; h < NH; h++) acc[u][h] = _mm512_loadu_ps(o + (size_t)h * hd + 16 * (c + u));
     for (int j = 0; j < nb; j++) {
