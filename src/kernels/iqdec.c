@@ -196,8 +196,7 @@ void kern_dq_ref(const qf_spec *s, const void *w, size_t row_bytes, const kern_d
 
 // The AVX-512 kernels need VNNI (vpdpbusd), BITALG (vpshufbitqmb, int3's high bits in prefill),
 // VBMI (vpermb, int3's high bits in decode) and GFNI (gf2p8affineqb, the 2-bit fields): Ice Lake,
-// Zen 4 and later; a Cascade Lake (VNNI only) takes
-// the AVX2 kernel. Detected once: kern_dq_best
+// Zen 4 and later; a Cascade Lake (VNNI only) takes the AVX2 kernel. Detected once: kern_dq_best
 // runs per matmul, and under a hypervisor every cpuid is a VM exit (it was 1% of decode time).
 static int g_vnni_bitalg;
 static pthread_once_t g_vnni_bitalg_once = PTHREAD_ONCE_INIT;
@@ -205,8 +204,8 @@ static pthread_once_t g_vnni_bitalg_once = PTHREAD_ONCE_INIT;
 static void detect_vnni_bitalg(void) {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
-    g_vnni_bitalg = kern_iq_cpu_has_vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 12) & 1) && ((c >> 8) & 1) &&
-                    ((c >> 1) & 1);
+    g_vnni_bitalg = kern_iq_cpu_has_vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 12) & 1) &&
+                    ((c >> 8) & 1) && ((c >> 1) & 1);   // BITALG, GFNI, VBMI
 #endif
 }
 

@@ -1,6 +1,6 @@
 // AVX-512 VNNI decode GEMV (kernels/iqdec.h), bit-identical to kern_dq_ref. Compiled with the
-// AVX-512 flags plus VNNI, BITALG and GFNI (Makefile rule for *_avx512vnni.c); chosen only when
-// cpuid reports all three (kern_dq_kernel).
+// AVX-512 flags plus VNNI, BITALG, VBMI and GFNI (Makefile rule for *_avx512vnni.c); chosen only
+// when cpuid reports all four (kern_dq_kernel).
 //
 // A row is streamed in chunks of 16 32-blocks (512 weights). The packed codes of a chunk are loaded
 // 64 bytes at a time and unpacked in the byte domain, in the order they are stored — the activation
@@ -9,8 +9,8 @@
 //   int4: 64 bytes = 4 blocks; low nibbles (and) and high nibbles (shift, and): 2 vpdpbusd.
 //   int8: 64 bytes = 2 blocks; 1 vpdpbusd.
 //   int2: 64 bytes = 8 blocks; fields i = (v >> 2i) & 3 (one GF(2) affine step each): 4 vpdpbusd.
-//   int3: int2's low bits, plus the high bit of each weight added as 4 under a mask that
-//         vpshufbitqmb gathers from the blocks' high-bit words in the same order: 4 masked adds.
+//   int3: int2's low bits, plus the high bit of each weight added as 4 under a mask; one vpermb
+//         lays out the four fields' masks from the blocks' high-bit words: 4 masked adds.
 // The int32 lanes of a chunk are reduced to one lane per block, in block order, by pairwise
 // vpermt2d + add; then one vector of float work per chunk: d_g * s_b, (isum - z sum) and an FMA.
 #include <immintrin.h>
@@ -53,11 +53,6 @@ KI __m256i load_hwords(const int G, const int S, const uint8_t *cb, int k0) {
     return _mm256_loadu_si256((const __m256i *)wd);
 }
 
-// int3: m[i] = the high bits of field i of blocks k0 .. k0+7 (see chunk_isum): bit 8k + j is bit
-// 8i + j of block k's word, i.e. byte k of m[i] is byte i of word k. One vpermb gathers the four
-// masks and they are read back from memory (kmovq k, m64: a load). Why: one vpshufbitqmb per field
-// made the int3 kernel port-5 bound (with the widening of the words, 5 of its 6 shuffles per 256
-// weights).
 // kmovq k, m64. With _load_mask64 GCC forwards the stored vector through general registers
 // instead (vmovq / vpextrq / valignq, then kmovq k, r64: three shuffle-port ops per mask).
 KI __mmask64 kload64(const __mmask64 *p) {
@@ -66,6 +61,10 @@ KI __mmask64 kload64(const __mmask64 *p) {
     return k;
 }
 
+// int3: m[i] = the high bits of field i of blocks k0 .. k0+7 (see chunk_isum): bit 8k + j is bit
+// 8i + j of block k's word, i.e. byte k of m[i] is byte i of word k. One vpermb gathers the four
+// masks; the caller reads them back with kload64 (a load). Why: one vpshufbitqmb per field, after
+// widening the words, was 5 shuffle-port ops per 256 weights; this is 1 (int3 decode about +4%).
 KI void hbit_masks(const int G, const int S, const uint8_t *cb, int k0, __mmask64 *m) {
     const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29,
                                          2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);

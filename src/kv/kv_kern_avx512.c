@@ -89,10 +89,8 @@ KI void scores16_body(const kvk_rows *r, const float *q, float scale, float *s, 
     int hd = r->hd, nc = hd / 16, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 16;
     float dm[2 * MAX_HD / 16], out[8];
     __m256 vs = _mm256_set1_ps(scale);
-    const size_t rowb = bits == 16 ? 2 * (size_t)hd : 4 * (size_t)ng + (size_t)hd * bits / 8;
     for (int i = 0; i < r->n; i++) {
         int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
-        kvk_prefetch_row(r, i + KVK_PF_ROWS, rowb);
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
         if (bits != 16) header16(row, ng, dm);
         __m512 acc[8];
@@ -135,11 +133,9 @@ KI void accum16_body(const kvk_rows *r, const float *w, size_t ld, float *o, con
     float dm[VB][2 * MAX_HD / 16];
     const uint8_t *rows[VB];
     int ps[VB];
-    const size_t rowb = bits == 16 ? 2 * (size_t)hd : 4 * (size_t)ng + (size_t)hd * bits / 8;
     for (int i0 = 0; i0 < r->n; i0 += VB) {
         int nb = r->n - i0 < VB ? r->n - i0 : VB, c = 0;
         kvk_block_rows(r, i0, nb, rows, ps);
-        for (int j = 0; j < VB; j++) kvk_prefetch_row(r, i0 + VB + j, rowb);   // the next block
         for (int j = 0; bits != 16 && j < nb; j++) header16(rows[j], ng, dm[j]);
         for (; c + 2 <= nc; c += 2) accum16_units(rows, ps, nb, dm, w, ld, o, hd, ng, cpg, c, 2, NH, bits);
         if (c < nc) accum16_units(rows, ps, nb, dm, w, ld, o, hd, ng, cpg, c, 1, NH, bits);

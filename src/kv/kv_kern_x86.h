@@ -45,19 +45,6 @@ static inline void kvk_block_rows(const kvk_rows *r, int i0, int nb, const uint8
     }
 }
 
-// Software prefetch of row i of r (nothing past the last row): every byte of it, to L1. Why: in
-// decode each layer's cache rows come from L3 or DRAM (the weights streamed since evict them), and
-// with pos lists the rows are not one address stream; the row header's load was a sixth of the
-// INT2 score kernel's samples at a 4K context.
-enum { KVK_PF_ROWS = 16 };   // how many rows ahead the AVX-512 kernels prefetch
-
-static inline void kvk_prefetch_row(const kvk_rows *r, int i, size_t bytes) {
-    if (i >= r->n) return;
-    const char *row = (const char *)(r->base + (size_t)(r->pos ? r->pos[i] : r->p0 + i) * r->stride);
-    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(row + o, _MM_HINT_T0);
-    _mm_prefetch(row + bytes - 1, _MM_HINT_T0);
-}
-
 // AVX-512 int8-query scores of INT4 / INT2 rows (kv_score_avx512.c; contract: kvk_ops.scores in
 // kv_kern.h): 1 if it scored them, 0 where the shape is not one it covers (then nothing is written).
 int kvk_scores_i8q_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);

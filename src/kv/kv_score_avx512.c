@@ -130,11 +130,8 @@ KI void i8q_body(const kvk_rows *r, const float *q, float scale, float *s, size_
     const __m512i po = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
     const __m512 vs = _mm512_set1_ps(scale);
     float out[16];
-    const size_t rowb = 4 * (size_t)ng + cb;
     for (int i = 0; i < r->n; i += 2) {
         int two = i + 1 < r->n, idx[2];
-        kvk_prefetch_row(r, i + KVK_PF_ROWS, rowb);
-        kvk_prefetch_row(r, i + KVK_PF_ROWS + 1, rowb);
         const uint8_t *row[2], *codes[2];
         kvk_block_rows(r, i, 1 + two, row, idx);
         if (!two) row[1] = row[0];   // a lone last row: computed twice, stored once
