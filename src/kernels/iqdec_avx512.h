@@ -33,9 +33,31 @@ KI __m512i dq_load_plane(const int B, const int G, const int S, const uint8_t *c
     return _mm512_set_epi64(x[7], x[6], x[5], x[4], x[3], x[2], x[1], x[0]);
 }
 
+// Values GCC must keep (in a register or on the stack) instead of rebuilding them inside the chunk
+// loop: it rematerialized each vector constant and mask there by a GPR move and vpbroadcast or
+// kmovw, one port-5 op each, 6-7 per chunk (about a seventh of the decode kernel's port-5 work).
+KI __m512i dq_keep(__m512i v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+KI __mmask16 dq_keepk(__mmask16 k) {
+    __asm__("" : "+k"(k));
+    return k;
+}
+KI void dq_dz_masks(__mmask16 km[3]) {
+    km[0] = dq_keepk(0xfff0), km[1] = dq_keepk(0xff00), km[2] = dq_keepk(0xf000);
+}
+
+KI int dq_ld32(const uint8_t *p) {
+    int v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 // The 16 header words (d in the low 16 bits, z in bits 16..23 when asymmetric) of the groups
 // holding blocks 0..15 of a chunk at cb, lane b = block b's group.
-KI __m512i dq_chunk_dz(const int B, const int G, const int S, const uint8_t *cb) {
+// km: the lane masks 0xfff0, 0xff00, 0xf000 (dq_dz_masks), made once outside the caller's loops.
+KI __m512i dq_chunk_dz(const int B, const int G, const int S, const uint8_t *cb, const __mmask16 *km) {
     const int kpg = G / 32;
     const int bb = (int)dq_blkb(B, G, S);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -43,12 +65,19 @@ KI __m512i dq_chunk_dz(const int B, const int G, const int S, const uint8_t *cb)
     __m512i dz;
     if (kpg == 1) {
         dz = _mm512_i32gather_epi32(off, (const void *)cb, 1);
-    } else {   // 4 or 8 groups: scalar loads and a broadcast (a 16-lane gather is slow on Zen 4)
+    } else if (kpg == 4) {
+        // Group g's word broadcast into lanes 4g.. by masked load-broadcasts (vpbroadcastd zmm{k},
+        // m32: a load and one p0/p5 op each). Why: scalar inserts and a vpermd were 4 port-5 ops
+        // per chunk, and port 5 is where the kernels are bound.
+        dz = _mm512_set1_epi32(dq_ld32(cb));
+        dz = _mm512_mask_set1_epi32(dz, km[0], dq_ld32(cb + bb));
+        dz = _mm512_mask_set1_epi32(dz, km[1], dq_ld32(cb + 2 * bb));
+        dz = _mm512_mask_set1_epi32(dz, km[2], dq_ld32(cb + 3 * bb));
+    } else {   // 8 groups (g64): scalar loads and a broadcast (a 16-lane gather is slow on Zen 4)
         int v[8];
         UNROLL for (int g = 0; g < 16 / kpg; g++) memcpy(&v[g], cb + (size_t)g * (size_t)bb, 4);
-        __m512i gv = kpg == 4 ? _mm512_castsi128_si512(_mm_setr_epi32(v[0], v[1], v[2], v[3]))
-                              : _mm512_castsi256_si512(_mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
-        dz = _mm512_permutexvar_epi32(_mm512_srli_epi32(iota, kpg == 2 ? 1 : 2), gv);
+        __m512i gv = _mm512_castsi256_si512(_mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
+        dz = _mm512_permutexvar_epi32(_mm512_srli_epi32(iota, 1), gv);
     }
     return dz;
 }

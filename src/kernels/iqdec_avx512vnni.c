@@ -68,6 +68,15 @@ KI __mmask64 kload64(const __mmask64 *p) {
 KI void hbit_masks(const int G, const int S, const uint8_t *cb, int k0, __mmask64 *m) {
     const __m256i idx = _mm256_setr_epi8(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29,
                                          2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    if (G == 128) {   // the two groups' 16-byte word runs: one two-source permute, no insert
+        const uint8_t *p = cb + (size_t)(k0 / 4) * dq_blkb(3, G, S) + dq_hdr(S) + (size_t)(G / 4);
+        const __m256i a = _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p));
+        const __m256i b = _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + dq_blkb(3, G, S))));
+        const __m256i idx2 = _mm256_setr_epi8(0, 4, 8, 12, 32, 36, 40, 44, 1, 5, 9, 13, 33, 37, 41, 45,
+                                              2, 6, 10, 14, 34, 38, 42, 46, 3, 7, 11, 15, 35, 39, 43, 47);
+        _mm256_store_si256((__m256i *)(void *)m, _mm256_permutex2var_epi8(a, idx2, b));
+        return;
+    }
     _mm256_store_si256((__m256i *)(void *)m, _mm256_permutexvar_epi8(idx, load_hwords(G, S, cb, k0)));
 }
 
@@ -87,15 +96,28 @@ KI __m512i pair_reduce(__m512i a, __m512i b) {
     return _mm512_add_epi32(_mm512_permutex2var_epi32(a, e, b), _mm512_permutex2var_epi32(a, o, b));
 }
 
+// The chunk loop's constants, made once per call (dq_keep: not rebuilt inside the loop).
+typedef struct {
+    __m512i m3, four, m4, ff;
+    __mmask16 km[3], all;
+} dq_consts;
+
+KI void dq_consts_init(dq_consts *k) {
+    k->m3 = dq_keep(_mm512_set1_epi8(3)), k->four = dq_keep(_mm512_set1_epi8(4));
+    k->m4 = dq_keep(_mm512_set1_epi8(0x0f)), k->ff = dq_keep(_mm512_set1_epi32(0xff));
+    dq_dz_masks(k->km);
+    k->all = dq_keepk(0xffff);
+}
+
 #define DP(acc, u, s) _mm512_dpbusd_epi32(acc, u, s)
 #define LD(p) _mm512_loadu_si512((const void *)(p))
 
 // isum of the chunk's 16 blocks, lane b = block b, for T tokens (activation pointers at the chunk).
-KI void chunk_isum(const int B, const int G, const int S, const int T, const uint8_t *cb,
+KI void chunk_isum(const int B, const int G, const int S, const int T, const uint8_t *cb, const dq_consts *K,
                    const int8_t *const *qn, const int8_t *const *q4, const int8_t *const *q2, __m512i *out) {
     const __m512i zero = _mm512_setzero_si512();
     if (B == 4) {
-        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        const __m512i m4 = K->m4;
         __m512i V[MAX_T][4];
         UNROLL for (int v = 0; v < 4; v++) {
             __m512i c = dq_load_plane(B, G, S, cb, 4 * v);
@@ -116,7 +138,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
             out[t] = pair_reduce(pair_reduce(v0, v1), pair_reduce(v2, v3));
         }
     } else {
-        const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+        const __m512i m3 = K->m3, four = K->four;
         __m512i X[MAX_T][2];
         UNROLL for (int h = 0; h < 2; h++) {
             __m512i c = dq_load_plane(B, G, S, cb, 8 * h);
@@ -135,14 +157,16 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
 }
 
 // The float step of one chunk: f += (d * s) * (isum - z * sum) on the lanes of lm.
-KI void chunk_float(const int B, const int G, const int S, const int T, const uint8_t *cb, const __m512i *is,
+KI void chunk_float(const int B, const int G, const int S, const int T, const uint8_t *cb, const dq_consts *K, const __m512i *is,
                     const float *const *sc, const int32_t *const *su, __m512 *f, __mmask16 lm) {
-    __m512i dz = dq_chunk_dz(B, G, S, cb);
+    __m512i dz = dq_chunk_dz(B, G, S, cb, K->km);
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
-    __m512i z = S ? _mm512_set1_epi32(1 << (B - 1)) : _mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xff));
+    __m512i z = S ? _mm512_set1_epi32(1 << (B - 1)) : _mm512_and_si512(_mm512_srli_epi32(dz, 16), K->ff);
+    // z * su by vpmaddwd (one op; vpmulld is two): z < 256 and |su| <= 32 * 128 both fit 16 bits,
+    // and z's high half is zero, so the pair sum is z * su.
     UNROLL for (int t = 0; t < T; t++) {
         __m512i su_t = _mm512_loadu_si512(su[t]);
-        __m512i iv = _mm512_sub_epi32(is[t], S ? _mm512_slli_epi32(su_t, B - 1) : _mm512_mullo_epi32(z, su_t));
+        __m512i iv = _mm512_sub_epi32(is[t], S ? _mm512_slli_epi32(su_t, B - 1) : _mm512_madd_epi16(z, su_t));
         __m512 ds = _mm512_mul_ps(d, _mm512_loadu_ps(sc[t]));
         f[t] = _mm512_mask3_fmadd_ps(ds, _mm512_cvtepi32_ps(iv), f[t], lm);
     }
@@ -156,13 +180,15 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
     const int64_t nb = a->n_in / 32, nfull = nb / 16, np = a->nbp * 32;
     const int tail = (int)(nb % 16);
     _Alignas(64) uint8_t pad[16 * 131 + 64];   // one chunk of the largest block (int8 g32: 16 * 35)
+    dq_consts K;
+    dq_consts_init(&K);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
         __m512 f[MAX_T];
         UNROLL for (int t = 0; t < T; t++) f[t] = _mm512_setzero_ps();
         for (int64_t c = 0; c <= nfull; c++) {
             const uint8_t *cb = row + (size_t)c * cbytes;
-            __mmask16 lm = 0xffff;
+            __mmask16 lm = K.all;
             if (c == nfull) {   // the last, partial chunk: from a zero-padded copy
                 if (!tail) break;
                 memset(pad, 0, cbytes + 64);
@@ -183,8 +209,8 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
                 su[t] = a->sum + (t0 + t) * a->nbp + 16 * c;
             }
             __m512i is[MAX_T];
-            chunk_isum(B, G, S, T, cb, qn, q4, q2, is);
-            chunk_float(B, G, S, T, cb, is, sc, su, f, lm);
+            chunk_isum(B, G, S, T, cb, &K, qn, q4, q2, is);
+            chunk_float(B, G, S, T, cb, &K, is, sc, su, f, lm);
         }
         UNROLL for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = dq_hsum16(f[t]);
     }
