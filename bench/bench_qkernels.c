@@ -10,7 +10,9 @@
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_qkernels.c build/libintact.a -lm -o /tmp/bench_qkernels && /tmp/bench_qkernels
-// Options: bench_qkernels [quick] [decode|prefill] [ggml] (ggml: only ggml's types and int4_g128)
+// Options: bench_qkernels [quick] [decode|prefill|hot] [ggml] (ggml: only ggml's types and int4_g128)
+// hot: the decode kernels' compute ceiling, one thread over a 512-row matrix that stays in L2; a
+// kernel whose ceiling is near the DRAM rate cannot hide its work behind the memory stream.
 //
 // Decode cycles through enough different 5632x2048 matrices (>= 96 MB in all) that every call
 // streams its weights from DRAM, as a real decode step does. Prefill uses one 2048x2048 matrix.
@@ -119,12 +121,13 @@ static int have(int type, int isa) {
 
 // Fastest call over several rounds, configurations interleaved (the machine is shared).
 int main(int argc, char **argv) {
-    int quick = 0, do_decode = 1, do_prefill = 1, only_ggml = 0;
+    int quick = 0, do_decode = 1, do_prefill = 1, do_hot = 0, only_ggml = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "quick")) quick = 1;
         if (!strcmp(argv[a], "decode")) do_prefill = 0;
         if (!strcmp(argv[a], "prefill")) do_decode = 0;
         if (!strcmp(argv[a], "ggml")) only_ggml = 1;
+        if (!strcmp(argv[a], "hot")) do_hot = 1, do_decode = do_prefill = 0;
     }
     only_ggml_types = only_ggml;
     enum { NT_N = 3, NISA_PF = NISA };
@@ -247,6 +250,35 @@ int main(int argc, char **argv) {
                 printf("\n");
             }
         kern_dq_free(&pa);
+    }
+    if (do_hot) {
+        enum { HOT_ROWS = 512, HOT_CALLS = 100 };
+        static double t[NTYPES][NISA][8];
+        int rounds = quick ? 3 : 8;
+        kern_dq a = {0};
+        kern_dq_quantize(&a, x, 1, n_in);
+        for (int round = 0; round < rounds; round++)   // configurations interleaved, best round kept
+            for (int ti = 0; ti < NTYPES; ti++)
+                for (int s = 0; s < NISA; s++) {
+                    if (!have(k_types[ti], s)) continue;
+                    job j = {kernel(k_types[ti], s), dq_kernel(k_types[ti], s), gg_kernel(k_types[ti], s), k_types[ti],
+                             {0, 0, 0}, &a, w[ti], rb[ti], n_in, HOT_ROWS, 1, x, y, 0};
+                    if (j.dq) qf_spec_of(k_types[ti], &j.spec);
+                    worker(&j, 0, 1);   // into L2
+                    double t0 = now_s();
+                    for (int c = 0; c < HOT_CALLS; c++) worker(&j, 0, 1);
+                    t[ti][s][round] = (now_s() - t0) / HOT_CALLS;
+                }
+        kern_dq_free(&a);
+        printf("\ndecode (nt=1) from L2, 1 thread, %d x %lld matrix: GB/s of packed weights (compute ceiling)\n",
+               HOT_ROWS, (long long)n_in);
+        for (int ti = 0; ti < NTYPES; ti++)
+            for (int s = 0; s < NISA; s++) {
+                if (!have(k_types[ti], s)) continue;
+                double b = best(t[ti][s], rounds);
+                printf("%-14s %-9s %6.1f GB/s  %6.2f ns per 512 weights\n", fmt_get(k_types[ti])->name, k_isas[s],
+                       (double)rb[ti] * HOT_ROWS / b / 1e9, b * 1e9 / ((double)HOT_ROWS * (double)n_in / 512.0));
+            }
     }
     for (int ti = 0; ti < NTYPES; ti++) free(w[ti]);
     it_pool_free(pools[1]);
