@@ -14,7 +14,7 @@ void kern_rmsnorm(const float *x, const float *w, int n, int dim, float eps, flo
 void kern_rope_table(int pos0, int n, const double *theta, int half, float scale, float *cs);
 // Rotates x (n, n_heads*head_dim) in place: style 0 pairs (2i, 2i+1), style 1 pairs (i, i+half).
 void kern_rope(float *x, int n, int n_heads, int head_dim, const float *cs, int style);
-void kern_add(float *x, const float *y, size_t n);
+void kern_add(float *restrict x, const float *restrict y, size_t n);   // x and y must not overlap
 // g = silu(g) * u
 void kern_swiglu(float *g, const float *u, size_t n);
 

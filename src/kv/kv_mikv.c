@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/fp16.h"
+#include "kernels/ops.h"
 #include "kv/kv_kern.h"
 #include "kv/kv_mikv_impl.h"
 
@@ -219,7 +220,7 @@ static void mikv_worker(void *arg, int ith, int nth) {
         if (n_lo) j->kern->scores(&lo, q, rep, scale, scores, ld);
         kv_softmax_group(kv, scores, rep, n_keys, kvh, t, j->pos, j->n);
         for (int h = 0; h < rep; h++)   // head by head: the order the importance sums always had
-            for (int p = 0; p < n_keys; p++) acc[p] += scores[h * ld + p];
+            kern_add(acc, scores + h * ld, (size_t)n_keys);
         memset(o, 0, (size_t)rep * hd * sizeof(float));
         for (int i = 0; i < sink + (c->hi_bits == 32 ? n_hi : 0); i++) {
             int p = i < sink ? i : j->hi_pos[i - sink];
@@ -257,7 +258,7 @@ static int mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, cons
     float *imp = c->imp + (size_t)layer * kv->n_ctx;
     for (int th = 0; th < used; th++) {
         const float *acc = c->scratch + (size_t)th * c->scratch_per + (size_t)(kv->n_heads / kv->n_kv_heads) * kv->n_ctx;
-        for (int p = 0; p < pos + n; p++) imp[p] += acc[p];
+        kern_add(imp, acc, (size_t)(pos + n));
     }
     rebalance(c, layer);
     return KV_OK;
