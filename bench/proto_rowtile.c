@@ -33,7 +33,7 @@
 #include "formats/qformat.h"
 #include "kernels/iqdec.h"
 
-uint64_t eval_stream_read_avx2(const void *buf, size_t bytes);   // src/eval/membw_avx2.c
+#include "bench_peak.h"
 
 enum { N_IN = 2048, N_OUT = 5632, G = 128, BB = 3 + G / 2, TILE = 16 };
 #ifndef PF
@@ -42,12 +42,6 @@ enum { N_IN = 2048, N_OUT = 5632, G = 128, BB = 3 + G / 2, TILE = 16 };
 #ifndef PFSTEP
 #define PFSTEP 64
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -145,17 +139,6 @@ static void file_worker(void *arg, int ith, int nth) {
     j->fn(&j->spec, j->w, (size_t)(N_IN / G) * BB, j->a, j->y, N_OUT, b, e);
 }
 
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-    volatile uint64_t sink;
-} probe;
-static void probe_worker(void *arg, int ith, int nth) {
-    probe *pr = arg;
-    size_t per = pr->n / (size_t)nth / 128 * 128;
-    pr->sink ^= eval_stream_read_avx2(pr->p + per * (size_t)ith, per);
-}
-
 int main(void) {
     const int type = IT_QTYPE(4, 2, 0);
     const size_t mb = (size_t)N_OUT * (N_IN / G) * BB, tb = (size_t)(N_OUT / TILE) * (N_IN / G) * tile_group_bytes();
@@ -186,11 +169,11 @@ int main(void) {
     // Compute ceilings: 512 rows (544 KB) that stay in L2, one thread, best of 200 calls.
     double hf = 1e30, ht = 1e30;
     for (int c = 0; c < 200; c++) {
-        double t0 = now_s();
+        double t0 = peak_now();
         kern_dq_kernel(type, "avx512")(&sp, w, (size_t)(N_IN / G) * BB, &a, y0, N_OUT, 0, 512);
-        double t1 = now_s();
+        double t1 = peak_now();
         tile_rows(t, &a, y1, 0, 512 / TILE);
-        double t2 = now_s();
+        double t2 = peak_now();
         hf = fmin(hf, t1 - t0), ht = fmin(ht, t2 - t1);
     }
     printf("from L2, 1 thread: file layout %.1f GB/s, tiles %.1f GB/s\n", 512.0 * (N_IN / G) * BB / hf / 1e9,
@@ -206,14 +189,12 @@ int main(void) {
             for (int m = 0; m < nmat; m++) {
                 fjob fj = {kern_dq_kernel(type, "avx512"), sp, w + mb * m, &a, y0};
                 tjob tj = {t + tb * m, &a, y1};
-                probe pr = {w + mb * m, mb, 0};
-                double t0 = now_s();
+                double t0 = peak_now();
                 it_pool_run(pools[nth], file_worker, &fj);
-                double t1 = now_s();
+                double t1 = peak_now();
                 it_pool_run(pools[nth], tile_worker, &tj);
-                double t2 = now_s();
-                it_pool_run(pools[nth], probe_worker, &pr);
-                double t3 = now_s();
+                double t2 = peak_now();
+                double t3 = t2 + peak_stream(pools[nth], w + mb * m, mb);
                 if (round < 0 || m >= 64) continue;
                 per[nth][0][m] = (t1 - t0) / (double)mb, per[nth][1][m] = (t2 - t1) / (double)tb;
                 per[nth][2][m] = (t3 - t2) / (double)mb;
