@@ -6,6 +6,10 @@
 //   4. o (4 rows x 64 channels, 16 zmm) += p_j · v_j over the block's keys: per key 4 loads of v
 //      and 4 broadcasts of p feed 16 FMAs.
 // Everything per block stays in L1: Kt is 16 KiB at hd 64; the running outputs are rows x hd.
+// The next key block's K and V rows are prefetched while this block is computed, spread over the
+// loads (steps 1 and 4): a kv head's rows are n_kv_heads·head_dim floats apart, a walk the hardware
+// prefetchers followed poorly (decode at a 4K fp32 cache +7-12%, docs/speed.md). One burst of all
+// 512 prefetches per block did not help: it filled the fill buffers at once.
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -23,12 +27,15 @@ KI __m512 exp512(__m512 x) {
 }
 
 // Kt[d·KB + j] = k row (kb0 + j), channel d, for j < nk; 0 for nk <= j < KB.
-static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt) {
+static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt, int last) {
     for (int j0 = 0; j0 < KVF_KB; j0 += 16) {
         for (int d0 = 0; d0 < a->hd; d0 += 16) {
             __m512 r[16];
-            UNROLL for (int j = 0; j < 16; j++)
+            UNROLL for (int j = 0; j < 16; j++) {
                 r[j] = j0 + j < nk ? _mm512_loadu_ps(kvf_krow(a, kb0 + j0 + j) + d0) : _mm512_setzero_ps();
+                if (kb0 + KVF_KB + j0 + j <= last)
+                    _mm_prefetch((const char *)(kvf_krow(a, kb0 + KVF_KB + j0 + j) + d0), _MM_HINT_T0);
+            }
             simd_transpose16(r);
             UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
         }
@@ -41,7 +48,7 @@ KI float hmax(__m512 a, __m512 b, __m512 c, __m512 d) {
 
 // o rows += p · v over keys j < nj, CH·16 channels from d0; o rows first scaled by corr.
 KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0, float *const *orow,
-           const float *P, const float *corr) {
+           const float *P, const float *corr, int last) {
     __m512 acc[4][4];
     UNROLL for (int k = 0; k < R; k++) {
         __m512 c = _mm512_set1_ps(corr[k]);
@@ -49,6 +56,8 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
     }
     for (int j = 0; j < nj; j++) {
         const float *vp = kvf_vrow(a, kb0 + j) + d0;
+        if (kb0 + KVF_KB + j <= last)
+            UNROLL for (int v = 0; v < CH; v++) _mm_prefetch((const char *)(kvf_vrow(a, kb0 + KVF_KB + j) + d0 + 16 * v), _MM_HINT_T0);
         __m512 vv[4];
         UNROLL for (int v = 0; v < CH; v++) vv[v] = _mm512_loadu_ps(vp + 16 * v);
         UNROLL for (int k = 0; k < R; k++) {
@@ -61,7 +70,7 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
 
 // Rows r0 .. r0+R-1 against the key block at kb0 (nk keys in Kt).
 KI void rows_block(const int R, const kvf_args *a, int r0, int kb0, int nk, const float *Kt, float *O,
-                   float *M, float *L, float *P) {
+                   float *M, float *L, float *P, int last) {
     int hd = a->hd;
     const float *qr[4];
     float *orow[4], corr[4];
@@ -114,8 +123,10 @@ KI void rows_block(const int R, const kvf_args *a, int r0, int kb0, int nk, cons
         M[r] = mn;
     }
     int d0 = 0;
-    for (; d0 + 64 <= hd; d0 += 64) pv(R, 4, a, kb0, nj, d0, orow, P, corr);
-    for (; d0 < hd; d0 += 16) pv(R, 1, a, kb0, nj, d0, orow, P, corr);
+    // Only the first row block prefetches the next key block's V rows (last < 0: none).
+    if (r0) last = -1;
+    for (; d0 + 64 <= hd; d0 += 64) pv(R, 4, a, kb0, nj, d0, orow, P, corr, last);
+    for (; d0 < hd; d0 += 16) pv(R, 1, a, kb0, nj, d0, orow, P, corr, last);
 }
 
 void kvf_attend_avx512(const kvf_args *a) {
@@ -126,13 +137,13 @@ void kvf_attend_avx512(const kvf_args *a) {
     for (int r = 0; r < rows; r++) M[r] = -INFINITY, L[r] = 0;
     for (int kb0 = 0; kb0 <= last; kb0 += KVF_KB) {
         int nk = last - kb0 + 1 < KVF_KB ? last - kb0 + 1 : KVF_KB;
-        transpose_keys(a, kb0, nk, Kt);
+        transpose_keys(a, kb0, nk, Kt, last);
         int r0 = 0;
-        for (; r0 + 4 <= rows; r0 += 4) rows_block(4, a, r0, kb0, nk, Kt, O, M, L, P);
+        for (; r0 + 4 <= rows; r0 += 4) rows_block(4, a, r0, kb0, nk, Kt, O, M, L, P, last);
         switch (rows - r0) {
-        case 3: rows_block(3, a, r0, kb0, nk, Kt, O, M, L, P); break;
-        case 2: rows_block(2, a, r0, kb0, nk, Kt, O, M, L, P); break;
-        case 1: rows_block(1, a, r0, kb0, nk, Kt, O, M, L, P); break;
+        case 3: rows_block(3, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
+        case 2: rows_block(2, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
+        case 1: rows_block(1, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
         default: break;
         }
     }
