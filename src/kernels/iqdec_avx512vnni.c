@@ -30,17 +30,13 @@
 
 enum { MAX_T = 3 };
 
-// int3: the 8 high-bit words (one per block) of blocks k0 .. k0+7, in block order.
+// int3 g32 / g64: the 8 high-bit words (one per block) of blocks k0 .. k0+7, in block order.
 KI __m256i load_hwords(const int G, const int S, const uint8_t *cb, int k0) {
     const int kpg = G / 32;
     const size_t bb = dq_blkb(3, G, S), off = dq_hdr(S) + (size_t)(G / 4);
-    // A group's words are contiguous: g128 holds 4 (two 16-byte loads), g64 2 (four 8-byte loads).
-    // Word by word (8 scalar loads and inserts) these were the kernel's hottest instructions.
-    if (kpg == 4) {
-        const uint8_t *p = cb + (size_t)(k0 / 4) * bb + off;
-        __m128i lo = _mm_loadu_si128((const __m128i *)p), hi = _mm_loadu_si128((const __m128i *)(p + bb));
-        return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    }
+    // A group's words are contiguous: g64 holds 2 (four 8-byte loads; g128 takes hbit_masks' own
+    // two-source permute). Word by word (8 scalar loads and inserts) these were the kernel's hottest
+    // instructions.
     if (kpg == 2) {
         const uint8_t *p = cb + (size_t)(k0 / 2) * bb + off;
         long long g[4];

@@ -21,6 +21,7 @@
 
 #include "kv/kv_exp512.h"
 #include "kv/kv_kern_x86.h"
+#include "kv/kv_quant.h"
 
 enum { MAX_HD = 256, VB = 32, PF_ROWS = 16 };   // PF_ROWS: scores prefetch this many rows ahead
 
@@ -84,9 +85,6 @@ KI __m256 reduce16(const __m512 *a, const int NH) {
 // Rows i0 .. i0+n-1 (those that exist) toward L1. Why: a uniform cache stores a position's kv heads
 // side by side, so one head's rows are n_kv_heads rows apart, a walk the hardware prefetchers
 // followed poorly: the F16 cache's attend at 4K took 35% less time with it (docs/speed.md).
-KI size_t row_bytes(int hd, int ng, int bits) {   // a row's header and codes (kv_quant.h)
-    return bits == 16 ? (size_t)hd * 2 : 4 * (size_t)ng + (size_t)hd * (size_t)bits / 8;
-}
 KI void prefetch_rows(const kvk_rows *r, int i0, int n, size_t rowb) {
     for (int i = i0; i < i0 + n && i < r->n; i++) {
         const char *x = (const char *)(r->base + (size_t)(r->pos ? r->pos[i] : r->p0 + i) * r->stride);
@@ -102,7 +100,7 @@ KI void scores16_body(const kvk_rows *r, const float *q, float scale, float *s, 
     int hd = r->hd, nc = hd / 16, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 16;
     float dm[2 * MAX_HD / 16], out[8];
     __m256 vs = _mm256_set1_ps(scale);
-    const size_t rowb = row_bytes(hd, ng, bits);
+    const size_t rowb = kvq_row_bytes(bits, hd, r->group);
     for (int i = 0; i < r->n; i++) {
         int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
@@ -146,7 +144,7 @@ KI void accum16_units(const uint8_t *const *rows, const int *ps, int nb, float (
 KI void accum16_body(const kvk_rows *r, const float *w, size_t ld, float *o, const int NH, const int bits) {
     int hd = r->hd, nc = hd / 16, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 16;
     float dm[VB][2 * MAX_HD / 16];
-    const size_t rowb = row_bytes(hd, ng, bits);
+    const size_t rowb = kvq_row_bytes(bits, hd, r->group);
     const uint8_t *rows[VB];
     int ps[VB];
     for (int i0 = 0; i0 < r->n; i0 += VB) {
