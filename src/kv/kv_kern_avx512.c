@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "kernels/iqmatmul.h"
 #include "kv/kv_exp512.h"
 #include "kv/kv_kern_x86.h"
 #include "kv/kv_quant.h"
@@ -199,7 +200,9 @@ static void accum_avx512(const kvk_rows *r, const float *w, size_t ld, int rep, 
 static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
     int b = rows16(r), col;
     if (r->bits == 4 || r->bits == 2) {
-        if (!kvk_scores_i8q_avx512(r, q, rep, scale, s, ld)) kvk_avx2()->scores(r, q, rep, scale, s, ld);
+        int done = kern_iq_cpu_has_vnni() ? kvk_scores_i8q_avx512vnni(r, q, rep, scale, s, ld)
+                                          : kvk_scores_i8q_avx512(r, q, rep, scale, s, ld);
+        if (!done) kvk_avx2()->scores(r, q, rep, scale, s, ld);
         return;
     }
     if (b < 0) {

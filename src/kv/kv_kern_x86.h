@@ -48,5 +48,7 @@ static inline void kvk_block_rows(const kvk_rows *r, int i0, int nb, const uint8
 // AVX-512 int8-query scores of INT4 / INT2 rows (kv_score_avx512.c; contract: kvk_ops.scores in
 // kv_kern.h): 1 if it scored them, 0 where the shape is not one it covers (then nothing is written).
 int kvk_scores_i8q_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
+// The same, built with AVX-512 VNNI (kv_score_avx512vnni.c): only where kern_iq_cpu_has_vnni().
+int kvk_scores_i8q_avx512vnni(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld);
 
 #endif

@@ -93,12 +93,20 @@ static void prep_query(const float *q, int hd, int G, int NH, int bits, i8q_quer
 // Adds step k's terms to t[0] (heads 0-3) and t[1] (heads 4-7): lo / hi are the step's unpacked
 // codes (INT4 low / high nibbles; INT2 planes 0,1 / 2,3), dv lane (L, h) the quarter's d.
 KI void step(const i8q_query *Q, int k, __m512i lo, __m512i hi, __m512 dv, __m512 *t, const int NH) {
-    const __m512i ones = _mm512_set1_epi16(1);
     __m512i a[8];
+#ifdef __AVX512VNNI__
+    // Two vpdpbusd per head: the same 8 products per int32 lane as the form below, in half the ops
+    // (INT2 attend ~5% faster, docs/speed.md); the sums are exact either way.
+    UNROLL for (int h = 0; h < 8; h++)
+        a[h] = h < NH ? _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, Q->qe[h][k]), hi, Q->qo[h][k])
+                      : _mm512_setzero_si512();
+#else
+    const __m512i ones = _mm512_set1_epi16(1);
     UNROLL for (int h = 0; h < 8; h++)
         a[h] = h < NH ? _mm512_madd_epi16(_mm512_add_epi16(_mm512_maddubs_epi16(lo, Q->qe[h][k]),
                                                            _mm512_maddubs_epi16(hi, Q->qo[h][k])), ones)
                       : _mm512_setzero_si512();
+#endif
     UNROLL for (int hs = 0; hs < 2; hs++)
         if (4 * hs < NH)
             t[hs] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tree4(a + 4 * hs)), _mm512_mul_ps(dv, Q->sqv[hs][k]), t[hs]);
@@ -194,7 +202,11 @@ typedef void (*sq_fn)(const kvk_rows *, const float *, float, float *, size_t);
 static const sq_fn k_sq4[4] = {sq16_b4_h8, sq16_b4_h4, sq16_b4_h2, sq16_b4_h1};
 static const sq_fn k_sq2[4] = {sq16_b2_h8, sq16_b2_h4, sq16_b2_h2, sq16_b2_h1};
 
-int kvk_scores_i8q_avx512(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
+// kv_score_avx512vnni.c builds this file again with VNNI under another name.
+#ifndef KVS_ENTRY
+#define KVS_ENTRY kvk_scores_i8q_avx512
+#endif
+int KVS_ENTRY(const kvk_rows *r, const float *q, int rep, float scale, float *s, size_t ld) {
     // The AVX2 kernel's shapes (head_dim a multiple of 64 up to 256, groups of whole quarters).
     if ((r->bits != 4 && r->bits != 2) || r->hd % 64 || r->hd > MAX_HD || r->group % 32 || r->hd % r->group)
         return 0;
