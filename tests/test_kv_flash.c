@@ -1,7 +1,8 @@
 // Tiled (flash) attention of the fp32 cache (kv_flash.h, kv_full.c): the AVX-512 kernel and its
 // scalar _ref twin against an independent double-precision causal softmax attention, at lengths
 // around the query (16) and key (64) block sizes, with GQA (1, 4 and 8 query heads per kv head),
-// head_dim 16/64/80/128 and a cached prefix (pos > 0). Then through kv_full: tiled vs the untiled
+// head_dim 16/64/80/128 and a cached prefix (pos > 0), with every row position-major and with a
+// head's rows contiguous behind a position-major shared prefix (k0 / ld0). Then through kv_full: tiled vs the untiled
 // per-query order, batched == token by token bit for bit, and probs recording still untiled.
 // (kv_full takes the tiled path only with AVX-512; the _ref twin is exercised here directly.)
 #include <math.h>
@@ -89,15 +90,32 @@ static void test_kernels(void) {
                     fill(v, np * kvd, 1.0f);
                     fill(q, nt * qd, 3.0f);
                     ref_attend(k, v, q, nt, pos0, nh, nkv, hd, ref);
-                    for (int h = 0; h < nkv; h++) {
-                        kvf_args a = {k + h * hd, v + h * hd, kvd, hd, rep, q + (size_t)h * rep * hd, qd,
-                                      o + (size_t)h * rep * hd, qd, nt, pos0, 1.0f / sqrtf((float)hd), scr, NULL, NULL, 0};
-                        (isa ? kvf_attend_avx512 : kvf_attend_ref)(&a);
+                    // Head-major copies (kv_full's layout: a head's rows hd apart).
+                    float *kh = malloc(np * kvd * sizeof(float)), *vh = malloc(np * kvd * sizeof(float));
+                    for (int h = 0; h < nkv; h++)
+                        for (int p = 0; p < np; p++) {
+                            memcpy(kh + ((size_t)h * np + p) * hd, k + p * kvd + h * hd, hd * sizeof(float));
+                            memcpy(vh + ((size_t)h * np + p) * hd, v + p * kvd + h * hd, hd * sizeof(float));
+                        }
+                    // Layout 0: every row position-major (kvd apart). 1: head-major, with the first
+                    // pos0 / 2 + 1 rows from the position-major buffer as a shared prefix (k0, ld0).
+                    for (int lay = 0; lay < 2; lay++) {
+                        memset(o, 0xff, nt * qd * sizeof(float));   // NaN: every output must be written
+                        for (int h = 0; h < nkv; h++) {
+                            kvf_args a = {k + h * hd, v + h * hd, kvd, hd, rep, q + (size_t)h * rep * hd, qd,
+                                          o + (size_t)h * rep * hd, qd, nt, pos0, 1.0f / sqrtf((float)hd), scr,
+                                          NULL, NULL, 0, 0};
+                            if (lay) {
+                                a.k = kh + (size_t)h * np * hd, a.v = vh + (size_t)h * np * hd, a.ld = (size_t)hd;
+                                a.k0 = k + h * hd, a.v0 = v + h * hd, a.n0 = pos0 / 2 + 1, a.ld0 = kvd;
+                            }
+                            (isa ? kvf_attend_avx512 : kvf_attend_ref)(&a);
+                        }
+                        double e = err_of(o, ref, nt * qd);
+                        CHECK(e < 2e-5, "heads %d/%d hd %d nt %d pos %d layout %d: err %g", nh, nkv, hd, nt, pos0, lay, e);
+                        worst = e > worst ? e : worst;
                     }
-                    double e = err_of(o, ref, nt * qd);
-                    CHECK(e < 2e-5, "heads %d/%d hd %d nt %d pos %d: err %g", nh, nkv, hd, nt, pos0, e);
-                    worst = e > worst ? e : worst;
-                    free(k), free(v), free(q), free(o), free(ref), free(scr);
+                    free(k), free(v), free(kh), free(vh), free(q), free(o), free(ref), free(scr);
                 }
             }
             printf("  worst error / max|out|: %.3g\n", worst);

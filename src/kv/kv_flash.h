@@ -21,7 +21,7 @@ enum { KVF_QT = 16, KVF_KB = 64 };
 
 typedef struct kvf_args {
     const float *k, *v;   // this kv head's row of position p >= n0 at k + p·ld (v likewise)
-    size_t ld;            // n_kv_heads·head_dim
+    size_t ld;            // head_dim where a head's rows are contiguous (kv_full), else the row stride
     int hd, rep;          // head_dim; query heads per kv head
     const float *q;       // token t, head g at q + t·ldq + g·hd
     size_t ldq;
@@ -31,17 +31,18 @@ typedef struct kvf_args {
     int pos0;             // token t is at position pos0 + t and sees keys 0 .. pos0 + t
     float scale;          // applied to q·k
     float *scratch;       // kvf_scratch_floats(hd, rep) floats
-    const float *k0, *v0; // row of position p < n0 at k0 + p·ld instead: a shared prefix (kv.h)
+    const float *k0, *v0; // row of position p < n0 at k0 + p·ld0 instead: a shared prefix (kv.h)
     int n0;               // 0 (left out of an initializer): every row from k / v
+    size_t ld0;           // the prefix rows' stride (n_kv_heads·head_dim there); 0: ld
 } kvf_args;
 
 // Where both kernels read key / value row p: the same floats whichever block holds them, so a
 // shared prefix changes no result.
 static inline const float *kvf_krow(const kvf_args *a, int p) {
-    return (p < a->n0 ? a->k0 : a->k) + (size_t)p * a->ld;
+    return p < a->n0 ? a->k0 + (size_t)p * (a->ld0 ? a->ld0 : a->ld) : a->k + (size_t)p * a->ld;
 }
 static inline const float *kvf_vrow(const kvf_args *a, int p) {
-    return (p < a->n0 ? a->v0 : a->v) + (size_t)p * a->ld;
+    return p < a->n0 ? a->v0 + (size_t)p * (a->ld0 ? a->ld0 : a->ld) : a->v + (size_t)p * a->ld;
 }
 
 size_t kvf_scratch_floats(int hd, int rep);

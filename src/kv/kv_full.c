@@ -1,5 +1,8 @@
-// fp32 KV cache and its attention kernels. Keys and values of a layer are stored position-major,
-// (n_ctx, n_kv_heads*head_dim), so appending a block of tokens is one memcpy.
+// fp32 KV cache and its attention kernels. Keys and values of a layer are stored head-major,
+// (n_kv_heads, n_ctx, head_dim): a kv head's rows are contiguous, the one stream decode attention
+// reads per (token, kv head). Why: position-major rows put a head's rows n_kv_heads·head_dim floats
+// apart, a walk the hardware prefetchers follow poorly; at a 4K context (TinyLlama shapes, 2
+// threads) the tiled kernel took 1.40-1.46x as long per layer that way (docs/speed.md).
 //
 // Two attention paths. Tiled (kv_flash.h): blocks of KVF_QT queries x KVF_KB keys with an online
 // softmax, each K/V row read once per query block; the default where the AVX-512 kernel runs
@@ -17,7 +20,7 @@
 
 typedef struct {
     it_kv base;
-    float *k, *v;      // (n_layers, n_ctx, kv_dim)
+    float *k, *v;      // (n_layers, n_kv_heads, n_ctx, head_dim)
     float *scratch;    // per thread: (n_ctx) scores
     int n_threads_max;
     int untiled;       // kv_full_set_tiled(kv, 0)
@@ -26,13 +29,24 @@ typedef struct {
     int fscratch_threads;
 } kv_full;
 
+// Row 0 of kv head h in `layer` of the cache's K or V storage.
+static float *full_head(const kv_full *c, float *base, int layer, int h) {
+    const it_kv *kv = &c->base;
+    return base + ((size_t)layer * kv->n_kv_heads + (size_t)h) * kv->n_ctx * kv->head_dim;
+}
+
 static int full_store(it_kv *kv, int layer, int pos, int n, const float *k, const float *v) {
     kv_full *c = (kv_full *)kv;
     if (pos < kv->n_shared) return KV_E_ARG;   // read-only: the prefix's owner holds those rows
-    size_t kv_dim = (size_t)kv->n_kv_heads * kv->head_dim;
-    size_t off = ((size_t)layer * kv->n_ctx + (size_t)pos) * kv_dim;
-    memcpy(c->k + off, k, (size_t)n * kv_dim * sizeof(float));
-    memcpy(c->v + off, v, (size_t)n * kv_dim * sizeof(float));
+    int hd = kv->head_dim;
+    size_t kv_dim = (size_t)kv->n_kv_heads * hd, row = (size_t)hd * sizeof(float);
+    for (int h = 0; h < kv->n_kv_heads; h++) {
+        float *kh = full_head(c, c->k, layer, h) + (size_t)pos * hd, *vh = full_head(c, c->v, layer, h) + (size_t)pos * hd;
+        for (int t = 0; t < n; t++) {
+            memcpy(kh + (size_t)t * hd, k + t * kv_dim + (size_t)h * hd, row);
+            memcpy(vh + (size_t)t * hd, v + t * kv_dim + (size_t)h * hd, row);
+        }
+    }
     return 0;
 }
 
@@ -50,11 +64,9 @@ static void attend_worker(void *arg, int ith, int nth) {
     const it_kv *kv = &j->c->base;
     int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, group = n_heads / n_kv;
     size_t kv_dim = (size_t)n_kv * hd;
-    const float *K = j->c->k + (size_t)j->layer * kv->n_ctx * kv_dim;
-    const float *V = j->c->v + (size_t)j->layer * kv->n_ctx * kv_dim;
-    // Rows below ns come from the shared prefix, in the same layout (kv_dim apart).
+    // Rows below ns come from the shared prefix, position-major (kv_dim apart).
     int ns = kv->n_shared;
-    const float *K0 = ns ? kv_shared_row(kv, j->layer, 0, 0) : K, *V0 = ns ? kv_shared_row(kv, j->layer, 0, 1) : V;
+    const float *K0 = ns ? kv_shared_row(kv, j->layer, 0, 0) : NULL, *V0 = ns ? kv_shared_row(kv, j->layer, 0, 1) : NULL;
     float *scores = j->c->scratch + (size_t)ith * group * kv->n_ctx; // (group, n_keys)
     float scale = 1.0f / sqrtf((float)hd);
     for (int item = ith; item < j->n * n_kv; item += nth) {
@@ -62,14 +74,15 @@ static void attend_worker(void *arg, int ith, int nth) {
         int n_keys = j->pos + t + 1;
         const float *q = j->q + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
         float *o = j->out + (size_t)t * n_heads * hd + (size_t)kvh * group * hd;
+        const float *K = full_head(j->c, j->c->k, j->layer, kvh), *V = full_head(j->c, j->c->v, j->layer, kvh);
         for (int p = 0; p < n_keys; p++) {
-            const float *kp = (p < ns ? K0 : K) + (size_t)p * kv_dim + (size_t)kvh * hd;
+            const float *kp = p < ns ? K0 + (size_t)p * kv_dim + (size_t)kvh * hd : K + (size_t)p * hd;
             for (int g = 0; g < group; g++) scores[(size_t)g * n_keys + p] = kv_dot(q + g * hd, kp, hd) * scale;
         }
         kv_softmax_group(kv, scores, group, n_keys, kvh, t, j->pos, j->n);
         memset(o, 0, (size_t)group * hd * sizeof(float));
         for (int p = 0; p < n_keys; p++) {
-            const float *vp = (p < ns ? V0 : V) + (size_t)p * kv_dim + (size_t)kvh * hd;
+            const float *vp = p < ns ? V0 + (size_t)p * kv_dim + (size_t)kvh * hd : V + (size_t)p * hd;
             for (int g = 0; g < group; g++) {
                 float w = scores[(size_t)g * n_keys + p], *og = o + g * hd;
                 for (int d = 0; d < hd; d++) og[d] += w * vp[d];
@@ -93,17 +106,15 @@ static void flash_worker(void *arg, int ith, int nth) {
     const it_kv *kv = &j->c->base;
     int hd = kv->head_dim, n_heads = kv->n_heads, n_kv = kv->n_kv_heads, rep = n_heads / n_kv;
     size_t kv_dim = (size_t)n_kv * hd, qd = (size_t)n_heads * hd;
-    const float *K = j->c->k + (size_t)j->layer * kv->n_ctx * kv_dim;
-    const float *V = j->c->v + (size_t)j->layer * kv->n_ctx * kv_dim;
     int n_qb = (j->n + KVF_QT - 1) / KVF_QT;
     for (int item = ith; item < n_qb * n_kv; item += nth) {
         int qb = n_qb - 1 - item / n_kv, kvh = item % n_kv, t0 = qb * KVF_QT;
         int nt = j->n - t0 < KVF_QT ? j->n - t0 : KVF_QT;
-        kvf_args a = {K + (size_t)kvh * hd, V + (size_t)kvh * hd, kv_dim, hd, rep,
+        kvf_args a = {full_head(j->c, j->c->k, j->layer, kvh), full_head(j->c, j->c->v, j->layer, kvh), (size_t)hd, hd, rep,
                       j->q + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd,
                       j->out + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd, nt, j->pos + t0,
                       1.0f / sqrtf((float)hd), j->c->fscratch + (size_t)ith * j->c->fscratch_per,
-                      NULL, NULL, kv->n_shared};
+                      NULL, NULL, kv->n_shared, kv_dim};
         if (a.n0) {
             a.k0 = kv_shared_row(kv, j->layer, 0, 0) + (size_t)kvh * hd;
             a.v0 = kv_shared_row(kv, j->layer, 0, 1) + (size_t)kvh * hd;
