@@ -6,10 +6,11 @@
 //   4. o (4 rows x 64 channels, 16 zmm) += p_j · v_j over the block's keys: per key 4 loads of v
 //      and 4 broadcasts of p feed 16 FMAs.
 // Everything per block stays in L1: Kt is 16 KiB at hd 64; the running outputs are rows x hd.
-// The next key block's K and V rows are prefetched while this block is computed, spread over the
-// loads (steps 1 and 4): a kv head's rows are n_kv_heads·head_dim floats apart, a walk the hardware
-// prefetchers followed poorly (decode at a 4K fp32 cache +7-12%, docs/speed.md). One burst of all
-// 512 prefetches per block did not help: it filled the fill buffers at once.
+// The next key block's K and V rows are prefetched into L2 while this block is computed, spread
+// over the loads (steps 1 and 4) (decode at a 4K fp32 cache +7-12%, docs/speed.md). To L2, not L1:
+// an L1 prefetch waits for one of the core's few fill buffers, and with T1 the 4K decode attend of
+// kv_full's head-major rows took 0.78 of the time it took with T0. One burst of all 512 prefetches
+// per block did not help: it filled the fill buffers at once.
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -34,7 +35,7 @@ static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt, int la
             UNROLL for (int j = 0; j < 16; j++) {
                 r[j] = j0 + j < nk ? _mm512_loadu_ps(kvf_krow(a, kb0 + j0 + j) + d0) : _mm512_setzero_ps();
                 if (kb0 + KVF_KB + j0 + j <= last)
-                    _mm_prefetch((const char *)(kvf_krow(a, kb0 + KVF_KB + j0 + j) + d0), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(kvf_krow(a, kb0 + KVF_KB + j0 + j) + d0), _MM_HINT_T1);
             }
             simd_transpose16(r);
             UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
@@ -57,7 +58,7 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
     for (int j = 0; j < nj; j++) {
         const float *vp = kvf_vrow(a, kb0 + j) + d0;
         if (kb0 + KVF_KB + j <= last)
-            UNROLL for (int v = 0; v < CH; v++) _mm_prefetch((const char *)(kvf_vrow(a, kb0 + KVF_KB + j) + d0 + 16 * v), _MM_HINT_T0);
+            UNROLL for (int v = 0; v < CH; v++) _mm_prefetch((const char *)(kvf_vrow(a, kb0 + KVF_KB + j) + d0 + 16 * v), _MM_HINT_T1);
         __m512 vv[4];
         UNROLL for (int v = 0; v < CH; v++) vv[v] = _mm512_loadu_ps(vp + 16 * v);
         UNROLL for (int k = 0; k < R; k++) {
