@@ -83,9 +83,10 @@ KI __m256 reduce16(const __m512 *a, const int NH) {
     return reduce8(f);
 }
 
-// Rows i0 .. i0+n-1 (those that exist) toward L1. Why: a uniform cache stores a position's kv heads
-// side by side, so one head's rows are n_kv_heads rows apart, a walk the hardware prefetchers
-// followed poorly: the F16 cache's attend at 4K took 35% less time with it (docs/speed.md).
+// Rows i0 .. i0+n-1 (those that exist) toward L1. Why: the hardware prefetchers alone ran too little
+// ahead. With a head's rows n_kv_heads rows apart (the uniform cache's old layout) the F16 cache's
+// attend at 4K took 35% less time with it; with the rows contiguous (head-major, now) still 24% less
+// (docs/speed.md).
 KI void prefetch_rows(const kvk_rows *r, int i0, int n, size_t rowb) {
     for (int i = i0; i < i0 + n && i < r->n; i++) {
         const char *x = (const char *)(r->base + (size_t)(r->pos ? r->pos[i] : r->p0 + i) * r->stride);

@@ -51,7 +51,7 @@ static void key_scores(const kvq_cache *c, const kvk_ops *kern, int layer, int k
         return;
     }
     if (!c->k_chan) {
-        kvk_rows r = {kvq_k_row(c, layer, 0, kvh), (size_t)kv->n_kv_heads * c->k_row, NULL, sink, n_keys - sink,
+        kvk_rows r = {kvq_k_row(c, layer, 0, kvh), c->k_row, NULL, sink, n_keys - sink,
                       c->kbits, hd, g, NULL};
         kern->scores(&r, q, rep, scale, scores, (size_t)n_keys);
         return;
@@ -98,7 +98,7 @@ static void value_sums(const kvq_cache *c, const kvk_ops *kern, int layer, int k
         }
         return;
     }
-    kvk_rows r = {kvq_v_row(c, layer, 0, kvh), (size_t)kv->n_kv_heads * c->v_row, NULL, sink, n_keys - sink,
+    kvk_rows r = {kvq_v_row(c, layer, 0, kvh), c->v_row, NULL, sink, n_keys - sink,
                   c->vbits, hd, c->cfg.group, NULL};
     kern->accum(&r, scores, (size_t)n_keys, rep, o);
 }

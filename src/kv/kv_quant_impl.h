@@ -29,14 +29,16 @@ static inline float kvq_rd16(const uint8_t *p) {
     return it_fp16_to_f32(h);
 }
 
+// Per-token rows are head-major, (n_layers, n_kv_heads, n_ctx) rows: one kv head's rows are
+// contiguous, the stream attention reads (as kv_full's; docs/speed.md).
 static inline const uint8_t *kvq_k_row(const kvq_cache *c, int layer, int pos, int h) {
     const it_kv *kv = &c->base;
-    return c->k + (((size_t)layer * kv->n_ctx + (size_t)pos) * kv->n_kv_heads + h) * c->k_row;
+    return c->k + (((size_t)layer * kv->n_kv_heads + (size_t)h) * kv->n_ctx + (size_t)pos) * c->k_row;
 }
 
 static inline const uint8_t *kvq_v_row(const kvq_cache *c, int layer, int pos, int h) {
     const it_kv *kv = &c->base;
-    return c->v + (((size_t)layer * kv->n_ctx + (size_t)pos) * kv->n_kv_heads + h) * c->v_row;
+    return c->v + (((size_t)layer * kv->n_kv_heads + (size_t)h) * kv->n_ctx + (size_t)pos) * c->v_row;
 }
 
 static inline const uint8_t *kvq_k_blk(const kvq_cache *c, int layer, int blk, int h) {
