@@ -316,12 +316,29 @@ int main(void) {
         }
     } while (0);
 
-    TEST_CASE("--no-mmap (run, bench, chat, serve): the same text; bad models fail as without it") do {
+    TEST_CASE("--no-mmap / --mmap (run, bench, chat, serve): the same text; bad models fail as without them") do {
         result a = run("run -m '%s' -z '%s' -p 'Once upon' -n 8 --temp 0", m_st, m_tok);
         result b = run("run -m '%s' -z '%s' -p 'Once upon' -n 8 --temp 0 --no-mmap", m_st, m_tok);
+        result c = run("run -m '%s' -z '%s' -p 'Once upon' -n 8 --temp 0 --mmap", m_st, m_tok);
         CHECK(a.rc == 0 && b.rc == 0 && strcmp(a.out, b.out) == 0, "'%s' vs '%s'", a.out, b.out);
+        CHECK(c.rc == 0 && strcmp(a.out, c.out) == 0, "'%s' vs '%s'", a.out, c.out);
         rfree(&a);
         rfree(&b);
+        rfree(&c);
+        // bench says which way the weights came in (a small model fits: read in by default).
+        result j0 = run("bench -m '%s' -p 1 -n 1 --no-bandwidth --json", m_st);
+        result j1 = run("bench -m '%s' -p 1 -n 1 --no-bandwidth --json --mmap", m_st);
+        CHECK(j0.rc == 0 && strstr(j0.out, "\"weights_mapped\":false"), "default: %s", j0.out);
+        CHECK(j1.rc == 0 && strstr(j1.out, "\"weights_mapped\":true"), "--mmap: %s", j1.out);
+        rfree(&j0);
+        rfree(&j1);
+        static const char *both[] = {"run -m '%s' -p hi --mmap --no-mmap", "bench -m '%s' --no-mmap --mmap -p 1 -n 1",
+                                     "chat -m '%s' --mmap --no-mmap", "serve -m '%s' --mmap --no-mmap --port 0"};
+        for (int k = 0; k < 4; k++) {
+            result r = run(both[k], m_st);
+            CHECK_ERROR(r, 1, "--mmap and --no-mmap contradict each other", both[k]);
+            rfree(&r);
+        }
         static const struct { const char *what, *want; } bad[] = {
             {"missing", "No such file or directory"}, {"directory", "Is a directory"}, {"empty", "file is empty"},
             {"truncated llama2.c", "does not match the 1056540 bytes the header implies"},
@@ -329,8 +346,9 @@ int main(void) {
         };
         const char *paths[] = {p_missing, p_sub, p_empty, p_trunc_bin, p_trunc_gguf, p_garbage};
         static const char *tmpl[] = {"run -m '%s' -p hi --no-mmap", "bench -m '%s' --no-mmap -p 1 -n 1",
-                                     "chat -m '%s' --no-mmap", "serve -m '%s' --no-mmap --port 0"};
-        for (int c = 0; c < 4; c++) {
+                                     "chat -m '%s' --no-mmap", "serve -m '%s' --no-mmap --port 0",
+                                     "run -m '%s' -p hi --mmap", "bench -m '%s' --mmap -p 1 -n 1"};
+        for (int c = 0; c < 6; c++) {
             for (int k = 0; k < 6; k++) {
                 result r = run(tmpl[c], paths[k]);
                 CHECK_ERROR(r, 1, bad[k].want, tmpl[c]);

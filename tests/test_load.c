@@ -97,6 +97,19 @@ static double rollup_pmd_bytes(void) {
     return kb < 0 ? -1 : kb * 1024;
 }
 
+// The same for anonymous memory in 2 MiB pages (AnonHugePages): what a --no-mmap copy gets.
+static double rollup_anon_huge_bytes(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    unsigned long long v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %llu kB", &v) == 1) kb = (double)v;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
 // n bytes of a position-dependent pattern in 4 KiB write() calls, so the page cache holds the file
 // in 4 KiB folios; written back to disk. 0 on success.
 static int write_small(const char *path, size_t n) {
@@ -284,6 +297,32 @@ int main(void) {
         CHECK(weights_fraction(p, gn, "0", 0) >= 0.5, "the writer's output is not in 2 MiB folios");
         gguf_writer_free(w);
         free(blob);
+        unlink(p);
+        rmdir(dir);
+    }
+    TEST_CASE("no-mmap load: huge_fraction counts the copy's 2 MiB pages as the kernel does") {
+        // The copy is advised MADV_HUGEPAGE from its 2 MiB-aligned start, which splits the mapping
+        // there: the loader must measure that part, not the unaligned head before it. The size is no
+        // multiple of 2 MiB, so the kernel does not align the reservation itself.
+        char dir[] = "/tmp/intact-test-anon-XXXXXX";
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        char p[256];
+        const size_t n = ((size_t)40 << 20) + 8192;
+        snprintf(p, sizeof p, "%s/copy.bin", dir);
+        CHECK(write_small(p, n) == 0, "write");
+        double before = rollup_anon_huge_bytes();
+        it_mmap m;
+        intact_error err = {0, ""};
+        int rc = it_mmap_open_mode(p, IT_MMAP_COPY, &m, &err);
+        CHECK(rc == 0, "%s", err.msg);
+        if (rc == 0) {
+            double kernel = rollup_anon_huge_bytes() - before;
+            CHECK(m.huge_fraction >= 0 && m.huge_fraction <= 1, "fraction %g", m.huge_fraction);
+            CHECK(fabs(m.huge_fraction * (double)n - kernel) <= (double)((size_t)2 << 20),
+                  "loader says %.0f bytes in 2 MiB pages, the kernel %.0f", m.huge_fraction * (double)n, kernel);
+            printf("  copy of 40 MiB: %.2f in 2 MiB pages\n", m.huge_fraction);
+            it_mmap_close(&m);
+        }
         unlink(p);
         rmdir(dir);
     }

@@ -9,12 +9,13 @@
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL;
-    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0, n_ctx = 0, no_mmap = 0;
+    int threads = cli_default_threads(), n_prompt = 128, n_gen = 64, json = 0, no_bw = 0, n_ctx = 0;
+    cli_load_mode load = {0, 0, 0};
     quant_flags qf;
     quant_flags_init(&qf);
     kv_flags kvf;
-    cli_opt opts[10 + QUANT_N_OPTS + KV_N_OPTS] = {
-        CLI_OPT_NO_MMAP(&no_mmap),
+    cli_opt opts[11 + QUANT_N_OPTS + KV_N_OPTS] = {
+        CLI_OPT_LOAD_MODE(&load),
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix in front of the prompt", 0, 0},
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (not needed)", 0, 0},
@@ -26,7 +27,7 @@ int cmd_bench(int argc, char **argv) {
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: what the run needs; may exceed the "
          "model's training context, for long-context speed)", 1, 1 << 20},
     };
-    int n_opts = quant_flags_add(&qf, opts, 10, 0);
+    int n_opts = quant_flags_add(&qf, opts, 11, 0);
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("bench", "-m MODEL [-t N] [-p 128] [-n 64] [--json]", opts, n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
@@ -34,7 +35,7 @@ int cmd_bench(int argc, char **argv) {
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
-    intact_model *m = cli_load_model_ex("bench", model, tok, no_mmap);
+    intact_model *m = cli_load_model_ex("bench", model, tok, &load);
     if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) return 1;
     intact_model_info in;
@@ -61,11 +62,12 @@ int cmd_bench(int argc, char **argv) {
         printf(",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
                "\"weight_bytes\":%llu,\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.3f,"
                "\"mem_bw_gb_s\":%.3f,\"bw_fraction\":%.4f,\"peak_rss_mb\":%.1f,\"kv_bytes\":%llu,"
-               "\"kv_bytes_vs_f16\":%.4f,\"kv_bytes_per_token_layer\":%.1f,\"huge_page_fraction\":%.4f}\n",
+               "\"kv_bytes_vs_f16\":%.4f,\"kv_bytes_per_token_layer\":%.1f,\"huge_page_fraction\":%.4f,"
+               "\"weights_mapped\":%s}\n",
                threads, n_prompt, n_gen, r.prefill_tok_s, r.decode_tok_s, (unsigned long long)in.weight_bytes,
                r.decode_bytes_per_token, r.decode_gb_s, bw, frac, rss, (unsigned long long)r.kv_bytes,
                r.kv_bytes_vs_f16, (double)r.kv_bytes / (n_pre + n_prompt + n_gen) / in.n_layers,
-               in.huge_page_fraction);
+               in.huge_page_fraction, load.copied ? "false" : "true");
     } else {
         char wb[32];
         printf("model       %s, %s of weights, %d threads\n", in.name,
@@ -80,10 +82,12 @@ int cmd_bench(int argc, char **argv) {
         printf("KV cache    %d tokens: %.2f MiB = %.1f bytes per token per layer (K+V, scales and zero points "
                "included), %.3f of an fp16 cache\n", n_tok, r.kv_bytes / 1048576.0,
                (double)r.kv_bytes / n_tok / in.n_layers, r.kv_bytes_vs_f16);
-        printf("peak RSS    %.1f MiB (weights are mmapped: pages of the file count once touched)\n", rss);
+        printf("peak RSS    %.1f MiB (%s)\n", rss,
+               load.copied ? "weights read into memory; --mmap maps the file instead"
+                           : "weights are mmapped: pages of the file count once touched");
         if (in.huge_page_fraction >= 0)
-            printf("huge pages  %.0f%% of the model file is mapped with 2 MiB pages (decode streams it; "
-                   "docs/speed.md)\n", 100 * in.huge_page_fraction);
+            printf("huge pages  %.0f%% of the weights are in 2 MiB pages (decode streams them; docs/speed.md)\n",
+                   100 * in.huge_page_fraction);
     }
     intact_model_free(m);
     return 0;

@@ -129,11 +129,12 @@ static int load_session(chat *ch, const char *path) {
 int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL, *ikv_base = NULL, *system = NULL, *system_file = NULL;
     const char *tname = NULL;
-    int n_reply = 256, n_ctx = 0, threads = cli_default_threads(), no_mmap = 0;
+    int n_reply = 256, n_ctx = 0, threads = cli_default_threads();
+    cli_load_mode load = {0, 0, 0};
     sample_flags sf;
     kv_flags kvf;
-    cli_opt opts[11 + SAMPLE_N_OPTS + KV_N_OPTS] = {
-        CLI_OPT_NO_MMAP(&no_mmap),
+    cli_opt opts[12 + SAMPLE_N_OPTS + KV_N_OPTS] = {
+        CLI_OPT_LOAD_MODE(&load),
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix: the system prompt", 0, 0},
@@ -145,7 +146,7 @@ int cmd_chat(int argc, char **argv) {
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--threads", "-t", ARG_INT, &threads, "N", "threads (default: online CPUs, at most 16)", 1, 256},
     };
-    int n_opts = sample_flags_add(&sf, opts, 11);
+    int n_opts = sample_flags_add(&sf, opts, 12);
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("chat", "-m MODEL [--ikv P.ikv | --system TEXT [--ikv-base FP]] [options] < turns", opts, n_opts,
                        argc, argv);
@@ -166,7 +167,7 @@ int cmd_chat(int argc, char **argv) {
     size_t slen;
     if (system_file && !(system = sysbuf = cli_read_file("chat", system_file, &slen))) return 1;
     chat ch = {0};
-    ch.m = cli_load_model_ex("chat", model, tok, no_mmap);
+    ch.m = cli_load_model_ex("chat", model, tok, &load);
     if (!ch.m) { free(sysbuf); return 1; }
     intact_model_get_info(ch.m, &ch.in);
     if (ti < 0) ti = tmpl_id(tmpl_detect(intact_model_meta_str(ch.m, "tokenizer.chat_template")));

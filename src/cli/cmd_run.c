@@ -34,13 +34,14 @@ static int32_t *tokenize_all(const char *cmd, intact_model *m, const char *text,
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *prompt = NULL, *prompt_file = NULL, *ikv = NULL;
-    int n_gen = 128, threads = cli_default_threads(), n_ctx = 0, show_stats = 0, no_mmap = 0;
+    int n_gen = 128, threads = cli_default_threads(), n_ctx = 0, show_stats = 0;
+    cli_load_mode load = {0, 0, 0};
     sample_flags sf;
     quant_flags qf;
     quant_flags_init(&qf);
     kv_flags kvf;
-    cli_opt opts[10 + SAMPLE_N_OPTS + QUANT_N_OPTS + KV_N_OPTS] = {
-        CLI_OPT_NO_MMAP(&no_mmap),
+    cli_opt opts[11 + SAMPLE_N_OPTS + QUANT_N_OPTS + KV_N_OPTS] = {
+        CLI_OPT_LOAD_MODE(&load),
         {"--ikv", NULL, ARG_STR, &ikv, "P.ikv", "IntactKV prefix; the prompt must start with its tokens", 0, 0},
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
@@ -52,7 +53,7 @@ int cmd_run(int argc, char **argv) {
         {"--ctx-size", "-c", ARG_INT, &n_ctx, "N", "context size (default: the model's)", 0, 1 << 20},
         {"--stats", NULL, ARG_FLAG, &show_stats, NULL, "print timings to stderr", 0, 0},
     };
-    int n_opts = sample_flags_add(&sf, opts, 10);
+    int n_opts = sample_flags_add(&sf, opts, 11);
     n_opts = quant_flags_add(&qf, opts, n_opts, 0);
     n_opts = kv_flags_add(&kvf, opts, n_opts);
     int rc = cli_parse("run", "-m MODEL [-z TOKENIZER] -p PROMPT [-n N] [options]", opts, n_opts, argc, argv);
@@ -71,7 +72,7 @@ int cmd_run(int argc, char **argv) {
     char *fbuf = NULL;   // the prompt file; text points into it until the prompt is echoed
     if (prompt_file && !(fbuf = cli_read_file("run", prompt_file, &plen))) return 1;
     const char *text = fbuf ? fbuf : prompt ? prompt : "";
-    intact_model *m = cli_load_model_ex("run", model, tok, no_mmap);
+    intact_model *m = cli_load_model_ex("run", model, tok, &load);
     if (m && quant_flags_apply("run", &qf, m, threads, 0, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) { free(fbuf); return 1; }
     intact_model_info in;

@@ -33,10 +33,11 @@ static int parse_budget(const char *v, uint64_t *out) {
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *ikv = NULL, *ikv_base = NULL, *system = NULL, *host = "127.0.0.1";
     const char *api_key = NULL, *tmpl = NULL, *budget_s = NULL;
-    int port = 8080, parallel = 2, queue = 8, n_ctx = 0, threads = 1, timeout = 10, max_body_kib = 1024, no_mmap = 0;
+    int port = 8080, parallel = 2, queue = 8, n_ctx = 0, threads = 1, timeout = 10, max_body_kib = 1024;
+    cli_load_mode load = {0, 0, 0};
     kv_flags kvf;
-    cli_opt opts[18 + KV_N_OPTS] = {
-        CLI_OPT_NO_MMAP(&no_mmap),
+    cli_opt opts[19 + KV_N_OPTS] = {
+        CLI_OPT_LOAD_MODE(&load),
         {"--model", "-m", ARG_STR | ARG_REQUIRED, &model, "PATH", "model file (GGUF or llama2.c .bin)", 0, 0},
         {"--tokenizer", "-z", ARG_STR, &tok, "PATH", "llama2.c tokenizer.bin (GGUF carries its own)", 0, 0},
         {"--host", NULL, ARG_STR, &host, "ADDR", "IPv4 address to bind (default 127.0.0.1: loopback only)", 0, 0},
@@ -57,7 +58,7 @@ int cmd_serve(int argc, char **argv) {
         {"--kv-budget", NULL, ARG_STR, &budget_s, "SIZE",
          "KV cache all sessions may hold together, MiB or with K/M/G (default: no limit; requests wait, 503 when the queue is full)", 0, 0},
     };
-    int n_opts = kv_flags_add(&kvf, opts, 17);
+    int n_opts = kv_flags_add(&kvf, opts, 18);
     int rc = cli_parse("serve", "-m MODEL [--port N] [--ikv P.ikv | --system TEXT [--ikv-base FP]] [options]", opts,
                        n_opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
@@ -72,7 +73,7 @@ int cmd_serve(int argc, char **argv) {
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("serve", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
-    intact_model *m = cli_load_model_ex("serve", model, tok, no_mmap);
+    intact_model *m = cli_load_model_ex("serve", model, tok, &load);
     if (!m) return 1;
     intact_model_info in;
     intact_model_get_info(m, &in);

@@ -8,17 +8,38 @@
 #include <unistd.h>
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer) {
-    return cli_load_model_ex(cmd, path, tokenizer, 0);
+    cli_load_mode lm = {0, 1, 0};   // the other commands map (quantize reads its input once)
+    return cli_load_model_ex(cmd, path, tokenizer, &lm);
 }
 
-intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, int no_mmap) {
+// MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read.
+static unsigned long long mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024ull;
+}
+
+intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, cli_load_mode *lm) {
     if (!path) {
         fprintf(stderr, "intact %s: no model given (-m MODEL)\n", cmd);
         return NULL;
     }
+    if (lm->no_mmap && lm->mmap) {
+        fprintf(stderr, "intact %s: --mmap and --no-mmap contradict each other; give one\n", cmd);
+        return NULL;
+    }
+    struct stat st;
+    int copy = lm->no_mmap;
+    if (!lm->no_mmap && !lm->mmap && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        copy = (unsigned long long)st.st_size <= mem_available() / 2;
     intact_error err = {0, ""};
-    intact_model *m = intact_model_load_ex(path, tokenizer, no_mmap ? INTACT_LOAD_NO_MMAP : 0, &err);
+    intact_model *m = intact_model_load_ex(path, tokenizer, copy ? INTACT_LOAD_NO_MMAP : 0, &err);
     if (!m) fprintf(stderr, "intact %s: %s\n", cmd, err.msg);
+    lm->copied = m && copy;
     return m;
 }
 

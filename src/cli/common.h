@@ -7,13 +7,26 @@
 #include "intact.h"
 
 intact_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer);
-// no_mmap: --no-mmap (INTACT_LOAD_NO_MMAP). CLI_OPT_NO_MMAP (needs cli/args.h) is its option
-// entry, shared by the commands that load a model for speed (run, chat, serve, bench).
-intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, int no_mmap);
-#define CLI_OPT_NO_MMAP(dst)                                                                              \
-    {"--no-mmap", NULL, ARG_FLAG, (dst), NULL,                                                            \
-     "read the model into memory (huge pages where the kernel allows) instead of mapping it: decode no "  \
-     "longer depends on where the page cache put the file; no page sharing between processes", 0, 0}
+// How the commands that load a model for speed (run, chat, serve, bench) bring its weights in:
+// --no-mmap reads the file into anonymous huge-page memory (INTACT_LOAD_NO_MMAP), --mmap maps it;
+// with neither, the file is read in when it is at most half of the memory available
+// (MemAvailable), else mapped. Why read by default: decode streams every weight once per token,
+// and a mapping streams whatever physical pages the page cache holds. On the 2-vCPU Xeon VM of
+// docs/speed.md an int4 file cached a day earlier decoded at 34.9-35.0 tok/s mapped and 40.5-40.8
+// read in, a fresh copy of it 39.5-40.5 mapped. (llama.cpp on that CPU repacks its weights into
+// its own buffer, so it never streams the page cache either.) Mapping keeps the page cache shared
+// between processes and lets a model larger than memory run, slowly. CLI_OPT_LOAD_MODE (needs
+// cli/args.h) is the two option entries; `copied` is set by cli_load_model_ex.
+typedef struct cli_load_mode { int no_mmap, mmap, copied; } cli_load_mode;
+intact_model *cli_load_model_ex(const char *cmd, const char *path, const char *tokenizer, cli_load_mode *lm);
+#define CLI_OPT_LOAD_MODE(lm)                                                                             \
+    {"--no-mmap", NULL, ARG_FLAG, &(lm)->no_mmap, NULL,                                                   \
+     "read the model into memory (huge pages where the kernel allows) instead of mapping it (the "       \
+     "default when it fits in half the available memory): decode does not depend on where the page "     \
+     "cache put the file", 0, 0},                                                                       \
+    {"--mmap", NULL, ARG_FLAG, &(lm)->mmap, NULL,                                                        \
+     "map the model file instead of reading it in (llama.cpp's default): pages shared between "          \
+     "processes, models larger than memory run; decode streams the page cache's pages", 0, 0}
 // Reads a whole text file, or standard input when path is "-" (a file named "-" is "./-"), at
 // most 1 GiB, NUL-terminated. Prints one line naming the cause and returns NULL when the path
 // cannot be opened or read (strerror: missing, permission, a directory), when the input is empty

@@ -161,7 +161,7 @@ static int read_anon(int fd, const char *path, size_t n, it_mmap *out, intact_er
     out->size = n;
     out->base = raw;
     out->len = len;
-    out->huge_fraction = mm_huge_fraction(raw, n);
+    out->huge_fraction = mm_huge_fraction(al, n);   // al: madvise split the mapping there
     return 0;
 }
 
