@@ -83,32 +83,23 @@ static void same_error(const char *path, const char *want) {
 }
 
 
-// Bytes this process maps from files with 2 MiB pages: the kernel's total over all mappings
-// (smaps_rollup), not the per-mapping figure the loader reads; -1 when unreadable.
-static double rollup_pmd_bytes(void) {
+// Bytes this process holds in 2 MiB pages of one kind, the kernel's total over all mappings
+// (smaps_rollup), not the per-mapping figure the loader reads: "FilePmdMapped" for mapped files,
+// "AnonHugePages" for anonymous memory (what a --no-mmap copy gets); -1 when unreadable.
+static double rollup_huge_bytes(const char *key) {
     FILE *f = fopen("/proc/self/smaps_rollup", "r");
     if (!f) return -1;
-    char line[256];
+    char line[256], fmt[64];
+    snprintf(fmt, sizeof fmt, "%s: %%llu kB", key);
     double kb = -1;
     unsigned long long v;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "FilePmdMapped: %llu kB", &v) == 1) kb = (double)v;
+        if (sscanf(line, fmt, &v) == 1) kb = (double)v;
     fclose(f);
     return kb < 0 ? -1 : kb * 1024;
 }
-
-// The same for anonymous memory in 2 MiB pages (AnonHugePages): what a --no-mmap copy gets.
-static double rollup_anon_huge_bytes(void) {
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    if (!f) return -1;
-    char line[256];
-    double kb = -1;
-    unsigned long long v;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "AnonHugePages: %llu kB", &v) == 1) kb = (double)v;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
+static double rollup_pmd_bytes(void) { return rollup_huge_bytes("FilePmdMapped"); }
+static double rollup_anon_huge_bytes(void) { return rollup_huge_bytes("AnonHugePages"); }
 
 // n bytes of a position-dependent pattern in 4 KiB write() calls, so the page cache holds the file
 // in 4 KiB folios; written back to disk. 0 on success.
