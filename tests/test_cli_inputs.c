@@ -330,8 +330,15 @@ int main(void) {
         result j1 = run("bench -m '%s' -p 1 -n 1 --no-bandwidth --json --mmap", m_st);
         CHECK(j0.rc == 0 && strstr(j0.out, "\"weights_mapped\":false"), "default: %s", j0.out);
         CHECK(j1.rc == 0 && strstr(j1.out, "\"weights_mapped\":true"), "--mmap: %s", j1.out);
+        // Weights rewritten in memory (--quant) are read once: mapped, unless --no-mmap says otherwise.
+        result j2 = run("bench -m '%s' -p 1 -n 1 --no-bandwidth --json --quant rtn --bits 8 --group 32", m_st);
+        result j3 = run("bench -m '%s' -p 1 -n 1 --no-bandwidth --json --quant rtn --bits 8 --group 32 --no-mmap", m_st);
+        CHECK(j2.rc == 0 && strstr(j2.out, "\"weights_mapped\":true"), "--quant: %s", j2.out);
+        CHECK(j3.rc == 0 && strstr(j3.out, "\"weights_mapped\":false"), "--quant --no-mmap: %s", j3.out);
         rfree(&j0);
         rfree(&j1);
+        rfree(&j2);
+        rfree(&j3);
         static const char *both[] = {"run -m '%s' -p hi --mmap --no-mmap", "bench -m '%s' --no-mmap --mmap -p 1 -n 1",
                                      "chat -m '%s' --mmap --no-mmap", "serve -m '%s' --mmap --no-mmap --port 0"};
         for (int k = 0; k < 4; k++) {

@@ -35,6 +35,7 @@ int cmd_bench(int argc, char **argv) {
     int bad_kv;
     const intact_kv_params *kvp = kv_flags_get("bench", &kvf, 0, &bad_kv);
     if (bad_kv) return 2;
+    if (quant_flags_rewrites(&qf) && !load.no_mmap) load.mmap = 1;
     intact_model *m = cli_load_model_ex("bench", model, tok, &load);
     if (m && quant_flags_apply("bench", &qf, m, threads, json, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) return 1;

@@ -72,6 +72,7 @@ int cmd_run(int argc, char **argv) {
     char *fbuf = NULL;   // the prompt file; text points into it until the prompt is echoed
     if (prompt_file && !(fbuf = cli_read_file("run", prompt_file, &plen))) return 1;
     const char *text = fbuf ? fbuf : prompt ? prompt : "";
+    if (quant_flags_rewrites(&qf) && !load.no_mmap) load.mmap = 1;
     intact_model *m = cli_load_model_ex("run", model, tok, &load);
     if (m && quant_flags_apply("run", &qf, m, threads, 0, NULL) != 0) { intact_model_free(m); m = NULL; }
     if (!m) { free(fbuf); return 1; }

@@ -10,7 +10,8 @@ intact_model *cli_load_model(const char *cmd, const char *path, const char *toke
 // How the commands that load a model for speed (run, chat, serve, bench) bring its weights in:
 // --no-mmap reads the file into anonymous huge-page memory (INTACT_LOAD_NO_MMAP), --mmap maps it;
 // with neither, the file is read in when it is at most half of the memory available
-// (MemAvailable), else mapped. Why read by default: decode streams every weight once per token,
+// (MemAvailable), else mapped (run and bench also map it when they rewrite the weights in memory:
+// quant_flags_rewrites). Why read by default: decode streams every weight once per token,
 // and a mapping streams whatever physical pages the page cache holds. On the 2-vCPU Xeon VM of
 // docs/speed.md an int4 file cached a day earlier decoded at 34.9-35.0 tok/s mapped and 40.5-40.8
 // read in, a fresh copy of it 39.5-40.5 mapped. (llama.cpp on that CPU repacks its weights into

@@ -256,3 +256,5 @@ int quant_flags_rotate_base(const char *cmd, const quant_flags *q, intact_model 
     r.rotate_seed = q->rotate_seed;
     return quant_flags_apply(cmd, &r, base, n_threads, quiet, NULL);
 }
+
+int quant_flags_rewrites(const quant_flags *q) { return q->rotate || (q->method && strcmp(q->method, "none") != 0); }

@@ -43,6 +43,9 @@ int quant_flags_check(const char *cmd, const quant_flags *q, const cli_opt *opts
 // success. A report is printed to stderr unless quiet; *rep (may be NULL) receives it.
 // The group a quantization of m uses: --group, or the default that fits m's widths.
 int quant_flags_group(const quant_flags *q, const intact_model *m);
+// 1 when --rotate or a method (not none) rewrites the weights in memory: the file's weights are then
+// read once, so run and bench map the file rather than keep a copy beside the new weights.
+int quant_flags_rewrites(const quant_flags *q);
 int quant_flags_apply(const char *cmd, const quant_flags *q, intact_model *m, int n_threads, int quiet,
                       intact_quant_report *rep);
 
