@@ -41,7 +41,7 @@ static void attend_heads(void *arg, int ith, int nth) {
         size_t qd = (size_t)NKV * REP * HD;
         kvf_args a = {j->K + off, j->V + off, ld, HD, REP, j->q + (size_t)h * REP * HD, qd,
                       j->o + (size_t)h * REP * HD, qd, 1, j->ntok - 1, 0.125f, j->scratch + ith * j->per,
-                      NULL, NULL, 0, 0};
+                      NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL};
         kvf_attend_avx512(&a);
     }
 }

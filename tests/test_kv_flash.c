@@ -1,8 +1,9 @@
 // Tiled (flash) attention of the fp32 cache (kv_flash.h, kv_full.c): the AVX-512 kernel and its
 // scalar _ref twin against an independent double-precision causal softmax attention, at lengths
 // around the query (16) and key (64) block sizes, with GQA (1, 4 and 8 query heads per kv head),
-// head_dim 16/64/80/128 and a cached prefix (pos > 0), with every row position-major and with a
-// head's rows contiguous behind a position-major shared prefix (k0 / ld0). Then through kv_full: tiled vs the untiled
+// head_dim 16/64/80/128 and a cached prefix (pos > 0), with every row position-major, with a
+// head's rows contiguous behind a position-major shared prefix (k0 / ld0), and with fp16 rows
+// behind a prefix and fp32 sinks (k0, k1: kv_quant's F16 cache). Keys and values are fp16 values. Then through kv_full: tiled vs the untiled
 // per-query order, batched == token by token bit for bit, and probs recording still untiled.
 // (kv_full takes the tiled path only with AVX-512; the _ref twin is exercised here directly.)
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "core/cpu.h"
+#include "core/fp16.h"
 #include "core/pool.h"
 #include "harness.h"
 #include "kv/kv.h"
@@ -88,26 +90,40 @@ static void test_kernels(void) {
                     float *scr = malloc(kvf_scratch_floats(hd, rep) * sizeof(float));
                     fill(k, np * kvd, 1.0f);
                     fill(v, np * kvd, 1.0f);
+                    for (size_t i = 0; i < np * kvd; i++)   // fp16 values, so the half layout is exact
+                        k[i] = it_fp16_to_f32(it_f32_to_fp16(k[i])), v[i] = it_fp16_to_f32(it_f32_to_fp16(v[i]));
                     fill(q, nt * qd, 3.0f);
                     ref_attend(k, v, q, nt, pos0, nh, nkv, hd, ref);
-                    // Head-major copies (kv_full's layout: a head's rows hd apart).
+                    // Head-major copies (kv_full's layout: a head's rows hd apart), fp32 and fp16.
                     float *kh = malloc(np * kvd * sizeof(float)), *vh = malloc(np * kvd * sizeof(float));
+                    uint16_t *k16 = malloc(np * kvd * sizeof(uint16_t)), *v16 = malloc(np * kvd * sizeof(uint16_t));
                     for (int h = 0; h < nkv; h++)
                         for (int p = 0; p < np; p++) {
                             memcpy(kh + ((size_t)h * np + p) * hd, k + p * kvd + h * hd, hd * sizeof(float));
                             memcpy(vh + ((size_t)h * np + p) * hd, v + p * kvd + h * hd, hd * sizeof(float));
+                            for (int d = 0; d < hd; d++) {
+                                k16[((size_t)h * np + p) * hd + d] = it_f32_to_fp16(k[p * kvd + h * hd + d]);
+                                v16[((size_t)h * np + p) * hd + d] = it_f32_to_fp16(v[p * kvd + h * hd + d]);
+                            }
                         }
                     // Layout 0: every row position-major (kvd apart). 1: head-major, with the first
                     // pos0 / 2 + 1 rows from the position-major buffer as a shared prefix (k0, ld0).
-                    for (int lay = 0; lay < 2; lay++) {
+                    // 2: fp16 head-major rows (kv_quant's F16 cache) behind pos0 / 3 prefix rows (k0)
+                    // and up to pos0 / 2 + 1 fp32 sinks (k1), both position-major.
+                    for (int lay = 0; lay < 3; lay++) {
                         memset(o, 0xff, nt * qd * sizeof(float));   // NaN: every output must be written
                         for (int h = 0; h < nkv; h++) {
                             kvf_args a = {k + h * hd, v + h * hd, kvd, hd, rep, q + (size_t)h * rep * hd, qd,
                                           o + (size_t)h * rep * hd, qd, nt, pos0, 1.0f / sqrtf((float)hd), scr,
-                                          NULL, NULL, 0, 0};
-                            if (lay) {
+                                          NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL};
+                            if (lay == 1) {
                                 a.k = kh + (size_t)h * np * hd, a.v = vh + (size_t)h * np * hd, a.ld = (size_t)hd;
                                 a.k0 = k + h * hd, a.v0 = v + h * hd, a.n0 = pos0 / 2 + 1, a.ld0 = kvd;
+                            } else if (lay == 2) {
+                                a.k = a.v = NULL, a.ld = (size_t)hd;
+                                a.k16 = k16 + (size_t)h * np * hd, a.v16 = v16 + (size_t)h * np * hd;
+                                a.k0 = k + h * hd, a.v0 = v + h * hd, a.n0 = pos0 / 3, a.ld0 = kvd;
+                                a.k1 = k + h * hd, a.v1 = v + h * hd, a.n1 = pos0 / 2 + 1;
                             }
                             (isa ? kvf_attend_avx512 : kvf_attend_ref)(&a);
                         }
@@ -115,7 +131,7 @@ static void test_kernels(void) {
                         CHECK(e < 2e-5, "heads %d/%d hd %d nt %d pos %d layout %d: err %g", nh, nkv, hd, nt, pos0, lay, e);
                         worst = e > worst ? e : worst;
                     }
-                    free(k), free(v), free(kh), free(vh), free(q), free(o), free(ref), free(scr);
+                    free(k), free(v), free(kh), free(vh), free(k16), free(v16), free(q), free(o), free(ref), free(scr);
                 }
             }
             printf("  worst error / max|out|: %.3g\n", worst);

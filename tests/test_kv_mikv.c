@@ -131,6 +131,7 @@ int main(void) {
         it_kv *u = kv_quant_new(NL, NCTX, NH, NKV, HD, &qc);
         CHECK(kv && u, "new");
         if (!kv || !u) break;
+        kv_quant_set_tiled(u, 0);   // the per-query order MiKV's F16 rows reproduce
         run(u, pool, k, v, q, ref + 0, 20, NULL);   // ref is refilled below
         run(kv, pool, k, v, q, out, 20, NULL);
         CHECK(memcmp(out, ref, nq * sizeof(float)) == 0, "rel err %g", rel_err(out, ref, nq));

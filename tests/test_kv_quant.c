@@ -2,6 +2,7 @@
 // residual window, byte accounting and probs recording.
 #include <stdint.h>
 
+#include "core/cpu.h"
 #include "core/fp16.h"
 #include "core/pool.h"
 #include "harness.h"
@@ -555,8 +556,71 @@ static void test_ctx_errors(void) {
     } while (0);
 }
 
+// F16 keys and values take kv_full's tiled kernel over the halves (AVX-512): against the per-query
+// path of the same cache (kv_quant_set_tiled(kv, 0)) they differ by float rounding only (block-wise
+// exp rescaling, another summation order), with 0 or 3 fp32 sinks, batched or token by token. A
+// shared prefix of 2 rows before 3 sinks reads the prefix, the cache's own sink and the halves from
+// three places: the result equals a cache that stored those 2 rows itself, bit for bit.
+static void test_f16_tiled(it_pool *pool) {
+    size_t nkv = (size_t)NL * NCTX * KVD, nq = (size_t)NL * NCTX * QD;
+    float *k = malloc(nkv * sizeof(float)), *v = malloc(nkv * sizeof(float)), *q = malloc(nq * sizeof(float));
+    float *ref = malloc(nq * sizeof(float)), *out = malloc(nq * sizeof(float));
+    float *sk = malloc((size_t)NL * 2 * KVD * sizeof(float)), *sv = malloc((size_t)NL * 2 * KVD * sizeof(float));
+    fill_kv(k, v, NL * NCTX);
+    for (size_t i = 0; i < nq; i++) q[i] = 2 * frand();
+    TEST_CASE("F16 tiled == per-query to rounding (sinks 0 / 3, batched / token by token)") {
+        double worst = 0;
+        for (int sink = 0; sink <= 3; sink += 3)
+            for (int batched = 0; batched < 2; batched++) {
+                kvq_config cfg = {KVQ_F16, KVQ_F16, 32, KVQ_PER_TOKEN, 0, sink};
+                it_kv *a = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg), *b = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
+                CHECK(a && b, "new");
+                if (!a || !b) break;
+                kv_quant_set_tiled(b, 0);
+                run_attn(a, pool, k, v, q, out, batched);
+                run_attn(b, pool, k, v, q, ref, batched);
+                double e = rel_err(out, ref, nq);
+                CHECK(e < 1e-6, "sink %d batched %d: rel err %g", sink, batched, e);
+                if (it_cpu_isa() >= IT_ISA_AVX512)
+                    CHECK(memcmp(out, ref, nq * sizeof(float)) != 0, "tiled path not taken? (sink %d)", sink);
+                worst = e > worst ? e : worst;
+                a->ops->free(a);
+                b->ops->free(b);
+            }
+        printf("  tiled vs per-query: worst rel err %.3g\n", worst);
+    }
+    TEST_CASE("F16 tiled: a shared 2-row prefix before 3 sinks == the rows stored, bit for bit") {
+        for (int l = 0; l < NL; l++) {
+            memcpy(sk + (size_t)l * 2 * KVD, k + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
+            memcpy(sv + (size_t)l * 2 * KVD, v + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
+        }
+        kvq_config cfg = {KVQ_F16, KVQ_F16, 32, KVQ_PER_TOKEN, 0, 3};
+        it_kv *a = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg), *b = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
+        CHECK(a && b && kv_share(a, 2, sk, sv) == KV_OK, "new / share");
+        if (!a || !b) break;
+        for (int l = 0; l < NL; l++) {
+            const float *kl = k + (size_t)l * NCTX * KVD, *vl = v + (size_t)l * NCTX * KVD;
+            b->ops->store(b, l, 0, 2, kl, vl);
+            for (int p = 2; p < NCTX; p++) {   // token by token, so every position is checked
+                const float *ql = q + ((size_t)l * NCTX + p) * QD;
+                a->ops->store(a, l, p, 1, kl + (size_t)p * KVD, vl + (size_t)p * KVD);
+                b->ops->store(b, l, p, 1, kl + (size_t)p * KVD, vl + (size_t)p * KVD);
+                a->ops->attend(a, pool, l, p, 1, ql, out + ((size_t)l * NCTX + p) * QD);
+                b->ops->attend(b, pool, l, p, 1, ql, ref + ((size_t)l * NCTX + p) * QD);
+            }
+            size_t off = ((size_t)l * NCTX + 2) * QD, cnt = (size_t)(NCTX - 2) * QD;
+            CHECK(memcmp(out + off, ref + off, cnt * sizeof(float)) == 0, "layer %d: rel err %g", l,
+                  rel_err(out + off, ref + off, cnt));
+        }
+        a->ops->free(a);
+        b->ops->free(b);
+    }
+    free(k), free(v), free(q), free(ref), free(out), free(sk), free(sv);
+}
+
 int main(void) {
     it_pool *pool = it_pool_new(3);
+    test_f16_tiled(pool);
     test_default_group();
     test_ctx_errors();
     test_round_trip();

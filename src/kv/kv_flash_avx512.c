@@ -27,15 +27,29 @@ KI __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+// Channels d0 .. d0+15 of key (which 0) / value (1) row p: fp32 rows loaded, fp16 rows converted.
+KI __m512 row16(const kvf_args *a, int which, int p, int d0) {
+    if (kvf_half(a, p))
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)((which ? a->v16 : a->k16) +
+                                                                                  (size_t)p * a->ld + d0)));
+    return _mm512_loadu_ps((which ? kvf_vrow(a, p) : kvf_krow(a, p)) + d0);
+}
+
+// Toward L2: the line holding channel d0 of row p.
+KI void prefetch_row(const kvf_args *a, int which, int p, int d0) {
+    const char *x = kvf_half(a, p) ? (const char *)((which ? a->v16 : a->k16) + (size_t)p * a->ld + d0)
+                                   : (const char *)((which ? kvf_vrow(a, p) : kvf_krow(a, p)) + d0);
+    _mm_prefetch(x, _MM_HINT_T1);
+}
+
 // Kt[d·KB + j] = k row (kb0 + j), channel d, for j < nk; 0 for nk <= j < KB.
 static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt, int last) {
     for (int j0 = 0; j0 < KVF_KB; j0 += 16) {
         for (int d0 = 0; d0 < a->hd; d0 += 16) {
             __m512 r[16];
             UNROLL for (int j = 0; j < 16; j++) {
-                r[j] = j0 + j < nk ? _mm512_loadu_ps(kvf_krow(a, kb0 + j0 + j) + d0) : _mm512_setzero_ps();
-                if (kb0 + KVF_KB + j0 + j <= last)
-                    _mm_prefetch((const char *)(kvf_krow(a, kb0 + KVF_KB + j0 + j) + d0), _MM_HINT_T1);
+                r[j] = j0 + j < nk ? row16(a, 0, kb0 + j0 + j, d0) : _mm512_setzero_ps();
+                if (kb0 + KVF_KB + j0 + j <= last) prefetch_row(a, 0, kb0 + KVF_KB + j0 + j, d0);
             }
             simd_transpose16(r);
             UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
@@ -56,11 +70,10 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
         UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_mul_ps(_mm512_loadu_ps(orow[k] + d0 + 16 * v), c);
     }
     for (int j = 0; j < nj; j++) {
-        const float *vp = kvf_vrow(a, kb0 + j) + d0;
         if (kb0 + KVF_KB + j <= last)
-            UNROLL for (int v = 0; v < CH; v++) _mm_prefetch((const char *)(kvf_vrow(a, kb0 + KVF_KB + j) + d0 + 16 * v), _MM_HINT_T1);
+            UNROLL for (int v = 0; v < CH; v++) prefetch_row(a, 1, kb0 + KVF_KB + j, d0 + 16 * v);
         __m512 vv[4];
-        UNROLL for (int v = 0; v < CH; v++) vv[v] = _mm512_loadu_ps(vp + 16 * v);
+        UNROLL for (int v = 0; v < CH; v++) vv[v] = row16(a, 1, kb0 + j, d0 + 16 * v);
         UNROLL for (int k = 0; k < R; k++) {
             __m512 b = _mm512_set1_ps(P[k * KVF_KB + j]);
             UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_fmadd_ps(vv[v], b, acc[k][v]);

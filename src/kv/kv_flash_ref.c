@@ -13,7 +13,7 @@ size_t kvf_scratch_floats(int hd, int rep) {
 
 void kvf_attend_ref(const kvf_args *a) {
     int hd = a->hd;
-    float *o = a->scratch, s[KVF_KB];
+    float *o = a->scratch, s[KVF_KB], *buf = o + hd;   // buf: an fp16 row as floats (scratch has room)
     for (int r = 0; r < a->nt * a->rep; r++) {
         int t = r / a->rep, g = r % a->rep, last = a->pos0 + t;
         const float *q = a->q + (size_t)t * a->ldq + (size_t)g * hd;
@@ -23,7 +23,7 @@ void kvf_attend_ref(const kvf_args *a) {
             int nk = last - kb0 + 1 < KVF_KB ? last - kb0 + 1 : KVF_KB;
             float bm = -INFINITY;
             for (int j = 0; j < nk; j++) {
-                const float *k = kvf_krow(a, kb0 + j);
+                const float *k = kvf_row_f(a, 0, kb0 + j, buf);
                 float acc = 0;
                 for (int d = 0; d < hd; d++) acc += q[d] * k[d];
                 s[j] = acc * a->scale;
@@ -33,7 +33,7 @@ void kvf_attend_ref(const kvf_args *a) {
             for (int d = 0; d < hd; d++) o[d] *= corr;
             for (int j = 0; j < nk; j++) {
                 float p = expf(s[j] - mn);
-                const float *v = kvf_vrow(a, kb0 + j);
+                const float *v = kvf_row_f(a, 1, kb0 + j, buf);
                 for (int d = 0; d < hd; d++) o[d] += p * v[d];
                 sum += p;
             }

@@ -114,7 +114,7 @@ static void flash_worker(void *arg, int ith, int nth) {
                       j->q + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd,
                       j->out + (size_t)t0 * qd + (size_t)kvh * rep * hd, qd, nt, j->pos + t0,
                       1.0f / sqrtf((float)hd), j->c->fscratch + (size_t)ith * j->c->fscratch_per,
-                      NULL, NULL, kv->n_shared, kv_dim};
+                      NULL, NULL, kv->n_shared, kv_dim, NULL, NULL, 0, NULL, NULL};
         if (a.n0) {
             a.k0 = kv_shared_row(kv, j->layer, 0, 0) + (size_t)kvh * hd;
             a.v0 = kv_shared_row(kv, j->layer, 0, 1) + (size_t)kvh * hd;

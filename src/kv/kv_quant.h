@@ -72,6 +72,10 @@ int kvq_config_check(const kvq_config *cfg, int head_dim, char *why, size_t cap)
 // NULL on bad config (kvq_config_check says why) / OOM. n_heads must be a multiple of n_kv_heads (GQA).
 it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
                     const kvq_config *cfg);
+// F16 keys and values per token attend tiled (kv_full's kernel, kv_flash.h) where kv_full does;
+// kv_quant_set_tiled(kv, 0) keeps the per-query path, whose order MiKV's F16 rows reproduce bit for
+// bit (tests).
+void kv_quant_set_tiled(it_kv *kv, int on);
 
 // K+V bytes per token for one layer, scales and zero points included (per-channel keys: amortized
 // over a full block, rounded up; the fp32 residual window and sinks are not counted). 0 on bad config.

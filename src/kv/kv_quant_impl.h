@@ -21,6 +21,7 @@ typedef struct kvq_cache {
     float *scratch;        // attend: per thread scratch_per floats, grown to the pool's size
     size_t scratch_per;
     int scratch_threads;
+    int untiled;           // kv_quant_set_tiled(kv, 0)
 } kvq_cache;
 
 static inline float kvq_rd16(const uint8_t *p) {
