@@ -1,5 +1,6 @@
-// Tiled ("flash") attention over fp32 K/V rows for a block of queries: the fp32 cache's prefill
-// path (kv_full.c). One call handles one kv head, the `rep` GQA query heads that share it and up to
+// Tiled ("flash") attention over fp32 or fp16 K/V rows for a block of queries: the attention of the
+// fp32 cache (kv_full.c) and of kv_quant's F16 cache (kv_quant_attn.c: fp16 rows behind fp32 sinks
+// and a shared prefix). One call handles one kv head, the `rep` GQA query heads that share it and up to
 // KVF_QT consecutive tokens; keys go in blocks of KVF_KB (aligned to absolute positions) with an
 // online softmax (running max m, running sum l, output rescaled by exp(m_old - m_new)), so each key
 // and value row is read once per query block instead of once per query, and no (n_keys) score row

@@ -4,7 +4,8 @@
 // values it performs the very same float operations in the same order, so it matches kv_full bit for
 // bit. Sinks (fp32) take that exact path too, before the rest.
 //
-// fp16 and INTn rows go through the kv_kern kernels (AVX2 or scalar, kv_kern.h), which decode each
+// F16 keys and values per token take kv_full's tiled kernel over the halves where it runs
+// (kvq_flash_worker below); otherwise fp16 and INTn rows go through the kv_kern kernels (AVX2 or scalar, kv_kern.h), which decode each
 // row (per-token) or block (per-channel keys) into registers / a small stack buffer and use it for
 // all rep query heads at once:
 //   per-token rows:   scores = q·(d·c + m), values o += w·(d·c + m), 8 channels at a time
