@@ -36,30 +36,29 @@ typedef struct kvf_args {
     float scale;          // applied to q·k
     float *scratch;       // kvf_scratch_floats(hd, rep) floats
     const float *k0, *v0; // row of position p < n0 at k0 + p·ld0 instead: a shared prefix (kv.h)
-    int n0;               // 0 (left out of an initializer): every row from k / v
-    size_t ld0;           // the prefix rows' stride (n_kv_heads·head_dim there); 0: ld
+    int n0;               // 0: no prefix
+    size_t ld0;           // the stride of the prefix and sink rows (n_kv_heads·head_dim there)
     const float *k1, *v1; // row of n0 <= p < n1 at k1 + p·ld0: kv_quant's own fp32 sinks
     int n1;               // <= n0: none
     const uint16_t *k16, *v16; // non-NULL: rows p >= max(n0, n1) are IEEE halves at k16 + p·ld
 } kvf_args;
 
-// Where both kernels read an fp32 key / value row p (p below max(n0, n1), or any p without k16):
-// the same floats whichever block holds them, so a shared prefix changes no result.
-static inline const float *kvf_krow(const kvf_args *a, int p) {
-    size_t ld0 = a->ld0 ? a->ld0 : a->ld;
-    return p < a->n0 ? a->k0 + (size_t)p * ld0 : p < a->n1 ? a->k1 + (size_t)p * ld0 : a->k + (size_t)p * a->ld;
+// Where both kernels read key (which 0) or value (1) row p, whichever block holds it (so a shared
+// prefix changes no result); *half = 1 when it is an fp16 row. Both kernels resolve a row once and
+// then read all of its channels.
+static inline const void *kvf_row(const kvf_args *a, int which, int p, int *half) {
+    *half = 0;
+    if (p < a->n0) return (which ? a->v0 : a->k0) + (size_t)p * a->ld0;
+    if (p < a->n1) return (which ? a->v1 : a->k1) + (size_t)p * a->ld0;
+    if (a->k16) return *half = 1, (which ? a->v16 : a->k16) + (size_t)p * a->ld;
+    return (which ? a->v : a->k) + (size_t)p * a->ld;
 }
-static inline const float *kvf_vrow(const kvf_args *a, int p) {
-    size_t ld0 = a->ld0 ? a->ld0 : a->ld;
-    return p < a->n0 ? a->v0 + (size_t)p * ld0 : p < a->n1 ? a->v1 + (size_t)p * ld0 : a->v + (size_t)p * a->ld;
-}
-// 1 when row p is an fp16 row (k16 / v16).
-static inline int kvf_half(const kvf_args *a, int p) { return a->k16 && p >= a->n0 && p >= a->n1; }
-// Key (which 0) or value (1) row p as floats: in place, or converted into buf (head_dim floats).
+// Row p as floats: in place, or an fp16 row converted into buf (head_dim floats).
 static inline const float *kvf_row_f(const kvf_args *a, int which, int p, float *buf) {
-    if (!kvf_half(a, p)) return which ? kvf_vrow(a, p) : kvf_krow(a, p);
-    const uint16_t *h = (which ? a->v16 : a->k16) + (size_t)p * a->ld;
-    for (int d = 0; d < a->hd; d++) buf[d] = it_fp16_to_f32(h[d]);
+    int half;
+    const void *r = kvf_row(a, which, p, &half);
+    if (!half) return (const float *)r;
+    for (int d = 0; d < a->hd; d++) buf[d] = it_fp16_to_f32(((const uint16_t *)r)[d]);
     return buf;
 }
 

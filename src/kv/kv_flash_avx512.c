@@ -27,29 +27,41 @@ KI __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-// Channels d0 .. d0+15 of key (which 0) / value (1) row p: fp32 rows loaded, fp16 rows converted.
-KI __m512 row16(const kvf_args *a, int which, int p, int d0) {
-    if (kvf_half(a, p))
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)((which ? a->v16 : a->k16) +
-                                                                                  (size_t)p * a->ld + d0)));
-    return _mm512_loadu_ps((which ? kvf_vrow(a, p) : kvf_krow(a, p)) + d0);
+// Rows of a key block. MODE 0: any rows (kvf_row resolves each: the blocks that hold prefix or sink
+// rows); 1 / 2: every row past the prefix and sinks, fp32 / fp16, one base and stride. Why: most
+// blocks are of the second kind, and a per-row resolve in the inner loops cost ~12% from L2.
+KI const void *row_at(const kvf_args *a, const int MODE, int which, int p, int *half) {
+    if (MODE == 0) return kvf_row(a, which, p, half);
+    *half = MODE == 2;
+    if (MODE == 2) return (which ? a->v16 : a->k16) + (size_t)p * a->ld;
+    return (which ? a->v : a->k) + (size_t)p * a->ld;
 }
 
-// Toward L2: the line holding channel d0 of row p.
-KI void prefetch_row(const kvf_args *a, int which, int p, int d0) {
-    const char *x = kvf_half(a, p) ? (const char *)((which ? a->v16 : a->k16) + (size_t)p * a->ld + d0)
-                                   : (const char *)((which ? kvf_vrow(a, p) : kvf_krow(a, p)) + d0);
-    _mm_prefetch(x, _MM_HINT_T1);
+// 16 channels of a resolved row: fp32 loaded, fp16 converted.
+KI __m512 load16(const void *row, int half, int d0) {
+    if (half) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)row + d0)));
+    return _mm512_loadu_ps((const float *)row + d0);
+}
+
+// Toward L2: the line holding channel d0 of a resolved row.
+KI void prefetch16(const void *row, int half, int d0) {
+    _mm_prefetch((const char *)row + (size_t)d0 * (half ? 2 : 4), _MM_HINT_T1);
 }
 
 // Kt[d·KB + j] = k row (kb0 + j), channel d, for j < nk; 0 for nk <= j < KB.
-static void transpose_keys(const kvf_args *a, int kb0, int nk, float *Kt, int last) {
+KI void transpose_keys(const int MODE, const kvf_args *a, int kb0, int nk, float *Kt, int last) {
     for (int j0 = 0; j0 < KVF_KB; j0 += 16) {
+        const void *row[16], *next[16];
+        int half[16], nhalf[16];
+        for (int j = 0; j < 16; j++) {   // each row resolved once, for all of its channels
+            row[j] = j0 + j < nk ? row_at(a, MODE, 0, kb0 + j0 + j, &half[j]) : NULL;
+            next[j] = kb0 + KVF_KB + j0 + j <= last ? row_at(a, MODE, 0, kb0 + KVF_KB + j0 + j, &nhalf[j]) : NULL;
+        }
         for (int d0 = 0; d0 < a->hd; d0 += 16) {
             __m512 r[16];
             UNROLL for (int j = 0; j < 16; j++) {
-                r[j] = j0 + j < nk ? row16(a, 0, kb0 + j0 + j, d0) : _mm512_setzero_ps();
-                if (kb0 + KVF_KB + j0 + j <= last) prefetch_row(a, 0, kb0 + KVF_KB + j0 + j, d0);
+                r[j] = row[j] ? load16(row[j], half[j], d0) : _mm512_setzero_ps();
+                if (next[j]) prefetch16(next[j], nhalf[j], d0);
             }
             simd_transpose16(r);
             UNROLL for (int d = 0; d < 16; d++) _mm512_storeu_ps(Kt + (size_t)(d0 + d) * KVF_KB + j0, r[d]);
@@ -62,7 +74,7 @@ KI float hmax(__m512 a, __m512 b, __m512 c, __m512 d) {
 }
 
 // o rows += p · v over keys j < nj, CH·16 channels from d0; o rows first scaled by corr.
-KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0, float *const *orow,
+KI void pv(const int MODE, const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0, float *const *orow,
            const float *P, const float *corr, int last) {
     __m512 acc[4][4];
     UNROLL for (int k = 0; k < R; k++) {
@@ -70,10 +82,14 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
         UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_mul_ps(_mm512_loadu_ps(orow[k] + d0 + 16 * v), c);
     }
     for (int j = 0; j < nj; j++) {
-        if (kb0 + KVF_KB + j <= last)
-            UNROLL for (int v = 0; v < CH; v++) prefetch_row(a, 1, kb0 + KVF_KB + j, d0 + 16 * v);
+        int half;
+        if (kb0 + KVF_KB + j <= last) {
+            const void *nx = row_at(a, MODE, 1, kb0 + KVF_KB + j, &half);
+            UNROLL for (int v = 0; v < CH; v++) prefetch16(nx, half, d0 + 16 * v);
+        }
+        const void *vr = row_at(a, MODE, 1, kb0 + j, &half);
         __m512 vv[4];
-        UNROLL for (int v = 0; v < CH; v++) vv[v] = row16(a, 1, kb0 + j, d0 + 16 * v);
+        UNROLL for (int v = 0; v < CH; v++) vv[v] = load16(vr, half, d0 + 16 * v);
         UNROLL for (int k = 0; k < R; k++) {
             __m512 b = _mm512_set1_ps(P[k * KVF_KB + j]);
             UNROLL for (int v = 0; v < CH; v++) acc[k][v] = _mm512_fmadd_ps(vv[v], b, acc[k][v]);
@@ -83,7 +99,7 @@ KI void pv(const int R, const int CH, const kvf_args *a, int kb0, int nj, int d0
 }
 
 // Rows r0 .. r0+R-1 against the key block at kb0 (nk keys in Kt).
-KI void rows_block(const int R, const kvf_args *a, int r0, int kb0, int nk, const float *Kt, float *O,
+KI void rows_block(const int MODE, const int R, const kvf_args *a, int r0, int kb0, int nk, const float *Kt, float *O,
                    float *M, float *L, float *P, int last) {
     int hd = a->hd;
     const float *qr[4];
@@ -139,8 +155,22 @@ KI void rows_block(const int R, const kvf_args *a, int r0, int kb0, int nk, cons
     int d0 = 0;
     // Only the first row block prefetches the next key block's V rows (last < 0: none).
     if (r0) last = -1;
-    for (; d0 + 64 <= hd; d0 += 64) pv(R, 4, a, kb0, nj, d0, orow, P, corr, last);
-    for (; d0 < hd; d0 += 16) pv(R, 1, a, kb0, nj, d0, orow, P, corr, last);
+    for (; d0 + 64 <= hd; d0 += 64) pv(MODE, R, 4, a, kb0, nj, d0, orow, P, corr, last);
+    for (; d0 < hd; d0 += 16) pv(MODE, R, 1, a, kb0, nj, d0, orow, P, corr, last);
+}
+
+// One key block against every query row: transpose its keys, then 4 query rows at a time.
+KI void key_block(const int MODE, const kvf_args *a, int kb0, int nk, float *Kt, float *O, float *M, float *L,
+                  float *P, int last) {
+    int rows = a->nt * a->rep, r0 = 0;
+    transpose_keys(MODE, a, kb0, nk, Kt, last);
+    for (; r0 + 4 <= rows; r0 += 4) rows_block(MODE, 4, a, r0, kb0, nk, Kt, O, M, L, P, last);
+    switch (rows - r0) {
+    case 3: rows_block(MODE, 3, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
+    case 2: rows_block(MODE, 2, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
+    case 1: rows_block(MODE, 1, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
+    default: break;
+    }
 }
 
 void kvf_attend_avx512(const kvf_args *a) {
@@ -149,17 +179,13 @@ void kvf_attend_avx512(const kvf_args *a) {
           *P = L + rows;
     memset(O, 0, (size_t)rows * hd * sizeof *O);
     for (int r = 0; r < rows; r++) M[r] = -INFINITY, L[r] = 0;
+    const int nm = a->n0 > a->n1 ? a->n0 : a->n1;   // rows from nm on: one base and stride
     for (int kb0 = 0; kb0 <= last; kb0 += KVF_KB) {
         int nk = last - kb0 + 1 < KVF_KB ? last - kb0 + 1 : KVF_KB;
-        transpose_keys(a, kb0, nk, Kt, last);
-        int r0 = 0;
-        for (; r0 + 4 <= rows; r0 += 4) rows_block(4, a, r0, kb0, nk, Kt, O, M, L, P, last);
-        switch (rows - r0) {
-        case 3: rows_block(3, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
-        case 2: rows_block(2, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
-        case 1: rows_block(1, a, r0, kb0, nk, Kt, O, M, L, P, last); break;
-        default: break;
-        }
+        int mode = kb0 < nm ? 0 : a->k16 ? 2 : 1;
+        if (mode == 0) key_block(0, a, kb0, nk, Kt, O, M, L, P, last);
+        else if (mode == 1) key_block(1, a, kb0, nk, Kt, O, M, L, P, last);
+        else key_block(2, a, kb0, nk, Kt, O, M, L, P, last);
     }
     for (int r = 0; r < rows; r++) {
         int t = r / a->rep, g = r % a->rep;
