@@ -229,6 +229,51 @@ int main(void) {
         unlink(out);
     }
 
+    TEST_CASE("a separate output head is quantized by default, as llama-quantize does; a tied one stays tied") do {
+        // llama-quantize (llama_tensor_get_type) stores output.weight as Q6_K, or Q8_0 in a Q8_0 file;
+        // intact's intN files take int8_g32. The synthetic writer's small preset has its own head.
+        char tool[1024], synth[160], cmd[1400];
+        th_shared("tools/synth-gguf.py", tool, sizeof tool);
+        snprintf(synth, sizeof synth, "%s/synth.gguf", dir);
+        snprintf(cmd, sizeof cmd, "python3 '%s' '%s' --preset small --seed 5 >/dev/null", tool, synth);
+        CHECK(system(cmd) == 0, "%s failed", cmd);
+        if (!exists(synth)) break;
+        // Flags; the head in --json; the file's tensor types (4 layers x 7 matrices, groups that divide
+        // ffn_down's 1376 columns so none stays F16; the F16 embedding; the 9 f32 norms).
+        static const char *const cases[][3] = {
+            {"--bits 4 --group 32", "\"output_type\":\"int8_g32\"", "{\"f16\":1,\"f32\":9,\"int4_g32\":28,\"int8_g32\":1}"},
+            {"--bits 3 --group 32", "\"output_type\":\"int8_g32\"", "{\"f16\":1,\"f32\":9,\"int3_g32\":28,\"int8_g32\":1}"},
+            {"--format q4_0", "\"output_type\":\"q6_K\"", "{\"f16\":1,\"f32\":9,\"q4_0\":28,\"q6_K\":1}"},
+            {"--format q8_0", "\"output_type\":\"q8_0\"", "{\"f16\":1,\"f32\":9,\"q8_0\":29}"},
+            {"--bits 4 --group 32 --output-type f16", "\"output_type\":\"f16\"", "{\"f16\":2,\"f32\":9,\"int4_g32\":28}"},
+            {"--bits 4 --group 32 --fake-quant", "\"output_type\":\"f16\"", "{\"f16\":2,\"f32\":37}"},
+        };
+        for (int i = 0; i < 6; i++) {
+            result r = run("quantize -m '%s' -o '%s' %s -t 2 --json", synth, out, cases[i][0]);
+            CHECK(r.rc == 0 && strstr(r.out, cases[i][1]), "%s: rc %d %s %s", cases[i][0], r.rc, r.out, r.err);
+            rfree(&r);
+            r = run("info -m '%s' --json", out);
+            const char *types = strstr(r.out, "\"tensor_types\":{");
+            char want[128], *save = NULL;
+            snprintf(want, sizeof want, "%s", cases[i][2]);
+            int n_want = 0, n_got = 0;
+            for (char *w = strtok_r(want + 1, ",}", &save); w; w = strtok_r(NULL, ",}", &save), n_want++)
+                CHECK(types && strstr(types, w), "%s: info lacks %s: %s", cases[i][0], w, r.out);
+            for (const char *c = types; c && *c && *c != '}'; c++) n_got += *c == ':';
+            CHECK(r.rc == 0 && n_got - 1 == n_want && strstr(r.out, "\"tied_embeddings\":false"), "%s: %s",
+                  cases[i][0], r.out);
+            rfree(&r);
+        }
+        result r = run("quantize -m '%s' -z '%s' -o '%s' --bits 4 --group 32 --json", m_st, m_tok, out);
+        CHECK(r.rc == 0 && strstr(r.out, "\"output_type\":\"f32\""), "tied: %s %s", r.out, r.err);
+        rfree(&r);
+        r = run("info -m '%s' --json", out);
+        CHECK(r.rc == 0 && strstr(r.out, "\"tied_embeddings\":true"), "tied: %s", r.out);
+        rfree(&r);
+        unlink(out);
+        unlink(synth);
+    } while (0);
+
     TEST_CASE("--outtype f16 refuses a weight beyond f16's range (it would become infinity); bf16 takes it") do {
         // stories260K.bin with wq[0][0] of layer 0 set to 1e5: after the 28-byte header come the token
         // embedding (512 x 64) and rms_att (5 x 64) in fp32, then wq.

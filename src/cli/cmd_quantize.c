@@ -152,6 +152,31 @@ static int check_model(const intact_model *m, const char *path, const quant_flag
     return 0;
 }
 
+// The output head's type when --output-type is not given. llama-quantize quantizes a separate head
+// too (Q6_K; Q8_0 for a Q8_0 file), and so does intact: at TinyLlama's shape an F16 head is a fifth
+// of what an int4 token reads, and int8_g32 costs KL 0.00003 on english-12m (docs/ggml.md). intN
+// files take int8_g32, which intact's int8 GEMV reads faster than Q6_K (int4 TinyLlama decode
+// 36 -> 39 tok/s, Q6_K 38); ggml-format files take llama-quantize's own choice so llama.cpp users
+// get the file they expect. A tied head (the embedding) is left alone, as are --fake-quant, --method
+// none and heads whose rows are not whole int8 groups. NULL: leave the head as stored.
+static const char *default_output_type(const quant_flags *qf, const intact_model_info *info) {
+    if (!strcmp(qf->method, "none") || qf->fake || info->tied_embeddings || info->dim % 32) return NULL;
+    if (qf->format) return !strcmp(qf->format, "q8_0") ? "q8_0" : "q6_k";
+    return "int8_g32";
+}
+
+// The stored type of the output head: output.weight's, or the embedding's when tied.
+static const char *head_type(const intact_model *m) {
+    intact_tensor_info ti;
+    const char *embd = "?";
+    for (int i = 0; i < intact_model_n_tensors(m); i++) {
+        if (intact_model_tensor(m, i, &ti) != 0) continue;
+        if (!strcmp(ti.name, "output.weight")) return ti.type;
+        if (!strcmp(ti.name, "token_embd.weight")) embd = ti.type;
+    }
+    return embd;
+}
+
 int cmd_quantize(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *out = NULL, *outtype = NULL, *output_type = NULL, *embd_type = NULL;
     int threads = cli_default_threads(), json = 0, allow_requantize = 0;
@@ -164,7 +189,8 @@ int cmd_quantize(int argc, char **argv) {
         {"--outtype", NULL, ARG_STR, &outtype, "f32|f16|bf16",
          "type of the matrices left in float (all of them with --method none; default: as stored)", 0, 0},
         {"--output-type", NULL, ARG_STR, &output_type, "TYPE",
-         "store the output head as f16|q8_0|q6_k|int8_g32|int4_g128|... (RTN, as llama-quantize; a tied head is untied)", 0, 0},
+         "store the output head as f16|q8_0|q6_k|int8_g32|int4_g128|... (RTN, as llama-quantize; a tied head is untied; "
+         "default: int8_g32, q6_k with --format (q8_0 for q8_0), a tied head stays tied; f16 keeps it)", 0, 0},
         {"--embd-type", NULL, ARG_STR, &embd_type, "TYPE", "store the token embedding as f16|q8_0|q4_0|int8_g32|... (RTN)", 0, 0},
         {"--allow-requantize", NULL, ARG_FLAG, &allow_requantize, NULL,
          "quantize an already-quantized input (its dequantized weights)", 0, 0},
@@ -228,6 +254,8 @@ int cmd_quantize(int argc, char **argv) {
         intact_model_free(m);
         return 1;
     }
+    const char *head_default = output_type ? NULL : default_output_type(&qf, &info);
+    if (head_default) output_type = head_default;
     // --method none without --rotate converts only; quant_flags_apply would refuse it.
     qf.output_type = output_type;
     qf.embd_type = embd_type;
@@ -236,7 +264,7 @@ int cmd_quantize(int argc, char **argv) {
         return 1;
     }
     // A head whose rows are not whole super-blocks took llama-quantize's fallback: say so.
-    const char *asked[2] = {output_type, embd_type}, *tname[2] = {"output.weight", "token_embd.weight"};
+    const char *asked[2] = {head_default ? NULL : output_type, embd_type}, *tname[2] = {"output.weight", "token_embd.weight"};
     for (int h = 0; h < 2; h++)
         for (int i = 0; asked[h] && i < intact_model_n_tensors(m); i++)
             if (intact_model_tensor(m, i, &ti) == 0 && !strcmp(ti.name, tname[h]) && strcasecmp(ti.type, asked[h]))
@@ -270,13 +298,15 @@ int cmd_quantize(int argc, char **argv) {
                n_converted, rep.seconds, (unsigned long long)rep.bytes_before, (unsigned long long)rep.bytes_after,
                file_bytes, rep.bits_per_weight, rep.n_quantized, rep.n_fallback);
         cli_json_str(stdout, rep.kept);
+        printf(",\"output_type\":");
+        cli_json_str(stdout, head_type(m));
         printf("}\n");
     } else if (none) {
         printf("wrote %s: %.2f MiB -> %.2f MiB of tensors (%d matrices converted to %s)\n", out,
                rep.bytes_before / 1048576.0, rep.bytes_after / 1048576.0, n_converted, outtype ? outtype : "-");
     } else {
-        printf("wrote %s: %.2f MiB -> %.2f MiB of tensors (%.3f bits/weight in quantized matrices)\n", out,
-               rep.bytes_before / 1048576.0, rep.bytes_after / 1048576.0, rep.bits_per_weight);
+        printf("wrote %s: %.2f MiB -> %.2f MiB of tensors (%.3f bits/weight in quantized matrices; output head %s)\n",
+               out, rep.bytes_before / 1048576.0, rep.bytes_after / 1048576.0, rep.bits_per_weight, head_type(m));
     }
     intact_model_free(m);
     return 0;
