@@ -1,22 +1,24 @@
 // KV-cache attention microbenchmark: one decode step's attend (n = 1) over a 4096-token cache with
 // TinyLlama-1.1B shapes (22 layers, 32 query heads, 4 kv heads, head_dim 64), 2 threads, for the
 // fp32 cache (kv_full), uniform F16 / INT4 / INT2 caches (kv_quant, per-token keys, group 32) and
-// MiKV (20 % F16 hi + INT2 lo, recent 32, sink 1; demotions done), with the scalar (ref) and AVX2
-// kv_kern kernels side by side. Reports µs per layer and GB/s of cache bytes read (the layer's
+// MiKV (20 % F16 hi + INT2 lo, recent 32, sink 1; demotions done), with the scalar (ref), AVX2 and
+// AVX-512 kv_kern kernels side by side (AVX-512 is what the engine runs where the CPU has it). Reports µs per layer and GB/s of cache bytes read (the layer's
 // share of bytes(kv, 4096): what the attend must stream), and the ratio to F16 of the same ISA.
 //
 // Build (from the repo root, after `make`; one shell line):
 //   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -pthread bench/bench_kvattn.c build/libintact.a -lm -o /tmp/bench_kvattn && /tmp/bench_kvattn
-// Options: bench_kvattn [quick] [rounds R] [threads N] [avx2] [only C]
-//   avx2: skip the scalar kernels; only C: run configuration C alone (0 fp32, 1 F16, 2 INT4, 3 INT2,
-//   4 MiKV; for `perf record`, so that the profile is that cache's alone). "-": not run.
+// Options: bench_kvattn [quick] [rounds R] [threads N] [avx2 | best] [only C]
+//   avx2: skip the scalar kernels; best: run only the widest ISA's (the engine's); only C: run
+//   configuration C alone (0 fp32, 1 F16, 2 INT4, 3 INT2, 4 MiKV; for `perf record`, so that the
+//   profile is that cache's alone). "-": not run.
 //
 // Each timed step walks all 22 layers (attend only; the new token is stored untimed, re-stored at
 // the same position every round so the cache stays 4096 tokens), so the F16 and fp32 caches
 // (92 / 185 MB) stream from DRAM as in real decoding; the low-bit ones (17-30 MB) partly fit in L3.
 // Configurations are interleaved round by round and the fastest round is kept (shared machine).
 // The last line: the machine's read bandwidth (one thread streaming 256 MiB with the AVX2 probe of
-// `intact bench`, src/eval/membw_avx2.c; best of 3), and each cache's avx2 GB/s as a share of it.
+// `intact bench`, src/eval/membw_avx2.c; best of 3), and each cache's GB/s with the widest ISA's
+// kernels as a share of it.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,10 +84,11 @@ static it_kv *make_cache(int which) {
 }
 
 int main(int argc, char **argv) {
-    int rounds = 15, threads = 2, avx2_only = 0, only = -1;
+    int rounds = 15, threads = 2, skip = 0, only = -1;   // skip: ISAs (from the scalar up) not run
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "quick")) rounds = 4;
-        else if (!strcmp(argv[a], "avx2")) avx2_only = 1;
+        else if (!strcmp(argv[a], "avx2")) skip = 1;
+        else if (!strcmp(argv[a], "best")) skip = 2;
         else if (!strcmp(argv[a], "rounds") && a + 1 < argc) rounds = atoi(argv[++a]);
         else if (!strcmp(argv[a], "only") && a + 1 < argc) only = atoi(argv[++a]);
         else if (!strcmp(argv[a], "threads") && a + 1 < argc) threads = atoi(argv[++a]);
@@ -96,8 +99,9 @@ int main(int argc, char **argv) {
     if (!pool || !k || !v || !q || !out) return 1;
     for (size_t i = 0; i < (size_t)NTOK * KVD; i++) k[i] = 2 * frand(), v[i] = frand();
     for (size_t i = 0; i < (size_t)NL * QD; i++) q[i] = frand();
-    const kvk_ops *isas[2] = {kvk_get("ref"), kvk_get("avx2")};
-    int n_isa = isas[1] ? 2 : 1;
+    const kvk_ops *isas[3] = {kvk_get("ref"), kvk_get("avx2"), kvk_get("avx512")};
+    int n_isa = isas[2] ? 3 : isas[1] ? 2 : 1, wide = n_isa - 1;
+    if (skip > wide) skip = wide;
     it_kv *kv[NCFG];
     double mb[NCFG];   // cache bytes per layer for 4096 tokens
     for (int c = 0; c < NCFG; c++) {
@@ -113,14 +117,14 @@ int main(int argc, char **argv) {
         }
         mb[c] = (double)kv[c]->ops->bytes(kv[c], NTOK) / NL;
     }
-    double best[2][NCFG];
-    for (int i = 0; i < 2; i++)
+    double best[3][NCFG];
+    for (int i = 0; i < 3; i++)
         for (int c = 0; c < NCFG; c++) best[i][c] = 1e30;
     for (int r = 0; r < rounds; r++)
         for (int c = 0; c < NCFG; c++)
             for (int i = 0; i < n_isa; i++) {
                 if (c == 0 && i > 0) continue;   // kv_full has one (compiler-vectorized) kernel
-                if ((avx2_only && i == 0 && c > 0 && n_isa == 2) || (only >= 0 && c != only)) continue;
+                if ((i < skip && c > 0) || (only >= 0 && c != only)) continue;
                 kvk_force(isas[i]);
                 double t = 0;
                 for (int l = 0; l < NL; l++) {
@@ -143,17 +147,18 @@ int main(int argc, char **argv) {
         printf("%-22s %9.0f", k_names[c], mb[c] / 1024);
         for (int i = 0; i < n_isa; i++) {
             double t = best[c == 0 ? 0 : i][c], f = best[i][1];
-            if (t > 1e29) printf("  %15s %6s %7s", "-", "-", "-");   // not run (avx2 / only)
+            if (t > 1e29) printf("  %15s %6s %7s", "-", "-", "-");   // not run (avx2 / best / only)
             else if (f > 1e29) printf("  %15.1f %6.1f %7s", t * 1e6, mb[c] / t / 1e9, "-");
             else printf("  %15.1f %6.1f %6.2fx", t * 1e6, mb[c] / t / 1e9, f / t);
         }
         printf("\n");
     }
     if (n_isa == 1) printf("(no AVX2 on this CPU: scalar kernels only)\n");
-    double bw = read_bandwidth(n_isa == 2);
+    double bw = read_bandwidth(n_isa >= 2);
     if (bw > 0) {
-        printf("machine read bandwidth (1 thread, 256 MiB): %.1f GB/s; avx2 attend as a share of it:", bw);
-        for (int c = 0; c < NCFG; c++) printf(" %s %.0f%%%s", k_names[c], 100 * mb[c] / best[c == 0 ? 0 : 1][c] / 1e9 / bw,
+        printf("machine read bandwidth (1 thread, 256 MiB): %.1f GB/s; %s attend as a share of it:", bw,
+               isas[wide]->name);
+        for (int c = 0; c < NCFG; c++) printf(" %s %.0f%%%s", k_names[c], 100 * mb[c] / best[c == 0 ? 0 : wide][c] / 1e9 / bw,
                                               c + 1 < NCFG ? "," : "\n");   // ~0% for configurations not run
     }
     for (int c = 0; c < NCFG; c++) kv[c]->ops->free(kv[c]);
