@@ -17,11 +17,12 @@
 #include <string.h>
 
 #include "kv/kv_kern_x86.h"
+#include "kv/kv_quant.h"
 
 // Head loops fully unrolled so the accumulators live in registers (GCC keeps a rolled loop's
 // __m256 array in memory: a store-forwarding round trip per FMA).
 
-enum { MAX_HD = 256, VB = 32 };
+enum { MAX_HD = 256, VB = 32, PF_AHEAD = 32 };   // PF_AHEAD: rows the int8-query scores prefetch ahead
 
 // 8 codes of `bits` bits starting at p (exactly `bits` bytes: never reads past a row) as floats.
 KI __m256 codes8(const uint8_t *p, int bits) {
@@ -107,6 +108,7 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
                         const int bits) {
     enum { MAXC = MAX_HD / 64, MAXG = MAX_HD / 32 };
     int hd = r->hd, G = r->group, ng = hd / G, nck = hd / 64;
+    const size_t rowb = 4 * (size_t)ng + (size_t)hd * bits / 8;
     int8_t q8[MAX_HD];
     float sqh[8][MAXG], qsh[8][MAXG], sqv[MAXG][8], qsv[MAXG][8], dm[2 * MAXG], out[8];
     __m256i qe[8][MAXC], qo[8][MAXC];
@@ -136,6 +138,12 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
     for (int i = 0; i < r->n; i++) {
         int p = r->pos ? r->pos[i] : r->p0 + i, a = r->at ? r->at[i] : p;
         const uint8_t *row = r->base + (size_t)p * r->stride, *codes = row + 4 * (size_t)ng;
+        if (i + PF_AHEAD < r->n) {   // as kv_score_avx512.c: the row PF_AHEAD rows on toward L1
+            int pf = r->pos ? r->pos[i + PF_AHEAD] : r->p0 + i + PF_AHEAD;
+            const char *x = (const char *)(r->base + (size_t)pf * r->stride);
+            _mm_prefetch(x, _MM_HINT_T0);
+            _mm_prefetch(x + rowb - 1, _MM_HINT_T0);
+        }
         header(row, ng, dm);
         __m256 tot = _mm256_setzero_ps();
         for (int g = 0; g < ng; g++)
@@ -176,12 +184,20 @@ KI void scores_i8q_body(const kvk_rows *r, const float *q, float scale, float *s
 
 KI void accum_body(const kvk_rows *r, const float *w, size_t ld, float *o, const int NH, const int bits) {
     int hd = r->hd, nc = hd / 8, ng = bits == 16 ? 0 : hd / r->group, cpg = bits == 16 ? 1 : r->group / 8;
+    const size_t rowb = kvq_row_bytes(bits, hd, r->group);
     float dm[VB][2 * MAX_HD / 8];
     const uint8_t *rows[VB];
     int ps[VB];
     for (int i0 = 0; i0 < r->n; i0 += VB) {
         int nb = r->n - i0 < VB ? r->n - i0 : VB;
         kvk_block_rows(r, i0, nb, rows, ps);
+        // The next block's rows toward L1 (first and last byte: rows are at most 512 bytes apart
+        // inside, so the middle lines of a wide row are left to the hardware prefetcher).
+        for (int j = i0 + VB; j < i0 + 2 * VB && j < r->n; j++) {
+            const char *x = (const char *)(r->base + (size_t)(r->pos ? r->pos[j] : r->p0 + j) * r->stride);
+            _mm_prefetch(x, _MM_HINT_T0);
+            _mm_prefetch(x + rowb - 1, _MM_HINT_T0);
+        }
         for (int j = 0; bits != 16 && j < nb; j++) header(rows[j], ng, dm[j]);
         for (int c = 0; c < nc; c++) {
             __m256 acc[8];
