@@ -293,6 +293,7 @@ static void kvq_free(it_kv *kv) {
     free(c->n_tok);
     free(c->n_quant);
     free(c->scratch);
+    free(c->deq);
     free(c);
 }
 

@@ -72,10 +72,14 @@ int kvq_config_check(const kvq_config *cfg, int head_dim, char *why, size_t cap)
 // NULL on bad config (kvq_config_check says why) / OOM. n_heads must be a multiple of n_kv_heads (GQA).
 it_kv *kv_quant_new(int n_layers, int n_ctx, int n_heads, int n_kv_heads, int head_dim,
                     const kvq_config *cfg);
-// F16 keys and values per token attend tiled (kv_full's kernel, kv_flash.h) where kv_full does;
+// F16 keys and values per token attend tiled (kv_full's kernel, kv_flash.h) where kv_full does, and
+// INT rows do at prefill (>= 16 query tokens) after dequantizing them to fp32 once per call;
 // kv_quant_set_tiled(kv, 0) keeps the per-query path, whose order MiKV's F16 rows reproduce bit for
 // bit (tests).
 void kv_quant_set_tiled(it_kv *kv, int on);
+// Tests: at most `floats` dequantized floats per set of kv heads (0: 16 MB), so one head per set
+// can be forced.
+void kv_quant_set_deq_max(it_kv *kv, size_t floats);
 
 // K+V bytes per token for one layer, scales and zero points included (per-channel keys: amortized
 // over a full block, rounded up; the fp32 residual window and sinks are not counted). 0 on bad config.

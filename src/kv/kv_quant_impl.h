@@ -22,6 +22,9 @@ typedef struct kvq_cache {
     size_t scratch_per;
     int scratch_threads;
     int untiled;           // kv_quant_set_tiled(kv, 0)
+    float *deq;            // attend, INT rows at prefill: kv heads' rows dequantized to fp32
+    size_t deq_cap;        // its floats
+    size_t deq_max;        // floats of dequantized rows per set of kv heads (kv_quant_set_deq_max)
 } kvq_cache;
 
 static inline float kvq_rd16(const uint8_t *p) {
