@@ -556,6 +556,14 @@ static void test_ctx_errors(void) {
     } while (0);
 }
 
+// The shared 2-row prefix of the tiled tests: each layer's first 2 rows of k and v, layers packed.
+static void copy_prefix(float *sk, float *sv, const float *k, const float *v) {
+    for (int l = 0; l < NL; l++) {
+        memcpy(sk + (size_t)l * 2 * KVD, k + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
+        memcpy(sv + (size_t)l * 2 * KVD, v + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
+    }
+}
+
 // F16 keys and values take kv_full's tiled kernel over the halves (AVX-512): against the per-query
 // path of the same cache (kv_quant_set_tiled(kv, 0)) they differ by float rounding only (block-wise
 // exp rescaling, another summation order), with 0 or 3 fp32 sinks, batched or token by token. A
@@ -590,10 +598,7 @@ static void test_f16_tiled(it_pool *pool) {
         printf("  tiled vs per-query: worst rel err %.3g\n", worst);
     }
     TEST_CASE("F16 tiled: a shared 2-row prefix before 3 sinks == the rows stored, bit for bit") {
-        for (int l = 0; l < NL; l++) {
-            memcpy(sk + (size_t)l * 2 * KVD, k + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
-            memcpy(sv + (size_t)l * 2 * KVD, v + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
-        }
+        copy_prefix(sk, sv, k, v);
         kvq_config cfg = {KVQ_F16, KVQ_F16, 32, KVQ_PER_TOKEN, 0, 3};
         it_kv *a = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg), *b = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
         CHECK(a && b && kv_share(a, 2, sk, sv) == KV_OK, "new / share");
@@ -704,10 +709,7 @@ static void test_int_tiled(it_pool *pool) {
     }
     TEST_CASE("INT4 prefill tiled: a shared 2-row prefix before 3 sinks == the rows stored, bit for bit") {
         float *sk = malloc((size_t)NL * 2 * KVD * sizeof(float)), *sv = malloc((size_t)NL * 2 * KVD * sizeof(float));
-        for (int l = 0; l < NL; l++) {
-            memcpy(sk + (size_t)l * 2 * KVD, k + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
-            memcpy(sv + (size_t)l * 2 * KVD, v + (size_t)l * NCTX * KVD, 2 * KVD * sizeof(float));
-        }
+        copy_prefix(sk, sv, k, v);
         kvq_config cfg = {KVQ_INT4, KVQ_INT4, 32, KVQ_PER_TOKEN, 0, 3};
         it_kv *a = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg), *b = kv_quant_new(NL, NCTX, NH, NKV, HD, &cfg);
         CHECK(a && b && kv_share(a, 2, sk, sv) == KV_OK, "new / share");
