@@ -291,6 +291,46 @@ static void test_prefill(void) {
     }
 }
 
+// Q8_0 / Q4_K / Q6_K prefill on AMX tiles (ggdec_kernel "amx"): == ggdec_ref by memcmp over 4..40 tokens
+// (one to three 16-token tiles, partial ones), row ranges that are not multiples of 16, rows of 1 to
+// 9 super-blocks (Q8_0 also 27 blocks: lanes with one block fewer).
+static void test_amx(void) {
+    TEST_CASE("AMX prefill (Q8_0, Q4_K, Q6_K) == reference (memcmp): 4..40 tokens, partial row blocks") {
+        if (!ggdec_kernel(IT_TYPE_Q8_0, "amx")) {
+            printf("skip %s: no AMX-INT8 on this CPU or process\n", th_case);
+            th_case_skipped = 1;
+            continue;
+        }
+        CHECK(ggdec_kernel(IT_TYPE_Q4_0, "amx") == NULL, "Q4_0 takes the int4 GEMM, not this");
+        const int types[] = {IT_TYPE_Q8_0, IT_TYPE_Q4_K, IT_TYPE_Q6_K};
+        for (int ti = 0; ti < 3; ti++) {
+            const int type = types[ti];
+            const int64_t ins[] = {256, 2304, type == IT_TYPE_Q8_0 ? 864 : 512};
+            for (int ni = 0; ni < 3; ni++) {
+                const int64_t n_in = ins[ni], n_out = 37, nts[] = {4, 16, 21, 40};
+                size_t rb;
+                uint8_t *w = make_weights(type, n_out, n_in, &rb);
+                for (int k = 0; k < 4; k++) {
+                    const int64_t nt = nts[k];
+                    float *x = make_x(nt, n_in), *yr = malloc((size_t)(nt * n_out) * 4), *ys = malloc((size_t)(nt * n_out) * 4);
+                    kern_dq a = {0};
+                    CHECK(kern_dq_quantize(&a, x, nt, n_in) == 0 && a.qa, "quantize with AMX tiles");
+                    ggdec_ref(type, w, rb, &a, yr, n_out, 0, n_out);
+                    memset(ys, 0, (size_t)(nt * n_out) * 4);
+                    ggdec_fn fn = ggdec_kernel(type, "amx");
+                    fn(type, w, rb, &a, ys, n_out, 0, 5);
+                    fn(type, w, rb, &a, ys, n_out, 5, n_out);
+                    CHECK(!memcmp(yr, ys, (size_t)(nt * n_out) * 4), "%s n_in %lld nt %lld: %.9g vs %.9g", fmt_get(type)->name,
+                          (long long)n_in, (long long)nt, (double)yr[n_out + 7], (double)ys[n_out + 7]);
+                    kern_dq_free(&a);
+                    free(x), free(yr), free(ys);
+                }
+                free(w);
+            }
+        }
+    }
+}
+
 int main(void) {
     test_hand();
     test_q6k_extremes();
@@ -298,5 +338,6 @@ int main(void) {
     test_simd();
     test_group();
     test_prefill();
+    test_amx();
     return th_finish("test_ggml_dec");
 }

@@ -12,8 +12,7 @@
 #include "kernels/iqgemm.h"
 #include "kernels/iqmatmul.h"
 
-// Q4_K's 6-bit scale and min of sub-block j (formats.h: 8 scales + 8 mins packed in 12 bytes).
-static void k4_scale_min(const uint8_t *k, int j, int *sc, int *mn) {
+void ggdec_k4_scale_min(const uint8_t *k, int j, int *sc, int *mn) {
     if (j < 4) {
         *sc = k[j] & 63;
         *mn = k[j + 4] & 63;
@@ -41,7 +40,7 @@ void ggdec_block(int type, const uint8_t *row, int64_t b, const kern_dq *a, int6
         const it_block_q4_K *k = (const void *)(row + (size_t)(b / 8) * sizeof *k);
         const int j = (int)(b % 8);
         int sc, mn;
-        k4_scale_min(k->scales, j, &sc, &mn);
+        ggdec_k4_scale_min(k->scales, j, &sc, &mn);
         for (int i = 0; i < 32; i++) {
             uint8_t v = k->qs[32 * (j / 2) + i];
             iv += (j % 2 ? v >> 4 : v & 15) * q[i];
@@ -118,6 +117,11 @@ static ggdec_fn gg_q4_0_wrap(kern_dq_fn k) {
     return k == kern_dq_avx512vnni ? gg_q4_0_avx512 : k == kern_dq_avx2 ? gg_q4_0_avx2 : k ? ggdec_ref : NULL;
 }
 
+// Q8_0, Q4_K and Q6_K prefill on AMX tiles where the process may use them, else NULL.
+static ggdec_fn gg_amx(int type) {
+    return (type == IT_TYPE_Q8_0 || type == IT_TYPE_Q4_K || type == IT_TYPE_Q6_K) && kern_dqa_usable() ? ggdec_amx : NULL;
+}
+
 static kern_dq_fn gg_q4_0_gemm(int type) {
     return type == IT_TYPE_Q4_0 ? kern_dqg_best(gg_q4_0_int4_type()) : NULL;
 }
@@ -131,6 +135,7 @@ ggdec_fn ggdec_kernel(int type, const char *isa) {
     if (type == IT_TYPE_Q4_0) return gg_q4_0_wrap(kern_dq_kernel(gg_q4_0_int4_type(), isa));
     if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? ggdec_avx2 : NULL;
     if (!strcmp(isa, "avx512")) return has_vnni() ? ggdec_avx512vnni : NULL;
+    if (!strcmp(isa, "amx")) return gg_amx(type);
     return NULL;
 }
 
@@ -150,6 +155,7 @@ enum { GG_MAX_GROUP = 4 };
 typedef struct {
     int n;
     kern_dq_fn gemm[GG_MAX_GROUP];   // prefill: Q4_0 through the int4 g32 sym GEMM, when set
+    ggdec_fn ggemm[GG_MAX_GROUP];    // prefill: Q8_0 / Q4_K / Q6_K on AMX tiles, when set
     ggdec_fn fn[GG_MAX_GROUP];
     const it_tensor *w[GG_MAX_GROUP];
     float *y[GG_MAX_GROUP];
@@ -189,6 +195,10 @@ static void gg_worker(void *arg, int ith, int nth) {
             if (r0 < r1) j->gemm[m](&gg_q4_0_as_int4, w->data, rb, j->a, j->y[m], n_out, r0, r1);
             continue;
         }
+        if (j->ggemm[m]) {
+            if (r0 < r1) j->ggemm[m](w->type, w->data, rb, j->a, j->y[m], n_out, r0, r1);
+            continue;
+        }
         long step = j->blocked ? (long)ggdec_block_rows(rb) : r1 - r0;
         for (long r = r0; r < r1; r += step) {
             long re = r + step < r1 ? r + step : r1;
@@ -209,6 +219,7 @@ static void gg_run(it_pool *pool, int n, const it_tensor *const *w, const kern_d
             j.y[m] = y[done + m];
             j.fn[m] = ggdec_best(j.w[m]->type);
             j.gemm[m] = blocked ? gg_q4_0_gemm(j.w[m]->type) : NULL;
+            j.ggemm[m] = blocked && a->qa && it_cpu_isa() == IT_ISA_AVX512 ? gg_amx(j.w[m]->type) : NULL;
             if (!j.fn[m] || j.w[m]->ne[0] != a->n_in) return;
             j.off[m + 1] = j.off[m] + (long)j.w[m]->ne[1];
         }

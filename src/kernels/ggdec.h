@@ -36,7 +36,8 @@ void ggdec_ref(int type, const void *w, size_t row_bytes, const kern_dq *a, floa
                int64_t r0, int64_t r1);
 // 1 for Q4_0, Q8_0, Q4_K, Q6_K.
 int ggdec_supported(int type);
-// "ref", "avx2", "avx512" (AVX-512 VL + VNNI): NULL if the type is not supported or the CPU lacks it.
+// "ref", "avx2", "avx512" (AVX-512 VL + VNNI), "amx" (Q8_0, Q4_K, Q6_K; kern_dqa_usable): NULL if the
+// type is not supported there or the CPU lacks it.
 ggdec_fn ggdec_kernel(int type, const char *isa);
 // The widest allowed by it_cpu_isa() and the CPU; NULL if the type is not supported.
 ggdec_fn ggdec_best(int type);
@@ -59,10 +60,18 @@ void ggdec_block(int type, const uint8_t *row, int64_t b, const kern_dq *a, int6
 // The final reduction of f (as defined above).
 float ggdec_reduce(float f[16]);
 
+// Q4_K's 6-bit scale and min of sub-block j (formats.h: 8 scales + 8 mins packed in 12 bytes).
+void ggdec_k4_scale_min(const uint8_t *k, int j, int *sc, int *mn);
+
 // Per-ISA entry points (ggdec_avx2.c, ggdec_avx512vnni.c); call only after the CPU checks.
 void ggdec_avx2(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
                 int64_t r0, int64_t r1);
 void ggdec_avx512vnni(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy,
                       int64_t r0, int64_t r1);
+// Prefill of Q8_0, Q4_K and Q6_K on AMX tiles (kernels/iqgemm_amx.c, the GEMM of our formats with its own
+// code unpacking): bit-identical to ggdec_ref. Other types, or a kern_dq without AMX activation
+// tiles (a->qa), go to ggdec_avx512vnni. Call only when kern_dqa_usable().
+void ggdec_amx(int type, const void *w, size_t row_bytes, const kern_dq *a, float *y, int64_t ldy, int64_t r0,
+               int64_t r1);
 
 #endif
