@@ -219,7 +219,7 @@ static void gg_run(it_pool *pool, int n, const it_tensor *const *w, const kern_d
             j.y[m] = y[done + m];
             j.fn[m] = ggdec_best(j.w[m]->type);
             j.gemm[m] = blocked ? gg_q4_0_gemm(j.w[m]->type) : NULL;
-            j.ggemm[m] = blocked && a->qa && it_cpu_isa() == IT_ISA_AVX512 ? gg_amx(j.w[m]->type) : NULL;
+            j.ggemm[m] = blocked && a->qa ? gg_amx(j.w[m]->type) : NULL;
             if (!j.fn[m] || j.w[m]->ne[0] != a->n_in) return;
             j.off[m + 1] = j.off[m] + (long)j.w[m]->ne[1];
         }

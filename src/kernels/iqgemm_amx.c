@@ -146,6 +146,13 @@ static void amx_fill_ggml(int type, const uint8_t *w, size_t rb, const kern_dq *
     }
 }
 
+// One line of the next row block into the cache, cycling through its pf_len bytes (p NULL: none).
+KI void amx_pf_step(const uint8_t *p, size_t pf_len, size_t *off) {
+    if (!p) return;
+    _mm_prefetch((const char *)(p + *off), _MM_HINT_T0);
+    *off = *off + 64 < pf_len ? *off + 64 : 0;
+}
+
 // Rows [R, R + mr) (mr <= 16), every token, from the codes and headers the fill functions made
 // (kpg blocks per header). K = 1 (Q4_K): f = fma(df * s, isum, f), then f -= (zf * s) * sum;
 // K = 2 (Q6_K): f = fma(df * s, zf_a * isum_a + zf_b * isum_b, f) over the two halves; K = 0:
@@ -165,8 +172,6 @@ KI void amx_rows(const int K, int kpg, const uint8_t *w, size_t rb, const kern_d
         for (int b = 0; b < 16; b++) {
             __m512 f[16];
             UNROLL for (int r = 0; r < 16; r++) f[r] = _mm512_setzero_ps();
-            // Blocks k and k + 16 in flight together (tiles 0-2 and 3-5): the second tdpbusd runs
-            // while the first block's result is stored and takes its float step.
 #define AM_A(k) ((const void *)(ua + 512 * (k)))
 #define AM_AS 32L
             // Q6_K: the two halves of block k (16 weights each, their own int8 scale) in tiles 0-2
@@ -184,10 +189,7 @@ KI void amx_rows(const int K, int kpg, const uint8_t *w, size_t rb, const kern_d
                 _tile_dpbssd(3, 4, 5);
                 _tile_stored(0, cb, 64);
                 _tile_stored(3, cb2, 64);
-                if (pf_next) {
-                    _mm_prefetch((const char *)(pf_next + pf_off), _MM_HINT_T0);
-                    pf_off = pf_off + 64 < pf_len ? pf_off + 64 : 0;
-                }
+                amx_pf_step(pf_next, pf_len, &pf_off);
                 const __m512 sc = _mm512_loadu_ps(sca + 16 * k);
                 UNROLL for (int r = 0; r < 16; r++) {
                     if (r < mr) {
@@ -199,6 +201,8 @@ KI void amx_rows(const int K, int kpg, const uint8_t *w, size_t rb, const kern_d
                     }
                 }
             }
+            // Blocks k and k + 16 in flight together (tiles 0-2 and 3-5): the second tdpbusd runs
+            // while the first block's result is stored and takes its float step.
             for (int64_t k = b; K != 2 && k < nb; k += 32) {
                 const int two = k + 16 < nb;
                 _tile_loadd(1, AM_A(k), AM_AS);
@@ -217,10 +221,7 @@ KI void amx_rows(const int K, int kpg, const uint8_t *w, size_t rb, const kern_d
                     else _tile_stored(0, cb, 64);
                     // Meanwhile, one piece of the next row block into the cache (scalar loads of its
                     // headers missed at the start of every block).
-                    if (pf_next) {
-                        _mm_prefetch((const char *)(pf_next + pf_off), _MM_HINT_T0);
-                        pf_off = pf_off + 64 < pf_len ? pf_off + 64 : 0;
-                    }
+                    amx_pf_step(pf_next, pf_len, &pf_off);
                     const __m512 sc = _mm512_loadu_ps(sca + 16 * kk), su = _mm512_loadu_ps(sua + 16 * kk);
                     UNROLL for (int r = 0; r < 16; r++) {
                         if (r < mr) {
@@ -254,14 +255,14 @@ KI void amx_rows(const int K, int kpg, const uint8_t *w, size_t rb, const kern_d
 static int amx_matrix(const qf_spec *s, int type, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                       int64_t ldy, int64_t r0, int64_t r1) {
     // The codes of a 16-row block (512 bytes per 32-block) and its headers; on the heap for long rows.
+    const int half = type == IT_TYPE_Q6_K;   // zf holds two scales per block (amx_fill_ggml)
     const int64_t nb = a->n_in / 32, ng = type < 0 ? a->n_in / s->group : nb;
     uint8_t *ua = aligned_alloc(64, (size_t)nb * 512);
-    float *df = malloc((size_t)ng * 16 * sizeof *df), *zf = malloc((size_t)ng * 32 * sizeof *zf);
+    float *df = malloc((size_t)ng * 16 * sizeof *df), *zf = malloc((size_t)ng * (half ? 32 : 16) * sizeof *zf);
     if (!ua || !df || !zf) {   // out of memory: the caller's VNNI kernels need none
         free(ua), free(df), free(zf);
         return -1;
     }
-    const int half = type == IT_TYPE_Q6_K;
     int cur = 16;
     amx_config(16, half);
     for (int64_t R = r0; R < r1; R += 16) {
