@@ -213,7 +213,7 @@ KI __m512 gg_d16(const uint8_t *p, int stride) {
 // One chunk at cb for T tokens (the q4 activation copy, s, su at the chunk's first block): f[t] updated.
 KI void gg_chunk(const int type, const int T, const uint8_t *cb, const int8_t *const *q4,
                  const float *const *s, const int32_t *const *su, __m512 *f) {
-    const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(15);
+    const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(15), h4 = simd_hi4_matrix();
     __m512i is[GG_MAX_T];
     __m512 ds;   // the per-block weight scale (Q4_K: d * sc_j)
     if (type == IT_TYPE_Q8_0) {
@@ -252,7 +252,7 @@ KI void gg_chunk(const int type, const int T, const uint8_t *cb, const int8_t *c
             gg_k4_scales((const uint8_t *)k, &dsc[S], &dmn[S]);
             UNROLL for (int h = 0; h < 2; h++) {
                 __m512i x = _mm512_loadu_si512(k->qs + 64 * h);
-                __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+                __m512i lo = _mm512_and_si512(x, m4), hi = simd_hi4(x, h4);
                 __m512i u = _mm512_permutex2var_epi64(lo, iu, hi), wv = _mm512_permutex2var_epi64(lo, iw, hi);
                 UNROLL for (int t = 0; t < T; t++) {
                     const int8_t *qa = q4[t] + 256 * S + 128 * h;

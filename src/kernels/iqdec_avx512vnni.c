@@ -6,7 +6,7 @@
 // 64 bytes at a time and unpacked in the byte domain, in the order they are stored — the activation
 // copies q4 / q2 are arranged to match (kernels/iqdec.h) — and vpdpbusd multiplies the unsigned codes
 // by the int8 activations, 4 products per int32 lane:
-//   int4: 64 bytes = 4 blocks; low nibbles (and) and high nibbles (shift, and): 2 vpdpbusd.
+//   int4: 64 bytes = 4 blocks; low nibbles (and) and high nibbles (simd_hi4): 2 vpdpbusd.
 //   int8: 64 bytes = 2 blocks; 1 vpdpbusd.
 //   int2: 64 bytes = 8 blocks; fields i = (v >> 2i) & 3 (one GF(2) affine step each): 4 vpdpbusd.
 //   int3: int2's low bits, plus the high bit of each weight added as 4 under a mask; one vpermb
@@ -94,13 +94,14 @@ KI __m512i pair_reduce(__m512i a, __m512i b) {
 
 // The chunk loop's constants, made once per call (dq_keep: not rebuilt inside the loop).
 typedef struct {
-    __m512i m3, four, m4, ff;
+    __m512i m3, four, m4, ff, hi4;
     __mmask16 km[3], all;
 } dq_consts;
 
 KI void dq_consts_init(dq_consts *k) {
     k->m3 = dq_keep(_mm512_set1_epi8(3)), k->four = dq_keep(_mm512_set1_epi8(4));
     k->m4 = dq_keep(_mm512_set1_epi8(0x0f)), k->ff = dq_keep(_mm512_set1_epi32(0xff));
+    k->hi4 = dq_keep(simd_hi4_matrix());
     dq_dz_masks(k->km);
     k->all = dq_keepk(0xffff);
 }
@@ -117,7 +118,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
         __m512i V[MAX_T][4];
         UNROLL for (int v = 0; v < 4; v++) {
             __m512i c = dq_load_plane(B, G, S, cb, 4 * v);
-            __m512i lo = _mm512_and_si512(c, m4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+            __m512i lo = _mm512_and_si512(c, m4), hi = simd_hi4(c, K->hi4);
             UNROLL for (int t = 0; t < T; t++) V[t][v] = DP(DP(zero, lo, LD(q4[t] + 128 * v)), hi, LD(q4[t] + 128 * v + 64));
         }
         UNROLL for (int t = 0; t < T; t++)

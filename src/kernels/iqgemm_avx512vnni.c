@@ -86,7 +86,7 @@ KI void gm_unpack(const int B, const int G, const int S, const uint8_t *cb, __m5
     } else if (B == 4) {
         // Packed block b = 4 dwords; dword i holds weights 4i+j (low nibbles) and 16+4i+j (high).
         // s[v] dword 4k+i = block 4v+k's dword i; p[i] dword b = block b's dword i.
-        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        const __m512i m4 = _mm512_set1_epi8(0x0f), h4 = simd_hi4_matrix();
         const __m512i ia = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
         const __m512i ib = _mm512_add_epi32(ia, _mm512_set1_epi32(2));
         __m512i s[4], p[4];
@@ -98,7 +98,7 @@ KI void gm_unpack(const int B, const int G, const int S, const uint8_t *cb, __m5
         p[2] = _mm512_shuffle_i64x2(t1, t3, 0x44), p[3] = _mm512_shuffle_i64x2(t1, t3, 0xee);
         UNROLL for (int i = 0; i < 4; i++) {
             W[i] = _mm512_and_si512(p[i], m4);
-            W[4 + i] = _mm512_and_si512(_mm512_srli_epi16(p[i], 4), m4);
+            W[4 + i] = simd_hi4(p[i], h4);
         }
     } else {
         // Packed block b = 2 dwords (the 2-bit plane); byte 4h+j bits 2f.. = weight 8f + 4h + j,
