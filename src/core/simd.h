@@ -12,8 +12,27 @@
 #define UNROLL
 #endif
 
-#ifdef __AVX512F__
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <stdint.h>
+// A row stream's software prefetch, one prefetcht0 per cache line. The decode kernels step through
+// a row in chunks that straddle lines (int4 g128: 268 bytes), and a prefetch per 64 bytes of each
+// chunk asked for 5 lines where 4.2 were new. Why bother: on the Intel Xeon the decode kernels'
+// samples pile up on those prefetch instructions (they wait for a fill buffer), so none should be
+// wasted; measured, it is worth 0-4% (docs/speed.md), never a loss.
+// simd_pf_row at each row: p = the row start + the distance; it restarts the stream unless it
+// already runs there (the rows a thread takes are not always contiguous). simd_pf_upto: every
+// line not yet asked for up to the one holding byte last.
+KI void simd_pf_row(uintptr_t *next, const void *p) {
+    const uintptr_t a = (uintptr_t)p & ~(uintptr_t)63;
+    if (*next < a || *next > a + 128) *next = a;
+}
+KI void simd_pf_upto(uintptr_t *next, const void *last) {
+    for (; *next <= (uintptr_t)last; *next += 64) _mm_prefetch((const char *)*next, _MM_HINT_T0);
+}
+#endif
+
+#ifdef __AVX512F__
 // In-register 16x16 transpose: in-lane unpack/shuffle stages leave, in 128-bit lane j of u[4g+c],
 // column 4j+c of rows 4g..4g+3; two rounds of 128-bit lane shuffles then gather each column's
 // four pieces. (Cheaper than 4 rounds of vpermt2ps: in-lane ops have more ports, no index regs.)

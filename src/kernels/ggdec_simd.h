@@ -151,18 +151,16 @@ KI size_t gg_group_bytes(const int type) {
 // Q4_0 and int4, whose kernels prefetch (docs/speed.md).
 #define GG_PF_ZEN 8192
 
-// The n bytes at p + pf, a line at a time (pf bytes ahead of the data being read).
-KI void gg_prefetch(const uint8_t *p, size_t n, size_t pf) {
-    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + pf + o, _MM_HINT_T0);
-}
 
 // Rows r0..r1-1 for T tokens starting at token t0.
 KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const kern_dq *a, int64_t t0,
                 float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
     const int64_t nb = a->n_in / 32, ng = nb / 8, np = a->nbp * 32;
     const size_t gbytes = gg_group_bytes(type);
+    uintptr_t pl = 0;   // the next line to prefetch (simd_pf_row)
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
+        simd_pf_row(&pl, row + pf);
         __m256 f[2][GG_MAX_T];
         UNROLL for (int t = 0; t < T; t++) f[0][t] = f[1][t] = _mm256_setzero_ps();
         for (int64_t g = 0; g < ng; g++) {
@@ -174,7 +172,7 @@ KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const 
                 s[t] = a->scale + (t0 + t) * a->nbp + 8 * g;
                 su[t] = a->sum + (t0 + t) * a->nbp + 8 * g;
             }
-            gg_prefetch(row + (size_t)g * gbytes, gbytes, pf);
+            simd_pf_upto(&pl, row + (size_t)(g + 1) * gbytes + pf - 1);
             gg_group(type, T, row + (size_t)g * gbytes, q, s, su, f[g & 1]);
         }
         UNROLL for (int t = 0; t < T; t++) {
@@ -283,8 +281,10 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
                   float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
     const int64_t nb = a->n_in / 32, nc = nb / 16, np = a->nbp * 32;
     const size_t cbytes = 2 * gg_group_bytes(type);
+    uintptr_t pl = 0;   // the next line to prefetch (simd_pf_row)
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
+        simd_pf_row(&pl, row + pf);
         __m512 f[GG_MAX_T];
         UNROLL for (int t = 0; t < T; t++) f[t] = _mm512_setzero_ps();
         for (int64_t c = 0; c < nc; c++) {
@@ -302,7 +302,7 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
                     su[t] = a->sum + tt * a->nbp + 16 * c;
                 }
             }
-            gg_prefetch(row + (size_t)c * cbytes, cbytes, pf);
+            simd_pf_upto(&pl, row + (size_t)(c + 1) * cbytes + pf - 1);
             if (type == IT_TYPE_Q6_K) gg_chunk_q6k(T, row + (size_t)c * cbytes, q4, s, su, f);
             else gg_chunk(type, T, row + (size_t)c * cbytes, q4, s, su, f);
         }

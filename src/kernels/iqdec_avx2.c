@@ -80,8 +80,10 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
     const __m256i off1 = _mm256_mullo_epi32(_mm256_srli_epi32(_mm256_add_epi32(iota, _mm256_set1_epi32(8)), sh),
                                             _mm256_set1_epi32((int)bb));
     _Alignas(64) uint8_t pad[16 * 131 + 64];
+    uintptr_t pl = 0;   // the next line to prefetch (simd_pf_row)
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
+        simd_pf_row(&pl, row + DQ_PF_DIST);
         __m256 f[MAX_T][2];
         UNROLL for (int t = 0; t < T; t++) f[t][0] = f[t][1] = _mm256_setzero_ps();
         for (int64_t c = 0; c <= nfull; c++) {
@@ -95,7 +97,7 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
                 lm[0] = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), iota);
                 lm[1] = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail - 8), iota);
             } else {
-                for (size_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char *)cb + DQ_PF_DIST + o, _MM_HINT_T0);
+                simd_pf_upto(&pl, cb + DQ_PF_DIST + cbytes - 1);
             }
             __m256i dz[2] = {_mm256_i32gather_epi32((const int *)cb, off0, 1), _mm256_i32gather_epi32((const int *)cb, off1, 1)};
             UNROLL for (int h = 0; h < 2; h++) {

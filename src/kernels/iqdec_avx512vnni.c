@@ -179,10 +179,12 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
     _Alignas(64) uint8_t pad[16 * 131 + 64];   // one chunk of the largest block (int8 g32: 16 * 35)
     dq_consts K;
     dq_consts_init(&K);
+    uintptr_t pl = 0;   // the next line to prefetch (simd_pf_row)
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
         __m512 f[MAX_T];
         UNROLL for (int t = 0; t < T; t++) f[t] = _mm512_setzero_ps();
+        simd_pf_row(&pl, row + pf);
         for (int64_t c = 0; c <= nfull; c++) {
             const uint8_t *cb = row + (size_t)c * cbytes;
             __mmask16 lm = K.all;
@@ -193,7 +195,7 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
                 cb = pad;
                 lm = (__mmask16)((1u << tail) - 1);
             } else {
-                for (size_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char *)cb + pf + o, _MM_HINT_T0);
+                simd_pf_upto(&pl, cb + pf + cbytes - 1);
             }
             const int8_t *qn[MAX_T], *q4[MAX_T], *q2[MAX_T];
             const float *sc[MAX_T];
