@@ -151,7 +151,6 @@ KI size_t gg_group_bytes(const int type) {
 // Q4_0 and int4, whose kernels prefetch (docs/speed.md).
 #define GG_PF_ZEN 8192
 
-
 // Rows r0..r1-1 for T tokens starting at token t0.
 KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const kern_dq *a, int64_t t0,
                 float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
