@@ -203,9 +203,27 @@ static void test_cache(it_pool *pool) {
     free(k), free(v), free(q), free(o1), free(o2), free(ref);
 }
 
+// Hand-computed: 4 heads x 32 dims = 2 * 128 = 256 multiply-adds per query and key; the matmuls'
+// rule (it_pool_chunks) runs inline below 2 x 64K, then one thread per 64K, at most the pool.
+static void test_attend_threads(it_pool *pool3) {
+    TEST_CASE("kv_attend_threads: inline for small attention, one thread per 64K multiply-adds") {
+        it_kv kv;
+        memset(&kv, 0, sizeof kv);
+        kv.n_heads = 4, kv.head_dim = 32;
+        CHECK(kv_attend_threads(pool3, &kv, 510, 1) == 1, "511 keys: 130816 MACs");
+        CHECK(kv_attend_threads(pool3, &kv, 511, 1) == 2, "512 keys: 131072 MACs = 2 x 64K");
+        CHECK(kv_attend_threads(pool3, &kv, 767, 1) == 3, "768 keys: 3 x 64K");
+        CHECK(kv_attend_threads(pool3, &kv, 4095, 1) == 3, "capped at the pool's 3");
+        CHECK(kv_attend_threads(pool3, &kv, 0, 16) == 1, "16 queries over 16 keys: 65536");
+        CHECK(kv_attend_threads(pool3, &kv, 0, 32) == 3, "32 x 32: 4 x 64K, capped");
+        CHECK(kv_attend_threads(NULL, &kv, 4095, 1) == 1, "no pool");
+    }
+}
+
 int main(void) {
     test_kernels();
     it_pool *pool = it_pool_new(3);
+    test_attend_threads(pool);
     test_cache(pool);
     it_pool_free(pool);
     return th_finish("test_kv_flash");

@@ -82,6 +82,15 @@ void kv_softmax_group(const it_kv *kv, float *scores, int rep, int n_keys, int k
 // threaded (*threads < nth, returns 0); -1 when there is no scratch at all.
 int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t per, int nth);
 
+// How many of the pool's threads an attend call of n queries at positions pos.. should use: 1 (run
+// inline, no dispatch) below KV_MIN_CHUNK_MACS multiply-adds per thread, as the matmuls size theirs.
+// Why: every layer dispatched its attention to all threads however small; with one core loaded by
+// another process, english-1m decoded at 0.61x with -t 2 against -t 1 (bench/threads.sh), the
+// caller waiting at each layer for a worker the scheduler had set aside. The work items are dealt
+// round-robin and each is computed whole by one thread, so the result does not depend on the count.
+enum { KV_MIN_CHUNK_MACS = 65536 };
+int kv_attend_threads(it_pool *pool, const it_kv *kv, int pos, int n);
+
 // realloc for the caches' working memory (attention scratch, rewind buffers), with a failure
 // injection hook for tests: kv_test_fail_allocs(n) makes the next n calls fail (0 disarms). The
 // hook is process-wide and not synchronized: tests set it between calls, never during one.

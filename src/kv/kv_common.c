@@ -49,6 +49,12 @@ int kv_scratch_reserve(float **scratch, size_t *per_out, int *threads, size_t pe
     return *threads > 0 ? 0 : -1;
 }
 
+int kv_attend_threads(it_pool *pool, const it_kv *kv, int pos, int n) {
+    // q·k and p·v for every query head over its keys (about pos + n for each query of the block).
+    double macs = 2.0 * kv->n_heads * kv->head_dim * (double)n * ((double)pos + n);
+    return it_pool_chunks(pool, macs, KV_MIN_CHUNK_MACS, 1);
+}
+
 int kv_share(it_kv *kv, int n, const float *k, const float *v) {
     if (!kv || !kv->ops->share || n < 0 || n >= kv->n_ctx || (n > 0 && (!k || !v))) return KV_E_ARG;
     const float *ok = kv->shared_k, *ov = kv->shared_v;

@@ -134,12 +134,13 @@ static int full_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, cons
                                kvf_scratch_floats(kv->head_dim, kv->n_heads / kv->n_kv_heads), nth) != 0)
             return KV_E_NOMEM;
         flash_job j = {c, layer, pos, n, q, out, kvf_attend_avx512};
-        if (c->fscratch_threads >= nth) it_pool_run(pool, flash_worker, &j);
+        int use = kv_attend_threads(pool, kv, pos, n);
+        if (use > 1 && c->fscratch_threads >= nth) it_pool_run_n(pool, flash_worker, &j, use);
         else flash_worker(&j, 0, 1);
         return KV_OK;
     }
     attend_job j = {c, layer, pos, n, q, out};
-    it_pool_run(pool, attend_worker, &j);
+    it_pool_run_n(pool, attend_worker, &j, kv_attend_threads(pool, kv, pos, n));
     return KV_OK;
 }
 

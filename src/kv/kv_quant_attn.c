@@ -257,7 +257,8 @@ int kvq_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, const float 
         it_cpu_isa() >= IT_ISA_AVX512 && kv->head_dim % 16 == 0 && c->scratch_threads >= nth &&
         kvq_deq_attend(&j, pool) == 0)
         return KV_OK;
-    if (c->scratch_threads >= nth) it_pool_run(pool, work, &j);
+    int use = kv_attend_threads(pool, kv, pos, n);
+    if (use > 1 && c->scratch_threads >= nth) it_pool_run_n(pool, work, &j, use);
     else work(&j, 0, 1);
     return KV_OK;
 }
