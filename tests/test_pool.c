@@ -113,7 +113,79 @@ static void rows_fn(void *arg, int ith, int nth) {
     }
 }
 
+typedef struct {
+    pthread_t caller;
+    int slow;                 // chunks on a worker sleep 30 ms
+    atomic_int off_caller;    // chunks that ran on another thread
+} who_job;
+
+static void who_fn(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    who_job *j = arg;
+    if (!pthread_equal(pthread_self(), j->caller)) {
+        atomic_fetch_add(&j->off_caller, 1);
+        if (j->slow) sleep_us(30000);
+    } else {
+        sleep_us(200);   // long enough for a spinning or woken worker to take a chunk meanwhile
+    }
+}
+
+// Hand-worked sequence of the back-off policy (core/pool.h): 64 misses in a row start 256 inline
+// dispatches; a miss streak after them 1024, then 4096 (the cap); a team that takes part resets the
+// miss count, and 4096 dispatches in a row with it end the back-off.
+static int solo_run(it_backoff *b) {   // inline dispatches until the first parallel one
+    int n = 0;
+    while (it_backoff_solo(b)) n++;
+    return n;
+}
+
+static void test_backoff(void) {
+    TEST_CASE("back-off policy: 64 misses start 256 inline dispatches, then 1024, 4096; the team resets it") {
+        it_backoff b = {0};
+        for (int i = 0; i < 63; i++) it_backoff_note(&b, 0);
+        CHECK(!it_backoff_solo(&b), "63 misses already went solo");
+        it_backoff_note(&b, 1);   // the team took part: the streak starts over
+        for (int i = 0; i < 63; i++) it_backoff_note(&b, 0);
+        CHECK(!it_backoff_solo(&b), "the count was not reset by a dispatch the team took part in");
+        it_backoff_note(&b, 0);   // the 64th in a row
+        CHECK(solo_run(&b) == 256, "first stretch %ld", b.solo_next);
+        for (int i = 0; i < 64; i++) it_backoff_note(&b, 0);
+        CHECK(solo_run(&b) == 1024, "second stretch %ld", b.solo_next);
+        for (int i = 0; i < 64; i++) it_backoff_note(&b, 0);
+        CHECK(solo_run(&b) == 4096, "third stretch %ld", b.solo_next);
+        for (int i = 0; i < 64; i++) it_backoff_note(&b, 0);
+        CHECK(solo_run(&b) == 4096, "capped stretch %ld", b.solo_next);
+        for (int i = 0; i < 4095; i++) it_backoff_note(&b, 1);
+        for (int i = 0; i < 64; i++) it_backoff_note(&b, 0);
+        CHECK(solo_run(&b) == 4096, "4095 good dispatches ended the back-off");
+        for (int i = 0; i < 4096; i++) it_backoff_note(&b, 1);
+        for (int i = 0; i < 64; i++) it_backoff_note(&b, 0);
+        CHECK(solo_run(&b) == 256, "4096 good dispatches did not end it: %ld", b.solo_next);
+    }
+    TEST_CASE("back-off in the pool: after workers held the caller up, dispatches run on the caller") {
+        it_pool *p = it_pool_new(2);
+        // Worker chunks sleep 30 ms, the caller's 0.2 ms: every dispatch a worker joins is late
+        // (held > 4 x 0.2 ms + 2 ms), and one it does not join is a miss too.
+        who_job j = {pthread_self(), 1, 0};
+        for (int rep = 0; rep < IT_BACKOFF_MISSES; rep++) it_pool_run_n(p, who_fn, &j, 2);
+        j.slow = 0;
+        atomic_store(&j.off_caller, 0);
+        for (int rep = 0; rep < 20; rep++) it_pool_run_n(p, who_fn, &j, 4);
+        CHECK(atomic_load(&j.off_caller) == 0, "%d chunks ran on a worker during the back-off",
+              atomic_load(&j.off_caller));
+        it_pool_set_backoff(p, 0);   // off: the workers take chunks again
+        int taken = 0;
+        for (int rep = 0; rep < 200 && !taken; rep++) {
+            it_pool_run_n(p, who_fn, &j, 4);
+            taken = atomic_load(&j.off_caller) > 0;
+        }
+        CHECK(taken, "with the back-off off, no worker took a chunk in 200 dispatches");
+        it_pool_free(p);
+    }
+}
+
 int main(void) {
+    test_backoff();
     TEST_CASE("every chunk once: 1..8 threads, 1..200 chunks, repeated dispatches") {
         static const int chunks[] = {1, 2, 3, 4, 7, 8, 9, 16, 33, 200};
         for (int t = 1; t <= 8; t++) {
@@ -155,6 +227,7 @@ int main(void) {
     TEST_CASE("work stealing: a blocked chunk does not hold back the others") {
         for (int t = 2; t <= 4; t++) {
             it_pool *p = it_pool_new(t);
+            it_pool_set_backoff(p, 0);   // chunks that wait for each other cannot run inline
             for (int rep = 0; rep < 5 && p; rep++) {
                 steal_job j = {0};
                 it_pool_run_n(p, steal_fn, &j, 4 * t);

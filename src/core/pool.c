@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 // Dispatch protocol. One 64-bit word `work` holds (generation << 32 | n_chunks << 16 | next chunk).
@@ -30,6 +31,8 @@ struct it_pool {
     atomic_int caller_waits;
     it_pool_fn fn;
     void *arg;
+    it_backoff backoff;   // caller-only state (one thread dispatches on a pool at a time)
+    int no_backoff;       // it_pool_set_backoff(p, 0)
 };
 
 typedef struct { it_pool *p; int ith; } worker_arg;
@@ -38,6 +41,10 @@ typedef struct { it_pool *p; int ith; } worker_arg;
 // a busy decode never sleeps between dispatches, short enough that an idle or starved team gives the
 // CPU back almost at once.
 enum { POOL_SPIN_NS = 50000 };
+// A wait for chunks in flight holds the caller up beyond POOL_LATE_FACTOR times its own mean chunk
+// time plus POOL_LATE_NS: an uneven last chunk, or a worker the machine delayed for a moment (1 ms
+// was seen on the idle 2-vCPU machine), stays under it; a time-slice lost to another process not.
+enum { POOL_LATE_FACTOR = 4, POOL_LATE_NS = 2000000 };
 
 #define WORK_GEN(w) ((uint32_t)((w) >> 32))
 #define WORK_N(w) ((int)(((w) >> 16) & 0xffff))
@@ -79,11 +86,29 @@ static int chunks_in_flight(it_pool *p, uint32_t n) {
     return (uint32_t)atomic_load_explicit(&p->done, memory_order_acquire) < n;
 }
 
-// Runs unclaimed chunks of generation gen until none is left.
-static void run_chunks(it_pool *p, uint32_t gen) {
+int it_backoff_solo(it_backoff *b) {
+    if (b->solo_left <= 0) return 0;
+    b->solo_left--;
+    return 1;
+}
+
+void it_backoff_note(it_backoff *b, int took_part) {
+    if (took_part) {
+        b->misses = 0;
+        if (b->solo_next && ++b->on_time >= IT_BACKOFF_MAX) b->solo_next = 0, b->on_time = 0;
+        return;
+    }
+    if (++b->misses < IT_BACKOFF_MISSES) return;
+    b->solo_next = !b->solo_next ? IT_BACKOFF_MIN : b->solo_next * 4 < IT_BACKOFF_MAX ? b->solo_next * 4 : IT_BACKOFF_MAX;
+    b->solo_left = b->solo_next;
+    b->misses = 0, b->on_time = 0;
+}
+
+// Runs unclaimed chunks of generation gen until none is left; returns how many it ran.
+static int run_chunks(it_pool *p, uint32_t gen) {
     uint64_t w = atomic_load(&p->work);
-    for (;;) {
-        if (WORK_GEN(w) != gen || WORK_NEXT(w) >= WORK_N(w)) return;
+    for (int ran = 0;; ran++) {
+        if (WORK_GEN(w) != gen || WORK_NEXT(w) >= WORK_N(w)) return ran;
         if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue; // w reloaded
         int n = WORK_N(w);
         p->fn(p->arg, WORK_NEXT(w), n);
@@ -159,6 +184,12 @@ void it_pool_free(it_pool *p) {
 
 int it_pool_size(const it_pool *p) { return p ? p->n : 1; }
 
+void it_pool_set_backoff(it_pool *p, int on) {
+    if (!p) return;
+    p->no_backoff = !on;
+    memset(&p->backoff, 0, sizeof p->backoff);
+}
+
 int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_per_thread) {
     int cap = it_pool_size(p) * (max_per_thread < 1 ? 1 : max_per_thread);
     if (it_pool_size(p) == 1 || !(work >= 2 * min_per_chunk)) return 1;
@@ -169,7 +200,7 @@ int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_
 void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks) {
     if (n_chunks < 1) n_chunks = 1;
     if (n_chunks > IT_POOL_MAX_CHUNKS) n_chunks = IT_POOL_MAX_CHUNKS;
-    if (!p || p->n == 1 || n_chunks == 1) {
+    if (!p || p->n == 1 || n_chunks == 1 || (!p->no_backoff && it_backoff_solo(&p->backoff))) {
         for (int i = 0; i < n_chunks; i++) fn(arg, i, n_chunks);
         return;
     }
@@ -183,13 +214,19 @@ void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks) {
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    run_chunks(p, gen);
-    if (spin_while(p, (uint32_t)n_chunks, chunks_in_flight)) return;
-    pthread_mutex_lock(&p->mu);
-    atomic_store(&p->caller_waits, 1);
-    while (chunks_in_flight(p, (uint32_t)n_chunks)) pthread_cond_wait(&p->cv_done, &p->mu);
-    atomic_store(&p->caller_waits, 0);
-    pthread_mutex_unlock(&p->mu);
+    int64_t t0 = now_ns();
+    int ran = run_chunks(p, gen);
+    int64_t t1 = now_ns();
+    if (!spin_while(p, (uint32_t)n_chunks, chunks_in_flight)) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_waits, 1);
+        while (chunks_in_flight(p, (uint32_t)n_chunks)) pthread_cond_wait(&p->cv_done, &p->mu);
+        atomic_store(&p->caller_waits, 0);
+        pthread_mutex_unlock(&p->mu);
+    }
+    int64_t held = now_ns() - t1;
+    int late = ran > 0 && held > POOL_LATE_FACTOR * (t1 - t0) / ran + POOL_LATE_NS;
+    it_backoff_note(&p->backoff, ran < n_chunks && !late);
 }
 
 void it_pool_run(it_pool *p, it_pool_fn fn, void *arg) { it_pool_run_n(p, fn, arg, it_pool_size(p)); }

@@ -22,6 +22,24 @@ void it_pool_run(it_pool *p, it_pool_fn fn, void *arg);
 // fn(arg, i, n_chunks) for i in [0, n_chunks), n_chunks clamped to [1, IT_POOL_MAX_CHUNKS]. One chunk
 // (or a serial pool) runs on the caller with no dispatch at all.
 void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks);
+// Back-off from a team that is not getting its cores. A worker that another process keeps off its
+// core (or preempts mid-chunk) makes every dispatch pay: the caller runs the chunks alone plus the
+// dispatch, or waits a time-slice for the chunk in flight. After IT_BACKOFF_MISSES dispatches in a
+// row where the workers took no chunk, or held the caller far past its own chunks' time, the pool
+// runs the next 256 dispatches inline on the caller (every chunk, in order: the same results), then
+// tries the team again; each failed try makes the stretch 4 times longer, up to IT_BACKOFF_MAX.
+// IT_BACKOFF_MAX dispatches in a row where the team took part end it. Chunks must therefore never
+// wait for one another (it_pool_set_backoff(p, 0) turns it off: tests of the stealing itself).
+enum { IT_BACKOFF_MISSES = 64, IT_BACKOFF_MIN = 256, IT_BACKOFF_MAX = 4096 };
+typedef struct {
+    long solo_left, solo_next, misses, on_time;
+} it_backoff;
+// 1 (and counts it) when the next dispatch should run inline.
+int it_backoff_solo(it_backoff *b);
+// After a dispatch: took_part = a worker ran a chunk and did not hold the caller up.
+void it_backoff_note(it_backoff *b, int took_part);
+void it_pool_set_backoff(it_pool *p, int on);
+
 // How many chunks to cut `work` units into so that each has at least min_per_chunk units: between 1
 // and max_per_thread * it_pool_size(p). Small work gives 1 (run inline, no dispatch).
 int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_per_thread);
