@@ -251,10 +251,11 @@ static int mikv_attend(it_kv *kv, it_pool *pool, int layer, int pos, int n, cons
             if (st[p] == KV_MIKV_HI) hp[nh++] = p;
         j.hi_pos = hp, j.n_hi = nh;
     }
-    int used = c->scratch_threads >= nth ? nth : 1;
-    if (used == nth) it_pool_run(pool, mikv_worker, &j);
+    int used = c->scratch_threads >= nth ? kv_attend_threads(pool, kv, pos, n) : 1;
+    if (used > 1) it_pool_run_n(pool, mikv_worker, &j, used);
     else mikv_worker(&j, 0, 1);
-    // Importance: the per-thread partial sums, added in thread order (deterministic for a pool size).
+    // Importance: the per-thread partial sums, added in thread order (deterministic for a pool size:
+    // `used` depends on it and on the call's size only).
     float *imp = c->imp + (size_t)layer * kv->n_ctx;
     for (int th = 0; th < used; th++) {
         const float *acc = c->scratch + (size_t)th * c->scratch_per + (size_t)(kv->n_heads / kv->n_kv_heads) * kv->n_ctx;
