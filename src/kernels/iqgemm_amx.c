@@ -273,6 +273,7 @@ static int amx_matrix(const qf_spec *s, int type, const void *w, size_t row_byte
             amx_rows(0, s->group / 32, w, row_bytes, a, y, ldy, R, mr, r1, ua, df, zf);
         } else {
             amx_fill_ggml(type, w, row_bytes, a, R, mr, ua, df, zf);
+            // One call per K with K a constant: amx_rows is inlined into a loop specialized for it.
             if (type == IT_TYPE_Q4_K) amx_rows(1, 1, w, row_bytes, a, y, ldy, R, mr, r1, ua, df, zf);
             else if (type == IT_TYPE_Q6_K) amx_rows(2, 1, w, row_bytes, a, y, ldy, R, mr, r1, ua, df, zf);
             else amx_rows(0, 1, w, row_bytes, a, y, ldy, R, mr, r1, ua, df, zf);
