@@ -67,10 +67,12 @@ $(BUILD)/%_avx512.o: %_avx512.c
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
 
 # AVX-512 VNNI kernels (iqmatmul_avx512vnni.c): their own suffix so AVX512_FLAGS stays VNNI-free
-# (Skylake-X has AVX-512 without VNNI); chosen at run time only when cpuid reports VNNI.
+# (Skylake-X has AVX-512 without VNNI); chosen at run time only when cpuid reports VNNI. No
+# -mavxvnni: with it GCC encodes 256-bit vpdpbusd as VEX (AVX-VNNI), which Zen 4 and Ice Lake lack
+# although they have AVX-512 VNNI; the ggml decode kernel died there with SIGILL.
 $(BUILD)/%_avx512vnni.o: %_avx512vnni.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -mavx512vnni -mavxvnni -mavx512bitalg -mavx512vbmi -mgfni $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -mavx512vnni -mavx512bitalg -mavx512vbmi -mgfni $(if $(filter $<,$(SIMD_O0)),-O0) -MMD -MP -c $< -o $@
 
 # AMX kernels (iqgemm_amx.c): run only when cpuid reports AMX-INT8 and the OS grants the tile state.
 $(BUILD)/%_amx.o: %_amx.c
@@ -86,7 +88,7 @@ $(BUILD)/%.o: %.c
 # and the CLI keep their non-PIC objects (and their speed); plain `make` does not build these.
 PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 ISA_FLAGS  = $(if $(filter %_avx2.c,$<),$(AVX2_FLAGS))$(if $(filter %_avx512.c,$<),$(AVX512_FLAGS)) \
-             $(if $(filter %_avx512vnni.c,$<),$(AVX512_FLAGS) -mavx512vnni -mavxvnni -mavx512bitalg -mavx512vbmi -mgfni) \
+             $(if $(filter %_avx512vnni.c,$<),$(AVX512_FLAGS) -mavx512vnni -mavx512bitalg -mavx512vbmi -mgfni) \
              $(if $(filter %_amx.c,$<),$(AVX512_FLAGS) -mavx512vnni -mamx-tile -mamx-int8)
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)

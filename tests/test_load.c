@@ -183,27 +183,36 @@ static int is_amd(void) {
     return !strcmp(v, "AuthenticAMD") || !strcmp(v, "HygonGenuine");
 }
 
-// it_cpu_stream_prefetch(8192) in a child process started with INTACT_PREFETCH=env (NULL: unset):
-// the variable is read once per process, so each setting needs its own.
+// cpuid display family, worked out here from leaf 1 as the AMD/Intel manuals define it (base
+// family, plus the extended family when the base is 0xF): Zen 3/4 are 0x19, Zen 5 0x1A.
+static int cpu_family(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    unsigned base = (a >> 8) & 0xf;
+    return (int)(base == 0xf ? base + ((a >> 20) & 0xff) : base);
+}
+
+// it_cpu_stream_prefetch(8192, 1024) in a child process started with INTACT_PREFETCH=env (NULL:
+// unset): the variable is read once per process, so each setting needs its own.
 static int prefetch_in_child(const char *env) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         if (env) setenv("INTACT_PREFETCH", env, 1);
         else unsetenv("INTACT_PREFETCH");
-        int v = it_cpu_stream_prefetch(8192);
-        _exit(v == 8192 ? 1 : v == 2048 ? 2 : v == 4096 ? 3 : v == 0 ? 4 : 5);
+        int v = it_cpu_stream_prefetch(8192, 1024);
+        _exit(v == 8192 ? 1 : v == 2048 ? 2 : v == 4096 ? 3 : v == 0 ? 4 : v == 1024 ? 5 : 6);
     }
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
-    static const int val[] = {-1, 8192, 2048, 4096, 0, -2};
-    return val[WEXITSTATUS(st) <= 5 ? WEXITSTATUS(st) : 5];
+    static const int val[] = {-1, 8192, 2048, 4096, 0, 1024, -2};
+    return val[WEXITSTATUS(st) <= 6 ? WEXITSTATUS(st) : 6];
 }
 
 int main(void) {
     // First: the children must fork before this process detects its CPU (pthread_once).
-    TEST_CASE("decode prefetch distance: 8 KB on AMD, at most 2 KB elsewhere; INTACT_PREFETCH overrides") {
-        int want = is_amd() ? 8192 : 2048;
+    TEST_CASE("decode prefetch distance: Zen 5's on AMD family >= 0x1A, Zen 4's on 0x19, at most 2 KB elsewhere; INTACT_PREFETCH overrides") {
+        int want = is_amd() ? (cpu_family() >= 0x1a ? 8192 : 1024) : 2048;
         CHECK(prefetch_in_child(NULL) == want, "unset: %d, want %d", prefetch_in_child(NULL), want);
         CHECK(prefetch_in_child("4096") == 4096, "4096");
         CHECK(prefetch_in_child("0") == 0, "0 turns it off");
@@ -212,7 +221,7 @@ int main(void) {
         CHECK(prefetch_in_child("-5") == want, "-5");
         CHECK(prefetch_in_child("70000") == want, "70000");
         CHECK(prefetch_in_child("") == want, "empty");
-        CHECK(it_cpu_stream_prefetch(1000) == 1000 || getenv("INTACT_PREFETCH"), "a distance below 2 KB is kept");
+        CHECK(it_cpu_stream_prefetch(1000, 1000) == 1000 || getenv("INTACT_PREFETCH"), "a distance below 2 KB is kept");
     }
     TEST_CASE("no-mmap load: llama2.c logits identical to the mapped load") same_logits("models/stories260K.bin");
     TEST_CASE("no-mmap load: GGUF (llama.cpp-written) logits identical to the mapped load")

@@ -15,6 +15,7 @@
 static int g_force_ref;
 static int g_has_avx2, g_has_avx512, g_isa_cap = IT_ISA_AVX512;
 static int g_amd, g_prefetch = -1;   // g_prefetch: INTACT_PREFETCH, -1 when unset
+static int g_family;                 // cpuid display family (base + extended)
 static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
 
 #if CPU_X86
@@ -37,6 +38,7 @@ static void detect(void) {
         g_amd = !strcmp(v, "AuthenticAMD") || !strcmp(v, "HygonGenuine");
     }
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    g_family = (int)((a >> 8) & 0xf) + ((a >> 8 & 0xf) == 0xf ? (int)((a >> 20) & 0xff) : 0);
     int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
     if (!osxsave) return;
     unsigned long long xcr0 = read_xcr0();
@@ -70,10 +72,11 @@ void it_cpu_force_ref(int on) { g_force_ref = on; }
 int it_cpu_has_avx2(void) { ensure_detected(); return g_has_avx2; }
 int it_cpu_has_avx512(void) { ensure_detected(); return g_has_avx512; }
 
-int it_cpu_stream_prefetch(int zen) {
+int it_cpu_stream_prefetch(int zen5, int zen4) {
     ensure_detected();
     if (g_prefetch >= 0) return g_prefetch;
-    return g_amd || zen < 2048 ? zen : 2048;
+    if (g_amd) return g_family >= 0x1a ? zen5 : zen4;
+    return zen5 < 2048 ? zen5 : 2048;
 }
 
 int it_cpu_isa(void) {

@@ -18,13 +18,15 @@ int it_cpu_has_avx512(void);
 // The widest ISA the kernels may use: the CPU's, capped by INTACT_ISA; IT_ISA_REF while
 // it_cpu_force_ref(1) is in effect.
 int it_cpu_isa(void);
-// Software prefetch distance, in bytes, for a decode kernel streaming weight rows once. `zen` is
-// the distance measured best for that kernel on AMD Zen 5, where a long distance keeps enough
-// lines in flight. Other CPUs get min(zen, 2048): on an Intel Xeon (Granite Rapids, 2 threads)
-// 8 KB ahead made int4 decode 12-45% slower and F16 decode 23% slower than 2 KB — a prefetch
-// to L1 waits for a free fill buffer, and 8 KB ahead they are all taken (docs/speed.md).
-// INTACT_PREFETCH=BYTES (0..65536, read once) overrides both, for tuning on another CPU.
-int it_cpu_stream_prefetch(int zen);
+// Software prefetch distance, in bytes, for a decode kernel streaming weight rows once. `zen5` is
+// the distance measured best for that kernel on AMD Zen 5 (cpuid family 0x1A and later), where a
+// long distance keeps enough lines in flight; `zen4` the one for family 0x19 (Zen 3 / Zen 4), whose
+// hardware stream prefetcher alone read F16 rows 10-15% faster than any software distance
+// (docs/speed.md, 2026-12-07 Zen 4). Other CPUs get min(zen5, 2048): on an Intel Xeon (Granite
+// Rapids, 2 threads) 8 KB ahead made int4 decode 12-45% slower and F16 decode 23% slower than 2 KB
+// — a prefetch to L1 waits for a free fill buffer, and 8 KB ahead they are all taken.
+// INTACT_PREFETCH=BYTES (0..65536, read once) overrides all of them, for tuning on another CPU.
+int it_cpu_stream_prefetch(int zen5, int zen4);
 // For tests/benchmarks: hold every kernel choice to the scalar reference (1) or release it (0).
 void it_cpu_force_ref(int on);
 

@@ -77,8 +77,10 @@ KI void store_sums(int R, const __m512 *acc, float *y) {
 // ---- decode: one row at a time ----
 
 // As in matmul_avx2.c: one sequential stream per thread (rows are contiguous), 4 accumulators,
-// software prefetch pf bytes ahead (across row ends into the next rows): KERN_PF_ZEN on AMD Zen,
-// 2 KB on Intel, where 4 KB made F16 decode 23% slower (it_cpu_stream_prefetch).
+// software prefetch pf bytes ahead (across row ends into the next rows): KERN_PF_ZEN on AMD Zen 5,
+// 2 KB on Intel, where 4 KB made F16 decode 23% slower (it_cpu_stream_prefetch). On Zen 4 pf is 0
+// (each prefetch names the line being loaded): its hardware prefetcher alone decoded F16 TinyLlama
+// 10-15% faster than 0.5 or 4 KB ahead (4 alternating rounds, docs/speed.md).
 #define KERN_PF_ZEN 4096
 
 KI __m512 decode_row(const int ty, const char *row, int64_t n, const float *x, const size_t pf) {
@@ -132,7 +134,7 @@ KI __m512 decode_row(const int ty, const char *row, int64_t n, const float *x, c
 
 KI void decode(const int ty, const char *w, size_t rb, int64_t n, const float *x, float *y,
                int64_t r0, int64_t r1) {
-    const size_t pf = (size_t)it_cpu_stream_prefetch(KERN_PF_ZEN);
+    const size_t pf = (size_t)it_cpu_stream_prefetch(KERN_PF_ZEN, 0);
     for (int64_t r = r0; r < r1; r += 4) {
         // Rows go 4 at a time only to share the final horizontal sums.
         int R = r1 - r < 4 ? (int)(r1 - r) : 4;

@@ -332,7 +332,7 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
     static void NAME(const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, int64_t r0,  \
                      int64_t r1) {                                                                       \
         int64_t t0 = 0;                                                                                  \
-        const size_t pf = (size_t)it_cpu_stream_prefetch(GG_PF_ZEN);                                    \
+        const size_t pf = (size_t)it_cpu_stream_prefetch(GG_PF_ZEN, GG_PF_ZEN);                                    \
         for (; t0 + 3 <= a->nt; t0 += 3) GG_ROWS(TYPE)(TYPE, 3, w, rb, a, t0, y, ldy, r0, r1, pf);       \
         if (a->nt - t0 == 2) GG_ROWS(TYPE)(TYPE, 2, w, rb, a, t0, y, ldy, r0, r1, pf);                   \
         if (a->nt - t0 == 1) GG_ROWS(TYPE)(TYPE, 1, w, rb, a, t0, y, ldy, r0, r1, pf);                   \

@@ -25,7 +25,8 @@
 // 2048-wide int4 g128 matrix) a stream running at ~20 GB/s per core had too little in flight to
 // cover DRAM latency: 8 KB decoded int4 g128 TinyLlama 8-16% faster (5 alternating rounds,
 // docs/speed.md); 1 KB was slower, 16 KB no better than 2 KB. Intel cores want 2 KB
-// (it_cpu_stream_prefetch).
+// (it_cpu_stream_prefetch). On Zen 4, 1, 2, 4 and 8 KB were alike within the noise (int4 and int3
+// g128, 5 alternating rounds), so it keeps Zen 5's.
 #define DQ_PF_ZEN 8192
 
 enum { MAX_T = 3 };
@@ -96,14 +97,16 @@ KI __m512i pair_reduce(__m512i a, __m512i b) {
 typedef struct {
     __m512i m3, four, m4, ff, hi4;
     __mmask16 km[3], all;
+    dq_hperm hp;
 } dq_consts;
 
-KI void dq_consts_init(dq_consts *k) {
+KI void dq_consts_init(const int B, const int G, const int S, dq_consts *k) {
     k->m3 = dq_keep(_mm512_set1_epi8(3)), k->four = dq_keep(_mm512_set1_epi8(4));
     k->m4 = dq_keep(_mm512_set1_epi8(0x0f)), k->ff = dq_keep(_mm512_set1_epi32(0xff));
     k->hi4 = dq_keep(simd_hi4_matrix());
     dq_dz_masks(k->km);
     k->all = dq_keepk(0xffff);
+    dq_hperm_init(B, G, S, &k->hp);
 }
 
 #define DP(acc, u, s) _mm512_dpbusd_epi32(acc, u, s)
@@ -156,7 +159,7 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
 // The float step of one chunk: f += (d * s) * (isum - z * sum) on the lanes of lm.
 KI void chunk_float(const int B, const int G, const int S, const int T, const uint8_t *cb, const dq_consts *K, const __m512i *is,
                     const float *const *sc, const int32_t *const *su, __m512 *f, __mmask16 lm) {
-    __m512i dz = dq_chunk_dz(B, G, S, cb, K->km);
+    __m512i dz = dq_chunk_dz(B, G, S, cb, K->km, &K->hp);
     __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
     __m512i z = S ? _mm512_set1_epi32(1 << (B - 1)) : _mm512_and_si512(_mm512_srli_epi32(dz, 16), K->ff);
     // z * su by vpmaddwd (one op; vpmulld is two): z < 256 and |su| <= 32 * 128 both fit 16 bits,
@@ -178,7 +181,7 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
     const int tail = (int)(nb % 16);
     _Alignas(64) uint8_t pad[16 * 131 + 64];   // one chunk of the largest block (int8 g32: 16 * 35)
     dq_consts K;
-    dq_consts_init(&K);
+    dq_consts_init(B, G, S, &K);
     uintptr_t pl = 0;   // the next line to prefetch (simd_pf_row)
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
@@ -227,7 +230,7 @@ QF_FOR_EACH_FORMAT(DQ_FN)
 
 void kern_dq_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                         int64_t ldy, int64_t r0, int64_t r1) {
-    const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN);
+    const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN, DQ_PF_ZEN);
 #define DQ_CASE(B, G, S) \
     if (s->bits == B && s->group == G && s->sym == S) return dq_i##B##_g##G##_s##S(w, row_bytes, a, y, ldy, r0, r1, pf);
     QF_FOR_EACH_FORMAT(DQ_CASE)

@@ -137,6 +137,8 @@ KI void gm_tile(const int B, const int G, const int S, const int T, const uint8_
     const int64_t nch = nfull + (tail > 0);
     __mmask16 km[3];
     dq_dz_masks(km);
+    dq_hperm hp;
+    dq_hperm_init(B, G, S, &hp);
     _Alignas(64) uint8_t pad[16 * 35 + 64];   // one chunk of the largest block here (int4 g32: 16 * 19)
     for (int64_t c0 = 0; c0 < nch; c0 += GM_KB) {
         const int64_t c1 = c0 + GM_KB < nch ? c0 + GM_KB : nch;
@@ -155,7 +157,7 @@ KI void gm_tile(const int B, const int G, const int S, const int T, const uint8_
                 }
                 __m512i W[8];
                 gm_unpack(B, G, S, cb, W);
-                const __m512i dz = dq_chunk_dz(B, G, S, cb, km);
+                const __m512i dz = dq_chunk_dz(B, G, S, cb, km, &hp);
                 const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
                 const __m512 z = S ? _mm512_set1_ps((float)(1 << (B - 1)))
                                    : _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xff)));
