@@ -55,22 +55,23 @@ KI int dq_ld32(const uint8_t *p) {
 }
 
 // The 16 header words of a 32-block chunk (one group per block, bb bytes apart) by byte permutes
-// over the chunk's bytes when 16 * bb <= 320 (int2 / int3 / int4 g32, Q4_0): bytes 0..127 and
-// 128..255 by two-source vpermt2b, the rest by vpermb, merged by byte masks. Bytes from 128 on are
-// loaded under masks, so nothing past the chunk is read (the last chunk may end a mapping). Lane b byte j is chunk byte b * bb + j for j below
-// the header size (above it, byte b * bb again: callers read the header's bytes only). Why not one
-// vpgatherdd: on Zen 4 the 16-lane gather made int4 g32 / Q4_0 decode cost 15.2 ns per 512 weights
-// against int4 g128's 9.2 (bench_qkernels hot). The index and masks are made once per call.
+// over the chunk's bytes when 16 * bb <= 320 (int2 / int3 / int4 g32, Q4_0; dq_hperm_fits): bytes
+// 0..127 and 128..255 by two-source vpermt2b, the rest by vpermb, merged by byte masks. Bytes from
+// 128 on are loaded under masks, so nothing past the chunk is read (the last chunk may end a
+// mapping). Lane b byte j is chunk byte b * bb + j for j below the header size (above it, byte
+// b * bb again: callers read the header's bytes only). Why not one vpgatherdd: on Zen 4 the 16-lane
+// gather made int4 g32 / Q4_0 decode cost 15.2 ns per 512 weights against int4 g128's 9.2
+// (bench_qkernels hot). The index and masks are made once per call.
+KI int dq_hperm_fits(const int B, const int G, const int S) { return G == 32 && 16 * (int)dq_blkb(B, G, S) <= 320; }
+
 typedef struct {
     __m512i ix;
     __mmask64 kb, kc, m[3];   // m: the bytes of 128..191, 192..255, 256..319 inside the chunk
-    int on;   // 0: the chunk is too long for the permutes (int8 g32): gather
 } dq_hperm;
 
 KI void dq_hperm_init(const int B, const int G, const int S, dq_hperm *h) {
     const int bb = (int)dq_blkb(B, G, S);
-    h->on = G == 32 && 16 * bb <= 320;
-    if (!h->on) return;
+    if (!dq_hperm_fits(B, G, S)) return;   // int8 g32: too long for the permutes, gathered
     _Alignas(64) uint8_t idx[64];
     uint64_t kb = 0, kc = 0;
     for (int b = 0; b < 16; b++)
@@ -107,7 +108,7 @@ KI __m512i dq_chunk_dz(const int B, const int G, const int S, const uint8_t *cb,
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512i dz;
     if (kpg == 1) {
-        dz = hp->on ? dq_g32_headers(cb, hp)
+        dz = dq_hperm_fits(B, G, S) ? dq_g32_headers(cb, hp)
                     : _mm512_i32gather_epi32(_mm512_mullo_epi32(iota, _mm512_set1_epi32(bb)), (const void *)cb, 1);
     } else if (kpg == 4) {
         // Group g's word broadcast into lanes 4g.. by masked load-broadcasts (vpbroadcastd zmm{k},
