@@ -184,8 +184,109 @@ static void test_backoff(void) {
     }
 }
 
+// Hand-worked runs of the step governor's policy (core/pool.h) on made-up step times.
+// Steps the policy runs: returns how many of n ran as team steps; team steps take team_ns (disturbed
+// when team_dist), solo steps solo_ns.
+static int gov_run(it_governor *g, int n, long long team_ns, int team_dist, long long solo_ns, char *trace) {
+    int team = 0;
+    for (int i = 0; i < n; i++) {
+        int solo = it_gov_next(g);
+        if (trace) trace[i] = solo ? 's' : 't';
+        team += !solo;
+        it_gov_done(g, solo, solo ? solo_ns : team_ns, solo ? 0 : team_dist);
+    }
+    if (trace) trace[n] = 0;
+    return team;
+}
+
+static void test_governor(void) {
+    TEST_CASE("step governor: an undisturbed team is never questioned, however slow") {
+        it_governor g = {0};
+        CHECK(gov_run(&g, 2000, 3000000, 0, 1000000, NULL) == 2000, "a solo step ran");
+    }
+    TEST_CASE("step governor: one disturbed team step in 20 costs no probe") {
+        it_governor g = {0};
+        int team = 0;
+        for (int i = 0; i < 100; i++) team += gov_run(&g, 19, 1000000, 0, 1000000, NULL) + gov_run(&g, 1, 1000000, 1, 1000000, NULL);
+        CHECK(team == 2000 && g.steps[1] == 0, "%ld solo steps", g.steps[1]);
+    }
+    TEST_CASE("step governor: disturbed 3 ms team steps, 2 ms solo: solo after 4 + 2 steps; team probes 4, 16, 64, 256, 512 apart") {
+        it_governor g = {0};
+        char tr[1001];
+        int team = gov_run(&g, 1000, 3000000, 1, 2000000, tr);
+        // 4 team steps fill the history; 2 solo probe steps beat them; then 2-step team probes
+        // after 4 solo steps (steps 11-12), 16 more (29-30), 64 (95-96), 256 (353-354), 512 (867-868).
+        CHECK(strncmp(tr, "ttttssssssttssssssssssssssssttss", 32) == 0, "trace %.32s", tr);
+        CHECK(team == 14 && tr[94] == 't' && tr[95] == 't' && tr[352] == 't' && tr[353] == 't' && tr[866] == 't' && tr[867] == 't',
+              "%d team steps", team);
+        CHECK(g.mode == 1 && g.switches == 1, "mode %d, %ld switches", g.mode, g.switches);
+    }
+    TEST_CASE("step governor: back to the team once its probe is more than 5% faster") {
+        it_governor g = {0};
+        gov_run(&g, 10, 3000000, 1, 2000000, NULL);   // solo from step 7 on (above)
+        CHECK(g.mode == 1, "not solo");
+        // The load goes away: team steps 1.92 ms (4% under solo's 2 ms) do not switch back ...
+        gov_run(&g, 200, 1920000, 0, 2000000, NULL);
+        CHECK(g.mode == 1, "switched for a 4%% gain");
+        // ... 1.5 ms (25% under) does, at the next probe (due at once: 4 solo steps since the
+        // switch), and an undisturbed team then stays.
+        it_governor h = {0};
+        gov_run(&h, 10, 3000000, 1, 2000000, NULL);
+        char tr[41];
+        CHECK(gov_run(&h, 40, 1500000, 0, 2000000, tr) == 40, "trace %s", tr);
+        CHECK(h.mode == 0 && h.switches == 2, "mode %d, %ld switches", h.mode, h.switches);
+        it_governor k = {0};   // (a probe 10% faster but not yet due leaves the solo steps alone)
+        gov_run(&k, 8, 3000000, 1, 2000000, NULL);
+        CHECK(gov_run(&k, 2, 1800000, 0, 2000000, NULL) == 0, "a team step before the probe was due");
+    }
+}
+
+typedef struct {
+    pthread_t caller;
+    atomic_int off_caller;
+    atomic_int bad_size;
+    it_pool *p;
+} step_job;
+
+static void step_fn(void *arg, int ith, int nth) {
+    (void)ith, (void)nth;
+    step_job *j = arg;
+    if (!pthread_equal(pthread_self(), j->caller)) {
+        atomic_fetch_add(&j->off_caller, 1);
+        sleep_us(20000);   // a worker the machine keeps off its core
+    } else {
+        sleep_us(300);
+    }
+}
+
+static void test_pool_steps(void) {
+    TEST_CASE("step governor in the pool: steps a slow worker holds up run on the caller, with pool size 1") {
+        it_pool *p = it_pool_new(2);
+        step_job j = {pthread_self(), 0, 0, p};
+        // Team steps wait 20 ms for the worker's chunk, with the caller asleep: disturbed. Solo
+        // steps take 0.6 ms. So test_governor's trace: 4 team steps, 2 solo probes, solo from
+        // then on but for a 2-step team probe after 4 solo steps.
+        char tr[15] = {0};
+        int off = 0;
+        for (int s = 0; s < 14; s++) {
+            it_pool_step_begin(p);
+            int sz = it_pool_size(p);
+            atomic_store(&j.off_caller, 0);
+            it_pool_run_n(p, step_fn, &j, sz);
+            it_pool_step_end(p);
+            tr[s] = sz == 1 ? 's' : 't';
+            if (sz == 1) off += atomic_load(&j.off_caller);
+        }
+        CHECK(strcmp(tr, "ttttssssssttss") == 0, "trace %s", tr);
+        CHECK(off == 0, "%d chunks of solo steps ran on a worker", off);
+        it_pool_free(p);
+    }
+}
+
 int main(void) {
     test_backoff();
+    test_governor();
+    test_pool_steps();
     TEST_CASE("every chunk once: 1..8 threads, 1..200 chunks, repeated dispatches") {
         static const int chunks[] = {1, 2, 3, 4, 7, 8, 9, 16, 33, 200};
         for (int t = 1; t <= 8; t++) {

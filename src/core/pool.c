@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +34,9 @@ struct it_pool {
     void *arg;
     it_backoff backoff;   // caller-only state (one thread dispatches on a pool at a time)
     int no_backoff;       // it_pool_set_backoff(p, 0)
+    it_governor gov;      // caller-only, as backoff
+    int in_step, step_solo, step_disturbed, step_team, quiet;
+    int64_t step_t0, step_cpu0;
 };
 
 typedef struct { it_pool *p; int ith; } worker_arg;
@@ -45,6 +49,12 @@ enum { POOL_SPIN_NS = 50000 };
 // time plus POOL_LATE_NS: an uneven last chunk, or a worker the machine delayed for a moment (1 ms
 // was seen on the idle 2-vCPU machine), stays under it; a time-slice lost to another process not.
 enum { POOL_LATE_FACTOR = 4, POOL_LATE_NS = 2000000 };
+// A wait that marks a decode step as disturbed (the step governor, core/pool.h): far shorter than a
+// late dispatch, because on a small model one such wait is already a large part of the step.
+enum { POOL_DISTURB_NS = 250000 };
+// A team step that made no parallel dispatch (a model so small every product is one chunk) turns the
+// governor off for this many steps; then one step looks again (the context has grown).
+enum { POOL_QUIET_STEPS = 63 };
 
 #define WORK_GEN(w) ((uint32_t)((w) >> 32))
 #define WORK_N(w) ((int)(((w) >> 16) & 0xffff))
@@ -58,11 +68,12 @@ static void cpu_relax(void) {
 #endif
 }
 
-static int64_t now_ns(void) {
+static int64_t clock_ns(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 // Spins until cond(p, v) is false or POOL_SPIN_NS have passed; returns 1 if it became false.
 static int spin_while(it_pool *p, uint32_t v, int (*cond)(it_pool *, uint32_t)) {
@@ -102,6 +113,78 @@ void it_backoff_note(it_backoff *b, int took_part) {
     b->solo_next = !b->solo_next ? IT_BACKOFF_MIN : b->solo_next * 4 < IT_BACKOFF_MAX ? b->solo_next * 4 : IT_BACKOFF_MAX;
     b->solo_left = b->solo_next;
     b->misses = 0, b->on_time = 0;
+}
+
+static long long gov_mean(const it_governor *g, int m) {
+    long long s = 0;
+    for (int i = 0; i < g->nh[m]; i++) s += g->hist[m][i];
+    return g->nh[m] ? s / g->nh[m] : 0;
+}
+
+static void gov_push(it_governor *g, int m, long long ns) {
+    g->hist[m][g->ih[m]] = ns;
+    g->ih[m] = (g->ih[m] + 1) % IT_GOV_HIST;
+    if (g->nh[m] < IT_GOV_HIST) g->nh[m]++;
+}
+
+int it_gov_next(it_governor *g) {
+    if (g->gap < IT_GOV_GAP_MIN) g->gap = IT_GOV_GAP_MIN;
+    if (g->probe_left > 0) return !g->mode;
+    // Team steps are questioned only when a quarter of them (and two at least) were disturbed: an
+    // idle machine's odd hiccup (one step in 20 on TinyLlama) does not cost a probe.
+    if (g->since >= g->gap && g->nh[g->mode] == IT_GOV_HIST &&
+        (g->mode || (g->disturbed >= 2 && 4 * g->disturbed >= g->since))) {
+        g->probe_left = IT_GOV_PROBE, g->probe_ns = 0, g->probe_n = 0;
+        return !g->mode;
+    }
+    return g->mode;
+}
+
+void it_gov_done(it_governor *g, int solo, long long ns, int disturbed) {
+    g->steps[solo]++;
+    if (solo == g->mode || g->probe_left <= 0) {   // an ordinary step
+        if (solo != g->mode) return;                 // (not chosen by it_gov_next: ignored)
+        gov_push(g, solo, ns);
+        g->since++;
+        if (!solo && disturbed) g->disturbed++;
+        return;
+    }
+    g->probe_ns += ns, g->probe_n++;
+    if (--g->probe_left > 0) return;
+    long long probe = g->probe_ns / g->probe_n;
+    if (probe * 20 < gov_mean(g, g->mode) * 19) {   // the other mode is more than 5% faster
+        g->mode = !g->mode, g->switches++;
+        g->nh[g->mode] = 0, g->ih[g->mode] = 0;
+        gov_push(g, g->mode, probe);
+        g->gap = IT_GOV_GAP_MIN;
+    } else {
+        g->gap = g->gap * 4 < IT_GOV_GAP_MAX ? g->gap * 4 : IT_GOV_GAP_MAX;
+    }
+    g->since = 0, g->disturbed = 0;
+}
+
+void it_pool_step_begin(it_pool *p) {
+    if (!p || p->n == 1 || p->no_backoff) return;
+    if (p->quiet > 0) {   // steps of a model too small to dispatch: not timed (the CPU clock is a syscall)
+        p->quiet--;
+        return;
+    }
+    p->in_step = 1, p->step_team = 0;
+    p->step_solo = it_gov_next(&p->gov);
+    p->step_disturbed = 0;
+    p->step_t0 = now_ns();
+    p->step_cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+void it_pool_step_end(it_pool *p) {
+    if (!p || !p->in_step) return;
+    int64_t wall = now_ns() - p->step_t0, cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - p->step_cpu0;
+    // The caller itself preempted (or asleep waiting for a worker) for a tenth of the step: the
+    // machine is not ours alone. Spinning counts as CPU time, so an idle team stays near 1.
+    if (cpu * 10 < wall * 9) p->step_disturbed = 1;
+    if (!p->step_solo && !p->step_team) p->quiet = POOL_QUIET_STEPS;   // nothing to choose between
+    else it_gov_done(&p->gov, p->step_solo, wall, p->step_disturbed);
+    p->in_step = 0, p->step_solo = 0;
 }
 
 // Runs unclaimed chunks of generation gen until none is left; returns how many it ran.
@@ -170,6 +253,10 @@ it_pool *it_pool_new(int n_threads) {
 
 void it_pool_free(it_pool *p) {
     if (!p) return;
+    const char *st = getenv("INTACT_POOL_STATS");
+    if (st && strcmp(st, "1") == 0 && p->gov.steps[0] + p->gov.steps[1] > 0)
+        fprintf(stderr, "pool: %ld team steps, %ld solo steps, %ld switches\n", p->gov.steps[0], p->gov.steps[1],
+                p->gov.switches);
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->cv);
@@ -182,12 +269,13 @@ void it_pool_free(it_pool *p) {
     free(p);
 }
 
-int it_pool_size(const it_pool *p) { return p ? p->n : 1; }
+int it_pool_size(const it_pool *p) { return p && !p->step_solo ? p->n : 1; }
 
 void it_pool_set_backoff(it_pool *p, int on) {
     if (!p) return;
     p->no_backoff = !on;
     memset(&p->backoff, 0, sizeof p->backoff);
+    memset(&p->gov, 0, sizeof p->gov);
 }
 
 int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_per_thread) {
@@ -200,10 +288,11 @@ int it_pool_chunks(const it_pool *p, double work, double min_per_chunk, int max_
 void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks) {
     if (n_chunks < 1) n_chunks = 1;
     if (n_chunks > IT_POOL_MAX_CHUNKS) n_chunks = IT_POOL_MAX_CHUNKS;
-    if (!p || p->n == 1 || n_chunks == 1 || (!p->no_backoff && it_backoff_solo(&p->backoff))) {
+    if (!p || p->n == 1 || n_chunks == 1 || p->step_solo || (!p->no_backoff && it_backoff_solo(&p->backoff))) {
         for (int i = 0; i < n_chunks; i++) fn(arg, i, n_chunks);
         return;
     }
+    p->step_team = 1;
     p->fn = fn;
     p->arg = arg;
     atomic_store(&p->done, 0);
@@ -225,7 +314,9 @@ void it_pool_run_n(it_pool *p, it_pool_fn fn, void *arg, int n_chunks) {
         pthread_mutex_unlock(&p->mu);
     }
     int64_t held = now_ns() - t1;
-    int late = ran > 0 && held > POOL_LATE_FACTOR * (t1 - t0) / ran + POOL_LATE_NS;
+    int64_t own = ran > 0 ? POOL_LATE_FACTOR * (t1 - t0) / ran : 0;
+    int late = ran > 0 && held > own + POOL_LATE_NS;
+    if (ran > 0 && held > own + POOL_DISTURB_NS) p->step_disturbed = 1;
     it_backoff_note(&p->backoff, ran < n_chunks && !late);
 }
 

@@ -16,6 +16,8 @@ enum { IT_POOL_MAX_CHUNKS = 65535 };
 
 it_pool *it_pool_new(int n_threads);   // NULL on failure; n_threads <= 1 gives a serial pool
 void it_pool_free(it_pool *p);
+// Threads that take part: the pool's, or 1 inside a solo step (the step governor below), so that
+// kernels then set up for one thread exactly as with -t 1.
 int it_pool_size(const it_pool *p);
 // fn(arg, i, it_pool_size(p)) for i in [0, it_pool_size(p)).
 void it_pool_run(it_pool *p, it_pool_fn fn, void *arg);
@@ -38,7 +40,38 @@ typedef struct {
 int it_backoff_solo(it_backoff *b);
 // After a dispatch: took_part = a worker ran a chunk and did not hold the caller up.
 void it_backoff_note(it_backoff *b, int took_part);
-void it_pool_set_backoff(it_pool *p, int on);
+void it_pool_set_backoff(it_pool *p, int on);   // also the step governor below
+
+// Step governor: decode on a loaded machine. The back-off above reacts to dispatches where a worker
+// was absent; a worker that runs most of the time but is preempted mid-chunk now and then passes
+// that test yet holds the caller a scheduler slice (~2-4 ms) each time, which on a small model is
+// one or two whole decode steps: english-12m decoded at 0.64-0.70x of -t 1 with one core loaded.
+// So whole decode steps are timed and the two ways of running them compared on the real workload:
+// while team steps run undisturbed nothing is tried. A step is disturbed when the caller ran less
+// than 90% of its wall time (preempted, or asleep waiting for a worker) or one dispatch held it
+// beyond 4 times its own chunk time + 250 us. Once a quarter of the team steps since the last probe
+// (two at least) were, the next step after `gap` steps starts a probe of IT_GOV_PROBE solo steps. If their mean beats the mean of the last IT_GOV_HIST team steps by 5%,
+// steps run solo, and solo probes the team the same way every `gap` steps. A probe that loses
+// makes the gap 4 times longer (IT_GOV_GAP_MIN .. IT_GOV_GAP_MAX steps), one that wins resets it.
+enum { IT_GOV_HIST = 4, IT_GOV_PROBE = 2, IT_GOV_GAP_MIN = 4, IT_GOV_GAP_MAX = 512 };
+typedef struct {
+    int mode;                        // how steps run outside probes: 0 team, 1 solo
+    int probe_left;                  // steps of the running probe (the other mode) still to come
+    int gap, since;                  // steps between probes; steps since the last one
+    int disturbed;                   // team steps since the last probe that held the caller up
+    long long hist[2][IT_GOV_HIST];  // the last step times (ns) per mode
+    int nh[2], ih[2];
+    long long probe_ns;
+    int probe_n;
+    long steps[2], switches;         // statistics (INTACT_POOL_STATS=1 prints them)
+} it_governor;
+// 1 when the next step should run solo (every dispatch inline).
+int it_gov_next(it_governor *g);
+// A step ended: run solo or not, its wall time, and whether a dispatch in it held the caller up.
+void it_gov_done(it_governor *g, int solo, long long ns, int disturbed);
+// Bracket one decode step (one token through the whole model) on the caller's thread.
+void it_pool_step_begin(it_pool *p);
+void it_pool_step_end(it_pool *p);
 
 // How many chunks to cut `work` units into so that each has at least min_per_chunk units: between 1
 // and max_per_thread * it_pool_size(p). Small work gives 1 (run inline, no dispatch).

@@ -52,8 +52,8 @@ static int store_attend_rows(intact_ctx *const *rows, it_pool *pool, int l, int 
 // head run as one n-row product over the weights. Writes logits for the tokens selected by
 // logits_from (all tokens from that index on). 0, or the cache's error (KV_E_ARG / KV_E_NOMEM, with
 // *bad_layer) when it could not store or attend: then no position has moved and the caller reports it.
-static int forward_ubatch(intact_ctx *c, intact_ctx *const *rows, const int32_t *tokens, int n, int logits_from,
-                          float *logits, int *bad_layer) {
+static int forward_ubatch_run(intact_ctx *c, intact_ctx *const *rows, const int32_t *tokens, int n, int logits_from,
+                              float *logits, int *bad_layer) {
     const intact_model *m = c->model;
     const it_hparams *hp = &m->hp;
     int dim = hp->dim, hid = hp->hidden_dim, kv_dim = hp->head_dim * hp->n_kv_heads, half = hp->head_dim / 2;
@@ -134,6 +134,17 @@ static int forward_ubatch(intact_ctx *c, intact_ctx *const *rows, const int32_t 
         for (int i = 0; i < n; i++) rows[i]->pos++;
     else c->pos += n;
     return 0;
+}
+
+// One token is one decode step: the pool's step governor (core/pool.h) times it to choose between
+// the team and the caller alone on a loaded machine.
+static int forward_ubatch(intact_ctx *c, intact_ctx *const *rows, const int32_t *tokens, int n, int logits_from,
+                          float *logits, int *bad_layer) {
+    if (n != 1) return forward_ubatch_run(c, rows, tokens, n, logits_from, logits, bad_layer);
+    it_pool_step_begin(c->pool);
+    int rc = forward_ubatch_run(c, rows, tokens, n, logits_from, logits, bad_layer);
+    it_pool_step_end(c->pool);
+    return rc;
 }
 
 int intact_ctx_eval(intact_ctx *c, const int32_t *tokens, int n, intact_error *err) {
