@@ -23,7 +23,9 @@ static uint32_t rnd_u32(void) {
 }
 static float rnd_f(void) { return (float)((double)rnd_u32() / 4294967296.0 * 2.0 - 1.0); }
 
-static const char *k_isas[] = {"avx2", "avx512"};
+// "avx512" is this CPU's variant; both vendors' are checked on any CPU that runs them.
+static const char *k_isas[] = {"avx2", "avx512", "avx512-intel", "avx512-amd"};
+enum { N_ISAS = sizeof k_isas / sizeof *k_isas };
 
 static uint8_t *make_weights(const qf_spec *s, int64_t n_out, int64_t n_in, size_t *rb) {
     *rb = qf_block_bytes(s) * (size_t)(n_in / s->group);
@@ -146,7 +148,7 @@ static void test_simd_exact(void) {
         static const int64_t n_ins[] = {128, 384, 512, 1152, 5632};
         kern_dq a = {0};
         int ran = 0;
-        for (int ii = 0; ii < 2; ii++) {
+        for (int ii = 0; ii < N_ISAS; ii++) {
             for (int bits = 2; bits <= 8; bits = bits == 4 ? 8 : bits + 1)
                 for (int g = 32; g <= 128; g *= 2)
                     for (int sym = 0; sym < 2; sym++) {
@@ -230,6 +232,22 @@ static void test_wrapper(void) {
         it_cpu_force_ref(1);
         CHECK(kern_dq_best(IT_QTYPE(4, 2, 0)) == kern_dq_ref && !kern_dq_fast(), "forced ref");
         it_cpu_force_ref(0);
+    }
+    TEST_CASE("dq dispatch: int3 takes the mask-register variant on AMD only, other formats one entry") {
+        kern_dq_fn k3 = kern_dq_kernel(IT_QTYPE(3, 2, 0), "avx512"), k4 = kern_dq_kernel(IT_QTYPE(4, 2, 0), "avx512");
+        if (!k3) {
+            printf("  (no AVX-512 VNNI kernel on this CPU)\n");
+            break;
+        }
+        // The vendor from cpuid leaf 0 here, not from core/cpu.c.
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+        char v[13];
+        memcpy(v, &b, 4), memcpy(v + 4, &d, 4), memcpy(v + 8, &c, 4), v[12] = 0;
+        int amd = !strcmp(v, "AuthenticAMD") || !strcmp(v, "HygonGenuine");
+        CHECK(k3 == (amd ? kern_dq_avx512vnni_amd : kern_dq_avx512vnni), "%s: int3 got the other variant", v);
+        CHECK(k4 == kern_dq_avx512vnni && kern_dq_best(IT_QTYPE(4, 2, 0)) == kern_dq_avx512vnni, "int4 not the one entry point");
+        CHECK(it_cpu_isa() < IT_ISA_AVX512 || kern_dq_best(IT_QTYPE(3, 2, 0)) == k3, "best != kernel(avx512) for int3");
     }
 }
 

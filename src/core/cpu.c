@@ -71,6 +71,7 @@ static void ensure_detected(void) { pthread_once(&g_detect_once, detect); }
 void it_cpu_force_ref(int on) { g_force_ref = on; }
 int it_cpu_has_avx2(void) { ensure_detected(); return g_has_avx2; }
 int it_cpu_has_avx512(void) { ensure_detected(); return g_has_avx512; }
+int it_cpu_amd(void) { ensure_detected(); return g_amd; }
 
 int it_cpu_stream_prefetch(int zen5, int zen4) {
     ensure_detected();

@@ -18,6 +18,8 @@ int it_cpu_has_avx512(void);
 // The widest ISA the kernels may use: the CPU's, capped by INTACT_ISA; IT_ISA_REF while
 // it_cpu_force_ref(1) is in effect.
 int it_cpu_isa(void);
+// An AMD (or Hygon) CPU: where a kernel's best instruction mix differs by vendor.
+int it_cpu_amd(void);
 // Software prefetch distance, in bytes, for a decode kernel streaming weight rows once. `zen5` is
 // the distance measured best for that kernel on AMD Zen 5 (cpuid family 0x1A and later), where a
 // long distance keeps enough lines in flight; `zen4` the one for family 0x19 (Zen 3 / Zen 4), whose

@@ -142,8 +142,8 @@ int it_gov_next(it_governor *g) {
 
 void it_gov_done(it_governor *g, int solo, long long ns, int disturbed) {
     g->steps[solo]++;
-    if (solo == g->mode || g->probe_left <= 0) {   // an ordinary step
-        if (solo != g->mode) return;                 // (not chosen by it_gov_next: ignored)
+    if (g->probe_left <= 0) {        // an ordinary step
+        if (solo != g->mode) return;   // (not what it_gov_next chose: ignored)
         gov_push(g, solo, ns);
         g->since++;
         if (!solo && disturbed) g->disturbed++;

@@ -214,12 +214,21 @@ static int has_vnni_bitalg(void) {
     return g_vnni_bitalg;
 }
 
+// int3 on AMD takes the mask-register variant; every other format one entry point (ggdec.c
+// recognizes kern_dq_avx512vnni by address for Q4_0).
+static kern_dq_fn avx512_for(const qf_spec *s) {
+    return s->bits == 3 && it_cpu_amd() ? kern_dq_avx512vnni_amd : kern_dq_avx512vnni;
+}
+
 kern_dq_fn kern_dq_kernel(int type, const char *isa) {
     qf_spec s;
     if (!isa || qf_spec_of(type, &s)) return NULL;
     if (!strcmp(isa, "ref")) return kern_dq_ref;
     if (!strcmp(isa, "avx2")) return it_cpu_has_avx2() ? kern_dq_avx2 : NULL;
-    if (!strcmp(isa, "avx512")) return has_vnni_bitalg() ? kern_dq_avx512vnni : NULL;
+    if (!has_vnni_bitalg()) return NULL;
+    if (!strcmp(isa, "avx512")) return avx512_for(&s);
+    if (!strcmp(isa, "avx512-intel")) return kern_dq_avx512vnni;
+    if (!strcmp(isa, "avx512-amd")) return kern_dq_avx512vnni_amd;
     return NULL;
 }
 
@@ -227,7 +236,7 @@ kern_dq_fn kern_dq_best(int type) {
     qf_spec s;
     if (qf_spec_of(type, &s)) return NULL;
     const int isa = it_cpu_isa();
-    if (isa == IT_ISA_AVX512 && has_vnni_bitalg()) return kern_dq_avx512vnni;
+    if (isa == IT_ISA_AVX512 && has_vnni_bitalg()) return avx512_for(&s);
     if (isa >= IT_ISA_AVX2 && it_cpu_has_avx2()) return kern_dq_avx2;
     return kern_dq_ref;
 }

@@ -85,6 +85,8 @@ typedef void (*kern_dq_fn)(const qf_spec *s, const void *w, size_t row_bytes, co
 void kern_dq_ref(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                  int64_t ldy, int64_t r0, int64_t r1);
 // "ref", "avx2", "avx512" (AVX-512 BW + VNNI): NULL if the type is not ours or the CPU lacks the ISA.
+// "avx512" is the CPU's variant (int3 on AMD: kern_dq_avx512vnni_amd); "avx512-intel" and
+// "avx512-amd" name one of them, for tests.
 kern_dq_fn kern_dq_kernel(int type, const char *isa);
 // The widest allowed by it_cpu_isa() and the CPU; NULL if the type is not ours.
 kern_dq_fn kern_dq_best(int type);
@@ -101,6 +103,9 @@ void kern_dq_avx2(const qf_spec *s, const void *w, size_t row_bytes, const kern_
                   int64_t ldy, int64_t r0, int64_t r1);
 void kern_dq_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                         int64_t ldy, int64_t r0, int64_t r1);
+// The same, with int3's high-bit masks made in mask registers (faster on AMD Zen 4; iqdec_avx512vnni.c).
+void kern_dq_avx512vnni_amd(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                            int64_t ldy, int64_t r0, int64_t r1);
 // One token's quantization with AVX2 (bit-identical to the scalar loop in iqdec.c).
 void kern_dq_quant_row_avx2(const float *x, int64_t n_in, int8_t *q, float *scale, int32_t *sum);
 

@@ -10,7 +10,8 @@
 //   int8: 64 bytes = 2 blocks; 1 vpdpbusd.
 //   int2: 64 bytes = 8 blocks; fields i = (v >> 2i) & 3 (one GF(2) affine step each): 4 vpdpbusd.
 //   int3: int2's low bits, plus the high bit of each weight added as 4 under a mask; one vpermb
-//         lays out the four fields' masks from the blocks' high-bit words: 4 masked adds.
+//         lays out the four fields' masks from the blocks' high-bit words: 4 masked adds (on AMD,
+//         kern_dq_avx512vnni_amd, four vpshufbitqmb make them in mask registers instead).
 // The int32 lanes of a chunk are reduced to one lane per block, in block order, by pairwise
 // vpermt2d + add; then one vector of float work per chunk: d_g * s_b, (isum - z sum) and an FMA.
 #include <immintrin.h>
@@ -48,6 +49,21 @@ KI __m256i load_hwords(const int G, const int S, const uint8_t *cb, int k0) {
     UNROLL for (int k = 0; k < 8; k++)
         memcpy(&wd[k], cb + (size_t)((k0 + k) / kpg) * bb + off + (size_t)(4 * ((k0 + k) % kpg)), 4);
     return _mm256_loadu_si256((const __m256i *)wd);
+}
+
+// int3 on AMD (kern_dq_avx512vnni_amd): the same masks straight into mask registers. Qword lane k
+// of the result holds block k's high-bit word; vpshufbitqmb with bit indices 8i .. 8i+7 in every
+// lane (dq_consts.ctl[i]) then gives m[i]. Why a second way: on Zen 4 this made the int3 kernel 3.5%
+// faster (bench_qkernels hot) and its decode stream 3% closer to the bandwidth (docs/speed.md); on
+// the Intel Xeon vpshufbitqmb runs on the shuffle port only and the permute-and-store way won.
+KI __m512i hbit_qwords(const int G, const int S, const uint8_t *cb, int k0) {
+    if (G == 128) {   // the two groups' 16-byte word runs, words to even dword lanes
+        const uint8_t *p = cb + (size_t)(k0 / 4) * dq_blkb(3, G, S) + dq_hdr(S) + (size_t)(G / 4);
+        const __m512i a = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+        const __m512i b = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + dq_blkb(3, G, S))));
+        return _mm512_permutex2var_epi32(a, _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 16, 0, 17, 0, 18, 0, 19, 0), b);
+    }
+    return _mm512_cvtepu32_epi64(load_hwords(G, S, cb, k0));
 }
 
 // kmovq k, m64. With _load_mask64 GCC forwards the stored vector through general registers
@@ -95,7 +111,7 @@ KI __m512i pair_reduce(__m512i a, __m512i b) {
 
 // The chunk loop's constants, made once per call (dq_keep: not rebuilt inside the loop).
 typedef struct {
-    __m512i m3, four, m4, ff, hi4;
+    __m512i m3, four, m4, ff, hi4, ctl[4];   // ctl: int3's vpshufbitqmb bit indices (hbit_qwords)
     __mmask16 km[3], all;
     dq_hperm hp;
 } dq_consts;
@@ -104,6 +120,11 @@ KI void dq_consts_init(const int B, const int G, const int S, dq_consts *k) {
     k->m3 = dq_keep(_mm512_set1_epi8(3)), k->four = dq_keep(_mm512_set1_epi8(4));
     k->m4 = dq_keep(_mm512_set1_epi8(0x0f)), k->ff = dq_keep(_mm512_set1_epi32(0xff));
     k->hi4 = dq_keep(simd_hi4_matrix());
+    for (int i = 0; i < 4; i++) {   // bits 8i .. 8i+7 of every qword lane: byte i of block k's word
+        unsigned long long c = 0;
+        for (int j = 0; j < 8; j++) c |= (unsigned long long)(8 * i + j) << (8 * j);
+        k->ctl[i] = B == 3 ? dq_keep(_mm512_set1_epi64((long long)c)) : _mm512_setzero_si512();
+    }
     dq_dz_masks(k->km);
     k->all = dq_keepk(0xffff);
     dq_hperm_init(B, G, S, &k->hp);
@@ -113,7 +134,8 @@ KI void dq_consts_init(const int B, const int G, const int S, dq_consts *k) {
 #define LD(p) _mm512_loadu_si512((const void *)(p))
 
 // isum of the chunk's 16 blocks, lane b = block b, for T tokens (activation pointers at the chunk).
-KI void chunk_isum(const int B, const int G, const int S, const int T, const uint8_t *cb, const dq_consts *K,
+// SB: int3's high-bit masks by vpshufbitqmb (hbit_qwords) instead of hbit_masks.
+KI void chunk_isum(const int B, const int G, const int S, const int T, const int SB, const uint8_t *cb, const dq_consts *K,
                    const int8_t *const *qn, const int8_t *const *q4, const int8_t *const *q2, __m512i *out) {
     const __m512i zero = _mm512_setzero_si512();
     if (B == 4) {
@@ -143,12 +165,17 @@ KI void chunk_isum(const int B, const int G, const int S, const int T, const uin
         UNROLL for (int h = 0; h < 2; h++) {
             __m512i c = dq_load_plane(B, G, S, cb, 8 * h);
             _Alignas(32) __mmask64 hm[4];
-            if (B == 3) hbit_masks(G, S, cb, 8 * h, hm);
+            __m512i hq = zero;
+            if (B == 3 && SB) hq = hbit_qwords(G, S, cb, 8 * h);
+            else if (B == 3) hbit_masks(G, S, cb, 8 * h, hm);
             UNROLL for (int t = 0; t < T; t++) X[t][h] = zero;
             UNROLL for (int i = 0; i < 4; i++) {
                 __m512i f = i ? field2(c, i) : _mm512_and_si512(c, m3);
                 // Byte 8k + j of field i is weight 32k + 8i + j: its high bit is bit 8k + j of hm[i].
-                if (B == 3) f = _mm512_mask_add_epi8(f, kload64(&hm[i]), f, four);
+                if (B == 3) {
+                    const __mmask64 k = SB ? _mm512_bitshuffle_epi64_mask(hq, K->ctl[i]) : kload64(&hm[i]);
+                    f = _mm512_mask_add_epi8(f, k, f, four);
+                }
                 UNROLL for (int t = 0; t < T; t++) X[t][h] = DP(X[t][h], f, LD(q2[t] + 256 * h + 64 * i));
             }
         }
@@ -173,7 +200,7 @@ KI void chunk_float(const int B, const int G, const int S, const int T, const ui
 }
 
 // Rows r0..r1-1 for T tokens starting at token t0.
-KI void rows(const int B, const int G, const int S, const int T, const uint8_t *w, size_t rb, const kern_dq *a,
+KI void rows(const int B, const int G, const int S, const int T, const int SB, const uint8_t *w, size_t rb, const kern_dq *a,
              int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
     const int kpg = G / 32, gpc = 16 / kpg;   // groups per chunk
     const size_t bb = dq_blkb(B, G, S), cbytes = (size_t)gpc * bb;
@@ -211,28 +238,50 @@ KI void rows(const int B, const int G, const int S, const int T, const uint8_t *
                 su[t] = a->sum + (t0 + t) * a->nbp + 16 * c;
             }
             __m512i is[MAX_T];
-            chunk_isum(B, G, S, T, cb, &K, qn, q4, q2, is);
+            chunk_isum(B, G, S, T, SB, cb, &K, qn, q4, q2, is);
             chunk_float(B, G, S, T, cb, &K, is, sc, su, f, lm);
         }
         UNROLL for (int t = 0; t < T; t++) y[(t0 + t) * ldy + r] = dq_hsum16(f[t]);
     }
 }
 
-#define DQ_FN(B, G, S)                                                                                   \
-    static void dq_i##B##_g##G##_s##S(const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, \
-                                      int64_t r0, int64_t r1, size_t pf) {                              \
+// Two functions per format, _m0 (permute masks) and _m1 (mask registers; int3 only, identical
+// otherwise and folded by the compiler): one body holding both variants ran the int3 loop 3% slower
+// than a body with one.
+#define DQ_ROWS(B, G, S, SB)                                                                             \
+    do {                                                                                                 \
         int64_t t0 = 0;                                                                                  \
-        for (; t0 + 3 <= a->nt; t0 += 3) rows(B, G, S, 3, w, rb, a, t0, y, ldy, r0, r1, pf);             \
-        if (a->nt - t0 == 2) rows(B, G, S, 2, w, rb, a, t0, y, ldy, r0, r1, pf);                         \
-        if (a->nt - t0 == 1) rows(B, G, S, 1, w, rb, a, t0, y, ldy, r0, r1, pf);                         \
+        for (; t0 + 3 <= a->nt; t0 += 3) rows(B, G, S, 3, SB, w, rb, a, t0, y, ldy, r0, r1, pf);         \
+        if (a->nt - t0 == 2) rows(B, G, S, 2, SB, w, rb, a, t0, y, ldy, r0, r1, pf);                     \
+        if (a->nt - t0 == 1) rows(B, G, S, 1, SB, w, rb, a, t0, y, ldy, r0, r1, pf);                     \
+    } while (0)
+#define DQ_FN(B, G, S)                                                                                   \
+    static void dq_i##B##_g##G##_s##S##_m0(const uint8_t *w, size_t rb, const kern_dq *a, float *y,     \
+                                           int64_t ldy, int64_t r0, int64_t r1, size_t pf) {            \
+        DQ_ROWS(B, G, S, 0);                                                                             \
+    }                                                                                                    \
+    static void dq_i##B##_g##G##_s##S##_m1(const uint8_t *w, size_t rb, const kern_dq *a, float *y,     \
+                                           int64_t ldy, int64_t r0, int64_t r1, size_t pf) {            \
+        DQ_ROWS(B, G, S, B == 3);                                                                        \
     }
 QF_FOR_EACH_FORMAT(DQ_FN)
 
-void kern_dq_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
-                        int64_t ldy, int64_t r0, int64_t r1) {
+static void dq_dispatch(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                        int64_t ldy, int64_t r0, int64_t r1, int sb) {
     const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN, DQ_PF_ZEN);
 #define DQ_CASE(B, G, S) \
-    if (s->bits == B && s->group == G && s->sym == S) return dq_i##B##_g##G##_s##S(w, row_bytes, a, y, ldy, r0, r1, pf);
+    if (s->bits == B && s->group == G && s->sym == S)                                                    \
+        return (sb ? dq_i##B##_g##G##_s##S##_m1 : dq_i##B##_g##G##_s##S##_m0)(w, row_bytes, a, y, ldy, r0, r1, pf);
     QF_FOR_EACH_FORMAT(DQ_CASE)
 #undef DQ_CASE
+}
+
+void kern_dq_avx512vnni(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                        int64_t ldy, int64_t r0, int64_t r1) {
+    dq_dispatch(s, w, row_bytes, a, y, ldy, r0, r1, 0);
+}
+
+void kern_dq_avx512vnni_amd(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
+                            int64_t ldy, int64_t r0, int64_t r1) {
+    dq_dispatch(s, w, row_bytes, a, y, ldy, r0, r1, 1);
 }
