@@ -115,18 +115,34 @@ static void rows_fn(void *arg, int ith, int nth) {
 
 typedef struct {
     pthread_t caller;
-    int slow;                 // chunks on a worker sleep 30 ms
+    int slow;                 // chunks on a worker hold the caller up (below)
     atomic_int off_caller;    // chunks that ran on another thread
+    atomic_llong caller_ns;   // the caller's chunk took this long; -1 until it has run
 } who_job;
+
+static long long mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void who_fn(void *arg, int ith, int nth) {
     (void)ith, (void)nth;
     who_job *j = arg;
     if (!pthread_equal(pthread_self(), j->caller)) {
         atomic_fetch_add(&j->off_caller, 1);
-        if (j->slow) sleep_us(30000);
+        if (!j->slow) return;
+        // Late by construction, however long a loaded machine stretched the caller's own chunk:
+        // wait for it to end (at most 2 s), then hold the caller 30 ms + 8 times that chunk's time,
+        // beyond the pool's 4 times + 2 ms.
+        long long t0 = mono_ns();
+        while (atomic_load(&j->caller_ns) < 0 && mono_ns() - t0 < 2000000000LL) sleep_us(50);
+        long long c = atomic_load(&j->caller_ns);
+        sleep_us(30000 + (int)((c > 0 ? 8 * c : 0) / 1000 < 2000000 ? (c > 0 ? 8 * c : 0) / 1000 : 2000000));
     } else {
+        long long t0 = mono_ns();
         sleep_us(200);   // long enough for a spinning or woken worker to take a chunk meanwhile
+        atomic_store(&j->caller_ns, mono_ns() - t0);
     }
 }
 
@@ -164,10 +180,13 @@ static void test_backoff(void) {
     }
     TEST_CASE("back-off in the pool: after workers held the caller up, dispatches run on the caller") {
         it_pool *p = it_pool_new(2);
-        // Worker chunks sleep 30 ms, the caller's 0.2 ms: every dispatch a worker joins is late
-        // (held > 4 x 0.2 ms + 2 ms), and one it does not join is a miss too.
-        who_job j = {pthread_self(), 1, 0};
-        for (int rep = 0; rep < IT_BACKOFF_MISSES; rep++) it_pool_run_n(p, who_fn, &j, 2);
+        // Worker chunks hold the caller 30 ms + 8 times its own chunk: every dispatch a worker joins
+        // is late (held > 4 x own + 2 ms), and one it does not join is a miss too.
+        who_job j = {pthread_self(), 1, 0, 0};
+        for (int rep = 0; rep < IT_BACKOFF_MISSES; rep++) {
+            atomic_store(&j.caller_ns, -1);
+            it_pool_run_n(p, who_fn, &j, 2);
+        }
         j.slow = 0;
         atomic_store(&j.off_caller, 0);
         for (int rep = 0; rep < 20; rep++) it_pool_run_n(p, who_fn, &j, 4);
