@@ -274,6 +274,9 @@ static void step_fn(void *arg, int ith, int nth) {
         atomic_fetch_add(&j->off_caller, 1);
         sleep_us(20000);   // a worker the machine keeps off its core
     } else {
+        // In a team step, first let the worker take the other chunk (a loaded machine may wake it
+        // late): then every team step is held up, as the trace below assumes.
+        for (int i = 0; i < 20000 && it_pool_size(j->p) > 1 && atomic_load(&j->off_caller) == 0; i++) sleep_us(50);
         sleep_us(300);
     }
 }
