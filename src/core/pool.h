@@ -50,9 +50,10 @@ void it_pool_set_backoff(it_pool *p, int on);   // also the step governor below
 // while team steps run undisturbed nothing is tried. A step is disturbed when the caller ran less
 // than 90% of its wall time (preempted, or asleep waiting for a worker) or one dispatch held it
 // beyond 4 times its own chunk time + 250 us. Once a quarter of the team steps since the last probe
-// (two at least) were, the next step after `gap` steps starts a probe of IT_GOV_PROBE solo steps. If their mean beats the mean of the last IT_GOV_HIST team steps by 5%,
-// steps run solo, and solo probes the team the same way every `gap` steps. A probe that loses
-// makes the gap 4 times longer (IT_GOV_GAP_MIN .. IT_GOV_GAP_MAX steps), one that wins resets it.
+// (two at least) were, the next step after `gap` steps starts a probe of IT_GOV_PROBE solo steps.
+// If their mean beats the mean of the last IT_GOV_HIST team steps by 5%, steps run solo, and solo
+// probes the team the same way every `gap` steps. A probe that loses makes the gap 4 times longer
+// (IT_GOV_GAP_MIN .. IT_GOV_GAP_MAX steps), one that wins resets it.
 enum { IT_GOV_HIST = 4, IT_GOV_PROBE = 2, IT_GOV_GAP_MIN = 4, IT_GOV_GAP_MAX = 512 };
 typedef struct {
     int mode;                        // how steps run outside probes: 0 team, 1 solo

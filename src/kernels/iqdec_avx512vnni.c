@@ -116,14 +116,16 @@ typedef struct {
     dq_hperm hp;
 } dq_consts;
 
-KI void dq_consts_init(const int B, const int G, const int S, dq_consts *k) {
+// SB: int3 with hbit_qwords (kern_dq_avx512vnni_amd), the only user of ctl; elsewhere ctl is not
+// kept in registers.
+KI void dq_consts_init(const int B, const int G, const int S, const int SB, dq_consts *k) {
     k->m3 = dq_keep(_mm512_set1_epi8(3)), k->four = dq_keep(_mm512_set1_epi8(4));
     k->m4 = dq_keep(_mm512_set1_epi8(0x0f)), k->ff = dq_keep(_mm512_set1_epi32(0xff));
     k->hi4 = dq_keep(simd_hi4_matrix());
     for (int i = 0; i < 4; i++) {   // bits 8i .. 8i+7 of every qword lane: byte i of block k's word
         unsigned long long c = 0;
         for (int j = 0; j < 8; j++) c |= (unsigned long long)(8 * i + j) << (8 * j);
-        k->ctl[i] = B == 3 ? dq_keep(_mm512_set1_epi64((long long)c)) : _mm512_setzero_si512();
+        k->ctl[i] = B == 3 && SB ? dq_keep(_mm512_set1_epi64((long long)c)) : _mm512_setzero_si512();
     }
     dq_dz_masks(k->km);
     k->all = dq_keepk(0xffff);
@@ -208,7 +210,7 @@ KI void rows(const int B, const int G, const int S, const int T, const int SB, c
     const int tail = (int)(nb % 16);
     _Alignas(64) uint8_t pad[16 * 131 + 64];   // one chunk of the largest block (int8 g32: 16 * 35)
     dq_consts K;
-    dq_consts_init(B, G, S, &K);
+    dq_consts_init(B, G, S, SB, &K);
     uintptr_t pl = 0;   // the next line to prefetch (simd_pf_row)
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * rb;
@@ -245,9 +247,9 @@ KI void rows(const int B, const int G, const int S, const int T, const int SB, c
     }
 }
 
-// Two functions per format, _m0 (permute masks) and _m1 (mask registers; int3 only, identical
-// otherwise and folded by the compiler): one body holding both variants ran the int3 loop 3% slower
-// than a body with one.
+// int3 formats get two functions, _m0 (permute masks) and _m1 (mask registers); the others' _m1 is
+// never referenced (DQ_CASE) and not emitted. One body holding both variants behind a runtime flag
+// ran the int3 loop 3% slower than a body with one.
 #define DQ_ROWS(B, G, S, SB)                                                                             \
     do {                                                                                                 \
         int64_t t0 = 0;                                                                                  \
@@ -271,7 +273,7 @@ static void dq_dispatch(const qf_spec *s, const void *w, size_t row_bytes, const
     const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN, DQ_PF_ZEN);
 #define DQ_CASE(B, G, S) \
     if (s->bits == B && s->group == G && s->sym == S)                                                    \
-        return (sb ? dq_i##B##_g##G##_s##S##_m1 : dq_i##B##_g##G##_s##S##_m0)(w, row_bytes, a, y, ldy, r0, r1, pf);
+        return (B == 3 && sb ? dq_i##B##_g##G##_s##S##_m1 : dq_i##B##_g##G##_s##S##_m0)(w, row_bytes, a, y, ldy, r0, r1, pf);
     QF_FOR_EACH_FORMAT(DQ_CASE)
 #undef DQ_CASE
 }
