@@ -464,6 +464,13 @@ typedef struct intact_bench_params {
     // an explicit n_ctx may exceed it (as llama.cpp's -c does; RoPE just continues), for speed at
     // long contexts.
     int n_ctx;
+    // Prefetch A/B (`bench --prefetch-ab A,B`): with prefetch_ab_on, decode steps alternate in pairs
+    // (A A B B A A ...) between the software prefetch distances prefetch_ab[0] and [1] (bytes,
+    // 0..65536) for every kernel, and each step is timed. Memory bandwidth on a shared machine swings
+    // from one minute to the next; steps milliseconds apart see the same phase, so the ratio holds
+    // where run-against-run comparisons drown in the swings.
+    int prefetch_ab_on;
+    int prefetch_ab[2];
 } intact_bench_params;
 
 typedef struct intact_bench_result {
@@ -477,6 +484,10 @@ typedef struct intact_bench_result {
     double mem_bw_gb_s, bw_fraction;
     uint64_t kv_bytes;               // cache at the end of the run
     double kv_bytes_vs_f16;
+    // With prefetch_ab_on: mean step time at each distance, and the median over A A B B blocks of
+    // (time of the two A steps) / (time of the two B steps): above 1, distance B decodes faster.
+    double ab_step_ms[2], ab_speed;
+    int ab_blocks;                   // A A B B blocks behind ab_speed
 } intact_bench_result;
 INTACT_API int intact_bench(const intact_model *m, const intact_bench_params *p, intact_bench_result *out,
                  intact_error *err);

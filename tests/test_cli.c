@@ -218,6 +218,17 @@ int main(void) {
             CHECK(isfinite(v) && v > 0, "key \"%s\" missing or not positive: %s", keys[k], r.out);
         }
         rfree(&r);
+        // --prefetch-ab: 10 steps are two whole A A B B blocks (the last two steps start a third).
+        r = run("bench -m '%s' -p 8 -n 10 --json --no-bandwidth --prefetch-ab 0,4096", m_st);
+        CHECK(r.rc == 0 && one_json_object(r.out), "rc %d: %s %s", r.rc, r.out, r.err);
+        CHECK(json_num(r.out, "ab_blocks") == 2, "ab_blocks: %s", r.out);
+        CHECK(strstr(r.out, "\"prefetch_ab\":[0,4096]") != NULL, "prefetch_ab: %s", r.out);
+        CHECK(json_num(r.out, "ab_speed") > 0, "ab_speed: %s", r.out);
+        rfree(&r);
+        r = run("bench -m '%s' -p 8 -n 10 --no-bandwidth --prefetch-ab 2048,8192", m_st);
+        CHECK(r.rc == 0 && strstr(r.out, "A 2048 bytes") && strstr(r.out, "B 8192 bytes") &&
+                  strstr(r.out, "median over 2 A A B B blocks"), "text: %s %s", r.out, r.err);
+        rfree(&r);
     } while (0);
 
     TEST_CASE("quantize: bad parameters, then a file every command loads") do {

@@ -223,6 +223,42 @@ int main(void) {
         CHECK(prefetch_in_child("") == want, "empty");
         CHECK(it_cpu_stream_prefetch(1000, 1000) == 1000 || getenv("INTACT_PREFETCH"), "a distance below 2 KB is kept");
     }
+    TEST_CASE("it_cpu_set_stream_prefetch: one distance for every kernel until -1 gives the default back") {
+        int def = it_cpu_stream_prefetch(8192, 1024);
+        CHECK(it_cpu_set_stream_prefetch(3000) == 0 && it_cpu_stream_prefetch(8192, 1024) == 3000, "set 3000");
+        CHECK(it_cpu_stream_prefetch(100, 200) == 3000, "whatever the kernel's own distances");
+        CHECK(it_cpu_set_stream_prefetch(0) == 0 && it_cpu_stream_prefetch(8192, 1024) == 0, "0: off");
+        CHECK(it_cpu_set_stream_prefetch(65537) == -1 && it_cpu_stream_prefetch(8192, 1024) == 0, "65537 refused");
+        CHECK(it_cpu_set_stream_prefetch(-2) == -1 && it_cpu_stream_prefetch(8192, 1024) == 0, "-2 refused");
+        CHECK(it_cpu_set_stream_prefetch(-1) == 0 && it_cpu_stream_prefetch(8192, 1024) == def, "-1: back to %d", def);
+    }
+    TEST_CASE("bench prefetch A/B: whole A A B B blocks, bad distances refused, the default distance restored") {
+        char buf[1024];
+        intact_error err = {0, ""};
+        intact_model *m = intact_model_load(th_shared("models/stories260K.bin", buf, sizeof buf), NULL, &err);
+        CHECK(m != NULL, "load: %s", err.msg);
+        if (m) {
+            int def = it_cpu_stream_prefetch(8192, 1024);
+            intact_bench_params p = {4, 13, 2, 1, 0, NULL, NULL, 0, 1, {0, 4096}};
+            intact_bench_result r;
+            CHECK(intact_bench(m, &p, &r, &err) == 0, "bench: %s", err.msg);
+            CHECK(r.ab_blocks == 3, "13 steps hold 3 whole blocks, got %d", r.ab_blocks);
+            CHECK(r.ab_step_ms[0] > 0 && r.ab_step_ms[1] > 0 && r.ab_speed > 0, "times %g %g %g", r.ab_step_ms[0],
+                  r.ab_step_ms[1], r.ab_speed);
+            CHECK(it_cpu_stream_prefetch(8192, 1024) == def, "after the run: %d, want %d",
+                  it_cpu_stream_prefetch(8192, 1024), def);
+            p.prefetch_ab[1] = 65537;
+            CHECK(intact_bench(m, &p, &r, &err) == -1 && err.code == INTACT_E_ARG && strstr(err.msg, "65537"),
+                  "65537: %s", err.msg);
+            p.prefetch_ab[1] = 0;
+            p.n_gen = 3;
+            CHECK(intact_bench(m, &p, &r, &err) == -1 && strstr(err.msg, "at least 4 decoded tokens"), "n_gen 3: %s",
+                  err.msg);
+            p.prefetch_ab_on = 0;   // without A/B three tokens are fine, and no block is reported
+            CHECK(intact_bench(m, &p, &r, &err) == 0 && r.ab_blocks == 0, "no A/B: %s", err.msg);
+            intact_model_free(m);
+        }
+    }
     TEST_CASE("no-mmap load: llama2.c logits identical to the mapped load") same_logits("models/stories260K.bin");
     TEST_CASE("no-mmap load: GGUF (llama.cpp-written) logits identical to the mapped load")
         same_logits("models/stories260K.gguf");

@@ -2,6 +2,7 @@
 #include "core/cpu.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@
 static int g_force_ref;
 static int g_has_avx2, g_has_avx512, g_isa_cap = IT_ISA_AVX512;
 static int g_amd, g_prefetch = -1;   // g_prefetch: INTACT_PREFETCH, -1 when unset
+// it_cpu_set_stream_prefetch's override, -1 when unset: set by the caller between decode steps and
+// read by every thread's kernels (relaxed: any value it held is a valid distance).
+static _Atomic int g_prefetch_set = -1;
 static int g_family;                 // cpuid display family (base + extended)
 static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
 
@@ -75,9 +79,17 @@ int it_cpu_amd(void) { ensure_detected(); return g_amd; }
 
 int it_cpu_stream_prefetch(int zen5, int zen4) {
     ensure_detected();
+    int set = atomic_load_explicit(&g_prefetch_set, memory_order_relaxed);
+    if (set >= 0) return set;
     if (g_prefetch >= 0) return g_prefetch;
     if (g_amd) return g_family >= 0x1a ? zen5 : zen4;
     return zen5 < 2048 ? zen5 : 2048;
+}
+
+int it_cpu_set_stream_prefetch(int bytes) {
+    if (bytes < -1 || bytes > 65536) return -1;
+    atomic_store_explicit(&g_prefetch_set, bytes, memory_order_relaxed);
+    return 0;
 }
 
 int it_cpu_isa(void) {

@@ -90,18 +90,49 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+// Prefetch A/B state: steps alternate in pairs, A A B B; `block` holds the current block's times.
+typedef struct {
+    int on, dist[2];
+    long step;
+    double sum[2], block[2];
+    long n[2];
+    double *ratios;   // one per complete block
+    int n_ratios;
+} bench_ab;
+
+static void ab_step_begin(bench_ab *ab) {
+    if (ab->on) it_cpu_set_stream_prefetch(ab->dist[(ab->step >> 1) & 1]);
+}
+
+static void ab_step_end(bench_ab *ab, double dt) {
+    if (!ab->on) return;
+    int side = (int)((ab->step >> 1) & 1);
+    ab->sum[side] += dt;
+    ab->n[side]++;
+    ab->block[side] += dt;
+    if ((ab->step & 3) == 3) {
+        ab->ratios[ab->n_ratios++] = ab->block[0] / ab->block[1];
+        ab->block[0] = ab->block[1] = 0;
+    }
+    ab->step++;
+    it_cpu_set_stream_prefetch(-1);   // the probes and everything between steps: as without A/B
+}
+
 // n greedy decode steps; *secs gets the time of the steps alone. The byte accounting stays outside
 // the timing: MiKV's walks every cached position of every layer (0.4% of its decode time at 4K).
-static int decode_segment(intact_ctx *c, int n, double *bytes, double *secs, intact_error *err) {
+static int decode_segment(intact_ctx *c, int n, bench_ab *ab, double *bytes, double *secs, intact_error *err) {
     const intact_model *m = c->model;
     for (int i = 0; i < n; i++) {
         *bytes += decode_bytes(c, intact_ctx_pos(c) + 1);
+        ab_step_begin(ab);
         double t0 = it_now_s();
         const float *lg = intact_ctx_logits(c, -1);
         int32_t best = 0;
         for (int v = 1; v < m->hp.n_vocab; v++) if (lg[v] > lg[best]) best = v;
         int rc = intact_ctx_eval(c, &best, 1, err);
-        *secs += it_now_s() - t0;
+        double dt = it_now_s() - t0;
+        *secs += dt;
+        ab_step_end(ab, dt);
         if (rc != 0) return -1;
     }
     return 0;
@@ -113,6 +144,13 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
         return it_fail(err, INTACT_E_ARG, "bench needs a prompt of at least 1 token");
     int head = p->prefix ? intact_prefix_n_tokens(p->prefix) : 0;
     int limit = p->n_ctx > 0 ? p->n_ctx : m->hp.ctx_len;
+    if (p->prefetch_ab_on && (p->prefetch_ab[0] < 0 || p->prefetch_ab[0] > 65536 || p->prefetch_ab[1] < 0 ||
+                              p->prefetch_ab[1] > 65536))
+        return it_fail(err, INTACT_E_ARG, "prefetch distances %d, %d not in [0, 65536] bytes", p->prefetch_ab[0],
+                       p->prefetch_ab[1]);
+    if (p->prefetch_ab_on && p->n_gen < 4)
+        return it_fail(err, INTACT_E_ARG, "a prefetch A/B needs at least 4 decoded tokens (one A A B B block), got %d",
+                       p->n_gen);
     if (p->n_ctx < 0 || head + p->n_prompt + p->n_gen > limit)
         return it_fail(err, INTACT_E_ARG, "prefix %d + prompt %d + generated %d exceeds the %s context %d", head,
                        p->n_prompt, p->n_gen, p->n_ctx > 0 ? "requested" : "model", limit);
@@ -128,8 +166,10 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     const it_tensor **ts = malloc(((size_t)m->hp.n_layers * 7 + 1) * sizeof *ts);
     double *fractions = malloc(((size_t)n_seg + 1) * sizeof *fractions);
     double *probes = malloc(((size_t)n_seg + 1) * sizeof *probes);
-    if (!prompt || !ts || !fractions || !probes) {
-        free(prompt); free(ts); free(fractions); free(probes);
+    bench_ab ab = {p->prefetch_ab_on, {p->prefetch_ab[0], p->prefetch_ab[1]}, 0, {0, 0}, {0, 0}, {0, 0}, NULL, 0};
+    ab.ratios = ab.on ? malloc(((size_t)p->n_gen / 4 + 1) * sizeof *ab.ratios) : NULL;
+    if (!prompt || !ts || !fractions || !probes || (ab.on && !ab.ratios)) {
+        free(prompt); free(ts); free(fractions); free(probes); free(ab.ratios);
         intact_ctx_free(c);
         return it_fail(err, INTACT_E_NOMEM, "out of memory");
     }
@@ -156,7 +196,7 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     for (int seg = 0; rc == 0 && seg < n_seg; seg++) {
         int n = p->n_gen - seg * BENCH_SEGMENT < BENCH_SEGMENT ? p->n_gen - seg * BENCH_SEGMENT : BENCH_SEGMENT;
         double seg_bytes = 0, dt = 0;
-        rc = decode_segment(c, n, &seg_bytes, &dt, err);
+        rc = decode_segment(c, n, &ab, &seg_bytes, &dt, err);
         out->decode_s += dt;
         bytes += seg_bytes;
         if (p->measure_bandwidth && rc == 0) {
@@ -171,6 +211,12 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
         out->decode_gb_s = out->decode_bytes_per_token * out->decode_tok_s / 1e9;
         out->kv_bytes = intact_ctx_kv_bytes(c);
         out->kv_bytes_vs_f16 = (double)out->kv_bytes / (double)intact_ctx_kv_bytes_f16(c);
+        if (ab.on) {
+            for (int i = 0; i < 2; i++) out->ab_step_ms[i] = ab.n[i] ? 1e3 * ab.sum[i] / (double)ab.n[i] : 0;
+            qsort(ab.ratios, (size_t)ab.n_ratios, sizeof *ab.ratios, cmp_double);
+            out->ab_blocks = ab.n_ratios;
+            out->ab_speed = ab.n_ratios ? ab.ratios[ab.n_ratios / 2] : 0;
+        }
         if (p->measure_bandwidth && n_seg > 0) {
             qsort(probes, (size_t)n_seg + 1, sizeof *probes, cmp_double);
             qsort(fractions, (size_t)n_seg, sizeof *fractions, cmp_double);
@@ -178,7 +224,8 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
             out->bw_fraction = fractions[n_seg / 2];
         }
     }
-    free(prompt); free(ts); free(fractions); free(probes);
+    it_cpu_set_stream_prefetch(-1);
+    free(prompt); free(ts); free(fractions); free(probes); free(ab.ratios);
     intact_ctx_free(c);
     return rc;
 }

@@ -145,11 +145,14 @@ KI size_t gg_group_bytes(const int type) {
          : type == IT_TYPE_Q4_K ? sizeof(it_block_q4_K) : sizeof(it_block_q6_K);
 }
 
-// Software prefetch distance on AMD Zen 5, as the intN decode kernels' (iqdec_avx512vnni.c);
-// other CPUs get it_cpu_stream_prefetch's shorter one. Why: without it these kernels streamed Q4_K
-// and Q6_K at 0.55-0.60 of the probed bandwidth from DRAM on an Intel Xeon, against 0.72-0.74 for
-// Q4_0 and int4, whose kernels prefetch (docs/speed.md).
-#define GG_PF_ZEN 8192
+// Software prefetch distances on AMD Zen 5 and Zen 4, as the intN decode kernels'
+// (iqdec_avx512vnni.c); other CPUs get it_cpu_stream_prefetch's shorter one. Why: without it these
+// kernels streamed Q4_K and Q6_K at 0.55-0.60 of the probed bandwidth from DRAM on an Intel Xeon,
+// against 0.72-0.74 for Q4_0 and int4, whose kernels prefetch (docs/speed.md). On Zen 4, 4 KB
+// decoded llama.cpp's Q4_0 / Q4_K_M / Q8_0 files 1.8% / 2.1% / 3.5% faster than 8 KB
+// (`bench --prefetch-ab 8192,4096`).
+#define GG_PF_ZEN5 8192
+#define GG_PF_ZEN4 4096
 
 // Rows r0..r1-1 for T tokens starting at token t0.
 KI void gg_rows(const int type, const int T, const uint8_t *w, size_t rb, const kern_dq *a, int64_t t0,
@@ -332,7 +335,7 @@ KI void gg_rows16(const int type, const int T, const uint8_t *w, size_t rb, cons
     static void NAME(const uint8_t *w, size_t rb, const kern_dq *a, float *y, int64_t ldy, int64_t r0,  \
                      int64_t r1) {                                                                       \
         int64_t t0 = 0;                                                                                  \
-        const size_t pf = (size_t)it_cpu_stream_prefetch(GG_PF_ZEN, GG_PF_ZEN);                                    \
+        const size_t pf = (size_t)it_cpu_stream_prefetch(GG_PF_ZEN5, GG_PF_ZEN4);                                  \
         for (; t0 + 3 <= a->nt; t0 += 3) GG_ROWS(TYPE)(TYPE, 3, w, rb, a, t0, y, ldy, r0, r1, pf);       \
         if (a->nt - t0 == 2) GG_ROWS(TYPE)(TYPE, 2, w, rb, a, t0, y, ldy, r0, r1, pf);                   \
         if (a->nt - t0 == 1) GG_ROWS(TYPE)(TYPE, 1, w, rb, a, t0, y, ldy, r0, r1, pf);                   \

@@ -26,9 +26,12 @@
 // 2048-wide int4 g128 matrix) a stream running at ~20 GB/s per core had too little in flight to
 // cover DRAM latency: 8 KB decoded int4 g128 TinyLlama 8-16% faster (5 alternating rounds,
 // docs/speed.md); 1 KB was slower, 16 KB no better than 2 KB. Intel cores want 2 KB
-// (it_cpu_stream_prefetch). On Zen 4, 1, 2, 4 and 8 KB were alike within the noise (int4 and int3
-// g128, 5 alternating rounds), so it keeps Zen 5's.
-#define DQ_PF_ZEN 8192
+// (it_cpu_stream_prefetch). On Zen 4 whole runs could not tell 1, 2, 4 and 8 KB apart (the
+// bandwidth swings by 2x from minute to minute there); steps alternated within one run (`bench
+// --prefetch-ab 8192,4096`) put 4 KB ahead of 8 KB for every format: int4 g128 +1.7-4.3%, int3
+// +1.5%, int8 +4.5%, int4 g32 +1.6%; 2.5-5 KB alike, 16 KB 4% behind.
+#define DQ_PF_ZEN5 8192
+#define DQ_PF_ZEN4 4096
 
 enum { MAX_T = 3 };
 
@@ -270,7 +273,7 @@ QF_FOR_EACH_FORMAT(DQ_FN)
 
 static void dq_dispatch(const qf_spec *s, const void *w, size_t row_bytes, const kern_dq *a, float *y,
                         int64_t ldy, int64_t r0, int64_t r1, int sb) {
-    const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN, DQ_PF_ZEN);
+    const size_t pf = (size_t)it_cpu_stream_prefetch(DQ_PF_ZEN5, DQ_PF_ZEN4);
 #define DQ_CASE(B, G, S) \
     if (s->bits == B && s->group == G && s->sym == S)                                                    \
         return (B == 3 && sb ? dq_i##B##_g##G##_s##S##_m1 : dq_i##B##_g##G##_s##S##_m0)(w, row_bytes, a, y, ldy, r0, r1, pf);
