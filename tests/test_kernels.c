@@ -1,8 +1,11 @@
 // Matmul kernels: every SIMD variant the CPU supports against the double-accumulating scalar
 // reference, over odd shapes, sub-ranges, strides, misaligned weights and threaded dispatch; plus
-// hand-computed cases and exhaustive checks of the fp16/bf16 conversions in core/fp16.h.
+// hand-computed cases and exhaustive checks of the fp16/bf16 conversions in core/fp16.h. And
+// RMSNorm and SwiGLU (kernels/ops.h): both kernels of each against hand values and a double-precision
+// reference.
 #include "harness.h"
 
+#include <math.h>
 #include <stdint.h>
 
 #include "core/fp16.h"
@@ -10,6 +13,7 @@
 #include "formats/fmt_kernels.h"
 #include "formats/formats.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd_u32(void) { // xorshift64*
@@ -349,8 +353,144 @@ static void test_threaded(void) {
     }
 }
 
+// silu(g) * u in double: g / (1 + exp(-g)) * u.
+static double swiglu_d(double g, double u) { return g / (1.0 + exp(-g)) * u; }
+
+// |got - want| within rel of |want|, or below 1e-30 (values under ~1e-38 flush to 0 in the AVX2 exp).
+static int swiglu_close(float got, double want, double rel) {
+    return fabs((double)got - want) <= rel * fabs(want) || fabs((double)got - want) < 1e-30;
+}
+
+typedef void (*swiglu_fn)(float *, const float *, size_t);
+
+static void test_swiglu(void) {
+    swiglu_fn fns[2] = {kern_swiglu_ref, it_cpu_has_avx2() ? kern_swiglu_avx2 : NULL};
+    const char *names[2] = {"ref", "avx2"};
+    for (int f = 0; f < 2; f++) {
+        if (!fns[f]) {
+            printf("(skipping swiglu avx2: not supported here)\n");
+            continue;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "swiglu %s: hand values, extremes, a double reference", names[f]);
+        TEST_CASE(name) {
+            // By hand: silu(1) = 1 / (1 + e^-1) = 0.7310585786300049; silu(-1) = -0.2689414213699951;
+            // silu(20) = 20 / (1 + 2.061153622438558e-9) = 19.999999958776925;
+            // silu(-20) = -20 / (1 + 4.851651954097903e8) = -4.122307e-8.
+            float g[11] = {0.0f, 1.0f, -1.0f, 20.0f, -20.0f, 1.0f, -1000.0f, 1000.0f, INFINITY, NAN, -0.0f};
+            const float u[11] = {5.0f, 2.0f, 1.0f, 1.0f, 1.0f, -3.0f, 1.0f, 0.5f, 1.0f, 1.0f, 1.0f};
+            const double want[6] = {0.0, 1.4621171572600098, -0.2689414213699951, 19.999999958776925,
+                                    -4.1223072448771159e-8, -2.1931757358900147};
+            fns[f](g, u, 11);
+            for (int i = 0; i < 6; i++) CHECK(swiglu_close(g[i], want[i], 3e-7), "%d: %.9g, want %.17g", i, g[i], want[i]);
+            CHECK(g[6] == 0.0f && signbit(g[6]), "silu(-1000) = -0, got %g", g[6]);   // -1000 / (1 + inf)
+            CHECK(g[7] == 500.0f, "silu(1000) * 0.5 = 500, got %g", g[7]);
+            CHECK(isinf(g[8]) && g[8] > 0, "silu(inf) = inf, got %g", g[8]);
+            CHECK(isnan(g[9]), "NaN stays NaN, got %g", g[9]);
+            CHECK(g[10] == 0.0f, "silu(-0) = 0, got %g", g[10]);
+            // Random values, n = 1003 (the last 3 past the 8-lane blocks).
+            enum { N = 1003 };
+            static float x[N], y[N], v[N];
+            double worst = 0;
+            for (int i = 0; i < N; i++) {
+                x[i] = 30.0f * rnd_f();
+                v[i] = 2.0f * rnd_f();
+                y[i] = x[i];
+            }
+            fns[f](y, v, N);
+            for (int i = 0; i < N; i++) {
+                double w = swiglu_d(x[i], v[i]), e = fabs(y[i] - w) / (fabs(w) + 1e-30);
+                if (e > worst) worst = e;
+            }
+            CHECK(worst <= 6e-7, "worst relative error %.3g", worst);
+        }
+    }
+    if (!fns[1]) return;
+    TEST_CASE("swiglu avx2 is lane-wise; kern_swiglu picks it, or the reference under force_ref") {
+        // The same values at offsets 0 and 3 (other lanes, some in the masked tail): the same bits.
+        enum { N = 77 };
+        float a[N], b[N + 3], u[N], ub[N + 3], r[N], d[N];
+        for (int i = 0; i < N; i++) {
+            a[i] = b[i + 3] = r[i] = d[i] = 12.0f * rnd_f();
+            u[i] = ub[i + 3] = rnd_f();
+        }
+        kern_swiglu_avx2(a, u, N);
+        kern_swiglu_avx2(b + 3, ub + 3, N);
+        CHECK(memcmp(a, b + 3, sizeof a) == 0, "offset 3 changed a result");
+        kern_swiglu(d, u, N);
+        CHECK(it_cpu_isa() < IT_ISA_AVX2 || memcmp(a, d, sizeof a) == 0, "kern_swiglu is not the avx2 kernel");
+        float e[N];
+        memcpy(e, r, sizeof e);
+        it_cpu_force_ref(1);
+        kern_swiglu(r, u, N);
+        it_cpu_force_ref(0);
+        kern_swiglu_ref(e, u, N);
+        CHECK(memcmp(r, e, sizeof e) == 0, "forced ref: kern_swiglu is not the reference");
+    }
+}
+
+typedef void (*rmsnorm_fn)(const float *, const float *, int, int, float, float *);
+
+static void test_rmsnorm(void) {
+    rmsnorm_fn fns[2] = {kern_rmsnorm_ref, it_cpu_has_avx2() ? kern_rmsnorm_avx2 : NULL};
+    const char *names[2] = {"ref", "avx2"};
+    for (int f = 0; f < 2; f++) {
+        if (!fns[f]) continue;
+        char name[64];
+        snprintf(name, sizeof name, "rmsnorm %s: by hand, odd widths, a double reference", names[f]);
+        TEST_CASE(name) {
+            // By hand: x = (3, 4), eps = 0: mean(x^2) = 12.5, 1/sqrt(12.5) = 0.28284271; w = (1, 2):
+            // out = (0.84852814, 2.2627417). A second row (0, 0) with eps 1: out 0.
+            const float x[4] = {3, 4, 0, 0}, w[2] = {1, 2};
+            float o[4];
+            fns[f](x, w, 1, 2, 0.0f, o);
+            CHECK(fabsf(o[0] - 0.84852814f) < 1e-6f && fabsf(o[1] - 2.2627417f) < 1e-6f, "%.8g %.8g", o[0], o[1]);
+            fns[f](x, w, 2, 2, 1.0f, o);
+            CHECK(fabsf(o[0] - 3.0f / sqrtf(13.5f)) < 1e-6f && o[2] == 0 && o[3] == 0, "eps 1: %g %g %g", o[0], o[2], o[3]);
+            // 3 rows of widths around the 16-wide sum and 8-wide scaling blocks; one large activation
+            // (a pivot token's 500) among small ones.
+            static const int dims[] = {1, 7, 8, 15, 16, 17, 33, 384, 2051};
+            double worst = 0;
+            for (int di = 0; di < (int)(sizeof dims / sizeof dims[0]); di++) {
+                int d = dims[di];
+                static float xs[3 * 2051], ws[2051], os[3 * 2051];
+                for (int i = 0; i < 3 * d; i++) xs[i] = rnd_f();
+                xs[d / 2] = 500.0f;
+                for (int i = 0; i < d; i++) ws[i] = 1.0f + rnd_f();
+                fns[f](xs, ws, 3, d, 1e-5f, os);
+                for (int t = 0; t < 3; t++) {
+                    double ss = 0;
+                    for (int i = 0; i < d; i++) ss += (double)xs[t * d + i] * xs[t * d + i];
+                    double inv = 1.0 / sqrt(ss / d + 1e-5);
+                    for (int i = 0; i < d; i++) {
+                        double want = xs[t * d + i] * inv * ws[i], e = fabs(os[t * d + i] - want) / (fabs(want) + 1e-20);
+                        if (e > worst) worst = e;
+                    }
+                }
+            }
+            CHECK(worst <= 4e-7, "worst relative error %.3g", worst);
+        }
+    }
+    TEST_CASE("kern_rmsnorm picks the avx2 kernel where it may, the reference under force_ref") {
+        float x[40], w[20], a[40], b[40];
+        for (int i = 0; i < 40; i++) x[i] = 3.0f * rnd_f();
+        for (int i = 0; i < 20; i++) w[i] = rnd_f();
+        kern_rmsnorm(x, w, 2, 20, 1e-6f, a);
+        if (it_cpu_isa() >= IT_ISA_AVX2) kern_rmsnorm_avx2(x, w, 2, 20, 1e-6f, b);
+        else kern_rmsnorm_ref(x, w, 2, 20, 1e-6f, b);
+        CHECK(memcmp(a, b, sizeof a) == 0, "default dispatch");
+        it_cpu_force_ref(1);
+        kern_rmsnorm(x, w, 2, 20, 1e-6f, a);
+        it_cpu_force_ref(0);
+        kern_rmsnorm_ref(x, w, 2, 20, 1e-6f, b);
+        CHECK(memcmp(a, b, sizeof a) == 0, "forced ref");
+    }
+}
+
 int main(void) {
     printf("cpu: avx2=%d avx512=%d\n", it_cpu_has_avx2(), it_cpu_has_avx512());
+    test_rmsnorm();
+    test_swiglu();
     test_fp16_conversions();
     TEST_CASE("kernel lookup") {
         for (int ti = 0; ti < N_TYPES; ti++) CHECK(fmt_kernel(k_types[ti], "ref") != NULL, "ref");

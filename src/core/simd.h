@@ -32,6 +32,31 @@ KI void simd_pf_upto(uintptr_t *next, const void *last) {
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+// exp(x) for x <= 0 (-inf allowed): Cephes expf's range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and
+// degree-6 polynomial, ≤ 2 ulp; 2^n is built in the exponent field. x is clamped at -88, where n
+// reaches -127 and 2^n's field is 0: the result is exactly 0 (so -inf gives 0, as expf does; true
+// values below ~2^-126 flush to 0, which a softmax weight or a sigmoid cannot tell from ~1e-38).
+// Lane-wise: a value's result does not depend on its lane or its neighbours. Shared by the AVX2
+// softmax (kv/kv_kern_avx2.c) and SwiGLU (kernels/ops_avx2.c).
+KI __m256 simd_exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+#endif
+
 #ifdef __AVX512F__
 // In-register 16x16 transpose: in-lane unpack/shuffle stages leave, in 128-bit lane j of u[4g+c],
 // column 4j+c of rows 4g..4g+3; two rounds of 128-bit lane shuffles then gather each column's

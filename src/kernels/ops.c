@@ -2,7 +2,9 @@
 
 #include <math.h>
 
-void kern_rmsnorm(const float *x, const float *w, int n, int dim, float eps, float *out) {
+#include "core/cpu.h"
+
+void kern_rmsnorm_ref(const float *x, const float *w, int n, int dim, float eps, float *out) {
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * dim;
         float *ot = out + (size_t)t * dim;
@@ -11,6 +13,11 @@ void kern_rmsnorm(const float *x, const float *w, int n, int dim, float eps, flo
         float inv = (float)(1.0 / sqrt(ss / dim + eps));
         for (int i = 0; i < dim; i++) ot[i] = xt[i] * inv * w[i];
     }
+}
+
+void kern_rmsnorm(const float *x, const float *w, int n, int dim, float eps, float *out) {
+    if (it_cpu_isa() >= IT_ISA_AVX2) kern_rmsnorm_avx2(x, w, n, dim, eps, out);
+    else kern_rmsnorm_ref(x, w, n, dim, eps, out);
 }
 
 void kern_rope_table(int pos0, int n, const double *theta, int half, float scale, float *cs) {
@@ -49,6 +56,11 @@ void kern_add(float *restrict x, const float *restrict y, size_t n) {
     for (; i < n; i++) x[i] += y[i];
 }
 
-void kern_swiglu(float *g, const float *u, size_t n) {
+void kern_swiglu_ref(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void kern_swiglu(float *g, const float *u, size_t n) {
+    if (it_cpu_isa() >= IT_ISA_AVX2) kern_swiglu_avx2(g, u, n);
+    else kern_swiglu_ref(g, u, n);
 }

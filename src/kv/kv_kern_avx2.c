@@ -344,27 +344,6 @@ static void chan_scores_avx2(const uint8_t *blk, int bits, int hd, int group, in
     }
 }
 
-// exp(x) for x <= 0 (-inf allowed): Cephes expf's range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and
-// degree-6 polynomial, ≤ 2 ulp; 2^n is built in the exponent field. x is clamped at -88, where n
-// reaches -127 and 2^n's field is 0: the result is exactly 0 (so -inf gives 0, as expf does; true
-// values below ~2^-126 flush to 0, which a softmax weight cannot tell from ~1e-38).
-KI __m256 exp8(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 // The scalar softmax spent more time than the whole INT2 attention kernels (a libm expf call and a
 // serial double add per score): 8 lanes of max, polynomial exp and double sums (two 4-lane
 // accumulators), then the same float multiply by 1/Σ. The last n % 8 entries take the scalar path.
@@ -379,7 +358,7 @@ static void softmax_avx2(float *s, int n) {
     __m256 vmx = _mm256_set1_ps(mx);
     __m256d d0 = _mm256_setzero_pd(), d1 = _mm256_setzero_pd();
     for (int i = 0; i < n8; i += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmx));
+        __m256 e = simd_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmx));
         _mm256_storeu_ps(s + i, e);
         d0 = _mm256_add_pd(d0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         d1 = _mm256_add_pd(d1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));

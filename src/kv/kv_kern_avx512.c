@@ -11,7 +11,7 @@
 // others up to float reassociation; INT4 / INT2 rows take the int8-query kernel of
 // kv_score_avx512.c (exact integer sums per 32 channels as in the AVX2 one; only the float sum of
 // the scaled terms is reassociated). The
-// softmax's exp is exp8's, lane for lane. The per-channel keys are the AVX2 ones. Rows these do not
+// softmax's exp is simd_exp8's, lane for lane. The per-channel keys are the AVX2 ones. Rows these do not
 // cover (head_dim not a multiple of 16, INT groups not a multiple of 16; int8-query: head_dim not a
 // multiple of 64 or groups not of 32) go to the AVX2 kernel.
 #include <immintrin.h>
@@ -217,8 +217,8 @@ static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scal
     }
 }
 
-// exp8 of kv_kern_avx2.c on 16 lanes: the same constants and operations in the same order, so each
-// lane is bit-identical to exp8's (x <= 0, -inf allowed; x is clamped at -88, where 2^n's exponent
+// simd_exp8 (core/simd.h, the AVX2 softmax's) on 16 lanes: the same constants and operations in the
+// same order, so each lane is bit-identical to simd_exp8's (x <= 0, -inf allowed; x is clamped at -88, where 2^n's exponent
 // field is 0 and the result exactly 0). Not kv_flash_avx512.c's exp512: its scalef gives 2^-127·p
 // at the clamp, not 0.
 KI __m512 exp16(__m512 x) {
