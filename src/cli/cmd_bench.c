@@ -51,8 +51,8 @@ int cmd_bench(int argc, char **argv) {
     if (quant_flags_check("bench", &qf, opts, n_opts, argc, argv) != 0) return 2;
     int ab[2] = {0, 0};
     if (ab_arg && parse_ab(ab_arg, ab) != 0) {
-        fprintf(stderr, "intact bench: --prefetch-ab expects two distances in bytes, A,B, each in [0, 65536]; got '%s'\n",
-                ab_arg);
+        fprintf(stderr, "intact bench: --prefetch-ab expects two distances in bytes, A,B, each in [0, 65536]; "
+                "got '%s'\n", ab_arg);
         return 2;
     }
     if (ab_arg && n_gen < 4) {

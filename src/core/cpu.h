@@ -24,9 +24,10 @@ int it_cpu_amd(void);
 // the distance measured best for that kernel on AMD Zen 5 (cpuid family 0x1A and later), where a
 // long distance keeps enough lines in flight; `zen4` the one for family 0x19 (Zen 3 / Zen 4): none
 // for F16 rows, which its hardware stream prefetcher alone read 10-15% faster than any software
-// distance, 4 KB for the integer kernels (docs/speed.md, 2026-12-07 Zen 4, and 2026-12-08). Other CPUs get min(zen5, 2048): on an Intel Xeon (Granite
-// Rapids, 2 threads) 8 KB ahead made int4 decode 12-45% slower and F16 decode 23% slower than 2 KB
-// — a prefetch to L1 waits for a free fill buffer, and 8 KB ahead they are all taken.
+// distance, 4 KB for the integer kernels (docs/speed.md, 2026-12-07 Zen 4, and 2026-12-08). Other
+// CPUs get min(zen5, 2048): on an Intel Xeon (Granite Rapids, 2 threads) 8 KB ahead made int4
+// decode 12-45% slower and F16 decode 23% slower than 2 KB — a prefetch to L1 waits for a free fill
+// buffer, and 8 KB ahead they are all taken.
 // INTACT_PREFETCH=BYTES (0..65536, read once) overrides all of them, for tuning on another CPU.
 int it_cpu_stream_prefetch(int zen5, int zen4);
 // Overrides the distance for every kernel from the next call on (0..65536 bytes; -1 gives it back

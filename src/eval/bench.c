@@ -115,7 +115,9 @@ static void ab_step_end(bench_ab *ab, double dt) {
         ab->block[0] = ab->block[1] = 0;
     }
     ab->step++;
-    it_cpu_set_stream_prefetch(-1);   // the probes and everything between steps: as without A/B
+    // Back to the default after every step (decode_segment ends each one here, failed or not): the
+    // probes, and everything after the run, read memory as without A/B.
+    it_cpu_set_stream_prefetch(-1);
 }
 
 // n greedy decode steps; *secs gets the time of the steps alone. The byte accounting stays outside
@@ -166,7 +168,7 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
     const it_tensor **ts = malloc(((size_t)m->hp.n_layers * 7 + 1) * sizeof *ts);
     double *fractions = malloc(((size_t)n_seg + 1) * sizeof *fractions);
     double *probes = malloc(((size_t)n_seg + 1) * sizeof *probes);
-    bench_ab ab = {p->prefetch_ab_on, {p->prefetch_ab[0], p->prefetch_ab[1]}, 0, {0, 0}, {0, 0}, {0, 0}, NULL, 0};
+    bench_ab ab = {.on = p->prefetch_ab_on, .dist = {p->prefetch_ab[0], p->prefetch_ab[1]}};
     ab.ratios = ab.on ? malloc(((size_t)p->n_gen / 4 + 1) * sizeof *ab.ratios) : NULL;
     if (!prompt || !ts || !fractions || !probes || (ab.on && !ab.ratios)) {
         free(prompt); free(ts); free(fractions); free(probes); free(ab.ratios);
@@ -224,7 +226,6 @@ int intact_bench(const intact_model *m, const intact_bench_params *p, intact_ben
             out->bw_fraction = fractions[n_seg / 2];
         }
     }
-    it_cpu_set_stream_prefetch(-1);
     free(prompt); free(ts); free(fractions); free(probes); free(ab.ratios);
     intact_ctx_free(c);
     return rc;

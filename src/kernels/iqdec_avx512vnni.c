@@ -140,8 +140,8 @@ KI void dq_consts_init(const int B, const int G, const int S, const int SB, dq_c
 
 // isum of the chunk's 16 blocks, lane b = block b, for T tokens (activation pointers at the chunk).
 // SB: int3's high-bit masks by vpshufbitqmb (hbit_qwords) instead of hbit_masks.
-KI void chunk_isum(const int B, const int G, const int S, const int T, const int SB, const uint8_t *cb, const dq_consts *K,
-                   const int8_t *const *qn, const int8_t *const *q4, const int8_t *const *q2, __m512i *out) {
+KI void chunk_isum(const int B, const int G, const int S, const int T, const int SB, const uint8_t *cb,
+                   const dq_consts *K, const int8_t *const *qn, const int8_t *const *q4, const int8_t *const *q2, __m512i *out) {
     const __m512i zero = _mm512_setzero_si512();
     if (B == 4) {
         const __m512i m4 = K->m4;
@@ -205,8 +205,8 @@ KI void chunk_float(const int B, const int G, const int S, const int T, const ui
 }
 
 // Rows r0..r1-1 for T tokens starting at token t0.
-KI void rows(const int B, const int G, const int S, const int T, const int SB, const uint8_t *w, size_t rb, const kern_dq *a,
-             int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
+KI void rows(const int B, const int G, const int S, const int T, const int SB, const uint8_t *w, size_t rb,
+             const kern_dq *a, int64_t t0, float *y, int64_t ldy, int64_t r0, int64_t r1, size_t pf) {
     const int kpg = G / 32, gpc = 16 / kpg;   // groups per chunk
     const size_t bb = dq_blkb(B, G, S), cbytes = (size_t)gpc * bb;
     const int64_t nb = a->n_in / 32, nfull = nb / 16, np = a->nbp * 32;

@@ -11,8 +11,8 @@
 // others up to float reassociation; INT4 / INT2 rows take the int8-query kernel of
 // kv_score_avx512.c (exact integer sums per 32 channels as in the AVX2 one; only the float sum of
 // the scaled terms is reassociated). The
-// softmax's exp is simd_exp8's, lane for lane. The per-channel keys are the AVX2 ones. Rows these do not
-// cover (head_dim not a multiple of 16, INT groups not a multiple of 16; int8-query: head_dim not a
+// softmax's exp is simd_exp8's, lane for lane. The per-channel keys are the AVX2 ones. Rows these do
+// not cover (head_dim not a multiple of 16, INT groups not a multiple of 16; int8-query: head_dim not a
 // multiple of 64 or groups not of 32) go to the AVX2 kernel.
 #include <immintrin.h>
 #include <math.h>
@@ -218,9 +218,9 @@ static void scores_avx512(const kvk_rows *r, const float *q, int rep, float scal
 }
 
 // simd_exp8 (core/simd.h, the AVX2 softmax's) on 16 lanes: the same constants and operations in the
-// same order, so each lane is bit-identical to simd_exp8's (x <= 0, -inf allowed; x is clamped at -88, where 2^n's exponent
-// field is 0 and the result exactly 0). Not kv_flash_avx512.c's exp512: its scalef gives 2^-127·p
-// at the clamp, not 0.
+// same order, so each lane is bit-identical to simd_exp8's (x <= 0, -inf allowed; x is clamped at
+// -88, where 2^n's exponent field is 0 and the result exactly 0). Not kv_flash_avx512.c's exp512:
+// its scalef gives 2^-127·p at the clamp, not 0.
 KI __m512 exp16(__m512 x) {
     __m512 n, p = kv_exp512_poly(x, &n);
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
